@@ -1,0 +1,199 @@
+"""faiss adapters: PQ, OPQ + PQ, IVFPQ and PQ fast-scan, as quantizers and searchers.
+
+* ``faiss_pq``: IndexPQ, exhaustive ADC (Jegou, Douze, Schmid, TPAMI 2011).
+* ``faiss_opq``: OPQMatrix + IndexPQ (Ge, He, Ke, Sun, TPAMI 2014, non-parametric).
+* ``faiss_ivfpq``: IndexIVFPQ, inverted file with PQ on residuals (Jegou et al. 2011).
+* ``faiss_pqfs``: IndexPQFastScan, 4-bit PQ with SIMD lookup tables
+  (André, Kermarrec, Le Scouarnec, VLDB 2015).
+
+Vectors are float32 (n, d); codes are faiss's standalone codes
+(``sa_encode``), uint8 (n, sa_code_size); distances are squared L2.
+"""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from benchpq.api import Quantizer, Searcher
+from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
+                            check_positive_int, check_subspaces)
+from benchpq.registry import register
+
+
+class FaissIndexPlugin(Quantizer, Searcher):
+    """Common plumbing for a faiss index used as quantizer and searcher.
+
+    Subclasses build the index in :meth:`_build` and say how many codewords
+    training must support in :meth:`_min_train`.
+    """
+
+    def __init__(self, M: int = 8, nbits: int = 8, seed: int | None = None):
+        self.M = check_positive_int(M, "M")
+        self.nbits = check_positive_int(nbits, "nbits", 1, 16)
+        self.seed = seed
+        self.index = None
+        self.dim = None
+
+    # -- subclass hooks ---------------------------------------------------
+    def _build(self, dim: int):
+        raise NotImplementedError
+
+    def _min_train(self) -> int:
+        return 2 ** self.nbits
+
+    def _pq(self):
+        return faiss.downcast_index(self.index).pq
+
+    # -- Algorithm --------------------------------------------------------
+    def set_threads(self, threads: int) -> None:
+        faiss.omp_set_num_threads(int(threads))
+
+    def fit(self, x):
+        x = as_matrix(x, "learn")
+        check_subspaces(x.shape[1], self.M)
+        check_codebook_size(x.shape[0], self._min_train())
+        self.dim = x.shape[1]
+        self.index = self._build(self.dim)
+        self.index.train(x)
+        return self
+
+    def _trained(self):
+        if self.index is None:
+            raise InputError(f"{self.name}: call fit() before using the index")
+        return self.index
+
+    def encode(self, x):
+        return self._trained().sa_encode(as_matrix(x, "x", dim=self.dim))
+
+    def decode(self, codes):
+        index = self._trained()
+        codes = as_matrix(codes, "codes", dtype=np.uint8, dim=index.sa_code_size(), finite=False)
+        return index.sa_decode(codes)
+
+    def add(self, x):
+        self._trained().add(as_matrix(x, "base", dim=self.dim))
+
+    def search(self, queries, k):
+        index = self._trained()
+        check_k(k, index.ntotal)
+        return index.search(as_matrix(queries, "query", dim=self.dim), int(k))
+
+    @property
+    def code_bits(self) -> int:
+        return self.M * self.nbits
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self._trained().ntotal * self.index.code_size) if self.index else 0
+
+    @property
+    def model_bytes(self) -> int:
+        return int(self._pq().centroids.size() * 4) if self.index else 0
+
+
+@register("faiss_pq")
+class FaissPQ(FaissIndexPlugin):
+    """faiss IndexPQ: M sub-quantizers of 2**nbits codewords, exhaustive ADC search."""
+
+    def _build(self, dim):
+        index = faiss.IndexPQ(dim, self.M, self.nbits)
+        if self.seed is not None:
+            index.pq.cp.seed = int(self.seed)
+        return index
+
+
+@register("faiss_opq")
+class FaissOPQ(FaissIndexPlugin):
+    """faiss OPQMatrix (non-parametric OPQ rotation) followed by IndexPQ.
+
+    ``niter`` alternations of rotation and PQ training, ``niter_pq`` k-means
+    iterations inside each (faiss defaults 50 and 4).
+    """
+
+    def __init__(self, M: int = 8, nbits: int = 8, niter: int = 50, niter_pq: int = 4,
+                 seed: int | None = None):
+        super().__init__(M, nbits, seed)
+        self.niter = check_positive_int(niter, "niter")
+        self.niter_pq = check_positive_int(niter_pq, "niter_pq")
+
+    def _build(self, dim):
+        opq = faiss.OPQMatrix(dim, self.M)
+        opq.niter, opq.niter_pq = self.niter, self.niter_pq
+        pq = faiss.IndexPQ(dim, self.M, self.nbits)
+        if self.seed is not None:
+            pq.pq.cp.seed = int(self.seed)
+        index = faiss.IndexPreTransform(opq, pq)
+        index.own_fields = True
+        self._parts = (opq, pq)  # keep the Python wrappers alive with the index
+        return index
+
+    def _pq(self):
+        return self._parts[1].pq
+
+    @property
+    def model_bytes(self) -> int:
+        return super().model_bytes + (self.dim * self.dim * 4 if self.index else 0)
+
+
+@register("faiss_ivfpq")
+class FaissIVFPQ(FaissIndexPlugin):
+    """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited."""
+
+    def __init__(self, M: int = 8, nbits: int = 8, nlist: int = 256, nprobe: int = 16,
+                 seed: int | None = None):
+        super().__init__(M, nbits, seed)
+        self.nlist = check_positive_int(nlist, "nlist")
+        self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
+
+    def _build(self, dim):
+        coarse = faiss.IndexFlatL2(dim)
+        index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits)
+        index.own_fields = True
+        self._coarse = coarse
+        index.nprobe = self.nprobe
+        if self.seed is not None:
+            index.cp.seed = int(self.seed)
+            index.pq.cp.seed = int(self.seed)
+        return index
+
+    def _min_train(self) -> int:
+        return max(self.nlist, 2 ** self.nbits)
+
+    def set_search_params(self, nprobe: int | None = None, **params) -> None:
+        super().set_search_params(**params)
+        if nprobe is not None:
+            self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
+            if self.index is not None:
+                self.index.nprobe = self.nprobe
+
+    @property
+    def codes_bytes(self) -> int:
+        # codes plus the 64-bit id stored beside each code in the inverted lists
+        return int(self.index.ntotal * (self.index.code_size + 8)) if self.index else 0
+
+    @property
+    def model_bytes(self) -> int:
+        return super().model_bytes + (self.nlist * self.dim * 4 if self.index else 0)
+
+    def extra_metrics(self) -> dict:
+        return {"nprobe": self.nprobe}
+
+
+@register("faiss_pqfs")
+class FaissPQFastScan(FaissIndexPlugin):
+    """faiss IndexPQFastScan: 4-bit PQ codes scanned with SIMD in-register tables."""
+
+    def __init__(self, M: int = 16, nbits: int = 4, seed: int | None = None):
+        if nbits != 4:
+            raise InputError(f"faiss_pqfs: fast-scan needs nbits=4, got {nbits}")
+        super().__init__(M, nbits, seed)
+
+    def _build(self, dim):
+        index = faiss.IndexPQFastScan(dim, self.M, self.nbits)
+        if self.seed is not None:
+            index.pq.cp.seed = int(self.seed)
+        return index
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self.index.codes.size()) if self.index else 0

@@ -1,0 +1,125 @@
+"""nanopq adapters (pure Python/NumPy reference implementations by Y. Matsui).
+
+* ``nanopq_pq``: nanopq.PQ (Jegou, Douze, Schmid, TPAMI 2011).
+* ``nanopq_opq``: nanopq.OPQ (Ge, He, Ke, Sun, TPAMI 2014), non-parametric, with
+  optional parametric (eigenvalue allocation) initialisation.
+
+Search is exhaustive ADC: one distance table per query (``dtable``), scanned
+over all codes (``adist``), then a partial sort for the top k.
+Codes are (n, M) of nanopq's code dtype (uint8 for Ks <= 256).
+"""
+from __future__ import annotations
+
+import numpy as np
+import nanopq
+
+from benchpq.api import Quantizer, Searcher
+from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
+                            check_positive_int, check_subspaces)
+from benchpq.registry import register
+
+
+def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(k,) smallest of a (n,) distance vector, nearest first (ties by smaller id)."""
+    part = np.argpartition(dists, k - 1)[:k] if k < dists.size else np.arange(dists.size)
+    order = np.lexsort((part, dists[part]))
+    ids = part[order]
+    return dists[ids].astype(np.float32), ids.astype(np.int64)
+
+
+class NanoPQBase(Quantizer, Searcher):
+    """Encode/decode/ADC search shared by the nanopq PQ and OPQ adapters."""
+
+    def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, seed: int | None = None):
+        self.M = check_positive_int(M, "M")
+        self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 32)
+        self.iter = check_positive_int(iter, "iter")
+        self.seed = seed
+        self.model = None
+        self.codes = None
+        self.dim = None
+
+    def _check_fit(self, x):
+        x = as_matrix(x, "learn")
+        check_subspaces(x.shape[1], self.M)
+        check_codebook_size(x.shape[0], self.Ks)
+        self.dim = x.shape[1]
+        return x
+
+    def _trained(self):
+        if self.model is None:
+            raise InputError(f"{self.name}: call fit() before using the model")
+        return self.model
+
+    def encode(self, x):
+        return self._trained().encode(as_matrix(x, "x", dim=self.dim))
+
+    def decode(self, codes):
+        model = self._trained()
+        codes = as_matrix(codes, "codes", dtype=model.code_dtype, dim=self.M, finite=False)
+        return model.decode(codes).astype(np.float32, copy=False)
+
+    def add(self, x):
+        codes = self.encode(x)
+        self.codes = codes if self.codes is None else np.vstack([self.codes, codes])
+
+    def _dtable(self, query):
+        return self._trained().dtable(query)
+
+    def search(self, queries, k):
+        if self.codes is None:
+            raise InputError(f"{self.name}: add() vectors before searching")
+        k = check_k(k, self.codes.shape[0])
+        queries = as_matrix(queries, "query", dim=self.dim)
+        distances = np.empty((queries.shape[0], k), np.float32)
+        ids = np.empty((queries.shape[0], k), np.int64)
+        for i, q in enumerate(queries):
+            distances[i], ids[i] = top_k(self._dtable(q).adist(self.codes), k)
+        return distances, ids
+
+    @property
+    def code_bits(self) -> int:
+        return int(self.M * np.ceil(np.log2(self.Ks)))
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self.codes.nbytes) if self.codes is not None else 0
+
+    @property
+    def model_bytes(self) -> int:
+        return int(self.model.codewords.nbytes) if self.model is not None else 0
+
+
+@register("nanopq_pq")
+class NanoPQ(NanoPQBase):
+    """nanopq.PQ: M sub-quantizers of Ks codewords, k-means with ``iter`` iterations."""
+
+    def fit(self, x):
+        x = self._check_fit(x)
+        self.model = nanopq.PQ(M=self.M, Ks=self.Ks, verbose=False)
+        self.model.fit(x, iter=self.iter, seed=int(self.seed or 0))
+        return self
+
+
+@register("nanopq_opq")
+class NanoOPQ(NanoPQBase):
+    """nanopq.OPQ: ``rotation_iter`` alternations of PQ training and Procrustes rotation."""
+
+    def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, rotation_iter: int = 10,
+                 parametric_init: bool = False, seed: int | None = None):
+        super().__init__(M, Ks, iter, seed)
+        self.rotation_iter = check_positive_int(rotation_iter, "rotation_iter")
+        self.parametric_init = bool(parametric_init)
+
+    def fit(self, x):
+        x = self._check_fit(x)
+        self.model = nanopq.OPQ(M=self.M, Ks=self.Ks, verbose=False)
+        self.model.fit(x, parametric_init=self.parametric_init, pq_iter=self.iter,
+                       rotation_iter=self.rotation_iter, seed=int(self.seed or 0))
+        return self
+
+    @property
+    def model_bytes(self) -> int:
+        if self.model is None:
+            return 0
+        return int(self.model.codewords.nbytes + self.model.R.nbytes)

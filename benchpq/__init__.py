@@ -1,0 +1,2 @@
+"""benchpq: benchmarking and evaluation of vector quantizers and code-based clustering."""
+__version__ = "0.1.0"

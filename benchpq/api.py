@@ -1,0 +1,121 @@
+"""The plugin contract: what an algorithm offers the framework.
+
+A plugin is a class registered under a name (see :mod:`benchpq.registry`) and
+configured by ``conf/algorithm/<name>.yaml``; the YAML keys other than
+``name`` are its constructor arguments. Capabilities are declared by the base
+classes a plugin derives from, never guessed:
+
+* :class:`Quantizer`: ``fit(x)``, ``encode(x) -> codes``, ``decode(codes) -> x``.
+* :class:`Searcher`: ``fit(x)``, ``add(x)``, ``search(q, k) -> (distances, ids)``.
+* :class:`Clusterer`: ``fit_predict(x, n_clusters) -> labels``.
+
+A class may derive from several (a PQ index is a Quantizer and a Searcher).
+Every plugin reports ``code_bits`` (bits per encoded vector) and
+``model_bytes`` (codebooks, rotations, coarse quantizers).
+
+Arrays: vectors are float32 of shape (n, d), C-contiguous; ids are int64;
+distances are float32 squared L2. The task checks shapes, dtypes and finiteness
+before calling a plugin, so a plugin may rely on them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Algorithm:
+    """Base of every plugin. ``name`` is set by the registry."""
+
+    name: str = ""
+
+    @property
+    def code_bits(self) -> int:
+        """Bits per encoded vector (0 for algorithms that store raw vectors)."""
+        raise NotImplementedError
+
+    @property
+    def model_bytes(self) -> int:
+        """Bytes of trained state: codebooks, rotations, coarse centroids."""
+        raise NotImplementedError
+
+    def fit(self, x: np.ndarray) -> "Algorithm":
+        """Train on ``x`` (n, d) float32; returns self."""
+        raise NotImplementedError
+
+    def set_threads(self, threads: int) -> None:
+        """Called once before fit with the run's thread count.
+
+        The runner already sets OMP/BLAS environment variables; override this
+        when the library needs an explicit call.
+        """
+
+    def extra_metrics(self) -> dict:
+        """Metrics the plugin measured itself (e.g. encode_s inside fit_predict, iterations)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class Quantizer(Algorithm):
+    """Maps vectors to compact codes and back."""
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(n, d) float32 -> (n, code_size) codes (uint8 unless documented)."""
+        raise NotImplementedError
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """(n, code_size) codes -> (n, d) float32 reconstructions."""
+        raise NotImplementedError
+
+
+class Searcher(Algorithm):
+    """Indexes a database and answers k-nearest-neighbour queries."""
+
+    def add(self, x: np.ndarray) -> None:
+        """Add database vectors (n, d) float32; ids are 0..n-1 in order of addition."""
+        raise NotImplementedError
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (distances (nq, k) float32, ids (nq, k) int64), nearest first.
+
+        Missing results (fewer than k candidates) have id -1.
+        """
+        raise NotImplementedError
+
+    @property
+    def codes_bytes(self) -> int:
+        """Bytes held for the added database (codes, ids, lists)."""
+        raise NotImplementedError
+
+    def set_search_params(self, **params) -> None:
+        """Change query-time parameters (nprobe, quota...) without retraining."""
+        if params:
+            raise TypeError(f"{type(self).__name__} has no search parameters {sorted(params)}")
+
+
+class Clusterer(Algorithm):
+    """Partitions vectors into clusters."""
+
+    def fit_predict(self, x: np.ndarray, n_clusters: int) -> np.ndarray:
+        """(n, d) float32 -> (n,) int64 cluster labels in [0, n_clusters)."""
+        raise NotImplementedError
+
+    @property
+    def codes_bytes(self) -> int:
+        """Bytes of the data representation the clusterer works on (raw or codes)."""
+        raise NotImplementedError
+
+    @property
+    def code_bits(self) -> int:
+        return 0
+
+    @property
+    def model_bytes(self) -> int:
+        return 0
+
+
+def capabilities(obj) -> list[str]:
+    """The declared capabilities of a plugin class or instance, e.g. ['quantizer', 'searcher']."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return [label for base, label in ((Quantizer, "quantizer"), (Searcher, "searcher"),
+                                      (Clusterer, "clusterer")) if issubclass(cls, base)]

@@ -1,0 +1,60 @@
+"""The process one run executes in: ``python -m benchpq.child CONFIG.json RESULT.json``.
+
+It loads the dataset, builds the plugin, runs the task and writes a result
+JSON ({"status": "ok", "metrics": ...} or {"status": "error", "message": ...}).
+A crash (segfault, abort) or a kill leaves no result file; the runner records
+that from the exit status. Thread variables are set by the runner before this
+process starts, so OpenMP and BLAS pick them up when they load.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+
+def run(config: dict) -> dict:
+    from . import registry
+    from .datasets import load_dataset
+    from .tasks import run_task
+    from .threads import apply_in_process
+
+    threads = int(config.get("threads", 1))
+    if config.get("cache_dir"):
+        os.environ["BENCHPQ_CACHE"] = str(config["cache_dir"])
+    ds = load_dataset(config["dataset"], data_dir=config.get("data_dir"),
+                      cache_dir=config.get("cache_dir"))
+    ds.validate()
+    plugin = registry.create(config["algorithm"])
+    _seed(plugin, config)
+    apply_in_process(threads)
+    return run_task(plugin, ds, config["task"], threads)
+
+
+def _seed(plugin, config: dict) -> None:
+    import numpy as np
+    seed = int(config.get("seed", 0))
+    np.random.seed(seed)  # for libraries (nanopq) that draw from the global generator
+    if hasattr(plugin, "seed") and getattr(plugin, "seed") is None:
+        plugin.seed = seed
+
+
+def main(argv: list[str]) -> int:
+    config_path, result_path = argv
+    with open(config_path) as f:
+        config = json.load(f)
+    try:
+        result = {"status": "ok", "message": "", "metrics": run(config)}
+    except Exception as exc:  # recorded, the sweep goes on
+        from .checks import InputError
+        message = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        result = {"status": "error", "message": message, "traceback": traceback.format_exc()}
+        traceback.print_exc()
+    from .records import write_record
+    write_record(result_path, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,62 @@
+"""Peak resident memory of this process, overall and per phase (Linux).
+
+Per-phase peaks use the kernel's resettable high-water mark: writing "5" to
+/proc/self/clear_refs resets VmHWM (Linux >= 4.0). Where that is not allowed
+the phase peak falls back to the process peak so far, which is an upper bound.
+"""
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+_STATUS = Path("/proc/self/status")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def current_rss_bytes() -> int:
+    kib = _status_kib("VmRSS")
+    return kib * 1024 if kib is not None else peak_rss_bytes()
+
+
+def peak_rss_bytes() -> int:
+    """High-water mark of resident memory since start (or since the last reset)."""
+    kib = _status_kib("VmHWM")
+    if kib is None:
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib * 1024
+
+
+def reset_peak() -> bool:
+    """Reset the high-water mark to the current RSS; False if the kernel refuses."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class PeakTracker:
+    """Records the peak RSS of named phases and of the whole process."""
+
+    def __init__(self):
+        self.overall = peak_rss_bytes()
+        self.phases: dict[str, int] = {}
+
+    def start(self) -> None:
+        self.overall = max(self.overall, peak_rss_bytes())
+        reset_peak()
+
+    def stop(self, phase: str) -> int:
+        peak = peak_rss_bytes()
+        self.phases[phase] = peak
+        self.overall = max(self.overall, peak)
+        return peak

@@ -1,0 +1,103 @@
+"""Run records: one JSON file per run, written atomically.
+
+A sweep directory holds ``records/<run_id>.json``. A record is a dict::
+
+    {
+      "run_id": str,             # hash of the run-defining config (see run_id())
+      "status": "ok" | "error" | "crashed" | "timeout",
+      "message": str,            # error text, "" when ok
+      "algorithm": str, "dataset": str, "task": str,
+      "params": {...},           # the algorithm's config (without "name")
+      "seed": int, "threads": int,
+      "metrics": {...},          # names as in DESIGN.md: "recall@10", "mse", "train_s", ...
+      "config": {...},           # the full resolved config
+      "provenance": {...},       # git commit, package versions, CPU, threads, start time
+      "wall_s": float            # wall time of the child process
+    }
+
+The report reads records only; nothing else in benchpq depends on the report.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+STATUSES = ("ok", "error", "crashed", "timeout")
+
+# Config keys that say where or how a run executes, not what it measures:
+# changing them must not change the run id (so a rerun is recognised).
+NON_DEFINING_KEYS = ("results_dir", "data_dir", "cache_dir", "name", "timeout_s", "force",
+                     "hydra", "report")
+
+
+def run_id(config: dict) -> str:
+    """A stable 16-hex-digit id of the run-defining part of a resolved config."""
+    defining = {k: v for k, v in config.items() if k not in NON_DEFINING_KEYS}
+    text = json.dumps(defining, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def records_dir(sweep_dir: str | os.PathLike) -> Path:
+    return Path(sweep_dir) / "records"
+
+
+def record_path(sweep_dir: str | os.PathLike, rid: str) -> Path:
+    return records_dir(sweep_dir) / f"{rid}.json"
+
+
+def write_record(path: str | os.PathLike, record: dict) -> Path:
+    """Write ``record`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, sort_keys=True, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """Read one record; a corrupt file raises ValueError naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corrupt run record {path}: {exc}") from None
+
+
+def iter_records(sweep_dir: str | os.PathLike):
+    """Yield (path, record) for every record of a sweep directory, sorted by path."""
+    for path in sorted(records_dir(sweep_dir).glob("*.json")):
+        yield path, read_record(path)
+
+
+def find_completed(sweep_dir: str | os.PathLike, rid: str) -> dict | None:
+    """The record of run ``rid`` if it exists and finished with status 'ok'."""
+    path = record_path(sweep_dir, rid)
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except ValueError:
+        return None
+    return record if record.get("status") == "ok" else None
+
+
+def _json_default(obj):
+    import numpy as np
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,34 @@
+"""One thread setting for OpenMP (faiss, our native code) and BLAS."""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+
+from .provenance import THREAD_VARIABLES
+
+
+@contextmanager
+def thread_environment(threads: int):
+    """Set the thread variables while a child process is started, then restore them.
+
+    OpenMP and BLAS read them once, when they load, so they must be in the
+    environment the child process starts with.
+    """
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def apply_in_process(threads: int) -> None:
+    """Also set the thread count of libraries already loaded in this process."""
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        faiss.omp_set_num_threads(threads)
