@@ -84,7 +84,7 @@ class FaissIndexPlugin(Quantizer, Searcher):
 
     @property
     def codes_bytes(self) -> int:
-        return int(self._trained().ntotal * self.index.code_size) if self.index else 0
+        return int(self.index.ntotal * self.index.sa_code_size()) if self.index else 0
 
     @property
     def model_bytes(self) -> int:
@@ -123,7 +123,6 @@ class FaissOPQ(FaissIndexPlugin):
         if self.seed is not None:
             pq.pq.cp.seed = int(self.seed)
         index = faiss.IndexPreTransform(opq, pq)
-        index.own_fields = True
         self._parts = (opq, pq)  # keep the Python wrappers alive with the index
         return index
 
@@ -148,7 +147,6 @@ class FaissIVFPQ(FaissIndexPlugin):
     def _build(self, dim):
         coarse = faiss.IndexFlatL2(dim)
         index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits)
-        index.own_fields = True
         self._coarse = coarse
         index.nprobe = self.nprobe
         if self.seed is not None:

@@ -1,0 +1,149 @@
+"""faiss and nanopq adapters: the plugin contract, and bad input rejected at the door."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from benchpq import metrics, registry
+from benchpq.api import Clusterer, Quantizer, Searcher
+from benchpq.checks import InputError
+
+CONF = Path(__file__).resolve().parent.parent / "conf" / "algorithm"
+SEARCH_QUANTIZERS = ["faiss_pq", "faiss_opq", "faiss_ivfpq", "faiss_pqfs", "nanopq_pq",
+                     "nanopq_opq"]
+
+
+def algorithm_config(name, **overrides):
+    config = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    """4000 x 32 float32 Gaussian mixture (20 clusters) and 50 queries."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(0, 4, (20, 32))
+    x = (centres[rng.integers(0, 20, 4050)] + rng.normal(0, 1, (4050, 32))).astype(np.float32)
+    return x[:4000], x[4000:]
+
+
+def test_every_algorithm_yaml_names_a_registered_plugin():
+    for path in sorted(CONF.glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        assert config["name"] == path.stem, f"{path.name}: name differs from file name"
+        plugin = registry.create(config)
+        assert plugin.name == path.stem
+
+
+@pytest.mark.parametrize("name", SEARCH_QUANTIZERS)
+def test_quantizer_searcher_contract(name, clustered):
+    x, q = clustered
+    M = 16 if name == "faiss_pqfs" else 8
+    plugin = registry.create(algorithm_config(name, M=M, seed=3))
+    assert isinstance(plugin, Quantizer) and isinstance(plugin, Searcher)
+    assert plugin.fit(x) is plugin
+    codes = plugin.encode(x[:500])
+    assert codes.dtype == np.uint8 and codes.shape[0] == 500
+    # 64-bit codes on a 20-cluster mixture: reconstruction far below the data's variance
+    total_variance = float(((x - x.mean(0)) ** 2).sum(1).mean())
+    error = metrics.mse(x[:500], plugin.decode(codes))
+    assert error < 0.25 * total_variance
+    plugin.add(x)
+    distances, ids = plugin.search(q, 10)
+    assert distances.shape == ids.shape == (50, 10)
+    assert ids.min() >= 0 and ids.max() < len(x)
+    assert np.all(np.diff(distances, axis=1) >= -1e-3), "results must be nearest first"
+    assert plugin.code_bits == 64
+    assert plugin.codes_bytes >= len(x) * 8
+    assert plugin.model_bytes > 0
+
+
+def test_faiss_and_nanopq_pq_agree_on_distortion(clustered):
+    x, _ = clustered
+    errors = []
+    for name in ("faiss_pq", "nanopq_pq"):
+        plugin = registry.create(algorithm_config(name, M=8, seed=1)).fit(x)
+        errors.append(metrics.mse(x, plugin.decode(plugin.encode(x))))
+    assert errors[1] == pytest.approx(errors[0], rel=0.03)
+
+
+def test_ivfpq_search_params_change_nprobe(clustered):
+    x, q = clustered
+    plugin = registry.create(algorithm_config("faiss_ivfpq", nlist=32, nprobe=1)).fit(x)
+    plugin.add(x)
+    plugin.set_search_params(nprobe=32)
+    assert plugin.index.nprobe == 32
+    with pytest.raises(InputError, match=r"nprobe: must be \[1, 32\]"):
+        plugin.set_search_params(nprobe=33)
+    with pytest.raises(TypeError, match="no search parameters"):
+        plugin.set_search_params(quota=3)
+
+
+def test_faiss_kmeans_clusters_better_than_chance(clustered):
+    x, _ = clustered
+    plugin = registry.create(algorithm_config("faiss_kmeans", seed=0))
+    assert isinstance(plugin, Clusterer)
+    labels = plugin.fit_predict(x, 20)
+    assert labels.shape == (len(x),) and labels.dtype == np.int64
+    error = metrics.clustering_error(x, labels, 20)
+    random_labels = np.random.default_rng(0).integers(0, 20, len(x))
+    assert error < 0.25 * metrics.clustering_error(x, random_labels, 20)
+    # members' means fit at least as well as faiss's last centroids (its objective)
+    assert error <= plugin.extra_metrics()["objective"] / len(x) * 1.001
+
+
+@pytest.mark.parametrize("name", SEARCH_QUANTIZERS)
+def test_bad_input_is_rejected_with_a_clear_message(name, clustered):
+    x, q = clustered
+    M = 16 if name == "faiss_pqfs" else 8
+    with pytest.raises(InputError, match="M=5 does not divide the dimension D=32"):
+        registry.create(algorithm_config(name, M=5)).fit(x)
+    with pytest.raises(InputError, match=r"more codewords \(256\) than training vectors \(100\)"
+                       if name != "faiss_pqfs" else r"more codewords \(16\) than training vectors \(10\)"):
+        registry.create(algorithm_config(name, M=M)).fit(x[:100] if name != "faiss_pqfs" else x[:10])
+    bad = x.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(InputError, match=r"learn: contains NaN \(first in row 17\)"):
+        registry.create(algorithm_config(name, M=M)).fit(bad)
+    bad[17, 3] = np.inf
+    with pytest.raises(InputError, match=r"learn: contains Inf"):
+        registry.create(algorithm_config(name, M=M)).fit(bad)
+    plugin = registry.create(algorithm_config(name, M=M)).fit(x)
+    with pytest.raises(InputError, match="dimension mismatch, expected 32 columns, got 16"):
+        plugin.encode(x[:, :16])
+    plugin.add(x[:300])
+    with pytest.raises(InputError, match="k=301 is larger than the database"):
+        plugin.search(q, 301)
+    with pytest.raises(InputError, match="expected a 2-D array"):
+        plugin.search(q[0], 1)
+
+
+def test_unknown_algorithm_and_option_name_what_is_known():
+    with pytest.raises(InputError, match="unknown algorithm 'nope'; registered: .*faiss_pq"):
+        registry.create({"name": "nope"})
+    with pytest.raises(InputError, match="accepted options: M, nbits, seed"):
+        registry.create({"name": "faiss_pq", "Mx": 3})
+    with pytest.raises(InputError, match="fast-scan needs nbits=4"):
+        registry.create({"name": "faiss_pqfs", "nbits": 8})
+
+
+def test_entry_point_plugins_are_registered(monkeypatch):
+    from benchpq.api import Searcher as Base
+
+    class FromEntryPoint(Base):
+        pass
+
+    class FakeEntryPoint:
+        name = "ep_plugin"
+
+        def load(self):
+            return FromEntryPoint
+
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    assert "ep_plugin" in registry.names()
+    assert registry.get("ep_plugin") is FromEntryPoint
+    registry._registry.pop("ep_plugin")
