@@ -26,6 +26,7 @@ def run(config: dict) -> dict:
     ds = load_dataset(config["dataset"], data_dir=config.get("data_dir"),
                       cache_dir=config.get("cache_dir"))
     ds.validate()
+    registry.import_plugins(config.get("plugins"))
     plugin = registry.create(config["algorithm"])
     _seed(plugin, config)
     apply_in_process(threads)
@@ -40,12 +41,23 @@ def _seed(plugin, config: dict) -> None:
         plugin.seed = seed
 
 
+def runtime_threads() -> dict:
+    """The thread settings in force in this process, as the libraries see them."""
+    from .provenance import THREAD_VARIABLES
+    out = {"thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES}}
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        out["faiss_omp_max_threads"] = int(faiss.omp_get_max_threads())
+    return out
+
+
 def main(argv: list[str]) -> int:
     config_path, result_path = argv
     with open(config_path) as f:
         config = json.load(f)
     try:
-        result = {"status": "ok", "message": "", "metrics": run(config)}
+        result = {"status": "ok", "message": "", "metrics": run(config),
+                  "runtime": runtime_threads()}
     except Exception as exc:  # recorded, the sweep goes on
         from .checks import InputError
         message = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"

@@ -6,7 +6,9 @@ places, the first time a name is looked up:
 * every module of the ``algorithms`` package (this repository's plugins), and
 * the entry point group ``benchpq.algorithms`` of installed distributions, whose
   entries point at a module (imported, so its decorators run) or at a class
-  (registered under the entry point's name).
+  (registered under the entry point's name),
+
+and in any module named by the config key ``plugins`` (see :func:`import_plugins`).
 
 The core never imports a concrete plugin: adding one takes a module in
 ``algorithms/`` and a YAML in ``conf/algorithm/``.
@@ -60,6 +62,15 @@ def discover() -> None:
         loaded = ep.load()
         if isinstance(loaded, type):
             register(ep.name)(loaded)
+
+
+def import_plugins(modules) -> None:
+    """Import extra plugin modules by dotted name (config key ``plugins``)."""
+    for module in modules or ():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise InputError(f"plugin module {module!r} cannot be imported: {exc}") from None
 
 
 def names() -> list[str]:

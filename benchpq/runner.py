@@ -63,7 +63,7 @@ def execute(config: dict) -> dict:
         "threads": threads,
         "metrics": result.get("metrics", {}),
         "config": config,
-        "provenance": started,
+        "provenance": {**started, **result.get("runtime", {})},
         "wall_s": wall_s,
         "log": str(log_path),
     }

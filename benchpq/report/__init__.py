@@ -1,0 +1,36 @@
+"""Turn run records into paper-style tables (Markdown, LaTeX, CSV) and plots (PNG).
+
+The report reads records only (:mod:`benchpq.records`); nothing else in benchpq
+depends on it. Typical use::
+
+    from benchpq.report import load_records, pivot, to_latex, summary_table, plot
+
+    df = load_records("results/pq_sift", status=None)      # one row per run
+    print(summary_table(df))                                # default comparison + failures
+    table = pivot(df[df.status == "ok"], rows="algorithm", cols="M",
+                  values=["recall@10", "mse"])              # mean ± std over seeds
+    print(to_latex(table))
+    plot(df, x="code_bits", y="recall@10", by="algorithm", path="recall.png")
+
+Modules: :mod:`.load` (records -> DataFrame), :mod:`.tables` (pivot),
+:mod:`.formatting` (Markdown / LaTeX / CSV), :mod:`.summary` (default table),
+:mod:`.plots` (PNG), :mod:`.names` (metric directions and number kinds).
+"""
+from __future__ import annotations
+
+from .formatting import (FORMATS, format_number, latex_escape, render, table_frame, to_csv,
+                         to_latex, to_markdown)
+from .load import (CorruptRecordWarning, ReportError, filter_status, load_records,
+                   metric_columns, param_columns, records_to_frame)
+from .names import better_direction
+from .plots import plot
+from .summary import key_metrics, summary_table, summary_tables
+from .tables import MixedCellWarning, Table, default_rows, pivot
+
+__all__ = [
+    "FORMATS", "CorruptRecordWarning", "MixedCellWarning", "ReportError", "Table",
+    "better_direction", "default_rows", "filter_status", "format_number", "key_metrics",
+    "latex_escape", "load_records", "metric_columns", "param_columns", "pivot", "plot",
+    "records_to_frame", "render", "summary_table", "summary_tables", "table_frame", "to_csv",
+    "to_latex", "to_markdown",
+]

@@ -1,0 +1,228 @@
+"""Run records -> one pandas DataFrame, one row per run.
+
+Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, task,
+seed, threads``, then one column per algorithm param (``M``, ``nbits``, ...),
+one per metric (``recall@10``, ``mse``, ...), then ``wall_s, started_at, path``.
+A param whose name is also a metric or a fixed column is named ``param.<name>``;
+a metric whose name is a fixed column (e.g. ``threads``) is named ``metric.<name>``.
+The param and metric column names are kept in ``df.attrs["param_columns"]`` and
+``df.attrs["metric_columns"]``; see :func:`param_columns` / :func:`metric_columns`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from ..records import read_record, records_dir
+from .names import is_known_metric
+
+BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
+                "seed", "threads")
+TAIL_COLUMNS = ("wall_s", "started_at", "path")
+# Provenance keys that may hold the start time of a run (benchpq writes "started_at").
+START_KEYS = ("started_at", "start_time", "started", "start", "timestamp")
+
+
+class ReportError(ValueError):
+    """A report cannot be made: missing path, no records, unknown column, bad argument."""
+
+
+class CorruptRecordWarning(UserWarning):
+    """A record file could not be read and was skipped."""
+
+
+def load_records(paths, status: str | Iterable[str] | None = "ok") -> pd.DataFrame:
+    """Load the run records found at ``paths`` into a DataFrame (one row per run).
+
+    Args:
+        paths: one path or a list of paths. Each may be a sweep directory (holding
+            ``records/``), a ``records/`` directory, a single record file, or any
+            directory above sweep directories (e.g. the results root): every
+            ``records/`` below it is read.
+        status: keep only runs with this status (or these statuses); None keeps all.
+            ``df.attrs["excluded_by_status"]`` counts the runs left out, by status.
+
+    Corrupt files are skipped with a :class:`CorruptRecordWarning` naming them (and
+    listed in ``df.attrs["corrupt_files"]``). Raises :class:`ReportError` if a path
+    does not exist or holds no record.
+    """
+    files = find_record_files(paths)
+    records, sources, corrupt = _read_all(files)
+    if not records:
+        raise ReportError(f"no readable run records in {', '.join(map(str, _as_paths(paths)))}")
+    df = records_to_frame(records, sources)
+    df.attrs["corrupt_files"] = corrupt
+    return filter_status(df, status)
+
+
+def find_record_files(paths) -> list[tuple[Path, str]]:
+    """(record file, sweep name) for every record at or below ``paths``, without duplicates."""
+    found, seen = [], set()
+    for path in _as_paths(paths):
+        files = _record_files_at(path)
+        if not files:
+            raise ReportError(f"no run records in {path} (expected {path}/records/*.json "
+                              "or sweep directories below it)")
+        for file, sweep in files:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append((file, sweep))
+    return found
+
+
+def _as_paths(paths) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return [Path(p) for p in paths]
+
+
+def _record_files_at(path: Path) -> list[tuple[Path, str]]:
+    if not path.exists():
+        raise ReportError(f"no such file or directory: {path}")
+    if path.is_file():
+        parent = path.parent
+        return [(path, parent.parent.name if parent.name == "records" else parent.name)]
+    return [(file, name) for sweep, name in _sweeps_at(path)
+            for file in sorted(records_dir(sweep).glob("*.json"))]
+
+
+def _sweeps_at(path: Path) -> list[tuple[Path, str]]:
+    """Sweep directories at or below ``path``, named relative to ``path``."""
+    if records_dir(path).is_dir():
+        return [(path, path.resolve().name)]
+    if path.name == "records":
+        return [(path.parent, path.resolve().parent.name)]
+    below = sorted(p.parent for p in path.rglob("records") if p.is_dir())
+    return [(sweep, sweep.relative_to(path).as_posix()) for sweep in below]
+
+
+def _read_all(files):
+    """Read every file; corrupt ones are warned about and returned apart."""
+    records, sources, corrupt = [], [], []
+    for file, sweep in files:
+        try:
+            record = read_record(file)
+            if not isinstance(record, dict) or "status" not in record:
+                raise ValueError(f"not a run record (no 'status'): {file}")
+        except (ValueError, OSError) as exc:
+            text = str(exc) if str(file) in str(exc) else f"{file}: {exc}"
+            warnings.warn(f"{text} (skipped)", CorruptRecordWarning, stacklevel=3)
+            corrupt.append(str(file))
+            continue
+        records.append(record)
+        sources.append((str(file), sweep))
+    return records, sources, corrupt
+
+
+def records_to_frame(records: Iterable[dict],
+                     sources: Iterable[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """One row per record dict (columns as in the module docstring).
+
+    ``sources`` gives (path, sweep name) per record; without it ``path`` is empty and
+    the sweep is the record's ``config["name"]`` (the sweep directory name).
+    """
+    records = list(records)
+    sources = list(sources) if sources is not None else [(None, None)] * len(records)
+    metric_keys = _union(r.get("metrics") for r in records)
+    param_keys = _union(r.get("params") for r in records)
+    fixed = set(BASE_COLUMNS) | set(TAIL_COLUMNS)
+    metric_col = {k: f"metric.{k}" if k in fixed else k for k in metric_keys}
+    param_col = {k: f"param.{k}" if k in fixed or k in metric_keys else k for k in param_keys}
+    rows = [_row(r, path, sweep, param_col, metric_col) for r, (path, sweep) in
+            zip(records, sources)]
+    columns = [*BASE_COLUMNS, *param_col.values(), *metric_col.values(), *TAIL_COLUMNS]
+    df = pd.DataFrame(rows, columns=columns)
+    df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
+    df.attrs["param_columns"] = list(param_col.values())
+    df.attrs["metric_columns"] = list(metric_col.values())
+    df.attrs["corrupt_files"] = []
+    df.attrs["excluded_by_status"] = {}
+    return df
+
+
+def _union(dicts) -> list[str]:
+    """Keys of all the dicts, in order of first appearance (non-dicts are ignored)."""
+    keys: dict[str, None] = {}
+    for d in dicts:
+        if isinstance(d, dict):
+            keys.update(dict.fromkeys(map(str, d)))
+    return list(keys)
+
+
+def _row(record: dict, path, sweep, param_col: dict, metric_col: dict) -> dict:
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    row = {name: _scalar(record.get(name)) for name in BASE_COLUMNS}
+    row["message"] = row["message"] or ""
+    row["sweep"] = sweep if sweep is not None else config.get("name")
+    for section, columns in (("params", param_col), ("metrics", metric_col)):
+        values = record.get(section)
+        if isinstance(values, dict):
+            row.update({columns[str(k)]: _scalar(v) for k, v in values.items()})
+    row["wall_s"] = _scalar(record.get("wall_s"))
+    row["started_at"] = _start_time(record.get("provenance"))
+    row["path"] = path
+    return row
+
+
+def _scalar(value):
+    """A cell value: scalars as they are, lists and dicts as compact JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _start_time(provenance) -> pd.Timestamp:
+    """The run's start time from its provenance (ISO text or epoch seconds), else NaT."""
+    if not isinstance(provenance, dict):
+        return pd.NaT
+    value = next((provenance[k] for k in START_KEYS if provenance.get(k) is not None), None)
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return pd.Timestamp(value, unit="s", tz="UTC")
+        if isinstance(value, str):
+            stamp = pd.Timestamp(value)
+            return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError):
+        pass
+    return pd.NaT
+
+
+def filter_status(df: pd.DataFrame, status: str | Iterable[str] | None) -> pd.DataFrame:
+    """Rows of ``df`` whose status is ``status`` (str or several); None keeps all.
+
+    Counts of the rows left out, by status, go to ``attrs["excluded_by_status"]``.
+    """
+    if status is None:
+        return df
+    wanted = {status} if isinstance(status, str) else set(status)
+    keep = df["status"].isin(wanted)
+    excluded = df.loc[~keep, "status"].fillna("?").value_counts()
+    out = df[keep].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    out.attrs["excluded_by_status"] = {str(k): int(v) for k, v in excluded.items()}
+    return out
+
+
+def param_columns(df: pd.DataFrame) -> list[str]:
+    """The algorithm-param columns of a frame made by :func:`load_records`.
+
+    Without the loader's attrs: every column that is neither fixed nor a known metric.
+    """
+    if "param_columns" in df.attrs:
+        return [c for c in df.attrs["param_columns"] if c in df.columns]
+    fixed = set(BASE_COLUMNS) | set(TAIL_COLUMNS)
+    return [c for c in df.columns if c not in fixed and not is_known_metric(c)]
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The metric columns of a frame made by :func:`load_records` (or the known metric names)."""
+    if "metric_columns" in df.attrs:
+        return [c for c in df.attrs["metric_columns"] if c in df.columns]
+    fixed = set(BASE_COLUMNS) | set(TAIL_COLUMNS)
+    return [c for c in df.columns if c not in fixed and is_known_metric(c)]

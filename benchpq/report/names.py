@@ -1,0 +1,67 @@
+"""What a metric name says: which direction is better and how to print its values.
+
+This is the only place where the report knows metric names (DESIGN.md,
+"Definitions"). Every other part of the report treats metrics generically.
+"""
+from __future__ import annotations
+
+import math
+
+# Prefixes the loader adds when a param or metric name collides with another column.
+COLUMN_PREFIXES = ("param.", "metric.")
+
+# One table, first matching rule wins: (test on the name, better direction, number kind).
+# direction: "max" (higher is better), "min" (lower is better), None (a size or count of the
+# setup, not a quality: never bolded).
+_RULES = (
+    (lambda n: n.startswith("recall") or "-recall@" in n, "max", "fraction"),
+    (lambda n: n in ("nmi", "ari"), "max", "fraction"),
+    (lambda n: n == "qps", "max", "rate"),
+    (lambda n: n in ("mse", "error"), "min", "error"),
+    (lambda n: n.endswith("_bytes"), "min", "bytes"),
+    (lambda n: n.endswith("_s"), "min", "time"),
+    (lambda n: n in ("code_bits", "empty_clusters"), "min", "count"),
+    (lambda n: n in ("threads", "seed", "dim", "n") or n.startswith("n_"), None, "count"),
+)
+_DEFAULT = ("min", "generic")
+
+
+def base_name(name: str) -> str:
+    """``name`` without the 'param.' / 'metric.' prefix the loader may have added."""
+    for prefix in COLUMN_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _rule(name: str) -> tuple[str | None, str]:
+    n = base_name(str(name))
+    for test, direction, kind in _RULES:
+        if test(n):
+            return direction, kind
+    return _DEFAULT
+
+
+def better_direction(name: str) -> str | None:
+    """'max' if higher values of metric ``name`` are better, 'min' if lower, None if neither."""
+    return _rule(name)[0]
+
+
+def number_kind(name: str) -> str:
+    """How values of ``name`` are printed: fraction, rate, error, bytes, time, count, generic."""
+    return _rule(name)[1]
+
+
+def is_known_metric(name: str) -> bool:
+    """True if ``name`` matches one of the named metric families of DESIGN.md."""
+    return _rule(name) != _DEFAULT
+
+
+def recall_rank(name: str) -> tuple[int, float]:
+    """Sort key of recall columns: 1-recall@R first (by R), then k-recall@k (by k)."""
+    n = base_name(name)
+    try:
+        r = float(n.rsplit("@", 1)[1])
+    except (IndexError, ValueError):
+        r = math.inf
+    return (0 if n.startswith("recall@") else 1, r)

@@ -1,0 +1,145 @@
+"""The default comparison table of a sweep, with its failed runs listed below it."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .formatting import FORMATS, format_key, render, table_frame
+from .load import ReportError, load_records, metric_columns, param_columns
+from .names import base_name, recall_rank
+from .tables import Table, default_rows, pivot
+
+# Key metrics after the recalls (which come first, sorted by R), in column order.
+KEY_METRICS = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "search_s",
+               "cluster_s", "qps", "code_bits", "empty_clusters", "model_bytes", "peak_rss_bytes")
+MESSAGE_CHARS = 200
+
+
+def key_metrics(df: pd.DataFrame) -> list[str]:
+    """The key metrics present in ``df``: recalls (by R), then :data:`KEY_METRICS` in order.
+
+    If none is present, every numeric metric column with a value.
+    """
+    present = [c for c in metric_columns(df)
+               if pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    recalls = sorted((c for c in present if base_name(c).startswith("recall@")
+                      or "-recall@" in base_name(c)), key=recall_rank)
+    chosen = recalls + [m for m in KEY_METRICS if m in present]
+    return chosen or present
+
+
+def summary_tables(df: pd.DataFrame) -> list[Table]:
+    """One table per (dataset, task) of the ok runs of ``df``.
+
+    Rows are ``algorithm`` plus its varying params; columns are the key metrics present.
+    """
+    ok = df[df["status"] == "ok"]
+    tables = []
+    for (dataset, task), group in ok.groupby(["dataset", "task"], dropna=False, sort=True):
+        group = group.copy()
+        group.attrs = dict(df.attrs)
+        metrics = key_metrics(group)
+        if not metrics:
+            continue
+        table = pivot(group, default_rows(group), None, metrics)
+        table.context = {"dataset": dataset, "task": task}
+        table.title = f"dataset: {format_key(dataset)}, task: {format_key(task)}"
+        tables.append(table)
+    return tables
+
+
+def summary_table(data, fmt: str = "markdown", human_bytes: bool = True) -> str:
+    """The comparison table of a sweep as 'markdown', 'latex' or 'csv' text.
+
+    Args:
+        data: a DataFrame from :func:`load_records` (load it with ``status=None`` so that
+            failed runs can be listed) or path(s) to load that way.
+        fmt: output format. Markdown and LaTeX give one table per (dataset, task), then
+            the failed runs (status and message), as comment lines in LaTeX. CSV gives one
+            table: aggregated ok rows (status 'ok', n_runs) and one row per failed run.
+        human_bytes: print byte counts as KiB/MiB/... (Markdown and LaTeX).
+    """
+    if fmt not in FORMATS:
+        raise ReportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    df = data if isinstance(data, pd.DataFrame) else load_records(data, status=None)
+    tables = summary_tables(df)
+    failed = df[df["status"] != "ok"]
+    if fmt == "csv":
+        return _summary_frame(tables, failed, df).to_csv(index=False)
+    comment = "% " if fmt == "latex" else ""
+    options = {"human_bytes": human_bytes}
+    parts = []
+    for table in tables:
+        runs = int(table.count.max(axis=1).sum())
+        title = f"{table.title} ({runs} ok run{'s' if runs != 1 else ''})"
+        parts.append(f"% {title}" if fmt == "latex" else f"### {title}")
+        parts.append(render(table, fmt, **options))
+        parts.append(comment + _footnote(table))
+    if not tables:
+        parts.append(comment + "No successful runs with metrics.")
+    parts.append("\n".join(comment + line for line in failure_lines(df, failed)))
+    return "\n\n".join(parts) + "\n"
+
+
+def _footnote(table: Table) -> str:
+    counts = table.count.max(axis=1)
+    if counts.max() <= 1:
+        return "One run per row; best of each column in bold."
+    n = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    return (f"Values: mean over {n} runs (seeds) per row, ± sample std where they differ; "
+            "best of each column in bold.")
+
+
+def failure_lines(df: pd.DataFrame, failed: pd.DataFrame) -> list[str]:
+    """Lines listing the failed runs, runs left out by a status filter, unreadable files."""
+    lines = [f"Failed runs ({len(failed)}):" if len(failed) else "Failed runs: none."]
+    lines += [f"- {describe_failure(row, param_columns(df))}" for _, row in failed.iterrows()]
+    excluded = df.attrs.get("excluded_by_status") or {}
+    if excluded:
+        counts = ", ".join(f"{status}: {n}" for status, n in excluded.items())
+        lines.append(f"Runs not loaded because of their status ({counts}); load with "
+                     "status=None (benchpq-report --all-status) to list them.")
+    corrupt = df.attrs.get("corrupt_files") or []
+    if corrupt:
+        lines.append(f"Unreadable record files skipped ({len(corrupt)}): {', '.join(corrupt)}")
+    return lines
+
+
+def describe_failure(row: pd.Series, params: list[str]) -> str:
+    """'pq(M=32) seed=1 on sift/search: error - ValueError: ... [run 1a2b, sweep s]'."""
+    values = ", ".join(f"{p}={format_key(row[p])}" for p in params if format_key(row[p]))
+    message = str(row["message"] or "").strip().splitlines()
+    message = message[0] if message else "(no message)"
+    if len(message) > MESSAGE_CHARS:
+        message = message[:MESSAGE_CHARS - 3] + "..."
+    return (f"{format_key(row['algorithm'])}({values}) seed={format_key(row['seed'])} on "
+            f"{format_key(row['dataset'])}/{format_key(row['task'])}: {row['status']} - "
+            f"{message} [run {row['run_id']}, sweep {format_key(row['sweep'])}]")
+
+
+def _summary_frame(tables: list[Table], failed: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """Aggregated ok rows of every table, then one row per failed run, as one frame."""
+    frames, keys = [], ["dataset", "task"]
+    for table in tables:
+        frame = table_frame(table)
+        frame.insert(0, "dataset", table.context.get("dataset"))
+        frame.insert(1, "task", table.context.get("task"))
+        frame.insert(2 + len(table.rows), "status", "ok")
+        frame.insert(3 + len(table.rows), "n_runs", table.count.max(axis=1).to_numpy())
+        keys += [k for k in table.rows if k not in keys]
+        frames.append(frame)
+    if len(failed):
+        rows = failed[[k for k in keys if k in failed.columns]].copy()
+        rows["status"] = failed["status"]
+        rows["run_id"], rows["seed"] = failed["run_id"], failed["seed"]
+        rows["message"] = [describe_failure(r, param_columns(df)) for _, r in failed.iterrows()]
+        frames.append(rows.reset_index(drop=True))
+    if not frames:
+        return pd.DataFrame(columns=[*keys, "status"])
+    out = pd.concat(frames, ignore_index=True)
+    for column in ("n_runs", "seed"):
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column]).astype("Int64")
+    tail = [c for c in ("run_id", "seed", "message") if c in out.columns]
+    head = [c for c in (*keys, "status", "n_runs") if c in out.columns]
+    return out[head + [c for c in out.columns if c not in head + tail] + tail]
+

@@ -1,0 +1,161 @@
+"""Aggregate runs into a table: rows x columns of metric values, mean ± std over seeds."""
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .load import ReportError, param_columns
+
+AGGREGATIONS = ("mean", "median", "min", "max")
+# Columns that define what a run measures (besides its params); seed is not one of them.
+DEFINING_COLUMNS = ("dataset", "task", "algorithm", "threads")
+
+
+class MixedCellWarning(UserWarning):
+    """A table cell averages runs that differ by more than their seed."""
+
+
+@dataclass
+class Table:
+    """A pivoted table: aggregated values, their std over runs and the run counts.
+
+    ``mean`` (the aggregate, whatever ``agg`` is), ``std`` (sample std; None unless
+    ``agg == "mean"``) and ``count`` share their index (the ``rows`` keys) and their
+    columns: the value names if ``cols`` is empty, else a MultiIndex
+    ``(value, *cols values)``.
+    """
+
+    mean: pd.DataFrame
+    std: pd.DataFrame | None
+    count: pd.DataFrame
+    rows: list[str]
+    cols: list[str]
+    values: list[str]
+    agg: str = "mean"
+    title: str = ""
+    context: dict = field(default_factory=dict)  # fixed keys of all its runs, e.g. dataset
+
+    def metric_of(self, column) -> str:
+        """The value (metric) name of one column of ``mean``."""
+        return column[0] if self.cols else column
+
+
+def as_list(names) -> list[str]:
+    """None -> [], "a" -> ["a"], ["a", "b"] -> ["a", "b"]."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        return [names]
+    return list(names)
+
+
+def check_columns(df: pd.DataFrame, names) -> None:
+    """Raise :class:`ReportError` naming the unknown columns and listing the available ones."""
+    missing = [n for n in as_list(names) if n not in df.columns]
+    if missing:
+        listed = ", ".join(repr(m) for m in missing)
+        raise ReportError(f"unknown column{'s' if len(missing) > 1 else ''} {listed}; "
+                          f"available columns: {', '.join(map(str, df.columns))}")
+
+
+def pivot(df: pd.DataFrame, rows, cols=None, values=("recall@10",), agg: str = "mean") -> Table:
+    """Aggregate the runs of ``df`` into a :class:`Table`.
+
+    Args:
+        df: runs, as made by :func:`benchpq.report.load_records`.
+        rows: column name(s) whose values make the table rows (e.g. "algorithm").
+        cols: column name(s) whose values make the table columns (e.g. "M"), or None.
+        values: metric name(s) shown in the cells.
+        agg: "mean" (with the sample std of the runs in a cell), "median", "min" or "max".
+
+    Runs falling in one cell are meant to differ only by seed; if they differ in the
+    dataset, task, algorithm, threads or a param, a :class:`MixedCellWarning` says which.
+    Runs without any of the values (e.g. failed runs) are left out.
+    """
+    rows, cols, values = as_list(rows), as_list(cols), as_list(values)
+    _check_arguments(df, rows, cols, values, agg)
+    keys = rows + cols
+    data = _numeric_values(df, values).dropna(subset=values, how="all")
+    if data.empty:
+        raise ReportError(f"no run has a value for {', '.join(values)}")
+    data = _sortable_keys(data, keys)
+    _warn_mixed_cells(data, keys)
+    grouped = data.groupby(keys, dropna=False, sort=True)[values]
+    mean, count = grouped.agg(agg), grouped.count()
+    std = grouped.std(ddof=1) if agg == "mean" else None
+    if cols:
+        mean, count = _spread(mean, cols, values), _spread(count, cols, values)
+        std = _spread(std, cols, values) if std is not None else None
+    return Table(mean=mean, std=std, count=count.fillna(0).astype(int), rows=rows, cols=cols,
+                 values=values, agg=agg)
+
+
+def _check_arguments(df, rows, cols, values, agg) -> None:
+    if not rows:
+        raise ReportError("no row column given")
+    if not values:
+        raise ReportError("no value column given")
+    check_columns(df, rows + cols + values)
+    both = [v for v in values if v in rows + cols]
+    if both:
+        raise ReportError(f"{', '.join(both)} cannot be both a value and a row/column key")
+    if agg not in AGGREGATIONS:
+        raise ReportError(f"unknown aggregation {agg!r}; choose from {', '.join(AGGREGATIONS)}")
+    if df.empty:
+        raise ReportError("no runs to tabulate")
+
+
+def _numeric_values(df: pd.DataFrame, values: list[str]) -> pd.DataFrame:
+    """``df`` with the value columns as floats; a non-numeric value column is an error."""
+    out = df.copy()
+    for name in values:
+        converted = pd.to_numeric(df[name], errors="coerce")
+        if (converted.isna() & df[name].notna()).any():
+            raise ReportError(f"column {name!r} is not numeric and cannot be a table value")
+        out[name] = converted.astype(float)
+    return out
+
+
+def _sortable_keys(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Key columns mixing types (e.g. numbers and text) become text, so they can be sorted.
+
+    Modifies and returns ``df`` (a copy made by :func:`_numeric_values`).
+    """
+    for key in keys:
+        kinds = {"number" if isinstance(v, numbers.Number) else type(v) for v in df[key].dropna()}
+        if len(kinds) > 1:
+            df[key] = df[key].map(lambda v: v if pd.isna(v) else str(v))
+    return df
+
+
+def defining_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that say what a run measures: dataset, task, algorithm, threads, params."""
+    return [c for c in (*DEFINING_COLUMNS, *param_columns(df)) if c in df.columns]
+
+
+def _warn_mixed_cells(df: pd.DataFrame, keys: list[str]) -> None:
+    others = [c for c in defining_columns(df) if c not in keys]
+    if not others:
+        return
+    distinct = df.groupby(keys, dropna=False)[others].nunique(dropna=False).max()
+    mixed = [c for c in others if distinct[c] > 1]
+    if mixed:
+        warnings.warn(f"table cells aggregate runs that differ in {', '.join(mixed)} (not only "
+                      "by seed); add them to the rows or columns", MixedCellWarning, stacklevel=3)
+
+
+def _spread(frame: pd.DataFrame, cols: list[str], values: list[str]) -> pd.DataFrame:
+    """Move the ``cols`` index levels to the columns, keeping the order of ``values``."""
+    wide = frame.unstack(cols)
+    order = [j for v in values for j, c in enumerate(wide.columns) if c[0] == v]
+    return wide.iloc[:, order]
+
+
+def default_rows(df: pd.DataFrame) -> list[str]:
+    """``algorithm`` plus the params (and threads) that take more than one value in ``df``."""
+    varying = [c for c in (*param_columns(df), "threads")
+               if c in df.columns and df[c].nunique(dropna=True) > 1]
+    return ["algorithm", *varying]

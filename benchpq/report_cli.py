@@ -1,0 +1,126 @@
+"""``benchpq-report``: comparison tables and plots from the run records of sweeps.
+
+Examples::
+
+    benchpq-report results/pq_sift                       # summary table + failed runs
+    benchpq-report results/ --rows algorithm --cols M --values recall@100 --values mse \\
+        --format latex --output table.tex
+    benchpq-report results/pq_sift --plot recall.png --x code_bits --y recall@10 --logx
+
+PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
+above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
+--values and --by may be repeated or comma-separated. Errors (missing path, unknown
+column, ...) are one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from .report import (FORMATS, ReportError, default_rows, filter_status, key_metrics,
+                     load_records, pivot, plot, render, summary_table)
+from .report.tables import AGGREGATIONS
+
+PROG = "benchpq-report"
+SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", ".csv": "csv"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``benchpq-report``."""
+    p = argparse.ArgumentParser(prog=PROG, description="Tables and plots from benchpq run "
+                                "records.", epilog="Without --rows/--cols/--values: the summary "
+                                "table of each dataset and task, then the failed runs.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="sweep dir, records dir, record "
+                   "file or results root")
+    p.add_argument("--rows", action="append", metavar="COL", help="row key column(s) "
+                   "(default: algorithm and its varying params)")
+    p.add_argument("--cols", action="append", metavar="COL", help="column key column(s), e.g. M")
+    p.add_argument("--values", action="append", metavar="METRIC", help="metric(s) in the cells "
+                   "(default: the key metrics present)")
+    p.add_argument("--agg", choices=AGGREGATIONS, default="mean", help="how runs in one cell "
+                   "are combined (mean also gives ± std)")
+    p.add_argument("--format", choices=FORMATS, help="output format (default: from --output "
+                   "suffix .md/.tex/.csv, else markdown)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the table here, not to stdout")
+    p.add_argument("--caption", help="LaTeX caption (wraps the tabular in a table float)")
+    p.add_argument("--raw-bytes", action="store_true", help="print byte counts as integers")
+    p.add_argument("--all-status", action="store_true", help="tabulate and plot runs of every "
+                   "status, not only 'ok'")
+    g = p.add_argument_group("plot")
+    g.add_argument("--plot", metavar="FILE", help="also save a PNG plot here")
+    g.add_argument("--x", default="code_bits", help="x column (default: code_bits)")
+    g.add_argument("--y", default="recall@10", help="y column (default: recall@10)")
+    g.add_argument("--by", action="append", metavar="COL", help="one line per value of this "
+                   "column (default: algorithm)")
+    g.add_argument("--logx", action="store_true", help="log-scale x axis")
+    g.add_argument("--title", help="plot title")
+    return p
+
+
+def names(values: list[str] | None) -> list[str]:
+    """Flatten repeated and comma-separated option values: ['a,b', 'c'] -> ['a', 'b', 'c']."""
+    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """--format, else the one the --output suffix implies, else markdown."""
+    if args.format:
+        return args.format
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    return SUFFIX_FORMATS.get(suffix, "markdown")
+
+
+def make_table_text(df, args: argparse.Namespace) -> str:
+    """The requested pivot table, or the summary table if no row/col/value was given."""
+    fmt = output_format(args)
+    if not (args.rows or args.cols or args.values):
+        return summary_table(df, fmt=fmt, human_bytes=not args.raw_bytes)
+    runs = df if args.all_status else filter_status(df, "ok")
+    if runs.empty:
+        raise ReportError("no run with status 'ok' to tabulate (see --all-status)")
+    rows = names(args.rows) or default_rows(runs)
+    values = names(args.values) or key_metrics(runs)
+    table = pivot(runs, rows, names(args.cols) or None, values, agg=args.agg)
+    return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Load the records, print or write the table, save the plot if asked."""
+    df = load_records(args.paths, status=None)
+    text = make_table_text(df, args)
+    text = text if text.endswith("\n") else text + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"{PROG}: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if args.plot:
+        runs = df if args.all_status else filter_status(df, "ok")
+        path = plot(runs, x=args.x, y=args.y, by=names(args.by) or "algorithm",
+                    path=args.plot, logx=args.logx, title=args.title)
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``benchpq-report``; returns the exit code (2 on a report error)."""
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
+        try:
+            run(args)
+        except (ReportError, OSError) as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, without source location."""
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

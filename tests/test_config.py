@@ -1,0 +1,42 @@
+"""Every config under conf/ composes, and names what exists."""
+from pathlib import Path
+
+import pytest
+from compose import CONF, compose_config
+
+from benchpq import registry
+from benchpq.tasks import TASKS
+
+
+def choices(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", choices("algorithm"))
+def test_algorithm_configs_compose(name):
+    config = compose_config([f"algorithm={name}"])
+    assert config["algorithm"]["name"] == name
+    assert name in registry.names()
+
+
+@pytest.mark.parametrize("name", choices("dataset"))
+def test_dataset_configs_compose(name):
+    config = compose_config([f"dataset={name}"])
+    assert config["dataset"]["name"]
+    assert config["dataset"]["loader"]
+
+
+@pytest.mark.parametrize("name", choices("task"))
+def test_task_configs_compose(name):
+    assert compose_config([f"task={name}"])["task"]["name"] in TASKS
+
+
+@pytest.mark.parametrize("name", choices("experiment"))
+def test_experiment_configs_compose(name):
+    config = compose_config([f"experiment={name}"], resolve=False)
+    assert config.name
+
+
+def test_groups_are_not_empty():
+    for group in ("algorithm", "dataset", "task", "experiment"):
+        assert choices(group), group
