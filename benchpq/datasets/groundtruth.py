@@ -1,0 +1,228 @@
+"""Exact k-nearest-neighbour ground truth (squared L2), chunked and cached.
+
+Method: the base is centred on its mean (distances do not change, float32
+cancellation shrinks), then for blocks of base rows and of queries the
+float32 distances ``||x||^2 - 2 q.x + ||q||^2`` (numpy BLAS, its threads) keep
+the best ``k + max(k, 16)`` candidates per query. The candidates are re-ranked
+with exact float64 distances computed from the original vectors, ties broken by
+the smaller id. A query is redone exactly over the whole base when the float32
+error bound could have let a true top-k vector (or a tie at the k-th distance)
+fall out of its candidates, so the result is exact, not approximate.
+
+Memory: one (1024 x 16384) float32 block plus (nq x C) candidates; the base
+may be a memory map and is read once.
+
+Results are cached in ``<cache_dir>/groundtruth/<hash>.npz`` where the hash is
+a blake2b of the bytes, shapes and dtypes of base and query, and of k.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import InputError, as_matrix, check_k
+from .context import resolve_cache_dir
+
+log = logging.getLogger(__name__)
+
+GT_VERSION = b"benchpq-groundtruth-v1"
+_BASE_BLOCK = 16384
+_QUERY_BLOCK = 1024
+_EPS32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff
+
+
+def content_hash(*arrays: np.ndarray, extra: bytes = b"", chunk_rows: int = 65536) -> str:
+    """blake2b (160-bit hex) of the shapes, dtypes and bytes of ``arrays``, read chunkwise."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(extra)
+    for x in arrays:
+        h.update(f"|{x.shape}|{x.dtype.str}|".encode())
+        for start in range(0, x.shape[0], chunk_rows):
+            h.update(np.ascontiguousarray(x[start:start + chunk_rows]).data)
+    return h.hexdigest()
+
+
+def _gather(base: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """base[ids] as float64 for a 2-D id array (ids must be valid)."""
+    flat = ids.ravel()
+    order = np.argsort(flat, kind="stable")  # sorted reads are kinder to memory maps
+    rows = np.empty((flat.size, base.shape[1]), dtype=np.float64)
+    rows[order] = base[flat[order]]
+    return rows.reshape(ids.shape + (base.shape[1],))
+
+
+def _exact64(base: np.ndarray, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Float64 squared L2 from query i to base[ids[i, j]]; inf where ids < 0."""
+    out = np.full(ids.shape, np.inf)
+    block = max(1, (1 << 22) // max(1, ids.shape[1] * base.shape[1]))
+    for s in range(0, ids.shape[0], block):
+        ii = ids[s:s + block]
+        valid = ii >= 0
+        rows = _gather(base, np.where(valid, ii, 0))
+        diff = rows - np.asarray(query[s:s + block], dtype=np.float64)[:, None, :]
+        d = np.einsum("ijk,ijk->ij", diff, diff)
+        out[s:s + block] = np.where(valid, d, np.inf)
+    return out
+
+
+def exact_distances(base, query, ids) -> np.ndarray:
+    """Exact squared L2 distances from each query to the given base ids.
+
+    Args:
+        base: (n_base, d) vectors.
+        query: (nq, d) vectors.
+        ids: (nq, k) integer ids into base; -1 marks a missing result.
+
+    Returns:
+        (nq, k) float32 distances (computed in float64); inf where ids is -1.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.shape[0] != query.shape[0] or ids.dtype.kind not in "iu":
+        raise InputError(f"ids: expected an integer array ({query.shape[0]}, k), got "
+                         f"{ids.shape} {ids.dtype}")
+    if ids.size and (ids.max() >= base.shape[0] or ids.min() < -1):
+        raise InputError(f"ids: values must be in [-1, {base.shape[0]}), found "
+                         f"[{int(ids.min())}, {int(ids.max())}]")
+    return _exact64(base, query, ids.astype(np.int64, copy=False)).astype(np.float32)
+
+
+def _topk_sorted(d: np.ndarray, ids: np.ndarray, k: int):
+    """Per row, the k smallest (distance, id) pairs in (distance, id) order."""
+    order = np.lexsort((ids, d), axis=-1)[:, :k]
+    return np.take_along_axis(ids, order, 1), np.take_along_axis(d, order, 1)
+
+
+def _exact_row(base: np.ndarray, q: np.ndarray, k: int):
+    """Exact top-k of one query over the whole base, in float64."""
+    q = np.asarray(q, dtype=np.float64)
+    d = np.empty(base.shape[0])
+    for s in range(0, base.shape[0], _BASE_BLOCK):
+        diff = np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float64) - q
+        d[s:s + _BASE_BLOCK] = np.einsum("ij,ij->i", diff, diff)
+    kth = np.partition(d, k - 1)[k - 1]
+    cand = np.flatnonzero(d <= kth)
+    ids, dist = _topk_sorted(d[cand][None], cand[None], k)
+    return ids[0], dist[0]
+
+
+def _candidates(base: np.ndarray, query: np.ndarray, c: int):
+    """Best ``c`` ids per query by float32 distance; also their worst distance and error bound."""
+    nb, dim = base.shape
+    mu = np.zeros(dim)
+    for s in range(0, nb, _BASE_BLOCK):
+        mu += np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float64).sum(0)
+    mu = (mu / nb).astype(np.float32)
+    q = np.asarray(query, dtype=np.float32) - mu
+    qn = np.einsum("ij,ij->i", q, q, dtype=np.float64)
+    best_d = np.full((q.shape[0], c), np.inf, dtype=np.float32)
+    best_i = np.full((q.shape[0], c), -1, dtype=np.int64)
+    xn_max = 0.0
+    for s in range(0, nb, _BASE_BLOCK):
+        xb = np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float32) - mu
+        xn64 = np.einsum("ij,ij->i", xb, xb, dtype=np.float64)
+        xn_max = max(xn_max, float(xn64.max()))
+        xn = xn64.astype(np.float32)
+        for t in range(0, q.shape[0], _QUERY_BLOCK):
+            d = q[t:t + _QUERY_BLOCK] @ xb.T
+            d *= -2
+            d += xn
+            d += qn[t:t + _QUERY_BLOCK, None].astype(np.float32)
+            if d.shape[1] > c:  # shrink the block to its own best c first
+                part = np.argpartition(d, c - 1, axis=1)[:, :c]
+                d, ids = np.take_along_axis(d, part, 1), part + s
+            else:
+                ids = np.broadcast_to(np.arange(s, s + xb.shape[0]), d.shape)
+            d = np.concatenate([best_d[t:t + _QUERY_BLOCK], d], 1)
+            ids = np.concatenate([best_i[t:t + _QUERY_BLOCK], ids], 1)
+            keep = np.argpartition(d, c - 1, axis=1)[:, :c]
+            best_d[t:t + _QUERY_BLOCK] = np.take_along_axis(d, keep, 1)
+            best_i[t:t + _QUERY_BLOCK] = np.take_along_axis(ids, keep, 1)
+    tol = (2 * dim + 16) * _EPS32 * (qn + xn_max)
+    return best_i, best_d.max(axis=1).astype(np.float64), tol
+
+
+def _compute(base: np.ndarray, query: np.ndarray, k: int):
+    """Exact top-k (ids int64, squared distances float64) of every query."""
+    nb = base.shape[0]
+    c = min(nb, k + max(k, 16))
+    cand, worst, tol = _candidates(base, query, c)
+    ids, dist = _topk_sorted(_exact64(base, query, cand), cand, k)
+    # exact unless a dropped vector could be as close as the k-th: redo those
+    redo = np.flatnonzero(dist[:, -1] >= worst - tol) if c < nb else []
+    for i in redo:
+        ids[i], dist[i] = _exact_row(base, query[i], k)
+    if len(redo):
+        log.info("ground truth: %d of %d queries recomputed exhaustively", len(redo), len(ids))
+    return ids, dist
+
+
+def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = True):
+    """Exact k nearest neighbours of each query in base (squared L2).
+
+    Args:
+        base: (n_base, d) float32 (or numeric) vectors; may be a memory map.
+        query: (nq, d) vectors of the same dimension.
+        k: neighbours per query, 1 <= k <= n_base.
+        cache_dir: cache directory (default ``$BENCHPQ_CACHE`` or
+            ``~/.cache/benchpq``); results go to ``<cache_dir>/groundtruth/``.
+        use_cache: read and write the cache.
+
+    Returns:
+        ids (nq, k) int64 nearest first, ties broken by the smaller id;
+        dist (nq, k) float32 squared distances.
+    """
+    if not isinstance(base, np.ndarray) or base.ndim != 2:
+        base = as_matrix(base, "base", finite=False)
+    query = as_matrix(query, "query", dim=base.shape[1])
+    k = check_k(k, base.shape[0])
+    path = None
+    if use_cache:
+        key = content_hash(base, query, extra=GT_VERSION + f"|k={k}".encode())
+        path = resolve_cache_dir(cache_dir) / "groundtruth" / f"{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as f:
+                    ids, dist = f["ids"], f["dist"]
+                if ids.shape == (query.shape[0], k):
+                    return ids.astype(np.int64), dist.astype(np.float32)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable ground truth cache %s (%s)", path, exc)
+    ids, dist = _compute(base, query, k)
+    dist = dist.astype(np.float32)
+    if path is not None:
+        _save(path, ids, dist)
+    return ids, dist
+
+
+def _save(path: Path, ids: np.ndarray, dist: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=ids, dist=dist)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not cache ground truth in %s (%s)", path, exc)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def ensure_groundtruth(ds, k: int = 100, cache_dir=None):
+    """Give ``ds`` ground truth of at least ``min(k, n_base)`` columns, in place.
+
+    Shipped ground truth with enough columns is kept; otherwise it is computed
+    with :func:`ground_truth` (cached). Returns ``ds`` for convenience.
+    """
+    k = min(int(k), ds.base.shape[0])
+    gt = ds.groundtruth
+    if gt is not None and gt.shape[0] == ds.query.shape[0] and gt.shape[1] >= k:
+        return ds
+    ids, _ = ground_truth(ds.base, ds.query, k, cache_dir)
+    ds.groundtruth = ids
+    ds.info["groundtruth"] = f"computed: exact squared L2, top-{k}, ties by smaller id"
+    return ds

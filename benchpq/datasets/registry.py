@@ -1,0 +1,168 @@
+"""Dataset loaders by name, and :func:`load_dataset` (config -> Dataset).
+
+A loader is a function ``loader(ctx: LoadContext, **params) -> Dataset``
+registered with ``@register_loader("name")`` in its own module; the core never
+changes to add one. Installed distributions can add loaders through the entry
+point group ``benchpq.datasets`` (an entry pointing at a module is imported so
+its decorators run; one pointing at a function is registered under the entry
+point's name).
+
+A dataset config (``conf/dataset/<name>.yaml``) has ``name``, ``loader``, the
+loader's own keys, and these keys handled here for every dataset:
+
+=================  =======  ===================================================
+key                default  meaning
+=================  =======  ===================================================
+``n_learn``        all      keep the first n learn vectors
+``n_base``         all      keep the first n base vectors (drops shipped gt)
+``n_query``        all      keep the first n queries (loaders that take these
+                            keys themselves, e.g. synthetic, also get them)
+``download``       true     download missing files of known datasets
+``groundtruth_k``  100      fill ground truth up to k columns (null: don't)
+``validate``       true     run :meth:`Dataset.validate`
+``description``    none     free text, copied to ``Dataset.info``
+=================  =======  ===================================================
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Callable
+
+from ..checks import InputError, check_positive_int
+from .context import LoadContext, resolve_cache_dir, resolve_data_dir
+from .dataset import Dataset
+
+ENTRY_POINT_GROUP = "benchpq.datasets"
+COMMON_KEYS = ("n_learn", "n_base", "n_query", "download", "groundtruth_k", "validate",
+               "description")
+Loader = Callable[..., Dataset]
+
+_LOADERS: dict[str, Loader] = {}
+_entry_points_loaded = False
+
+
+class UnknownLoaderError(InputError):
+    """A dataset config names a loader nobody registered."""
+
+
+def register_loader(name: str):
+    """Decorator: register ``fn(ctx, **params) -> Dataset`` as loader ``name``."""
+    def wrap(fn: Loader) -> Loader:
+        existing = _LOADERS.get(name)
+        if existing is not None and existing is not fn and (
+                existing.__module__, existing.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise InputError(f"dataset loader {name!r} is already registered by "
+                             f"{existing.__module__}.{existing.__qualname__}")
+        _LOADERS[name] = fn
+        return fn
+    return wrap
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        obj = ep.load()
+        if callable(obj) and not inspect.ismodule(obj):
+            register_loader(ep.name)(obj)
+
+
+def known_loaders() -> list[str]:
+    """Sorted names of the registered loaders."""
+    _load_entry_points()
+    return sorted(_LOADERS)
+
+
+def get_loader(name: str) -> Loader:
+    """The loader registered as ``name``; the error lists the known ones."""
+    if name not in _LOADERS:
+        _load_entry_points()
+    try:
+        return _LOADERS[name]
+    except KeyError:
+        raise UnknownLoaderError(f"unknown dataset loader {name!r}; known loaders: "
+                                 f"{', '.join(known_loaders())}") from None
+
+
+def _plain(cfg) -> dict:
+    """A plain dict of a Mapping or an OmegaConf DictConfig (interpolations resolved)."""
+    try:
+        from omegaconf import DictConfig, OmegaConf
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf comes with hydra
+        pass
+    if not isinstance(cfg, Mapping):
+        raise InputError(f"dataset config must be a mapping, got {type(cfg).__name__}")
+    return dict(cfg)
+
+
+def _check_params(where: str, loader_name: str, loader: Loader, params: dict) -> None:
+    sig = inspect.signature(loader)
+    named = [p for p in list(sig.parameters.values())[1:]
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        unknown = sorted(set(params) - {p.name for p in named})
+        if unknown:
+            raise InputError(f"{where}: loader {loader_name!r} does not accept "
+                             f"{', '.join(map(repr, unknown))}; its keys are "
+                             f"{', '.join(p.name for p in named)} (and {', '.join(COMMON_KEYS)})")
+    for p in named:
+        if p.default is p.empty and p.name not in params:
+            raise InputError(f"{where}: loader {loader_name!r} needs the key {p.name!r}")
+
+
+def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None) -> Dataset:
+    """Load the dataset described by ``cfg``.
+
+    Args:
+        cfg: mapping with ``loader``, optional ``name``, the loader's keys and
+            the common keys of the module doc (a Hydra ``DictConfig`` works).
+        data_dir: data directory; default ``$BENCHPQ_DATA`` or ``~/.cache/benchpq/data``.
+        cache_dir: cache directory; default ``$BENCHPQ_CACHE`` or ``~/.cache/benchpq``.
+
+    Returns:
+        A validated :class:`Dataset` with ground truth of >= ``groundtruth_k`` columns.
+
+    Raises:
+        UnknownLoaderError: ``loader`` is not registered (lists known ones).
+        InputError: bad or missing config keys, invalid data.
+        DatasetNotFoundError: files missing and not downloadable.
+    """
+    params = _plain(cfg)
+    loader_name = params.pop("loader", None)
+    name = str(params.pop("name", None) or loader_name)
+    where = f"dataset {name!r}"
+    if not loader_name:
+        raise InputError(f"{where}: the config has no 'loader' key (known loaders: "
+                         f"{', '.join(known_loaders())})")
+    missing = sorted(k for k, v in params.items() if v == "???")
+    if missing:
+        raise InputError(f"{where}: set {', '.join(map(repr, missing))} (e.g. on the command "
+                         f"line: dataset.{missing[0]}=...)")
+    common = {k: params.pop(k) for k in COMMON_KEYS if k in params}
+    loader = get_loader(str(loader_name))
+    accepted = inspect.signature(loader).parameters
+    for k in ("n_learn", "n_base", "n_query"):  # generators make exactly that many
+        if common.get(k) is not None and k in accepted:
+            params[k] = common[k]
+    _check_params(where, str(loader_name), loader, params)
+    ctx = LoadContext(name=name, data_dir=resolve_data_dir(data_dir),
+                      cache_dir=resolve_cache_dir(cache_dir),
+                      download=bool(common.get("download", True)))
+    ds = loader(ctx, **params)
+    ds.name = name
+    if common.get("description"):
+        ds.info["description"] = str(common["description"])
+    ds = ds.subset(common.get("n_learn"), common.get("n_base"), common.get("n_query"))
+    if common.get("validate", True):
+        ds.validate()
+    k = common.get("groundtruth_k", 100)
+    if k:
+        from .groundtruth import ensure_groundtruth
+        ensure_groundtruth(ds, check_positive_int(k, f"{where} groundtruth_k"), ctx.cache_dir)
+    return ds

@@ -1,0 +1,149 @@
+"""Synthetic datasets: ``synthetic_uniform`` and ``synthetic_sift`` (SIFT-like).
+
+* uniform: i.i.d. U[0, 1)^dim float32, as in the nanopq / pqkmeans examples.
+* SIFT-like: a Gaussian mixture shaped like SIFT descriptors -- values are
+  integers in 0..255, non-negative with many zeros (clipped), per-dimension
+  means drawn from a skewed Gamma(0.6, 35) (mean ~21), variance growing with
+  the mean, anisotropic cluster covariances (rank-8 factor plus diagonal, so
+  components are elongated ellipsoids) and heavy tails (each vector's
+  deviation is scaled as a Student-t with 4 degrees of freedom).
+
+Generation is deterministic and chunked: chunk ``i`` of split ``s`` is drawn
+from ``np.random.default_rng([seed, s, i])`` with a fixed chunk size, so the
+output depends only on the parameters, memory stays at one chunk besides the
+output, and 1M x 128 takes a few seconds. Learn, base and query are drawn
+independently from the same distribution. Datasets with ``n_base >=
+cache_min_rows`` are written once to ``<cache_dir>/synthetic/`` as .npy and
+memory-mapped afterwards.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import InputError, check_positive_int
+from .context import LoadContext
+from .dataset import Dataset
+from .registry import register_loader
+
+GENERATOR_VERSION = 1
+CHUNK_ROWS = 65536
+SPLITS = {"learn": 1, "base": 2, "query": 3}
+_RANK, _DF = 8, 4.0
+
+
+def _sift_model(dim: int, n_components: int, seed: int) -> dict:
+    """Mixture parameters: weights (C,), means (C, D), loadings (C, D, r), noise (C, D)."""
+    rng = np.random.default_rng([seed, 0])
+    means = rng.gamma(0.6, 35.0, size=(n_components, dim))
+    scale = np.sqrt(means + 4.0)  # spread grows with the mean, like counts
+    decay = 1.2 / np.sqrt(1.0 + np.arange(_RANK))  # unequal latent variances: anisotropy
+    loadings = rng.standard_normal((n_components, dim, _RANK)) * scale[:, :, None] * decay
+    noise = scale * rng.uniform(0.5, 1.5, size=(n_components, dim))
+    return {"weights": rng.dirichlet(np.full(n_components, 2.0)),
+            "means": means.astype(np.float32), "loadings": loadings.astype(np.float32),
+            "noise": noise.astype(np.float32)}
+
+
+def _sift_chunk(model: dict, rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    comp = rng.choice(len(model["weights"]), size=n, p=model["weights"])
+    z = rng.standard_normal((n, _RANK), dtype=np.float32)
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    t = np.sqrt(_DF / rng.chisquare(_DF, size=n)).astype(np.float32)[:, None]
+    order = np.argsort(comp, kind="stable")
+    bounds = np.cumsum(np.bincount(comp, minlength=len(model["weights"])))
+    start = 0
+    for c, end in enumerate(bounds):
+        if end > start:
+            rows = order[start:end]
+            dev = z[rows] @ model["loadings"][c].T + x[rows] * model["noise"][c]
+            x[rows] = model["means"][c] + t[rows] * dev
+        start = end
+    np.clip(x, 0.0, 255.0, out=x)
+    return np.rint(x, out=x)
+
+
+def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "base",
+             n_components: int = 64, out: np.ndarray | None = None) -> np.ndarray:
+    """Generate ``n`` vectors of a synthetic distribution, chunk by chunk.
+
+    Args:
+        kind: ``uniform`` or ``sift``.
+        n, dim: output shape (n, dim).
+        seed: base seed; same parameters give the same bytes.
+        split: ``learn``, ``base`` or ``query`` (independent streams).
+        n_components: mixture components (``sift`` only).
+        out: optional (n, dim) float32 array to fill (e.g. a .npy memmap).
+
+    Returns:
+        (n, dim) float32: U[0,1) for uniform, integers 0..255 for sift.
+    """
+    if kind not in ("uniform", "sift"):
+        raise InputError(f"synthetic kind must be 'uniform' or 'sift', got {kind!r}")
+    if split not in SPLITS:
+        raise InputError(f"synthetic split must be one of {list(SPLITS)}, got {split!r}")
+    n, dim = check_positive_int(n, "n"), check_positive_int(dim, "dim")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    model = _sift_model(dim, check_positive_int(n_components, "n_components"), seed) \
+        if kind == "sift" else None
+    out = np.empty((n, dim), dtype=np.float32) if out is None else out
+    for i, start in enumerate(range(0, n, CHUNK_ROWS)):
+        rows = min(CHUNK_ROWS, n - start)
+        rng = np.random.default_rng([seed, SPLITS[split], i])
+        out[start:start + rows] = (rng.random((rows, dim), dtype=np.float32) if model is None
+                                   else _sift_chunk(model, rng, rows, dim))
+    return out
+
+
+def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
+            n_components: int) -> np.ndarray:
+    """``generate(...)`` stored once as .npy under cache_dir/synthetic, then memory-mapped."""
+    tag = f"{kind}-v{GENERATOR_VERSION}-d{dim}-seed{seed}" + (
+        f"-c{n_components}" if kind == "sift" else "")
+    path = cache_dir / "synthetic" / tag / f"{split}-n{n}.npy"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
+            generate(kind, n, dim, seed, split, n_components, out=out)
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return np.load(path, mmap_mode="r")
+
+
+def _load(ctx: LoadContext, kind: str, n_learn: int, n_base: int, n_query: int, dim: int,
+          seed: int, n_components: int, cache_min_rows: int) -> Dataset:
+    sizes = {"learn": n_learn, "base": n_base, "query": n_query}
+    cache = n_base >= cache_min_rows
+    parts = {split: (_cached(ctx.cache_dir, kind, n, dim, seed, split, n_components) if cache
+                     else generate(kind, n, dim, seed, split, n_components))
+             for split, n in sizes.items()}
+    what = "U[0,1)" if kind == "uniform" else f"SIFT-like mixture of {n_components}"
+    return Dataset(name=ctx.name, learn=parts["learn"], base=parts["base"], query=parts["query"],
+                   info={"source": f"synthetic {what}, dim {dim}, seed {seed}, "
+                                   f"generator v{GENERATOR_VERSION}",
+                         "split": "learn, base and query drawn independently",
+                         "groundtruth": "computed on demand"})
+
+
+@register_loader("synthetic_uniform")
+def load_synthetic_uniform(ctx: LoadContext, n_learn: int = 10000, n_base: int = 20000,
+                           n_query: int = 200, dim: int = 128, seed: int = 0,
+                           cache_min_rows: int = 200_000) -> Dataset:
+    """Uniform U[0,1)^dim learn / base / query sets (float32)."""
+    return _load(ctx, "uniform", n_learn, n_base, n_query, dim, seed, 1, cache_min_rows)
+
+
+@register_loader("synthetic_sift")
+def load_synthetic_sift(ctx: LoadContext, n_learn: int = 10000, n_base: int = 20000,
+                        n_query: int = 200, dim: int = 128, n_components: int = 64,
+                        seed: int = 0, cache_min_rows: int = 200_000) -> Dataset:
+    """SIFT-like learn / base / query sets (float32 integers 0..255), see the module doc."""
+    return _load(ctx, "sift", n_learn, n_base, n_query, dim, seed, n_components, cache_min_rows)
