@@ -112,6 +112,38 @@ def test_bad_parameters_are_recorded_with_their_message(tmp_path, overrides, mes
     assert message in record["message"]
 
 
+@pytest.fixture
+def vecs_files(tmp_path):
+    """base.fvecs with a NaN, a truncated query file, a 64-d query file, good files."""
+    from benchpq.datasets import write_vecs
+    rng = np.random.default_rng(0)
+    good = rng.random((1000, 32), dtype=np.float32)
+    write_vecs(tmp_path / "base.fvecs", good)
+    write_vecs(tmp_path / "query.fvecs", good[:10])
+    write_vecs(tmp_path / "query64.fvecs", rng.random((10, 64), dtype=np.float32))
+    rows = np.hstack([np.full((1000, 1), 32, np.int32).view(np.float32), good])
+    rows[123, 5] = np.nan  # write_vecs refuses NaN, so the file is made by hand
+    rows.tofile(tmp_path / "nan.fvecs")
+    raw = (tmp_path / "query.fvecs").read_bytes()
+    (tmp_path / "truncated.fvecs").write_bytes(raw[:-7])
+    return tmp_path
+
+
+@pytest.mark.parametrize("base, query, message", [
+    ("nan.fvecs", "query.fvecs", "contains NaN (first in row 123)"),
+    ("base.fvecs", "truncated.fvecs", "truncated.fvecs"),
+    ("base.fvecs", "query64.fvecs", "dimension mismatch"),
+    ("missing.fvecs", "query.fvecs", "missing.fvecs"),
+])
+def test_bad_data_is_recorded_with_its_message(tmp_path, vecs_files, base, query, message):
+    record = execute(tmp_path, "algorithm=faiss_pq", "algorithm.M=4", "algorithm.nbits=4",
+                     "dataset=files", f"data_dir={vecs_files}", f"dataset.base={base}",
+                     f"dataset.query={query}", "~dataset.n_learn", "~dataset.n_base",
+                     "~dataset.n_query")
+    assert record["status"] == "error"
+    assert message in record["message"]
+
+
 def test_unknown_algorithm_dataset_or_option_fail_at_composition():
     from hydra.errors import ConfigCompositionException, MissingConfigException
     with pytest.raises(MissingConfigException, match="(?s)dataset/nope.*siftsmall"):
