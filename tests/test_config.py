@@ -40,3 +40,11 @@ def test_experiment_configs_compose(name):
 def test_groups_are_not_empty():
     for group in ("algorithm", "dataset", "task", "experiment"):
         assert choices(group), group
+
+
+def test_experiment_values_win_over_the_main_config():
+    config = compose_config(["experiment=pq_siftsmall"])
+    assert config["name"] == "pq-siftsmall"
+    assert config["dataset"]["name"] == "siftsmall"
+    assert compose_config([])["name"] == "search-synthetic"
+    assert compose_config(["experiment=pq_siftsmall", "name=mine"])["name"] == "mine"
