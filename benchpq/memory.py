@@ -45,7 +45,11 @@ def reset_peak() -> bool:
 
 
 class PeakTracker:
-    """Records the peak RSS of named phases and of the whole process."""
+    """Records the peak RSS of named phases and of the whole process.
+
+    A phase's delta (peak minus the RSS at its start) is the memory the phase
+    itself needed: temporaries and outputs, not the data already loaded.
+    """
 
     def __init__(self):
         self.overall = peak_rss_bytes()
@@ -54,9 +58,11 @@ class PeakTracker:
     def start(self) -> None:
         self.overall = max(self.overall, peak_rss_bytes())
         reset_peak()
+        self._start_rss = current_rss_bytes()
 
-    def stop(self, phase: str) -> int:
+    def stop(self, phase: str) -> tuple[int, int]:
+        """(peak RSS during the phase, that peak minus the RSS when it started)."""
         peak = peak_rss_bytes()
         self.phases[phase] = peak
         self.overall = max(self.overall, peak)
-        return peak
+        return peak, max(peak - self._start_rss, 0)

@@ -6,7 +6,8 @@ mse (when the plugin can decode), times per phase, memory.
 against labels when the dataset has them.
 
 Each phase is timed on its own (``<phase>_s``) and its peak RSS recorded
-(``<phase>_peak_rss_bytes``); metric names follow DESIGN.md.
+(``<phase>_peak_rss_bytes``, and ``<phase>_rss_delta_bytes``: that peak minus
+the RSS when the phase began); metric names follow DESIGN.md.
 """
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ class Phases:
         t0 = time.perf_counter()
         yield
         self.metrics[f"{name}_s"] = time.perf_counter() - t0
-        self.metrics[f"{name}_peak_rss_bytes"] = self.memory.stop(name)
+        peak, delta = self.memory.stop(name)
+        self.metrics[f"{name}_peak_rss_bytes"] = peak
+        self.metrics[f"{name}_rss_delta_bytes"] = delta
 
 
 def _require(plugin: Algorithm, cls: type, task: str) -> None:

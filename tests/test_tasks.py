@@ -1,0 +1,99 @@
+"""Tasks measure what DESIGN.md defines, on plugins whose answers are known."""
+import numpy as np
+import pytest
+
+from benchpq.api import Clusterer, Quantizer, Searcher
+from benchpq.checks import InputError
+from benchpq.datasets import Dataset
+from benchpq.tasks import Phases, run_cluster, run_search
+
+
+class ExactSearch(Quantizer, Searcher):
+    """Brute force over raw vectors; its 'codes' are the vectors themselves."""
+    name = "exact"
+    code_bits = 32 * 16
+    model_bytes = 0
+
+    def fit(self, x):
+        return self
+
+    def add(self, x):
+        self.base = np.asarray(x)
+
+    def search(self, q, k):
+        d = ((q[:, None, :] - self.base[None]) ** 2).sum(-1)
+        ids = np.argsort(d, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(d, ids, 1).astype(np.float32), ids
+
+    def encode(self, x):
+        return np.asarray(x).view(np.uint8)
+
+    def decode(self, codes):
+        return codes.view(np.float32)
+
+    @property
+    def codes_bytes(self):
+        return self.base.nbytes
+
+
+class ByFirstCoordinate(Clusterer):
+    name = "by_first"
+
+    def fit_predict(self, x, n_clusters):
+        self.n = len(x)
+        return (x[:, 0] > 0).astype(np.int64)
+
+    @property
+    def codes_bytes(self):
+        return self.n * 4
+
+
+@pytest.fixture
+def dataset():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(500, 16)).astype(np.float32)
+    query = rng.normal(size=(20, 16)).astype(np.float32)
+    return Dataset("toy", learn=base, base=base, query=query,
+                   labels=(base[:, 0] > 0).astype(np.int64))
+
+
+def test_exact_search_has_perfect_recall_and_zero_mse(dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
+    m = run_search(ExactSearch(), dataset, {"name": "search", "k": 10, "recall_at": [1, 10],
+                                            "k_recall": [10]}, threads=1)
+    assert m["recall@1"] == m["recall@10"] == m["10-recall@10"] == 1.0
+    assert m["mse"] == 0.0
+    assert m["qps"] == pytest.approx(20 / m["search_s"])
+    assert m["codes_bytes"] == 500 * 16 * 4 and m["code_bits"] == 512
+    for phase in ("train", "add", "search", "encode"):
+        assert m[f"{phase}_s"] >= 0 and m[f"{phase}_peak_rss_bytes"] > 0
+    assert "recall@100" not in m  # R above k is not measured
+
+
+def test_search_task_rejects_a_clusterer_and_a_large_k(dataset):
+    with pytest.raises(InputError, match="cannot run task 'search': it needs a searcher"):
+        run_search(ByFirstCoordinate(), dataset, {"name": "search", "k": 10}, threads=1)
+    with pytest.raises(InputError, match="k=501 is larger than the database"):
+        run_search(ExactSearch(), dataset, {"name": "search", "k": 501}, threads=1)
+
+
+def test_cluster_task_scores_against_labels(dataset):
+    m = run_cluster(ByFirstCoordinate(), dataset, {"name": "cluster", "n_clusters": 3},
+                    threads=1)
+    assert m["nmi"] == pytest.approx(1.0) and m["ari"] == pytest.approx(1.0)
+    assert m["empty_clusters"] == 1
+    x = dataset.base
+    halves = [x[x[:, 0] > 0], x[x[:, 0] <= 0]]
+    expected = sum(((h - h.mean(0)) ** 2).sum() for h in halves) / len(x)
+    assert m["error"] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(InputError, match="n_clusters=501 is larger than the data"):
+        run_cluster(ByFirstCoordinate(), dataset, {"name": "cluster", "n_clusters": 501}, 1)
+
+
+def test_phase_memory_delta_counts_what_the_phase_allocated():
+    phases = Phases()
+    with phases("alloc"):
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    assert block.sum() > 0
+    assert 60 * 2**20 <= phases.metrics["alloc_rss_delta_bytes"] <= 80 * 2**20
+    assert phases.metrics["alloc_peak_rss_bytes"] >= phases.metrics["alloc_rss_delta_bytes"]
