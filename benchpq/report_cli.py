@@ -6,6 +6,7 @@ Examples::
     benchpq-report results/ --rows algorithm --cols M --values recall@100 --values mse \\
         --format latex --output table.tex
     benchpq-report results/pq_sift --plot recall.png --x code_bits --y recall@10 --logx
+    benchpq-report results/own_vs_faiss --baseline pq=faiss_pq --baseline opq=faiss_opq
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
@@ -20,7 +21,8 @@ import warnings
 from pathlib import Path
 
 from .report import (FORMATS, ReportError, default_rows, filter_status, key_metrics,
-                     load_records, pivot, plot, render, summary_table)
+                     load_records, parse_baselines, pivot, plot, render, summary_table,
+                     with_ratios)
 from .report.tables import AGGREGATIONS
 
 PROG = "benchpq-report"
@@ -46,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write the table here, not to stdout")
     p.add_argument("--caption", help="LaTeX caption (wraps the tabular in a table float)")
     p.add_argument("--raw-bytes", action="store_true", help="print byte counts as integers")
+    p.add_argument("--baseline", action="append", metavar="ALGO=BASE", help="compare ALGO "
+                   "with BASE run under the same conditions: adds '<metric> ratio' columns "
+                   "(ours / baseline) for times and memory; repeatable")
     p.add_argument("--all-status", action="store_true", help="tabulate and plot runs of every "
                    "status, not only 'ok'")
     g = p.add_argument_group("plot")
@@ -75,6 +80,8 @@ def output_format(args: argparse.Namespace) -> str:
 def make_table_text(df, args: argparse.Namespace) -> str:
     """The requested pivot table, or the summary table if no row/col/value was given."""
     fmt = output_format(args)
+    if args.baseline:
+        return ratio_table_text(df, args, fmt)
     if not (args.rows or args.cols or args.values):
         return summary_table(df, fmt=fmt, human_bytes=not args.raw_bytes)
     runs = df if args.all_status else filter_status(df, "ok")
@@ -82,6 +89,19 @@ def make_table_text(df, args: argparse.Namespace) -> str:
         raise ReportError("no run with status 'ok' to tabulate (see --all-status)")
     rows = names(args.rows) or default_rows(runs)
     values = names(args.values) or key_metrics(runs)
+    table = pivot(runs, rows, names(args.cols) or None, values, agg=args.agg)
+    return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
+
+
+def ratio_table_text(df, args: argparse.Namespace, fmt: str) -> str:
+    """Each compared algorithm's runs with its time and memory ratios to its baseline."""
+    runs = with_ratios(filter_status(df, "ok"), parse_baselines(names(args.baseline)))
+    rows = names(args.rows) or (["dataset"] if runs.dataset.nunique() > 1 else []) + [
+        *default_rows(runs), "baseline"]
+    ratios = [c for c in runs.columns if isinstance(c, str) and c.endswith(" ratio")
+              and runs[c].notna().any()]
+    values = names(args.values) or [v for v in ("recall@1", "recall@10", "recall@100", "mse")
+                                    if v in runs] + ratios
     table = pivot(runs, rows, names(args.cols) or None, values, agg=args.agg)
     return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
 

@@ -14,10 +14,12 @@ depends on it. Typical use::
 
 Modules: :mod:`.load` (records -> DataFrame), :mod:`.tables` (pivot),
 :mod:`.formatting` (Markdown / LaTeX / CSV), :mod:`.summary` (default table),
-:mod:`.plots` (PNG), :mod:`.names` (metric directions and number kinds).
+:mod:`.plots` (PNG), :mod:`.names` (metric directions and number kinds),
+:mod:`.compare` (per-phase ratios of an algorithm to a baseline in the same sweep).
 """
 from __future__ import annotations
 
+from .compare import parse_baselines, ratio_metrics, with_ratios
 from .formatting import (FORMATS, format_number, latex_escape, render, table_frame, to_csv,
                          to_latex, to_markdown)
 from .load import (CorruptRecordWarning, ReportError, filter_status, load_records,
@@ -28,7 +30,7 @@ from .summary import key_metrics, summary_table, summary_tables
 from .tables import MixedCellWarning, Table, default_rows, pivot
 
 __all__ = [
-    "FORMATS", "CorruptRecordWarning", "MixedCellWarning", "ReportError", "Table",
+    "FORMATS", "CorruptRecordWarning", "parse_baselines", "ratio_metrics", "with_ratios", "MixedCellWarning", "ReportError", "Table",
     "better_direction", "default_rows", "filter_status", "format_number", "key_metrics",
     "latex_escape", "load_records", "metric_columns", "param_columns", "pivot", "plot",
     "records_to_frame", "render", "summary_table", "summary_tables", "table_frame", "to_csv",

@@ -39,6 +39,8 @@ def format_number(metric: str, value, human_bytes: bool = False) -> str:
     kind = number_kind(metric)
     if kind == "fraction":
         return f"{v:.3f}"
+    if kind == "ratio":
+        return f"{v:.2f}"
     if kind == "bytes" and human_bytes:
         return human_readable_bytes(v)
     if kind in ("error", "time", "rate"):

@@ -14,6 +14,7 @@ COLUMN_PREFIXES = ("param.", "metric.")
 # direction: "max" (higher is better), "min" (lower is better), None (a size or count of the
 # setup, not a quality: never bolded).
 _RULES = (
+    (lambda n: n.endswith(" ratio"), "min", "ratio"),  # ours / baseline (report.compare)
     (lambda n: n.startswith("recall") or "-recall@" in n, "max", "fraction"),
     (lambda n: n in ("nmi", "ari"), "max", "fraction"),
     (lambda n: n == "qps", "max", "rate"),

@@ -1,0 +1,82 @@
+"""Our algorithm against a baseline measured in the same sweep: per-phase time ratios.
+
+``with_ratios(df, {"pq": "faiss_pq"})`` pairs every run of ``pq`` with the run of
+``faiss_pq`` made under the same conditions (dataset, task, threads, seed, and
+every param both algorithms have, e.g. M) and adds the columns
+``<metric> ratio`` = ours / baseline for the time and memory metrics, plus a
+``baseline`` column. A ratio below 1 means ours is faster (or smaller).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .load import ReportError, param_columns
+
+RATIO_SUFFIX = " ratio"
+# Conditions a run and its baseline must share (params shared by both are added).
+SAME_CONDITIONS = ("dataset", "task", "threads", "seed")
+
+
+def ratio_metrics(df: pd.DataFrame) -> list[str]:
+    """Metrics a ratio is taken of: phase times, qps, mse and the memory figures present."""
+    wanted = [c for c in df.columns if isinstance(c, str) and (
+        c.endswith("_s") and c != "wall_s" or c in ("mse", "error", "peak_rss_bytes")
+        or c.endswith("_rss_delta_bytes"))]
+    return [c for c in wanted if pd.api.types.is_numeric_dtype(df[c])]
+
+
+def parse_baselines(specs: list[str]) -> dict[str, str]:
+    """['pq=faiss_pq', 'opq=faiss_opq'] -> {'pq': 'faiss_pq', 'opq': 'faiss_opq'}."""
+    pairs = {}
+    for spec in specs:
+        ours, sep, base = spec.partition("=")
+        if not sep or not ours.strip() or not base.strip():
+            raise ReportError(f"baseline {spec!r}: expected ALGORITHM=BASELINE, e.g. pq=faiss_pq")
+        pairs[ours.strip()] = base.strip()
+    return pairs
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _is_set(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def with_ratios(df: pd.DataFrame, baselines: dict[str, str]) -> pd.DataFrame:
+    """The runs of the algorithms in ``baselines``, each with its ratios to its baseline run.
+
+    Raises ReportError if an algorithm or baseline has no run, or a run has no
+    baseline run under the same conditions.
+    """
+    metrics = ratio_metrics(df)
+    params = param_columns(df)
+    out = []
+    for ours, base in baselines.items():
+        mine, theirs = df[df.algorithm == ours], df[df.algorithm == base]
+        for name, runs in ((ours, mine), (base, theirs)):
+            if runs.empty:
+                raise ReportError(f"no ok run of {name!r} to compare "
+                                  f"(algorithms: {', '.join(sorted(df.algorithm.unique()))})")
+        for _, run in mine.iterrows():
+            match = theirs[[all(_same(r[c], run[c]) for c in SAME_CONDITIONS if c in df)
+                            for _, r in theirs.iterrows()]]
+            shared = [p for p in params if _is_set(run[p])
+                      and match[p].map(_is_set).any()] if not match.empty else []
+            for p in shared:
+                match = match[match[p] == run[p]]
+            if match.empty:
+                raise ReportError(f"run {run.run_id} of {ours!r} has no {base!r} run under the "
+                                  f"same conditions ({', '.join(SAME_CONDITIONS)}, {shared})")
+            row = run.copy()
+            row["baseline"] = base
+            for m in metrics:
+                denominator = match[m].mean()
+                row[m + RATIO_SUFFIX] = run[m] / denominator if denominator else float("nan")
+            out.append(row)
+    return pd.DataFrame(out).reset_index(drop=True)

@@ -1,0 +1,43 @@
+"""Ratios of an algorithm's phase times to a baseline's, run under the same conditions."""
+import pytest
+
+from benchpq.records import record_path, write_record
+from benchpq.report import ReportError, load_records, parse_baselines, with_ratios
+from benchpq.report_cli import main
+
+
+def record(rid, algorithm, M, threads, train_s, search_s, params=None):
+    return {"run_id": rid, "status": "ok", "message": "", "algorithm": algorithm,
+            "dataset": "toy", "task": "search", "seed": 0, "threads": threads,
+            "params": {"M": M, **(params or {})},
+            "metrics": {"train_s": train_s, "search_s": search_s, "recall@10": 0.9, "mse": 10.0}}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    rows = [("a", "pq", 8, 1, 2.0, 1.0, {"Ks": 256}), ("b", "faiss_pq", 8, 1, 4.0, 2.0, {"nbits": 8}),
+            ("c", "pq", 8, 2, 1.0, 0.5, {"Ks": 256}), ("d", "faiss_pq", 8, 2, 4.0, 1.0, {"nbits": 8}),
+            ("e", "pq", 4, 1, 3.0, 3.0, {"Ks": 256}), ("f", "faiss_pq", 4, 1, 1.0, 1.0, {"nbits": 8})]
+    for rid, *args in rows:
+        write_record(record_path(tmp_path, rid), record(rid, *args))
+    return tmp_path
+
+
+def test_ratios_pair_runs_with_equal_threads_and_shared_params(sweep):
+    df = with_ratios(load_records(sweep), {"pq": "faiss_pq"})
+    got = {(r.M, r.threads): (r["train_s ratio"], r["search_s ratio"]) for _, r in df.iterrows()}
+    assert got == {(8, 1): (0.5, 0.5), (8, 2): (0.25, 0.5), (4, 1): (3.0, 3.0)}
+    assert set(df.baseline) == {"faiss_pq"}
+
+
+def test_missing_baseline_runs_are_named(sweep):
+    with pytest.raises(ReportError, match="no ok run of 'faiss_opq'"):
+        with_ratios(load_records(sweep), {"pq": "faiss_opq"})
+    with pytest.raises(ReportError, match="expected ALGORITHM=BASELINE"):
+        parse_baselines(["pq"])
+
+
+def test_cli_prints_the_ratio_table(sweep, capsys):
+    assert main([str(sweep), "--baseline", "pq=faiss_pq"]) == 0
+    out = capsys.readouterr().out
+    assert "train_s ratio" in out and "search_s ratio" in out and "0.25" in out
