@@ -1,0 +1,89 @@
+"""Our k-means on raw float vectors, C++ (``cpp/kmeans.cpp``) through cppyy: plugin ``kmeans``.
+
+Lloyd's algorithm with k-means++ (Arthur & Vassilvitskii, SODA 2007) or
+random-point initialisation; empty clusters are re-seeded by splitting the
+largest one, and training may use a random subsample of
+``max_points_per_centroid`` points per cluster, both as faiss does. Labels are
+the nearest final centroid of every input vector. Data are held as float32,
+so ``codes_bytes`` is the raw data size (n * d * 4).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from benchpq import native
+from benchpq.api import Clusterer
+from benchpq.checks import InputError, as_matrix, check_codebook_size, check_positive_int
+from benchpq.registry import register
+
+from .own_pq import INITS, check_seed, subsample_arg
+
+
+@register("kmeans")
+class KMeans(Clusterer):
+    """Seeded Lloyd k-means (C++ core, OpenMP over points).
+
+    Args:
+        niter: Lloyd iterations at most (it stops early once no label changes).
+        init: ``k-means++`` or ``random`` (distinct training points).
+        seed: seed of sampling and initialisation (None: 0).
+        max_points_per_centroid: train on a random subsample of at most this
+            many points per cluster (faiss's default 256); None: all points.
+
+    Attributes after fit_predict: ``centroids`` (k, d) float32, ``objectives``
+    (iterations,) float64, the sum of squared distances of the training points
+    to their centroids at each iteration (non-increasing).
+    """
+
+    def __init__(self, niter: int = 20, init: str = "k-means++", seed: int | None = None,
+                 max_points_per_centroid: int | None = 256):
+        self.niter = check_positive_int(niter, "niter")
+        if init not in INITS:
+            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
+        self.init = init
+        self.seed = seed
+        self.max_points_per_centroid = None if max_points_per_centroid is None else \
+            check_positive_int(max_points_per_centroid, "max_points_per_centroid")
+        self.centroids = None
+        self.objectives = None
+        self._shape = (0, 0)
+
+    def set_threads(self, threads: int) -> None:
+        native.set_num_threads(check_positive_int(threads, "threads"))
+
+    def fit_predict(self, x, n_clusters):
+        """(n, d) float32 -> (n,) int64 labels in [0, n_clusters); n >= n_clusters."""
+        x = as_matrix(x, "x")
+        n, d = x.shape
+        k = check_positive_int(n_clusters, "n_clusters")
+        check_codebook_size(n, k, "clusters")
+        seed = check_seed(self.seed)
+        cpp = native.load()
+        centroids = np.empty((k, d), np.float32)
+        objectives = np.zeros(self.niter, np.float64)
+        x_arg = native.array_arg(x, np.float32, (n, d), "x")
+        iterations = cpp.kmeans(
+            x_arg, n, d, k, self.niter, INITS[self.init], seed,
+            subsample_arg(self.max_points_per_centroid, k, n),
+            native.array_arg(centroids, np.float32, (k, d), "centroids", writeable=True),
+            native.array_arg(objectives, np.float64, (self.niter,), "objective", writeable=True))
+        labels = np.empty(n, np.int64)
+        cpp.kmeans_assign(x_arg, n, d,
+                          native.array_arg(centroids, np.float32, (k, d), "centroids"), k,
+                          native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
+                          native.nullptr())
+        self.centroids, self.objectives, self._shape = centroids, objectives[:iterations], (n, d)
+        return labels
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self._shape[0] * self._shape[1] * 4)
+
+    @property
+    def model_bytes(self) -> int:
+        return int(self.centroids.nbytes) if self.centroids is not None else 0
+
+    def extra_metrics(self) -> dict:
+        if self.objectives is None:
+            return {}
+        return {"iterations": int(len(self.objectives)), "objective": float(self.objectives[-1])}

@@ -1,0 +1,277 @@
+"""Our product quantizer, C++ (``cpp/pq.cpp``) through cppyy: plugin ``pq``.
+
+Product quantization after Jégou, Douze, Schmid, "Product quantization for
+nearest neighbor search", IEEE TPAMI 33(1), 2011: a D-dimensional vector is
+split into M sub-vectors of D/M dimensions, each replaced by the index of its
+nearest codeword among Ks learnt by k-means in that sub-space. Search is
+exhaustive: asymmetric (ADC, query against codes through an (M, Ks) lookup
+table) or symmetric (SDC, query code against codes through codeword-to-codeword
+tables).
+
+Arrays: vectors float32 (n, D); codes (n, M) uint8 when Ks <= 256 else uint16
+(as nanopq); codewords (M, Ks, D/M) float32; distances squared L2 float32 and
+ids int64, nearest first, ties by the smaller id. Every input is checked here,
+before any C++ call, and bad input raises :class:`benchpq.checks.InputError`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from benchpq import native
+from benchpq.api import Quantizer, Searcher
+from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
+                            check_positive_int, check_subspaces)
+from benchpq.registry import register
+
+INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
+
+
+def code_dtype(Ks: int) -> np.dtype:
+    """uint8 for Ks <= 256, else uint16."""
+    return np.dtype(np.uint8 if Ks <= 256 else np.uint16)
+
+
+def check_seed(seed) -> int:
+    """None -> 0 (as the nanopq adapter); else an integer in [0, 2**64)."""
+    return 0 if seed is None else check_positive_int(seed, "seed", 0, 2 ** 64 - 1)
+
+
+def subsample_arg(max_points_per_centroid: int | None, k: int, n: int) -> int:
+    """The C++ argument: 0 (train on all n points) unless subsampling leaves fewer than n."""
+    mppc = max_points_per_centroid
+    return mppc if mppc is not None and mppc * k < n else 0
+
+
+def check_codes(codes, M: int, Ks: int, name: str = "codes") -> np.ndarray:
+    """Return (n, M) codes of dtype ``code_dtype(Ks)`` with values < Ks, C-contiguous, or raise."""
+    dtype = code_dtype(Ks)
+    if not isinstance(codes, np.ndarray):
+        raise InputError(f"{name}: expected a numpy array of {dtype} codes, got "
+                         f"{type(codes).__name__}")
+    if codes.dtype != dtype:
+        raise InputError(f"{name}: expected dtype {dtype} (Ks={Ks}), got {codes.dtype}")
+    codes = as_matrix(codes, name, dtype=dtype, dim=M, finite=False)
+    if Ks < np.iinfo(dtype).max + 1 and codes.max() >= Ks:
+        raise InputError(f"{name}: code {int(codes.max())} out of range for Ks={Ks}")
+    return codes
+
+
+@register("pq")
+class PQ(Quantizer, Searcher):
+    """Product quantizer with ADC and SDC exhaustive search (C++ core).
+
+    Args:
+        M: sub-quantizers; must divide the dimension D (1 <= M <= D).
+        Ks: codewords per sub-quantizer, 2 .. 65536.
+        iter: k-means (Lloyd) iterations per sub-space.
+        seed: k-means seed (None: 0).
+        max_points_per_centroid: k-means trains on at most this many points
+            per codeword (a random subsample, as faiss); None: all points.
+        init: k-means initialisation, ``random`` (distinct training points, as
+            faiss) or ``k-means++``.
+
+    Attributes after fit: ``codewords`` (M, Ks, D/M) float32, ``objective``
+    (M, iter) float64 k-means objective per sub-space and iteration; after
+    add: ``codes`` (n, M).
+    """
+
+    def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, seed: int | None = None,
+                 max_points_per_centroid: int | None = 256, init: str = "random"):
+        self.M = check_positive_int(M, "M")
+        self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
+        self.iter = check_positive_int(iter, "iter")
+        self.seed = seed
+        self.max_points_per_centroid = None if max_points_per_centroid is None else \
+            check_positive_int(max_points_per_centroid, "max_points_per_centroid")
+        if init not in INITS:
+            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
+        self.init = init
+        self.dim = None
+        self.codewords = None
+        self.objective = None
+        self.codes = None
+        self._cpp = None
+
+    # -- state --------------------------------------------------------------
+    @property
+    def code_dtype(self) -> np.dtype:
+        return code_dtype(self.Ks)
+
+    def _suffix(self) -> str:
+        return "u8" if self.Ks <= 256 else "u16"
+
+    def _quantizer(self):
+        """The C++ ProductQuantizer, rebuilt from ``codewords`` when absent (after unpickling)."""
+        if self.codewords is None:
+            raise InputError(f"{self.name or 'pq'}: call fit() before using the quantizer")
+        if self._cpp is None:
+            cpp = native.load().ProductQuantizer(self.dim, self.M, self.Ks)
+            cpp.set_codewords(native.array_arg(
+                self.codewords, np.float32, (self.M, self.Ks, self.dim // self.M), "codewords"))
+            self._cpp = cpp
+        return self._cpp
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cpp"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def set_threads(self, threads: int) -> None:
+        native.set_num_threads(check_positive_int(threads, "threads"))
+
+    # -- Quantizer ----------------------------------------------------------
+    def fit(self, x):
+        """Learn the codebooks on x (n, D) float32, n >= Ks; returns self."""
+        x = as_matrix(x, "learn")
+        n, dim = x.shape
+        dsub = check_subspaces(dim, self.M)
+        check_codebook_size(n, self.Ks)
+        seed = check_seed(self.seed)
+        cpp = native.load().ProductQuantizer(dim, self.M, self.Ks)
+        objective = np.zeros((self.M, self.iter), np.float64)
+        cpp.train(native.array_arg(x, np.float32, (n, dim), "learn"), n, self.iter,
+                  INITS[self.init], seed, subsample_arg(self.max_points_per_centroid, self.Ks, n),
+                  native.array_arg(objective, np.float64, (self.M, self.iter), writeable=True))
+        codewords = np.empty((self.M, self.Ks, dsub), np.float32)
+        cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))
+        self.dim, self.codewords, self.objective, self.codes, self._cpp = \
+            dim, codewords, objective, None, cpp
+        return self
+
+    def encode(self, x) -> np.ndarray:
+        """(n, D) float32 -> (n, M) codes (uint8 if Ks <= 256 else uint16)."""
+        cpp = self._quantizer()
+        x = as_matrix(x, "x", dim=self.dim)
+        codes = np.empty((x.shape[0], self.M), self.code_dtype)
+        getattr(cpp, "encode_" + self._suffix())(
+            native.array_arg(x, np.float32, (None, self.dim), "x"), x.shape[0],
+            native.array_arg(codes, self.code_dtype, (None, self.M), "codes", writeable=True))
+        return codes
+
+    def decode(self, codes) -> np.ndarray:
+        """(n, M) codes of the code dtype -> (n, D) float32 reconstructions."""
+        cpp = self._quantizer()
+        codes = check_codes(codes, self.M, self.Ks)
+        x = np.empty((codes.shape[0], self.dim), np.float32)
+        getattr(cpp, "decode_" + self._suffix())(
+            native.array_arg(codes, self.code_dtype, (None, self.M), "codes"), codes.shape[0],
+            native.array_arg(x, np.float32, x.shape, "x", writeable=True))
+        return x
+
+    # -- Searcher -----------------------------------------------------------
+    def add(self, x) -> None:
+        """Encode and append database vectors (n, D); ids continue from the current size."""
+        codes = self.encode(as_matrix(x, "base", dim=self.dim))
+        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+
+    def _search(self, kind: str, queries, k: int):
+        cpp = self._quantizer()
+        if self.codes is None:
+            raise InputError(f"{self.name or 'pq'}: add() vectors before searching")
+        n = self.codes.shape[0]
+        k = check_k(k, n)
+        queries = as_matrix(queries, "query", dim=self.dim)
+        nq = queries.shape[0]
+        if kind == "sdc":
+            queries = self.encode(queries)
+            qshape, qdtype = (nq, self.M), self.code_dtype
+        else:
+            qshape, qdtype = (nq, self.dim), np.float32
+        distances = np.empty((nq, k), np.float32)
+        ids = np.empty((nq, k), np.int64)
+        getattr(cpp, f"search_{kind}_{self._suffix()}")(
+            native.array_arg(queries, qdtype, qshape, "query"), nq,
+            native.array_arg(self.codes, self.code_dtype, (n, self.M), "codes"), n, k,
+            native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
+            native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True))
+        return distances, ids
+
+    def search(self, queries, k):
+        """ADC k-NN: (distances (nq, k) float32, ids (nq, k) int64), nearest first."""
+        return self._search("adc", queries, k)
+
+    def search_sdc(self, queries, k):
+        """SDC k-NN: queries are encoded first; same outputs as :meth:`search`."""
+        return self._search("sdc", queries, k)
+
+    # -- sizes ----------------------------------------------------------------
+    @property
+    def code_bits(self) -> int:
+        return int(self.M * np.ceil(np.log2(self.Ks)))
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self.codes.nbytes) if self.codes is not None else 0
+
+    @property
+    def model_bytes(self) -> int:
+        return int(self.codewords.nbytes) if self.codewords is not None else 0
+
+    # -- faiss interop ------------------------------------------------------------
+    def to_faiss(self):
+        """A ``faiss.IndexPQ`` with our codebooks and, if any were added, our codes.
+
+        Needs Ks a power of two (faiss stores nbits = log2(Ks) bits per sub-code).
+        """
+        import faiss
+        self._quantizer()
+        nbits = int(self.Ks).bit_length() - 1
+        if self.Ks != 1 << nbits:
+            raise InputError(f"to_faiss: faiss needs Ks a power of two, got Ks={self.Ks}")
+        index = faiss.IndexPQ(self.dim, self.M, nbits)
+        faiss.copy_array_to_vector(self.codewords.ravel(), index.pq.centroids)
+        index.is_trained = True
+        if self.codes is not None:
+            index.add_sa_codes(pack_codes(self.codes, nbits))
+        return index
+
+    @classmethod
+    def from_faiss(cls, index, **params) -> "PQ":
+        """A PQ holding the codebooks (and codes, if any) of a trained ``faiss.IndexPQ``.
+
+        ``params`` are further constructor arguments (iter, seed...).
+        """
+        import faiss
+        index = faiss.downcast_index(index)
+        if not isinstance(index, faiss.IndexPQ):
+            raise InputError(f"from_faiss: expected a faiss.IndexPQ, got {type(index).__name__}")
+        if not index.is_trained:
+            raise InputError("from_faiss: the faiss index is not trained")
+        pq = index.pq
+        M, nbits, dsub = int(pq.M), int(pq.nbits), int(pq.dsub)
+        if nbits > 16:
+            raise InputError(f"from_faiss: at most 16 bits per sub-code, got nbits={nbits}")
+        model = cls(M=M, Ks=1 << nbits, **params)
+        model.dim = M * dsub
+        codewords = as_matrix(faiss.vector_to_array(pq.centroids).reshape(-1, dsub), "codewords")
+        model.codewords = codewords.reshape(M, 1 << nbits, dsub)
+        if index.ntotal > 0:
+            packed = faiss.vector_to_array(index.codes).reshape(index.ntotal, index.code_size)
+            model.codes = unpack_codes(packed, M, nbits)
+        return model
+
+
+def pack_codes(codes: np.ndarray, nbits: int) -> np.ndarray:
+    """(n, M) codes -> (n, ceil(M * nbits / 8)) uint8, faiss's bit layout.
+
+    faiss (BitstringWriter) writes sub-code m at bits [m * nbits, (m + 1) * nbits)
+    of a little-endian bit string, least significant bit first.
+    """
+    if nbits in (8, 16):
+        return np.ascontiguousarray(codes.astype(f"<u{nbits // 8}")).view(np.uint8)
+    n, M = codes.shape
+    bits = (codes[:, :, None].astype(np.uint32) >> np.arange(nbits, dtype=np.uint32)) & 1
+    return np.packbits(bits.astype(np.uint8).reshape(n, M * nbits), axis=1, bitorder="little")
+
+
+def unpack_codes(packed: np.ndarray, M: int, nbits: int) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: (n, code_size) uint8 -> (n, M) of ``code_dtype(2**nbits)``."""
+    dtype = code_dtype(1 << nbits)
+    if nbits in (8, 16):
+        return np.ascontiguousarray(packed).view(f"<u{nbits // 8}").astype(dtype)
+    n = packed.shape[0]
+    bits = np.unpackbits(packed, axis=1, bitorder="little")[:, :M * nbits].reshape(n, M, nbits)
+    return (bits.astype(np.uint32) << np.arange(nbits, dtype=np.uint32)).sum(-1).astype(dtype)

@@ -1,0 +1,233 @@
+"""The native layer's loader: compile ``cpp/`` once, cache the library, load it with cppyy.
+
+Every ``cpp/*.cpp`` is compiled by the system C++ compiler (``$CXX``, else
+``c++``, else ``g++``) with :data:`FLAGS` into one shared library, cached at
+``$BENCHPQ_CACHE/native/<key>/libbenchpq.so`` (``BENCHPQ_CACHE`` defaults to
+``~/.cache/benchpq``). The key hashes the bytes of every source and header,
+the flags, the compiler command and its ``--version`` output, so a change to
+any of them builds a new library; a build holds an ``fcntl`` lock on its
+directory and renames the finished library into place, so concurrent
+processes build once and never load a half-written file. The headers are
+copied beside the library and read by cppyy (``load_library`` + ``include``):
+Python sees the C++ namespace ``benchpq`` directly. OpenMP lives in the
+sources only: cppyy's own JIT cannot compile it.
+
+numpy arrays are passed to C++ as pointers (cppyy takes any C-contiguous array
+of the exact element type through the buffer protocol, without a copy). C++
+trusts what it is given, so :func:`array_arg` checks dtype, contiguity and
+shape before every call. Long calls release the GIL (:data:`LONG_CALLS`).
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .checks import InputError
+
+#: cpp/ of this checkout; $BENCHPQ_NATIVE_SRC overrides it
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
+LIBRARY = "libbenchpq.so"
+#: functions and methods of namespace benchpq that run long: the GIL is released during them
+LONG_CALLS = {
+    "": ("kmeans", "kmeans_assign"),
+    "ProductQuantizer": ("train", "encode_u8", "encode_u16", "decode_u8", "decode_u16",
+                         "adc_tables", "search_adc_u8", "search_adc_u16", "search_sdc_u8",
+                         "search_sdc_u16", "set_codewords"),
+}
+
+
+class NativeBuildError(RuntimeError):
+    """The native library cannot be built or loaded (no compiler, compile error)."""
+
+
+class NativeArgumentError(InputError):
+    """An array about to cross into C++ has the wrong dtype, layout or shape."""
+
+
+def source_dir() -> Path:
+    """Directory of the C++ sources: ``$BENCHPQ_NATIVE_SRC`` or the checkout's ``cpp/``."""
+    return Path(os.environ.get("BENCHPQ_NATIVE_SRC") or SOURCE_DIR)
+
+
+def cache_dir() -> Path:
+    """``$BENCHPQ_CACHE/native`` (default ``~/.cache/benchpq/native``)."""
+    root = os.environ.get("BENCHPQ_CACHE") or Path.home() / ".cache" / "benchpq"
+    return Path(root) / "native"
+
+
+def compiler() -> list[str]:
+    """The compiler command: ``$CXX`` (may hold arguments), else ``c++``, else ``g++``."""
+    if os.environ.get("CXX"):
+        return shlex.split(os.environ["CXX"])
+    for name in ("c++", "g++"):
+        if shutil.which(name):
+            return [name]
+    raise NativeBuildError("no C++ compiler found: $CXX is unset and neither c++ nor g++ is "
+                           "on PATH (install g++, e.g. apt-get install g++)")
+
+
+@functools.lru_cache(maxsize=8)
+def _compiler_version(cxx: tuple[str, ...]) -> str:
+    try:
+        done = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NativeBuildError(f"C++ compiler {shlex.join(cxx)!r} cannot be run: {exc}") from None
+    if done.returncode != 0:
+        raise NativeBuildError(f"$ {shlex.join([*cxx, '--version'])}\n{done.stderr}")
+    return done.stdout
+
+
+def _files(src: Path) -> tuple[list[Path], list[Path]]:
+    sources = sorted(src.glob("*.cpp"))
+    headers = sorted([*src.glob("*.h"), *src.glob("*.hpp")])
+    if not sources:
+        raise NativeBuildError(f"no C++ sources (*.cpp) in {src}")
+    return sources, headers
+
+
+def build_key(src: Path | None = None, cxx: list[str] | None = None) -> str:
+    """Hash of sources, headers, flags, compiler command and version (hex, 20 chars)."""
+    src = Path(src) if src else source_dir()
+    cxx = cxx or compiler()
+    digest = hashlib.sha256()
+    for path in sum(_files(src), []):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for part in (*FLAGS, "|", *cxx, "|", _compiler_version(tuple(cxx))):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def build(src: Path | None = None, cache: Path | None = None) -> Path:
+    """Compile ``src`` (default :func:`source_dir`) unless cached; return the library path.
+
+    The library's directory also holds ``include/`` (the headers it was built
+    from) and ``build.txt`` (the command). Raises :class:`NativeBuildError`
+    with the command and the compiler's full output when compilation fails.
+    """
+    src = Path(src) if src else source_dir()
+    cxx = compiler()
+    out = (Path(cache) if cache else cache_dir()) / build_key(src, cxx)
+    library = out / LIBRARY
+    if library.is_file():
+        return library
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder finishes first
+        if library.is_file():
+            return library
+        sources, headers = _files(src)
+        include = out / "include"
+        include.mkdir(exist_ok=True)
+        for header in headers:
+            shutil.copyfile(header, include / header.name)
+        tmp = out / f".{LIBRARY}.{os.getpid()}.tmp"
+        cmd = [*cxx, *FLAGS, f"-I{src}", *map(str, sources), "-o", str(tmp)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+        except OSError as exc:
+            raise NativeBuildError(f"$ {shlex.join(cmd)}\ncannot run the compiler: {exc}") from None
+        if done.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise NativeBuildError(f"compiling {src} failed (exit status {done.returncode})\n"
+                                   f"$ {shlex.join(cmd)}\n{done.stderr}{done.stdout}")
+        (out / "build.txt").write_text(f"$ {shlex.join(cmd)}\n{_compiler_version(tuple(cxx))}")
+        os.replace(tmp, library)
+    return library
+
+
+_lock = threading.Lock()
+_loaded = None
+
+
+def load():
+    """Build if needed, load once per process and return the C++ namespace ``cppyy.gbl.benchpq``."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            library = build()
+            import cppyy  # deferred: importing cppyy starts its interpreter
+            try:
+                cppyy.load_library(str(library))
+                for header in sorted((library.parent / "include").iterdir()):
+                    cppyy.include(str(header))
+            except (ImportError, RuntimeError, SyntaxError) as exc:
+                raise NativeBuildError(f"cppyy cannot load {library}: {exc}") from None
+            namespace = cppyy.gbl.benchpq
+            for scope_name, names in LONG_CALLS.items():
+                scope = getattr(namespace, scope_name) if scope_name else namespace
+                for name in names:
+                    getattr(scope, name).__release_gil__ = True
+            _warm_up(namespace)
+            _loaded = namespace
+        return _loaded
+
+
+def _warm_up(ns) -> None:
+    """Call every long function once on tiny inputs.
+
+    cppyy JIT-compiles a call wrapper the first time a function is called (a
+    few ms each); done here, that cost stays out of the first timed phase of
+    a benchmark.
+    """
+    f32, i64 = np.float32, np.int64
+    x = np.array([[0, 0], [1, 1]], f32)
+    c8, c16 = np.array([[0], [1]], np.uint8), np.array([[0], [1]], np.uint16)
+    dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
+    centroids, out = np.zeros((2, 2), f32), np.zeros((2, 2), f32)
+    ns.kmeans(x, 2, 2, 2, 1, 1, 0, 0, centroids, np.zeros(1))
+    ns.kmeans_assign(x, 2, 2, centroids, 2, np.zeros(2, i64), np.zeros(2, f32))
+    pq = ns.ProductQuantizer(2, 1, 2)
+    pq.train(x, 2, 1, 1, 0, 0, np.zeros((1, 1)))
+    pq.get_codewords(out)
+    pq.set_codewords(out)
+    pq.adc_tables(x, 2, np.zeros((2, 1, 2), f32))
+    for codes, suffix in ((c8, "u8"), (c16, "u16")):
+        getattr(pq, "encode_" + suffix)(x, 2, codes)
+        getattr(pq, "decode_" + suffix)(codes, 2, out)
+        getattr(pq, "search_adc_" + suffix)(x, 2, codes, 2, 1, dist, ids)
+        getattr(pq, "search_sdc_" + suffix)(codes, 2, codes, 2, 1, dist, ids)
+
+
+def nullptr():
+    """C++ ``nullptr``, for optional pointer arguments."""
+    import cppyy
+    return cppyy.nullptr
+
+
+def set_num_threads(threads: int) -> None:
+    """Threads used by the native library's OpenMP regions from now on."""
+    load().set_num_threads(int(threads))
+
+
+def array_arg(a, dtype, shape: tuple, name: str = "array", writeable: bool = False) -> np.ndarray:
+    """Return ``a`` unchanged if C++ may take it as a pointer, else raise NativeArgumentError.
+
+    Args:
+        a: the array about to be passed.
+        dtype: the exact element type the C++ signature takes.
+        shape: expected shape; ``None`` entries accept any length.
+        writeable: the C++ side writes into it.
+    """
+    if not isinstance(a, np.ndarray):
+        raise NativeArgumentError(f"{name}: expected a numpy array, got {type(a).__name__}")
+    if a.dtype != np.dtype(dtype):
+        raise NativeArgumentError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
+    if len(shape) != a.ndim or any(s is not None and s != n for s, n in zip(shape, a.shape)):
+        raise NativeArgumentError(f"{name}: expected shape {shape}, got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise NativeArgumentError(f"{name}: not C-contiguous")
+    if writeable and not a.flags.writeable:
+        raise NativeArgumentError(f"{name}: read-only, but C++ writes into it")
+    if a.size == 0:
+        raise NativeArgumentError(f"{name}: empty")
+    return a

@@ -1,0 +1,91 @@
+// Product quantization (Jegou, Douze, Schmid, "Product quantization for
+// nearest neighbor search", IEEE TPAMI 33(1), 2011).
+//
+// A D-dimensional vector is cut into M sub-vectors of Ds = D / M dimensions;
+// each is replaced by the index of its nearest codeword in a sub-codebook of
+// Ks codewords learnt by k-means. Codes are (n, M) uint8 when Ks <= 256,
+// uint16 otherwise (Ks <= 65536); the _u8 / _u16 methods take that type.
+// Distances are squared L2 (float32), ids int64, results nearest first with
+// ties broken by the smaller id.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "nearest.h"
+
+namespace benchpq {
+
+class ProductQuantizer {
+ public:
+  /// D: dimension; M: sub-quantizers (D % M == 0); Ks: codewords per sub-quantizer.
+  ProductQuantizer(int64_t D, int64_t M, int64_t Ks);
+
+  int64_t D() const { return D_; }
+  int64_t M() const { return M_; }
+  int64_t Ks() const { return Ks_; }
+  int64_t dsub() const { return dsub_; }
+
+  /// Learn the M sub-codebooks by k-means on x (n, D) float32: niter Lloyd
+  /// iterations, init KMEANS_INIT_*, on a subsample of at most
+  /// max_points_per_centroid * Ks rows (<= 0: all rows; the same rows for
+  /// every sub-space). objective: out (M, niter) float64, zero after the
+  /// iterations a sub-space ran.
+  void train(const float* x, int64_t n, int niter, int init, uint64_t seed,
+             int64_t max_points_per_centroid, double* objective);
+
+  /// Replace the codebooks with codewords (M, Ks, Ds) float32.
+  void set_codewords(const float* codewords);
+  /// Copy the codebooks into out (M, Ks, Ds) float32.
+  void get_codewords(float* out) const;
+
+  /// codes (n, M): nearest codeword of each sub-vector of x (n, D).
+  void encode_u8(const float* x, int64_t n, uint8_t* codes) const;
+  void encode_u16(const float* x, int64_t n, uint16_t* codes) const;
+
+  /// x (n, D): concatenated codewords of codes (n, M).
+  void decode_u8(const uint8_t* codes, int64_t n, float* x) const;
+  void decode_u16(const uint16_t* codes, int64_t n, float* x) const;
+
+  /// ADC lookup tables (nq, M, Ks): squared distance of each query sub-vector to each codeword.
+  void adc_tables(const float* queries, int64_t nq, float* tables) const;
+
+  /// Asymmetric distance search: the k nearest of the n codes for each query
+  /// (nq, D); distances, ids out (nq, k). Requires 1 <= k <= n.
+  void search_adc_u8(const float* queries, int64_t nq, const uint8_t* codes, int64_t n, int64_t k,
+                     float* distances, int64_t* ids) const;
+  void search_adc_u16(const float* queries, int64_t nq, const uint16_t* codes, int64_t n,
+                      int64_t k, float* distances, int64_t* ids) const;
+
+  /// Symmetric distance search: queries given by their codes (nq, M); the
+  /// distance is the sum of codeword-to-codeword squared distances.
+  void search_sdc_u8(const uint8_t* query_codes, int64_t nq, const uint8_t* codes, int64_t n,
+                     int64_t k, float* distances, int64_t* ids) const;
+  void search_sdc_u16(const uint16_t* query_codes, int64_t nq, const uint16_t* codes, int64_t n,
+                      int64_t k, float* distances, int64_t* ids) const;
+
+  /// Whether the symmetric tables (M, Ks, Ks) are precomputed (they are when
+  /// they take at most sdc_table_limit_bytes; otherwise SDC computes each
+  /// query's rows on the fly).
+  bool has_sdc_tables() const { return !sdc_.empty(); }
+  static constexpr int64_t sdc_table_limit_bytes = int64_t(64) << 20;
+
+ private:
+  void prepare();
+  template <typename CodeT> void encode(const float* x, int64_t n, CodeT* codes) const;
+  template <typename CodeT> void decode(const CodeT* codes, int64_t n, float* x) const;
+  template <typename CodeT>
+  void search_adc(const float* queries, int64_t nq, const CodeT* codes, int64_t n, int64_t k,
+                  float* distances, int64_t* ids) const;
+  template <typename CodeT>
+  void search_sdc(const CodeT* query_codes, int64_t nq, const CodeT* codes, int64_t n, int64_t k,
+                  float* distances, int64_t* ids) const;
+  void subspace_table(const float* sub, int64_t m, float* out) const;
+
+  int64_t D_, M_, Ks_, dsub_;
+  std::vector<float> codewords_;          // (M, Ks, Ds)
+  std::vector<NearestCodeword> nearest_;  // per sub-space, for encoding
+  std::vector<float> sdc_;                // (M, Ks, Ks) or empty
+};
+
+}  // namespace benchpq

@@ -1,0 +1,316 @@
+"""Our C++ PQ (plugin ``pq``): accuracy against faiss on siftsmall, exact ADC/SDC,
+codes identical to faiss's given the same codebooks, pickling, and bad input
+rejected before any C++ call."""
+import pickle
+
+import faiss
+import numpy as np
+import pytest
+
+from algorithms.own_pq import PQ, pack_codes, unpack_codes
+from benchpq import metrics, native, registry
+from benchpq.api import Quantizer, Searcher
+from benchpq.checks import InputError
+from benchpq.datasets.vecs import read_vecs
+
+
+@pytest.fixture(scope="module")
+def sift(siftsmall_dir):
+    """siftsmall base (10000 x 128), queries (100) and ground truth, float32 C-contiguous."""
+    def read(name):
+        return np.ascontiguousarray(read_vecs(siftsmall_dir / f"siftsmall_{name}"))
+    return read("base.fvecs"), read("query.fvecs"), read("groundtruth.ivecs")
+
+
+@pytest.fixture(scope="module")
+def faiss_pq(sift):
+    """faiss IndexPQ M=8 trained on base, base added."""
+    base, _, _ = sift
+    index = faiss.IndexPQ(base.shape[1], 8, 8)
+    index.train(base)
+    index.add(base)
+    return index
+
+
+@pytest.fixture(scope="module")
+def own_pq(sift):
+    base, _, _ = sift
+    pq = PQ(M=8, seed=0).fit(base)
+    pq.add(base)
+    return pq
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Random data: 600 x 32 database, 20 queries, 16 codewords (exact references are cheap)."""
+    rng = np.random.default_rng(5)
+    return rng.normal(size=(600, 32)).astype(np.float32), \
+        rng.normal(size=(20, 32)).astype(np.float32)
+
+
+def assert_codes_match(x, codewords, ours, theirs, max_fraction=1e-3):
+    """Codes equal, except where both codewords are equally near within float32 rounding."""
+    M, _, dsub = codewords.shape
+    rows, subs = np.nonzero(ours != theirs)
+    assert len(rows) <= max_fraction * ours.size
+    for i, m in zip(rows, subs):
+        sub = x[i, m * dsub:(m + 1) * dsub].astype(np.float64)
+        a, b = (codewords[m, c].astype(np.float64) for c in (ours[i, m], theirs[i, m]))
+        scale = sub @ sub + max(a @ a, b @ b)
+        assert abs(((sub - a) ** 2).sum() - ((sub - b) ** 2).sum()) <= 1e-5 * scale
+
+
+def reference_topk(dist, k):
+    """Smallest k of each row, nearest first, ties by smaller id (float64 reference)."""
+    ids = np.array([np.lexsort((np.arange(row.size), row))[:k] for row in dist])
+    return np.take_along_axis(dist, ids, 1), ids
+
+
+def assert_search_matches(D, I, ref, k):
+    """Distances equal the reference at the returned ids and are the k smallest ones;
+    ids equal the reference order except inside near-ties."""
+    ref_d, ref_i = reference_topk(ref, min(k + 1, ref.shape[1]))  # one more: ties at the k-th
+    np.testing.assert_allclose(D, np.take_along_axis(ref, I, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(D, ref_d[:, :k], rtol=1e-4, atol=1e-4)
+    apart = np.diff(ref_d, axis=1) > 1e-4 * ref_d[:, 1:]
+    clear = np.ones(ref_d.shape, dtype=bool)
+    clear[:, 1:] &= apart
+    clear[:, :-1] &= apart
+    clear = clear[:, :k]
+    assert np.array_equal(I[clear], ref_i[:, :k][clear])
+
+
+def test_plugin_is_registered_quantizer_and_searcher():
+    assert registry.get("pq") is PQ
+    assert issubclass(PQ, Quantizer) and issubclass(PQ, Searcher)
+
+
+def test_siftsmall_accuracy_matches_faiss(sift, faiss_pq, own_pq):
+    base, query, gt = sift
+    faiss_mse = metrics.mse(base, faiss_pq.sa_decode(faiss_pq.sa_encode(base)))
+    own_mse = metrics.mse(base, own_pq.decode(own_pq.encode(base)))
+    assert faiss_mse == pytest.approx(21965, rel=0.02)  # DESIGN.md's reference figure
+    assert own_mse == pytest.approx(faiss_mse, rel=0.015)
+    _, faiss_ids = faiss_pq.search(query, 100)
+    distances, ids = own_pq.search(query, 100)
+    assert distances.dtype == np.float32 and ids.dtype == np.int64 and ids.shape == (100, 100)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+    for R in (1, 10, 100):
+        assert metrics.recall_at(ids, gt, R) == pytest.approx(
+            metrics.recall_at(faiss_ids, gt, R), abs=0.05)
+    assert own_pq.code_bits == 64 and own_pq.codes_bytes == base.shape[0] * 8
+    assert own_pq.model_bytes == 8 * 256 * 16 * 4
+    assert own_pq.objective.shape == (8, 20)
+
+
+def test_from_faiss_encodes_and_searches_like_faiss(sift, faiss_pq):
+    base, query, _ = sift
+    pq = PQ.from_faiss(faiss_pq)
+    faiss_codes = faiss.vector_to_array(faiss_pq.codes).reshape(len(base), 8)
+    assert np.array_equal(pq.codes, faiss_codes)  # imported as they are
+    np.testing.assert_array_equal(
+        pq.codewords.ravel(), faiss.vector_to_array(faiss_pq.pq.centroids))
+    assert_codes_match(base, pq.codewords, pq.encode(base), faiss_codes)
+    np.testing.assert_allclose(pq.decode(faiss_codes), faiss_pq.sa_decode(faiss_codes))
+    faiss_d, faiss_i = faiss_pq.search(query, 10)
+    distances, ids = pq.search(query, 10)
+    np.testing.assert_allclose(distances, faiss_d, rtol=1e-4)
+    assert (ids == faiss_i).mean() > 0.99  # the rest are equal-distance ties
+
+
+def test_to_faiss_encodes_and_searches_like_us(sift, own_pq):
+    base, query, _ = sift
+    index = own_pq.to_faiss()
+    assert isinstance(index, faiss.IndexPQ) and index.ntotal == len(base)
+    assert np.array_equal(faiss.vector_to_array(index.codes).reshape(len(base), 8), own_pq.codes)
+    assert_codes_match(base, own_pq.codewords, own_pq.codes, index.sa_encode(base))
+    faiss_d, faiss_i = index.search(query, 10)
+    distances, ids = own_pq.search(query, 10)
+    np.testing.assert_allclose(distances, faiss_d, rtol=1e-4)
+    assert (ids == faiss_i).mean() > 0.99
+
+
+@pytest.mark.parametrize("nbits", [4, 10])
+def test_faiss_bit_packed_codes_round_trip(small, nbits):
+    x, _ = small
+    index = faiss.IndexPQ(32, 4, nbits)
+    index.pq.cp.min_points_per_centroid = 0
+    index.train(np.tile(x, (2, 1)))
+    index.add(x)
+    pq = PQ.from_faiss(index)
+    assert pq.Ks == 2 ** nbits and pq.codes.dtype == (np.uint8 if nbits <= 8 else np.uint16)
+    np.testing.assert_allclose(pq.decode(pq.codes), index.sa_decode(index.sa_encode(x)))
+    packed = faiss.vector_to_array(index.codes).reshape(len(x), index.code_size)
+    assert np.array_equal(pack_codes(unpack_codes(packed, 4, nbits), nbits), packed)
+    assert np.array_equal(pq.to_faiss().sa_encode(x), index.sa_encode(x))
+
+
+def test_adc_and_sdc_equal_numpy_reference(small):
+    x, q = small
+    pq = PQ(M=4, Ks=16, seed=1).fit(x)
+    pq.add(x)
+    assert pq._quantizer().has_sdc_tables()
+    recon = pq.decode(pq.codes).astype(np.float64)
+    adc = ((q[:, None, :].astype(np.float64) - recon[None]) ** 2).sum(-1)
+    for k in (1, 10, len(x)):
+        assert_search_matches(*pq.search(q, k), adc, k)
+    q_recon = pq.decode(pq.encode(q)).astype(np.float64)
+    sdc = ((q_recon[:, None, :] - recon[None]) ** 2).sum(-1)
+    for k in (1, 10):
+        assert_search_matches(*pq.search_sdc(q, k), sdc, k)
+
+
+def test_equal_distances_are_ordered_by_id(small):
+    x, q = small
+    pq = PQ(M=4, Ks=16, seed=1).fit(x)
+    pq.add(np.repeat(x[:50], 4, axis=0))  # every code four times: exact ties
+    distances, ids = pq.search(q, 40)
+    for row_d, row_i in zip(distances, ids):
+        order = np.lexsort((row_i, row_d))
+        assert np.array_equal(order, np.arange(40))
+    for method in (pq.search, pq.search_sdc):  # fewer queries than threads: split database
+        d1, i1 = method(q[:1], 40)
+        assert np.array_equal(i1[0], method(q, 40)[1][0])
+
+
+def test_large_ks_gives_uint16_codes_and_on_the_fly_sdc(small):
+    x, q = small
+    x = np.tile(x, (2, 1)) + np.random.default_rng(0).normal(0, 0.1, (1200, 32)).astype(np.float32)
+    pq = PQ(M=8, Ks=1024, iter=5, seed=0).fit(x)
+    codes = pq.encode(x)
+    assert codes.dtype == np.uint16 and codes.max() < 1024 and pq.code_bits == 80
+    coarse = PQ(M=8, Ks=256, iter=5, seed=0).fit(x)
+    assert metrics.mse(x, pq.decode(codes)) < metrics.mse(x, coarse.decode(coarse.encode(x)))
+    pq.add(x)
+    recon = pq.decode(pq.codes).astype(np.float64)
+    adc = ((q[:, None, :].astype(np.float64) - recon[None]) ** 2).sum(-1)
+    assert_search_matches(*pq.search(q, 5), adc, 5)
+    wide = PQ(M=32, Ks=1024, iter=3, seed=0).fit(x)  # 32 * 1024^2 floats: tables too big
+    wide.add(x)
+    assert not wide._quantizer().has_sdc_tables()
+    q_recon = wide.decode(wide.encode(q)).astype(np.float64)
+    recon = wide.decode(wide.codes).astype(np.float64)
+    sdc = ((q_recon[:, None, :] - recon[None]) ** 2).sum(-1)
+    assert_search_matches(*wide.search_sdc(q, 5), sdc, 5)
+    odd = PQ(M=4, Ks=300, iter=3).fit(x)
+    assert odd.encode(x).dtype == np.uint16
+    with pytest.raises(InputError, match="power of two"):
+        odd.to_faiss()
+
+
+def test_pickle_round_trip(small):
+    x, q = small
+    pq = PQ(M=4, Ks=16, seed=2).fit(x)
+    pq.add(x)
+    clone = pickle.loads(pickle.dumps(pq))
+    assert clone._cpp is None
+    assert np.array_equal(clone.encode(x), pq.encode(x))
+    for a, b in zip(clone.search(q, 7), pq.search(q, 7)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(clone.search_sdc(q, 7)[1], pq.search_sdc(q, 7)[1])
+    unfitted = pickle.loads(pickle.dumps(PQ(M=2)))
+    assert unfitted.M == 2 and unfitted.codewords is None
+
+
+def test_results_depend_on_seed_not_on_threads(small):
+    x, _ = small
+    native.set_num_threads(1)
+    one = PQ(M=4, Ks=16, seed=3).fit(x)
+    native.set_num_threads(2)
+    two = PQ(M=4, Ks=16, seed=3).fit(x)
+    assert np.array_equal(one.codewords, two.codewords)
+    assert np.array_equal(one.encode(x), two.encode(x))
+    other = PQ(M=4, Ks=16, seed=4).fit(x)
+    assert not np.array_equal(one.codewords, other.codewords)
+    assert np.all(np.diff(one.objective, axis=1) <= 1e-6 * one.objective[:, 1:])
+
+
+def test_float64_strided_and_fortran_inputs_are_converted(small):
+    x, q = small
+    pq = PQ(M=4, Ks=16, seed=0).fit(x)
+    reference = pq.encode(x)
+    assert np.array_equal(pq.encode(x.astype(np.float64)), reference)
+    assert np.array_equal(pq.encode(np.asfortranarray(x)), reference)
+    assert np.array_equal(pq.encode(np.repeat(x, 2, axis=0)[::2]), reference)
+    assert np.array_equal(PQ(M=4, Ks=16, seed=0).fit(x.astype(np.float64)).codewords,
+                          pq.codewords)
+    pq.add(x)
+    assert np.array_equal(pq.search(np.asfortranarray(q), 3)[1], pq.search(q, 3)[1])
+
+
+class _NoCpp:
+    """Stands in for the C++ object: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"C++ was called ({name}) with bad input")
+
+
+def test_bad_input_is_rejected_before_cpp(small, monkeypatch):
+    x, q = small
+    with pytest.raises(InputError, match=r"Ks: must be \[2, 65536\]"):
+        PQ(Ks=1)
+    with pytest.raises(InputError, match=r"Ks: must be \[2, 65536\]"):
+        PQ(Ks=2 ** 16 + 1)
+    with pytest.raises(InputError, match="M: must be >= 1"):
+        PQ(M=0)
+    with pytest.raises(InputError, match="iter: must be >= 1"):
+        PQ(iter=0)
+    with pytest.raises(InputError, match="init: expected one of"):
+        PQ(init="kmeans")
+
+    def no_native():
+        raise AssertionError("the native library was used with bad input")
+    monkeypatch.setattr(native, "load", no_native)
+    with pytest.raises(InputError, match="M=5 does not divide the dimension D=32"):
+        PQ(M=5).fit(x)
+    with pytest.raises(InputError, match="M: must be"):
+        PQ(M=64).fit(x)
+    with pytest.raises(InputError, match=r"more codewords \(256\) than training vectors \(100\)"):
+        PQ(M=4).fit(x[:100])
+    bad = x.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(InputError, match=r"learn: contains NaN \(first in row 17\)"):
+        PQ(M=4, Ks=16).fit(bad)
+    bad[17, 3] = np.inf
+    with pytest.raises(InputError, match=r"learn: contains Inf"):
+        PQ(M=4, Ks=16).fit(bad)
+    with pytest.raises(InputError, match="expected a numeric array"):
+        PQ(M=4, Ks=16).fit(np.array([["1", "2"], ["3", "4"]]))
+    with pytest.raises(InputError, match="expected a 2-D array"):
+        PQ(M=4, Ks=16).fit(x[0])
+    with pytest.raises(InputError, match="seed: must be"):
+        PQ(M=4, Ks=16, seed=-1).fit(x)
+    with pytest.raises(InputError, match="seed: expected an integer"):
+        PQ(M=4, Ks=16, seed="1").fit(x)
+    with pytest.raises(InputError, match=r"call fit\(\)"):
+        PQ(M=4, Ks=16).encode(x)
+    monkeypatch.undo()
+
+    pq = PQ(M=4, Ks=16, seed=0).fit(x)
+    monkeypatch.setattr(native, "load", no_native)
+    pq._cpp = _NoCpp()
+    with pytest.raises(InputError, match=r"add\(\) vectors before searching"):
+        pq.search(q, 1)
+    with pytest.raises(InputError, match="dimension mismatch, expected 32 columns, got 16"):
+        pq.encode(x[:, :16])
+    with pytest.raises(InputError, match=r"x: contains Inf \(first in row 17\)"):
+        pq.encode(bad)
+    with pytest.raises(InputError, match=r"expected dtype uint8 \(Ks=16\), got uint16"):
+        pq.decode(np.zeros((3, 4), np.uint16))
+    with pytest.raises(InputError, match="expected dtype uint8"):
+        pq.decode(np.zeros((3, 4), np.float32))
+    with pytest.raises(InputError, match="expected a numpy array"):
+        pq.decode([[1, 2, 3, 4]])
+    with pytest.raises(InputError, match="dimension mismatch, expected 4 columns, got 5"):
+        pq.decode(np.zeros((3, 5), np.uint8))
+    with pytest.raises(InputError, match="code 16 out of range for Ks=16"):
+        pq.decode(np.full((3, 4), 16, np.uint8))
+    pq.codes = np.zeros((300, 4), np.uint8)  # as if 300 vectors were added
+    with pytest.raises(InputError, match="k=301 is larger than the database"):
+        pq.search(q, 301)
+    with pytest.raises(InputError, match="k: must be >= 1"):
+        pq.search_sdc(q, 0)
+    with pytest.raises(InputError, match="query: dimension mismatch"):
+        pq.search(q[:, :8], 3)
+    with pytest.raises(InputError, match="query: contains Inf"):
+        pq.search(np.full((1, 32), np.inf, np.float32), 3)
