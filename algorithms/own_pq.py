@@ -26,6 +26,28 @@ from benchpq.registry import register
 INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
 
 
+@native.on_load
+def _prepare(ns) -> None:
+    """Release the GIL in the long ProductQuantizer calls and warm their wrappers up."""
+    native.release_gil(ns.ProductQuantizer, "train", "encode_u8", "encode_u16", "decode_u8",
+                       "decode_u16", "adc_tables", "search_adc_u8", "search_adc_u16",
+                       "search_sdc_u8", "search_sdc_u16", "set_codewords")
+    f32, i64 = np.float32, np.int64
+    x, out = np.array([[0, 0], [1, 1]], f32), np.zeros((2, 2), f32)
+    dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
+    pq = ns.ProductQuantizer(2, 1, 2)
+    pq.train(x, 2, 1, 1, 0, 0, np.zeros((1, 1)))
+    pq.get_codewords(out)
+    pq.set_codewords(out)
+    pq.adc_tables(x, 2, np.zeros((2, 1, 2), f32))
+    for codes, suffix in ((np.array([[0], [1]], np.uint8), "u8"),
+                          (np.array([[0], [1]], np.uint16), "u16")):
+        getattr(pq, "encode_" + suffix)(x, 2, codes)
+        getattr(pq, "decode_" + suffix)(codes, 2, out)
+        getattr(pq, "search_adc_" + suffix)(x, 2, codes, 2, 1, dist, ids)
+        getattr(pq, "search_sdc_" + suffix)(codes, 2, codes, 2, 1, dist, ids)
+
+
 def code_dtype(Ks: int) -> np.dtype:
     """uint8 for Ks <= 256, else uint16."""
     return np.dtype(np.uint8 if Ks <= 256 else np.uint16)

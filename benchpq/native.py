@@ -15,7 +15,8 @@ sources only: cppyy's own JIT cannot compile it.
 numpy arrays are passed to C++ as pointers (cppyy takes any C-contiguous array
 of the exact element type through the buffer protocol, without a copy). C++
 trusts what it is given, so :func:`array_arg` checks dtype, contiguity and
-shape before every call. Long calls release the GIL (:data:`LONG_CALLS`).
+shape before every call. Algorithm modules mark their long calls to release
+the GIL, and warm them up, in an :func:`on_load` hook.
 """
 from __future__ import annotations
 
@@ -37,15 +38,6 @@ from .checks import InputError
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
 LIBRARY = "libbenchpq.so"
-#: functions and methods of namespace benchpq that run long: the GIL is released during them
-LONG_CALLS = {
-    "": ("kmeans", "kmeans_assign"),
-    "ProductQuantizer": ("train", "encode_u8", "encode_u16", "decode_u8", "decode_u16",
-                         "adc_tables", "search_adc_u8", "search_adc_u16", "search_sdc_u8",
-                         "search_sdc_u16", "set_codewords"),
-}
-
-
 class NativeBuildError(RuntimeError):
     """The native library cannot be built or loaded (no compiler, compile error)."""
 
@@ -163,39 +155,35 @@ def load():
             except (ImportError, RuntimeError, SyntaxError) as exc:
                 raise NativeBuildError(f"cppyy cannot load {library}: {exc}") from None
             namespace = cppyy.gbl.benchpq
-            for scope_name, names in LONG_CALLS.items():
-                scope = getattr(namespace, scope_name) if scope_name else namespace
-                for name in names:
-                    getattr(scope, name).__release_gil__ = True
-            _warm_up(namespace)
+            for hook in _hooks:
+                hook(namespace)
             _loaded = namespace
         return _loaded
 
 
-def _warm_up(ns) -> None:
-    """Call every long function once on tiny inputs.
+_hooks: list = []
 
-    cppyy JIT-compiles a call wrapper the first time a function is called (a
-    few ms each); done here, that cost stays out of the first timed phase of
-    a benchmark.
+
+def on_load(hook):
+    """Decorator: run ``hook(namespace)`` once the library is loaded (at once if it is).
+
+    Each algorithm module registers its own hook, which marks its long calls
+    with :func:`release_gil` and calls each function once on tiny inputs:
+    cppyy JIT-compiles a call wrapper on the first call (a few ms each), and
+    doing it here keeps that cost out of the first timed phase of a benchmark.
+    The loader itself knows no algorithm.
     """
-    f32, i64 = np.float32, np.int64
-    x = np.array([[0, 0], [1, 1]], f32)
-    c8, c16 = np.array([[0], [1]], np.uint8), np.array([[0], [1]], np.uint16)
-    dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
-    centroids, out = np.zeros((2, 2), f32), np.zeros((2, 2), f32)
-    ns.kmeans(x, 2, 2, 2, 1, 1, 0, 0, centroids, np.zeros(1))
-    ns.kmeans_assign(x, 2, 2, centroids, 2, np.zeros(2, i64), np.zeros(2, f32))
-    pq = ns.ProductQuantizer(2, 1, 2)
-    pq.train(x, 2, 1, 1, 0, 0, np.zeros((1, 1)))
-    pq.get_codewords(out)
-    pq.set_codewords(out)
-    pq.adc_tables(x, 2, np.zeros((2, 1, 2), f32))
-    for codes, suffix in ((c8, "u8"), (c16, "u16")):
-        getattr(pq, "encode_" + suffix)(x, 2, codes)
-        getattr(pq, "decode_" + suffix)(codes, 2, out)
-        getattr(pq, "search_adc_" + suffix)(x, 2, codes, 2, 1, dist, ids)
-        getattr(pq, "search_sdc_" + suffix)(codes, 2, codes, 2, 1, dist, ids)
+    with _lock:
+        _hooks.append(hook)
+        if _loaded is not None:
+            hook(_loaded)
+    return hook
+
+
+def release_gil(scope, *names: str) -> None:
+    """Release the GIL during the named functions or methods of ``scope`` (long calls)."""
+    for name in names:
+        getattr(scope, name).__release_gil__ = True
 
 
 def nullptr():
