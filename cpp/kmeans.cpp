@@ -160,7 +160,7 @@ int lloyd(const float* x, int64_t n, int64_t d, int64_t k, int niter, int init,
           std::mt19937_64& rng, float* centroids, double* objective) {
   if (init == KMEANS_INIT_PLUSPLUS)
     init_plusplus(x, n, d, k, rng, centroids);
-  else
+  else if (init == KMEANS_INIT_RANDOM)
     init_random(x, n, d, k, rng, centroids);
   std::vector<int32_t> labels(n, -1), previous(n, -1);
   std::vector<float> dist(n);

@@ -14,10 +14,11 @@ namespace benchpq {
 
 constexpr int KMEANS_INIT_PLUSPLUS = 0;  ///< k-means++ seeding
 constexpr int KMEANS_INIT_RANDOM = 1;    ///< k distinct random training points
+constexpr int KMEANS_INIT_GIVEN = 2;     ///< hot start: centroids holds the initial centroids
 
 /// Train k centroids on x (n, d) float32.
 ///
-/// centroids: out (k, d) float32. objective: out (niter,) float64, the sum of
+/// centroids: out (k, d) float32 (also in, with KMEANS_INIT_GIVEN). objective: out (niter,) float64, the sum of
 /// squared distances of the training points to their nearest centroid at each
 /// iteration (non-increasing). Stops early when no assignment changes (the
 /// centroids would not change any more). max_points_per_centroid <= 0 trains

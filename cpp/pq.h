@@ -27,7 +27,7 @@ class ProductQuantizer {
   int64_t dsub() const { return dsub_; }
 
   /// Learn the M sub-codebooks by k-means on x (n, D) float32: niter Lloyd
-  /// iterations, init KMEANS_INIT_*, on a subsample of at most
+  /// iterations, init KMEANS_INIT_* (GIVEN: start from the current codebooks), on a subsample of at most
   /// max_points_per_centroid * Ks rows (<= 0: all rows; the same rows for
   /// every sub-space). objective: out (M, niter) float64, zero after the
   /// iterations a sub-space ran.
