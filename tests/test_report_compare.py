@@ -41,3 +41,15 @@ def test_cli_prints_the_ratio_table(sweep, capsys):
     assert main([str(sweep), "--baseline", "pq=faiss_pq"]) == 0
     out = capsys.readouterr().out
     assert "train_s ratio" in out and "search_s ratio" in out and "0.25" in out
+
+
+def test_fixed_settings_may_differ_but_swept_params_must_match(tmp_path):
+    """pq (iter=25) against nanopq_pq (iter=20): iter is a setting, M the swept variable."""
+    runs = [("a", "pq", 4, 1.0, {"iter": 25}), ("b", "pq", 8, 2.0, {"iter": 25}),
+            ("c", "nanopq_pq", 4, 10.0, {"iter": 20}), ("d", "nanopq_pq", 8, 40.0, {"iter": 20})]
+    for rid, algorithm, M, train_s, params in runs:
+        write_record(record_path(tmp_path, rid),
+                     record(rid, algorithm, M, 1, train_s, 1.0, params))
+    df = with_ratios(load_records(tmp_path), {"pq": "nanopq_pq"})
+    assert dict(zip(df.M, df["train_s ratio"])) == {4: 0.1, 8: 0.05}
+    assert "baseline" not in df.attrs.get("param_columns", [])

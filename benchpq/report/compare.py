@@ -2,7 +2,9 @@
 
 ``with_ratios(df, {"pq": "faiss_pq"})`` pairs every run of ``pq`` with the run of
 ``faiss_pq`` made under the same conditions (dataset, task, threads, seed, and
-every param both algorithms have, e.g. M) and adds the columns
+the params the sweep varies for ``pq`` that ``faiss_pq`` has too, e.g. M when
+sweeping M; settings that stay fixed, like k-means iterations, may differ)
+and adds the columns
 ``<metric> ratio`` = ours / baseline for the time and memory metrics, plus a
 ``baseline`` column. A ratio below 1 means ours is faster (or smaller).
 """
@@ -63,10 +65,11 @@ def with_ratios(df: pd.DataFrame, baselines: dict[str, str]) -> pd.DataFrame:
             if runs.empty:
                 raise ReportError(f"no ok run of {name!r} to compare "
                                   f"(algorithms: {', '.join(sorted(df.algorithm.unique()))})")
+        swept = [p for p in params if mine[p].nunique(dropna=True) > 1]
         for _, run in mine.iterrows():
             match = theirs[[all(_same(r[c], run[c]) for c in SAME_CONDITIONS if c in df)
                             for _, r in theirs.iterrows()]]
-            shared = [p for p in params if _is_set(run[p])
+            shared = [p for p in swept if _is_set(run[p])
                       and match[p].map(_is_set).any()] if not match.empty else []
             for p in shared:
                 match = match[match[p] == run[p]]
@@ -79,4 +82,9 @@ def with_ratios(df: pd.DataFrame, baselines: dict[str, str]) -> pd.DataFrame:
                 denominator = match[m].mean()
                 row[m + RATIO_SUFFIX] = run[m] / denominator if denominator else float("nan")
             out.append(row)
-    return pd.DataFrame(out).reset_index(drop=True)
+    result = pd.DataFrame(out).reset_index(drop=True)
+    result.attrs = dict(df.attrs)
+    if "metric_columns" in df.attrs:
+        result.attrs["metric_columns"] = [*df.attrs["metric_columns"],
+                                          *(m + RATIO_SUFFIX for m in metrics)]
+    return result
