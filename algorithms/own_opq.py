@@ -210,5 +210,42 @@ class OPQ(Quantizer, Searcher):
     def model_bytes(self) -> int:
         return 0 if self.pq is None else self.pq.model_bytes + int(self.rotation.nbytes)
 
+    # -- faiss interop ----------------------------------------------------------
+    def to_faiss(self):
+        """A faiss ``IndexPreTransform`` (rotation, then IndexPQ) with our rotation and codebooks.
+
+        faiss applies ``y = A x`` to column vectors, so A is our R transposed; codes
+        added to this model are carried over.
+        """
+        import faiss
+        pq = self._trained()
+        dim = pq.dim
+        transform = faiss.LinearTransform(dim, dim, False)
+        faiss.copy_array_to_vector(np.ascontiguousarray(self.rotation.T).ravel(), transform.A)
+        transform.is_trained = True
+        transform.is_orthonormal = True
+        # faiss's Python layer keeps the transform and the PQ alive with the index
+        return faiss.IndexPreTransform(transform, pq.to_faiss())
+
+    @classmethod
+    def from_faiss(cls, index, **params) -> "OPQ":
+        """An OPQ holding the rotation and PQ of a trained faiss ``OPQ<M>,PQ<M>`` index."""
+        import faiss
+        index = faiss.downcast_index(index)
+        if not isinstance(index, faiss.IndexPreTransform) or index.chain.size() != 1:
+            raise InputError("from_faiss: expected a faiss IndexPreTransform with one "
+                             f"rotation, got {type(index).__name__}")
+        transform = faiss.downcast_VectorTransform(index.chain.at(0))
+        if not isinstance(transform, faiss.LinearTransform) or transform.d_in != transform.d_out:
+            raise InputError("from_faiss: the transform is not a square linear transform")
+        dim = transform.d_in
+        pq = PQ.from_faiss(index.index, **{k: v for k, v in params.items()
+                                           if k in ("iter", "seed", "max_points_per_centroid")})
+        A = faiss.vector_to_array(transform.A).reshape(dim, dim)
+        model = cls(M=pq.M, Ks=pq.Ks, **params)
+        model.rotation = np.ascontiguousarray(A.T, dtype=np.float32)
+        model.pq = pq
+        return model
+
     def extra_metrics(self) -> dict:
         return {"rotation_objective": self.objective[-1]} if self.objective else {}

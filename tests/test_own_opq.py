@@ -117,3 +117,28 @@ def test_bad_input_is_rejected_before_cpp(sift, trained):
         trained.encode(sift[:, :64])
     with pytest.raises(InputError, match="expected dtype uint8"):
         trained.decode(np.zeros((2, 8), np.int64))
+
+
+def test_export_to_faiss_gives_the_same_codes_and_search(sift, trained):
+    index = trained.to_faiss()
+    ours, theirs = trained.encode(sift), index.sa_encode(sift)
+    # codes may differ only where two codewords are at (float-rounding) equal distance
+    assert (ours != theirs).any(axis=1).mean() < 1e-3
+    np.testing.assert_allclose(index.sa_decode(ours), trained.decode(ours), atol=1e-2)
+    trained.add(sift[:2000])
+    exported = trained.to_faiss()
+    assert exported.ntotal == 2000
+    d_ours, i_ours = trained.search(sift[:20], 5)
+    d_faiss, i_faiss = exported.search(sift[:20], 5)
+    assert (i_ours == i_faiss).mean() > 0.99
+    np.testing.assert_allclose(d_ours, d_faiss, rtol=1e-4)
+    trained.pq.codes = None
+
+
+def test_import_from_faiss_gives_the_same_codes(sift):
+    index = faiss.index_factory(128, "OPQ8,PQ8")
+    index.train(sift)
+    model = OPQ.from_faiss(index)
+    assert (model.encode(sift) != index.sa_encode(sift)).any(axis=1).mean() < 1e-3
+    with pytest.raises(InputError, match="expected a faiss IndexPreTransform"):
+        OPQ.from_faiss(faiss.IndexPQ(128, 8, 8))
