@@ -1,0 +1,520 @@
+"""Locally optimized product quantization on an inverted multi-index, C++ core: plugin ``lopq``.
+
+Kalantidis & Avrithis, "Locally Optimized Product Quantization for Approximate
+Nearest Neighbor Search", CVPR 2014, in its multi-index form (as the authors'
+reference code, yahoo/lopq), searched with the multi-sequence algorithm of
+Babenko & Lempitsky, "The inverted multi-index", CVPR 2012.
+
+Training (``fit``), for x (n, D) float32 cut into two halves of h = D/2:
+
+1. optional PCA (``pca=True``): x -> (x - mean) P, P (D, D') the top D'
+   principal directions (``pca_dim``, default all), dealt to the two halves by
+   eigenvalue allocation so that their variances balance (data product in C++);
+2. coarse product quantizer: k-means of each half into V centroids (C++);
+3. residuals to the cell's coarse centroids; for every coarse centroid of each
+   half, the mean of its residuals and a local rotation, the eigenvalue
+   allocation of their covariance into M/2 sub-spaces
+   (:func:`algorithms.rotations.eigenvalue_allocation`, parametric OPQ), the
+   identity when the centroid has fewer than h residuals (as the reference);
+4. M fine sub-quantizers of Ks codewords (M/2 per half), k-means on the local
+   frames p_s = (x_s - C_s - mu_s) R_s of the training vectors (C++).
+
+The local mean is subtracted before rotating, as in the reference's
+``project``; the fine codebooks are shared by all cells, the rotations are
+local. D x D eigen-decompositions run in numpy, every loop over the data in
+C++ (``cpp/lopq.cpp``, ``cpp/multisequence.cpp``).
+
+Codes (``encode``): (n, 2 + M), columns [c0, c1, f_1 .. f_M] (coarse ids of
+the two halves, then fine codes), uint8 when V <= 256 and Ks <= 256, else
+uint16. ``decode`` reconstructs x_s = C_s + mu_s + q_s R_s^T (then undoes the
+PCA), so ``mse`` is measured like for every quantizer.
+
+Bits: ``code_bits`` counts the fine code, M * ceil(log2 Ks), as faiss_ivfpq's
+does: the cell (c0, c1) is implied by the inverted list a code is stored in.
+``extra_metrics`` also gives ``cell_bits`` = 2 * ceil(log2 V) and
+``total_bits`` (fine + coarse), the size of a code outside the index.
+
+Search: ``add`` builds inverted lists over the V * V cells (cell c0 * V + c1).
+For a query, the multi-sequence algorithm visits cells in increasing
+d(q_0, C_0[c0]) + d(q_1, C_1[c1]) until ``quota`` candidates are gathered
+(whole cells: at least quota unless the index is exhausted; exactly quota,
+the last cell cut, with ``exact_quota`` as faiss's max_codes) or ``max_cells``
+cells (empty ones included, as faiss's nprobe) were traversed; candidates are
+ranked by the asymmetric distance of the query's residual in each cell's local
+frame (one lookup table per visited coarse centroid and half), which equals
+||q - x_hat||^2 exactly since the rotations are orthogonal (with ``pca_dim`` <
+D: the distance in the PCA space). ``extra_metrics`` reports the mean number
+of candidates scanned (``mean_candidates``) and cells traversed per query of
+the last search. ``set_search_params(quota=..., max_cells=...)`` changes them
+without retraining.
+
+Every input is checked here, before any C++ call; bad input raises
+:class:`benchpq.checks.InputError`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from benchpq import native
+from benchpq.api import Quantizer, Searcher
+from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
+                            check_positive_int, check_subspaces)
+from benchpq.registry import register
+
+from .own_opq import rotate
+from .own_pq import check_seed, subsample_arg
+from .rotations import eigenvalue_allocation
+
+MAX_V = 4096          # cpp/lopq.h: V * V cells, offsets held densely
+# k-means initialisations: cpp/kmeans.h KMEANS_INIT_*, cpp/lopq.h LOPQ_INIT_GREEDY_PLUSPLUS
+INITS = {"greedy-k-means++": 16, "k-means++": 0, "random": 1}
+ROTATIONS = ("eigen", "identity")
+CHUNK_ROWS = 65536    # rows PCA-projected at once
+
+
+@native.on_load
+def _prepare(ns) -> None:
+    """Release the GIL in the long LOPQ calls and warm their wrappers up."""
+    native.release_gil(ns.LOPQ, "train_coarse", "assign", "residuals", "project", "train_fine",
+                       "encode_u8", "encode_u16", "decode_u8", "decode_u16", "build_index_u8",
+                       "build_index_u16", "search")
+    native.release_gil(ns, "multisequence_order")
+    f32, i32, i64 = np.float32, np.int32, np.int64
+    x = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [2, 2, 2, 2]], f32)
+    m = ns.LOPQ(4, 2, 2, 2)
+    m.train_coarse(x, 3, 1, 1, 0, 0, np.zeros((2, 1)))
+    coarse = np.zeros((3, 2), i32)
+    m.assign(x, 3, coarse)
+    out = np.zeros((3, 4), f32)
+    m.residuals(x, 3, coarse, out)
+    means, rots = np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2, 2), f32)
+    m.get_local(means, rots)
+    m.set_local(means, rots)
+    m.project(x, 3, coarse, out)
+    m.train_fine(out, 3, 1, 1, 0, 0, np.zeros((2, 1)))
+    cw, cen = np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2), f32)
+    m.get_codewords(cw)
+    m.set_codewords(cw)
+    m.get_coarse(cen)
+    m.set_coarse(cen)
+    for dtype, suffix in ((np.uint8, "u8"), (np.uint16, "u16")):
+        codes = np.zeros((3, 4), dtype)
+        getattr(m, "encode_" + suffix)(x, 3, codes)
+        getattr(m, "decode_" + suffix)(codes, 3, out)
+        getattr(m, "build_index_" + suffix)(codes, 3)
+    m.get_offsets(np.zeros(5, i64))
+    m.search(x, 3, 1, 1, 0, False, np.zeros((3, 1), f32), np.zeros((3, 1), i64),
+             np.zeros(3, i64), np.zeros(3, i64))
+    d = np.zeros(2, f32)
+    ns.multisequence_order(d, 2, d, 2, 4, np.zeros(4, i32), np.zeros(4, i32), np.zeros(4, f32))
+
+
+def code_dtype(V: int, Ks: int) -> np.dtype:
+    """uint8 when V <= 256 and Ks <= 256, else uint16."""
+    return np.dtype(np.uint8 if V <= 256 and Ks <= 256 else np.uint16)
+
+
+def multisequence_order(d1, d2, count: int | None = None):
+    """The first ``count`` cells (default all) of the multi-sequence traversal, in C++.
+
+    Args:
+        d1, d2: (n1,), (n2,) distances of a query's halves to the coarse centroids.
+
+    Returns:
+        i (count,) int32, j (count,) int32, dist (count,) float32: cells (i, j)
+        in non-decreasing d1[i] + d2[j] (Babenko & Lempitsky 2012, section 3.2).
+    """
+    arrays = []
+    for d, name in ((d1, "d1"), (d2, "d2")):
+        d = np.asarray(d)
+        if d.ndim != 1 or d.size == 0:
+            raise InputError(f"{name}: expected a non-empty 1-D array, got shape {d.shape}")
+        arrays.append(as_matrix(d[None, :], name).ravel())
+    d1, d2 = arrays
+    total = d1.size * d2.size
+    count = total if count is None else check_positive_int(count, "count", 1, total)
+    i, j = np.empty(count, np.int32), np.empty(count, np.int32)
+    dist = np.empty(count, np.float32)
+    written = native.load().multisequence_order(
+        native.array_arg(d1, np.float32, (d1.size,), "d1"), d1.size,
+        native.array_arg(d2, np.float32, (d2.size,), "d2"), d2.size, count,
+        native.array_arg(i, np.int32, (count,), "i", writeable=True),
+        native.array_arg(j, np.int32, (count,), "j", writeable=True),
+        native.array_arg(dist, np.float32, (count,), "dist", writeable=True))
+    return i[:written], j[:written], dist[:written]
+
+
+def local_frames(residuals: np.ndarray, coarse: np.ndarray, V: int, M: int,
+                 rotation: str = "eigen") -> tuple[np.ndarray, np.ndarray]:
+    """Local means (2, V, h) and rotations (2, V, h, h) float32 of the residuals of each centroid.
+
+    Args:
+        residuals: (n, D) float32, x minus its coarse centroids.
+        coarse: (n, 2) int32 coarse ids of the halves.
+        V: coarse centroids per half; M: fine sub-quantizers (M/2 per half).
+        rotation: ``eigen`` (eigenvalue allocation into M/2 sub-spaces) or
+            ``identity`` (no local rotation, an ablation).
+
+    A centroid with no residual gets a zero mean; one with fewer than h
+    residuals the identity rotation (its covariance is rank-deficient; as the
+    reference code). Rotations follow :mod:`algorithms.rotations`: p = r R.
+    """
+    h = residuals.shape[1] // 2
+    means = np.zeros((2, V, h), np.float32)
+    rotations = np.broadcast_to(np.eye(h, dtype=np.float32), (2, V, h, h)).copy()
+    for s in range(2):
+        labels = coarse[:, s]
+        order = np.argsort(labels, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=V))])
+        for v in range(V):
+            rows = order[bounds[v]:bounds[v + 1]]
+            if rows.size == 0:
+                continue
+            r = residuals[rows, s * h:(s + 1) * h]
+            means[s, v] = r.mean(axis=0, dtype=np.float64)
+            if rotation == "eigen" and rows.size >= max(h, 2):
+                rotations[s, v] = eigenvalue_allocation(r, M // 2)
+    return means, rotations
+
+
+@register("lopq")
+class LOPQ(Quantizer, Searcher):
+    """LOPQ (Kalantidis & Avrithis 2014) on an inverted multi-index (Babenko & Lempitsky 2012).
+
+    Args:
+        V: coarse centroids per half, 1 .. 4096 (V * V cells).
+        M: fine sub-quantizers, even (M/2 per half); must divide the
+            dimension (after PCA).
+        Ks: codewords per fine sub-quantizer, 2 .. 65536.
+        quota: candidates gathered per query before ranking (whole cells), >= 1.
+        max_cells: also stop after this many cells (empty ones included),
+            1 .. V * V; None: no cell limit.
+        exact_quota: scan exactly ``quota`` codes, cutting the last cell (as
+            faiss's max_codes); False (the reference's rule): whole cells.
+        coarse_iter, iter: k-means iterations of the coarse and fine quantizers.
+        seed: seeds every k-means (None: 0).
+        max_points_per_centroid: each k-means trains on at most this many
+            sampled points per centroid (None: all points).
+        init: k-means initialisation of the coarse and fine quantizers:
+            ``greedy-k-means++`` (as scikit-learn's KMeans, which the reference
+            uses: the best of 2 + ln k D^2-drawn candidates per step),
+            ``k-means++`` or ``random``.
+        rotation: local rotations, ``eigen`` (LOPQ) or ``identity`` (ablation:
+            the multi-index with PQ on mean-centred residuals).
+        pca: PCA the input first (variance balanced over the two halves).
+        pca_dim: keep this many principal directions (implies pca; None: all).
+
+    Attributes after fit: ``coarse_centroids`` (2, V, h), ``local_means``
+    (2, V, h), ``local_rotations`` (2, V, h, h), ``codewords`` (M, Ks, D'/M)
+    float32 (h = D'/2, D' the dimension after PCA); ``pca_mean`` (D,) and
+    ``pca_matrix`` (D, D') or None; ``objective`` {"coarse": (2, coarse_iter),
+    "fine": (M, iter)} float64. After add: ``codes`` (n, 2 + M).
+    """
+
+    def __init__(self, V: int = 16, M: int = 8, Ks: int = 256, quota: int = 1000,
+                 max_cells: int | None = None, exact_quota: bool = False,
+                 coarse_iter: int = 50, iter: int = 100, seed: int | None = None,
+                 max_points_per_centroid: int | None = 256, init: str = "greedy-k-means++",
+                 rotation: str = "eigen", pca: bool = False, pca_dim: int | None = None):
+        self.V = check_positive_int(V, "V", 1, MAX_V)
+        self.M = check_positive_int(M, "M", 2)
+        if self.M % 2:
+            raise InputError(f"M={M} must be even: M/2 fine sub-quantizers per half")
+        self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
+        self.quota = check_positive_int(quota, "quota", 1)
+        self.max_cells = None if max_cells is None else \
+            check_positive_int(max_cells, "max_cells", 1, self.V * self.V)
+        if not isinstance(exact_quota, (bool, np.bool_)):
+            raise InputError(f"exact_quota: expected true or false, got {exact_quota!r}")
+        self.exact_quota = bool(exact_quota)
+        self.coarse_iter = check_positive_int(coarse_iter, "coarse_iter")
+        self.iter = check_positive_int(iter, "iter")
+        self.seed = seed
+        self.max_points_per_centroid = None if max_points_per_centroid is None else \
+            check_positive_int(max_points_per_centroid, "max_points_per_centroid")
+        if init not in INITS:
+            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
+        if rotation not in ROTATIONS:
+            raise InputError(f"rotation: expected one of {list(ROTATIONS)}, got {rotation!r}")
+        if not isinstance(pca, (bool, np.bool_)):
+            raise InputError(f"pca: expected true or false, got {pca!r}")
+        self.pca_dim = None if pca_dim is None else check_positive_int(pca_dim, "pca_dim", 2)
+        self.init, self.rotation = init, rotation
+        self.pca = bool(pca) or self.pca_dim is not None
+        self.dim = None              # input dimension D
+        self.pca_mean = self.pca_matrix = None
+        self.coarse_centroids = self.local_means = self.local_rotations = None
+        self.codewords = None
+        self.objective = {}
+        self.codes = None
+        self.last_search: dict = {}
+        self._cpp = None
+        self._indexed = 0            # rows of codes in the C++ index
+
+    # -- state ----------------------------------------------------------------
+    @property
+    def code_dtype(self) -> np.dtype:
+        return code_dtype(self.V, self.Ks)
+
+    @property
+    def qdim(self) -> int:
+        """Dimension quantized: D' after PCA, else D."""
+        return self.pca_matrix.shape[1] if self.pca_matrix is not None else self.dim
+
+    def _suffix(self) -> str:
+        return "u8" if self.code_dtype == np.uint8 else "u16"
+
+    def _model(self):
+        """The C++ LOPQ, rebuilt from the numpy state when absent (after unpickling)."""
+        if self.codewords is None:
+            raise InputError(f"{self.name or 'lopq'}: call fit() before using the quantizer")
+        if self._cpp is None:
+            D, V, h = self.qdim, self.V, self.qdim // 2
+            cpp = native.load().LOPQ(D, V, self.M, self.Ks)
+            cpp.set_coarse(native.array_arg(self.coarse_centroids, np.float32, (2, V, h),
+                                            "coarse_centroids"))
+            cpp.set_local(native.array_arg(self.local_means, np.float32, (2, V, h), "local_means"),
+                          native.array_arg(self.local_rotations, np.float32, (2, V, h, h),
+                                           "local_rotations"))
+            cpp.set_codewords(native.array_arg(self.codewords, np.float32,
+                                               (self.M, self.Ks, D // self.M), "codewords"))
+            self._cpp, self._indexed = cpp, 0
+        return self._cpp
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cpp"], state["_indexed"] = None, 0
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def set_threads(self, threads: int) -> None:
+        native.set_num_threads(check_positive_int(threads, "threads"))
+
+    # -- training -------------------------------------------------------------
+    def _fit_pca(self, x: np.ndarray) -> None:
+        """PCA: top pca_dim principal directions, dealt to two variance-balanced halves."""
+        n, dim = x.shape
+        keep = dim if self.pca_dim is None else self.pca_dim
+        if keep > dim:
+            raise InputError(f"pca_dim={keep} is larger than the dimension D={dim}")
+        if n < 2:
+            raise InputError(f"PCA needs at least 2 training vectors, got {n}")
+        mean = x.mean(axis=0, dtype=np.float64)
+        eigenvalues, eigenvectors = np.linalg.eigh(np.cov(x, rowvar=False))
+        top = np.ascontiguousarray(eigenvectors[:, np.argsort(eigenvalues)[::-1][:keep]],
+                                   dtype=np.float32)
+        self.pca_mean = mean.astype(np.float32)
+        halves = eigenvalue_allocation(rotate(self._centred(x), top), 2)
+        self.pca_matrix = np.ascontiguousarray(top @ halves, dtype=np.float32)
+
+    def _centred(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x - self.pca_mean, dtype=np.float32)
+
+    def _project_pca(self, x: np.ndarray) -> np.ndarray:
+        """x (n, D) -> (n, D') in the PCA space (x itself without PCA), chunk by chunk."""
+        if self.pca_matrix is None:
+            return x
+        out = np.empty((x.shape[0], self.qdim), np.float32)
+        for start in range(0, x.shape[0], CHUNK_ROWS):
+            out[start:start + CHUNK_ROWS] = rotate(self._centred(x[start:start + CHUNK_ROWS]),
+                                                   self.pca_matrix)
+        return out
+
+    def fit(self, x):
+        """Learn PCA (optional), coarse quantizer, local frames and fine codebooks on x (n, D)."""
+        x = as_matrix(x, "learn")
+        n, dim = x.shape
+        if self.pca:
+            check_subspaces(self.pca_dim or dim, self.M)
+        else:
+            check_subspaces(dim, self.M)
+        check_codebook_size(n, self.V, "coarse centroids (V)")
+        check_codebook_size(n, self.Ks)
+        seed = check_seed(self.seed)
+        self.dim, self.pca_mean, self.pca_matrix = dim, None, None
+        self.codes, self._cpp = None, None
+        if self.pca:
+            self._fit_pca(x)
+        y = self._project_pca(x)
+        D, V, M, h = y.shape[1], self.V, self.M, y.shape[1] // 2
+        ns = native.load()
+        cpp = ns.LOPQ(D, V, M, self.Ks)
+        y = native.array_arg(y, np.float32, (n, D), "learn")
+        coarse_objective = np.zeros((2, self.coarse_iter))
+        cpp.train_coarse(y, n, self.coarse_iter, INITS[self.init], seed,
+                         subsample_arg(self.max_points_per_centroid, V, n),
+                         native.array_arg(coarse_objective, np.float64, (2, self.coarse_iter),
+                                          writeable=True))
+        coarse = np.empty((n, 2), np.int32)
+        cpp.assign(y, n, native.array_arg(coarse, np.int32, (n, 2), "coarse", writeable=True))
+        work = np.empty((n, D), np.float32)
+        coarse = native.array_arg(coarse, np.int32, (n, 2), "coarse")
+        cpp.residuals(y, n, coarse, native.array_arg(work, np.float32, (n, D), writeable=True))
+        means, rotations = local_frames(work, coarse, V, M, self.rotation)
+        cpp.set_local(native.array_arg(means, np.float32, (2, V, h), "local_means"),
+                      native.array_arg(rotations, np.float32, (2, V, h, h), "local_rotations"))
+        cpp.project(y, n, coarse, work)
+        fine_objective = np.zeros((M, self.iter))
+        cpp.train_fine(work, n, self.iter, INITS[self.init], seed,
+                       subsample_arg(self.max_points_per_centroid, self.Ks, n),
+                       native.array_arg(fine_objective, np.float64, (M, self.iter),
+                                        writeable=True))
+        centroids = np.empty((2, V, h), np.float32)
+        codewords = np.empty((M, self.Ks, D // M), np.float32)
+        cpp.get_coarse(native.array_arg(centroids, np.float32, centroids.shape, writeable=True))
+        cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape,
+                                           writeable=True))
+        self.coarse_centroids, self.local_means, self.local_rotations = centroids, means, rotations
+        self.codewords = codewords
+        self.objective = {"coarse": coarse_objective, "fine": fine_objective}
+        self._cpp, self._indexed = cpp, 0
+        return self
+
+    # -- Quantizer ------------------------------------------------------------
+    def encode(self, x) -> np.ndarray:
+        """(n, D) float32 -> (n, 2 + M) codes [c0, c1, f_1 .. f_M] of ``code_dtype``."""
+        cpp = self._model()
+        y = self._project_pca(as_matrix(x, "x", dim=self.dim))
+        codes = np.empty((y.shape[0], 2 + self.M), self.code_dtype)
+        getattr(cpp, "encode_" + self._suffix())(
+            native.array_arg(y, np.float32, (None, self.qdim), "x"), y.shape[0],
+            native.array_arg(codes, self.code_dtype, (None, 2 + self.M), "codes",
+                             writeable=True))
+        return codes
+
+    def check_codes(self, codes, name: str = "codes") -> np.ndarray:
+        """(n, 2 + M) codes of ``code_dtype``, coarse ids < V, fine codes < Ks; else raise."""
+        dtype = self.code_dtype
+        if not isinstance(codes, np.ndarray):
+            raise InputError(f"{name}: expected a numpy array of {dtype} codes, got "
+                             f"{type(codes).__name__}")
+        if codes.dtype != dtype:
+            raise InputError(f"{name}: expected dtype {dtype} (V={self.V}, Ks={self.Ks}), got "
+                             f"{codes.dtype}")
+        codes = as_matrix(codes, name, dtype=dtype, dim=2 + self.M, finite=False)
+        if codes[:, :2].max() >= self.V:
+            raise InputError(f"{name}: coarse id {int(codes[:, :2].max())} out of range for "
+                             f"V={self.V}")
+        if codes[:, 2:].max() >= self.Ks:
+            raise InputError(f"{name}: fine code {int(codes[:, 2:].max())} out of range for "
+                             f"Ks={self.Ks}")
+        return codes
+
+    def decode(self, codes) -> np.ndarray:
+        """(n, 2 + M) codes -> (n, D) float32 reconstructions (PCA undone, if any)."""
+        cpp = self._model()
+        codes = self.check_codes(codes)
+        y = np.empty((codes.shape[0], self.qdim), np.float32)
+        getattr(cpp, "decode_" + self._suffix())(
+            native.array_arg(codes, self.code_dtype, (None, 2 + self.M), "codes"),
+            codes.shape[0], native.array_arg(y, np.float32, y.shape, "x", writeable=True))
+        if self.pca_matrix is None:
+            return y
+        return rotate(y, np.ascontiguousarray(self.pca_matrix.T)) + self.pca_mean
+
+    # -- Searcher -------------------------------------------------------------
+    def add(self, x) -> None:
+        """Encode and append database vectors (n, D); the inverted lists are rebuilt."""
+        codes = self.encode(as_matrix(x, "base", dim=self.dim))
+        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+        self._index()
+
+    def _index(self):
+        """The C++ model with the inverted multi-index of all added codes."""
+        cpp = self._model()
+        if self.codes is None:
+            raise InputError(f"{self.name or 'lopq'}: add() vectors before searching")
+        n = self.codes.shape[0]
+        if self._indexed != n:
+            getattr(cpp, "build_index_" + self._suffix())(
+                native.array_arg(self.codes, self.code_dtype, (n, 2 + self.M), "codes"), n)
+            self._indexed = n
+        return cpp
+
+    def set_search_params(self, quota: int | None = None, max_cells: int | None = None,
+                          exact_quota: bool | None = None, **params) -> None:
+        """Change ``quota``, ``max_cells`` (0 removes the cell limit) or ``exact_quota``
+        without retraining."""
+        super().set_search_params(**params)
+        if exact_quota is not None:
+            if not isinstance(exact_quota, (bool, np.bool_)):
+                raise InputError(f"exact_quota: expected true or false, got {exact_quota!r}")
+            self.exact_quota = bool(exact_quota)
+        if quota is not None:
+            self.quota = check_positive_int(quota, "quota", 1)
+        if max_cells is not None:
+            self.max_cells = None if max_cells == 0 else \
+                check_positive_int(max_cells, "max_cells", 1, self.V * self.V)
+
+    def search(self, queries, k):
+        """Multi-index search: (distances (nq, k) float32, ids (nq, k) int64), nearest first.
+
+        Fewer than k candidates within the quota leave (+inf, -1) at the end of a row.
+        """
+        self._model()
+        if self.codes is None:
+            raise InputError(f"{self.name or 'lopq'}: add() vectors before searching")
+        k = check_k(k, self.codes.shape[0])
+        y = self._project_pca(as_matrix(queries, "query", dim=self.dim))
+        cpp = self._index()
+        nq = y.shape[0]
+        distances = np.empty((nq, k), np.float32)
+        ids = np.empty((nq, k), np.int64)
+        candidates = np.empty(nq, np.int64)
+        cells = np.empty(nq, np.int64)
+        cpp.search(native.array_arg(y, np.float32, (nq, self.qdim), "query"), nq, k, self.quota,
+                   self.max_cells or 0, self.exact_quota,
+                   native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
+                   native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True),
+                   native.array_arg(candidates, np.int64, (nq,), "candidates", writeable=True),
+                   native.array_arg(cells, np.int64, (nq,), "cells", writeable=True))
+        self.last_search = {"mean_candidates": float(candidates.mean()),
+                            "max_candidates": int(candidates.max()),
+                            "mean_cells": float(cells.mean())}
+        return distances, ids
+
+    def list_sizes(self) -> np.ndarray:
+        """(V, V) int64: vectors in each cell (c0, c1) of the index."""
+        cpp = self._index()
+        offsets = np.empty(self.V * self.V + 1, np.int64)
+        cpp.get_offsets(native.array_arg(offsets, np.int64, offsets.shape, writeable=True))
+        return np.diff(offsets).reshape(self.V, self.V)
+
+    # -- sizes and metrics --------------------------------------------------------
+    @property
+    def code_bits(self) -> int:
+        """Fine bits M * ceil(log2 Ks): the cell is implied by the inverted list."""
+        return int(self.M * math.ceil(math.log2(self.Ks)))
+
+    @property
+    def cell_bits(self) -> int:
+        """Bits of the cell id (c0, c1): 2 * ceil(log2 V)."""
+        return int(2 * math.ceil(math.log2(self.V))) if self.V > 1 else 0
+
+    @property
+    def codes_bytes(self) -> int:
+        """The index: per vector the fine code and an int64 id, plus the V * V + 1 offsets."""
+        if self.codes is None:
+            return 0
+        fine = self.M * (1 if self.Ks <= 256 else 2)
+        return int(self.codes.shape[0] * (fine + 8) + 8 * (self.V * self.V + 1))
+
+    @property
+    def model_bytes(self) -> int:
+        if self.codewords is None:
+            return 0
+        arrays = (self.coarse_centroids, self.local_means, self.local_rotations, self.codewords,
+                  self.pca_mean, self.pca_matrix)
+        return int(sum(a.nbytes for a in arrays if a is not None))
+
+    def extra_metrics(self) -> dict:
+        out = {"V": self.V, "quota": self.quota, "fine_bits": self.code_bits,
+               "cell_bits": self.cell_bits, "total_bits": self.code_bits + self.cell_bits}
+        if self.max_cells is not None:
+            out["max_cells"] = self.max_cells
+        out.update(self.last_search)
+        return out

@@ -1,0 +1,434 @@
+#include "lopq.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+#include "kmeans.h"
+#include "lopq_seeding.h"
+#include "multisequence.h"
+#include "pq.h"
+#include "sampling.h"
+
+namespace benchpq {
+namespace {
+
+constexpr int64_t kBlock = 64;  // vectors per encoding work item
+
+uint64_t mix(uint64_t x) {  // splitmix64: decorrelated seeds from one seed
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// Bounded max-heap of the k best (distance, id) pairs; ties keep the smaller id.
+class Best {
+ public:
+  explicit Best(int64_t k) : k_(k) { items_.reserve(k); }
+  float threshold() const {
+    return int64_t(items_.size()) < k_ ? std::numeric_limits<float>::infinity() : items_[0].first;
+  }
+  void push(float d, int64_t id) {
+    if (int64_t(items_.size()) < k_) {
+      items_.emplace_back(d, id);
+      std::push_heap(items_.begin(), items_.end());
+    } else if (std::make_pair(d, id) < items_[0]) {
+      std::pop_heap(items_.begin(), items_.end());
+      items_.back() = {d, id};
+      std::push_heap(items_.begin(), items_.end());
+    }
+  }
+  /// Sorted ascending into distances, ids (k,); padding (+inf, -1).
+  void write(float* distances, int64_t* ids) {
+    std::sort_heap(items_.begin(), items_.end());
+    for (int64_t i = 0; i < k_; ++i) {
+      const bool have = i < int64_t(items_.size());
+      distances[i] = have ? items_[i].first : std::numeric_limits<float>::infinity();
+      ids[i] = have ? items_[i].second : -1;
+    }
+  }
+
+ private:
+  int64_t k_;
+  std::vector<std::pair<float, int64_t>> items_;
+};
+
+// Sum over m of rows[m][code[m]] for each of the nb codes. MF: M at compile time (0: runtime).
+template <int MF, typename FineT>
+inline void score(const FineT* codes, int64_t nb, int64_t M, const float* const* rows,
+                  float* out) {
+  const int64_t m_count = MF ? MF : M;
+  for (int64_t i = 0; i < nb; ++i, codes += m_count) {
+    float s = 0;
+    for (int64_t m = 0; m < m_count; ++m) s += rows[m][codes[m]];
+    out[i] = s;
+  }
+}
+
+template <typename FineT>
+inline void score_dispatch(const FineT* codes, int64_t nb, int64_t M, const float* const* rows,
+                           float* out) {
+  switch (M) {
+    case 2: return score<2>(codes, nb, M, rows, out);
+    case 4: return score<4>(codes, nb, M, rows, out);
+    case 8: return score<8>(codes, nb, M, rows, out);
+    case 16: return score<16>(codes, nb, M, rows, out);
+    default: return score<0>(codes, nb, M, rows, out);
+  }
+}
+
+// The rows (copied, (ns, D)) k-means would train k centroids on: a sample of
+// k * max_points_per_centroid rows when that is fewer than n, else all.
+std::vector<float> seeding_sample(const float* x, int64_t n, int64_t D, int64_t k,
+                                  int64_t max_points_per_centroid, uint64_t seed) {
+  if (max_points_per_centroid > 0 && n > k * max_points_per_centroid)
+    return gather_rows(x, n, D, sample_rows(n, k * max_points_per_centroid, seed));
+  return std::vector<float>(x, x + n * D);
+}
+
+}  // namespace
+
+LOPQ::LOPQ(int64_t D, int64_t V, int64_t M, int64_t Ks)
+    : D_(D), V_(V), M_(M), Ks_(Ks), h_(D / 2), dsub_(M > 0 ? D / M : 0) {
+  if (D < 2 || M < 2 || M % 2 != 0 || M > D || D % M != 0 || V < 1 || V > 4096 || Ks < 1 ||
+      Ks > 65536)
+    throw std::invalid_argument(
+        "LOPQ: need M even, 2 <= M <= D, D % M == 0, 1 <= V <= 4096, 1 <= Ks <= 65536");
+  coarse_.assign(2 * V_ * h_, 0.0f);
+  means_.assign(2 * V_ * h_, 0.0f);
+  rotations_.assign(2 * V_ * h_ * h_, 0.0f);
+  for (int64_t sv = 0; sv < 2 * V_; ++sv)
+    for (int64_t t = 0; t < h_; ++t) rotations_[(sv * h_ + t) * h_ + t] = 1.0f;
+  codewords_.assign(M_ * Ks_ * dsub_, 0.0f);
+  set_coarse(coarse_.data());
+  prepare_fine();
+  offsets_.assign(V_ * V_ + 1, 0);
+}
+
+// -- training ---------------------------------------------------------------
+
+void LOPQ::train_coarse(const float* x, int64_t n, int niter, int init, uint64_t seed,
+                        int64_t max_points_per_centroid, double* objective) {
+  if (n < V_ || niter < 1)
+    throw std::invalid_argument("LOPQ::train_coarse: need n >= V, niter >= 1");
+  std::vector<float> half(n * h_);
+  std::fill(objective, objective + 2 * niter, 0.0);
+  int kinit = init;
+  if (init == LOPQ_INIT_GREEDY_PLUSPLUS) {  // seeds of both halves, on one row sample
+    const std::vector<float> sample =
+        seeding_sample(x, n, D_, V_, max_points_per_centroid, mix(seed));
+    const int64_t ns = static_cast<int64_t>(sample.size()) / D_;
+#pragma omp parallel for schedule(static, 1)
+    for (int64_t s = 0; s < 2; ++s)
+      greedy_kmeanspp(sample.data() + s * h_, ns, h_, D_, V_, 0, mix(seed * 2 + s + 101),
+                      coarse_.data() + s * V_ * h_);
+    kinit = KMEANS_INIT_GIVEN;
+  }
+  for (int64_t s = 0; s < 2; ++s) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(half.data() + i * h_, x + i * D_ + s * h_, h_ * sizeof(float));
+    kmeans(half.data(), n, h_, V_, niter, kinit, mix(seed * 2 + s + 1), max_points_per_centroid,
+           coarse_.data() + s * V_ * h_, objective + s * niter);
+  }
+  set_coarse(coarse_.data());
+}
+
+void LOPQ::assign(const float* x, int64_t n, int32_t* coarse) const {
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
+    const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
+    int32_t idx[2][kBlock];
+    for (int64_t s = 0; s < 2; ++s)
+      coarse_nearest_[s].nearest(x + i0 * D_ + s * h_, nb, D_, idx[s]);
+    for (int64_t i = 0; i < nb; ++i) {
+      coarse[(i0 + i) * 2] = idx[0][i];
+      coarse[(i0 + i) * 2 + 1] = idx[1][i];
+    }
+  }
+}
+
+void LOPQ::residuals(const float* x, int64_t n, const int32_t* coarse, float* out) const {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t s = 0; s < 2; ++s) {
+      const float* c = coarse_.data() + (s * V_ + coarse[i * 2 + s]) * h_;
+      const float* xi = x + i * D_ + s * h_;
+      float* o = out + i * D_ + s * h_;
+      for (int64_t t = 0; t < h_; ++t) o[t] = xi[t] - c[t];
+    }
+}
+
+void LOPQ::set_local(const float* means, const float* rotations) {
+  std::memcpy(means_.data(), means, means_.size() * sizeof(float));
+  std::memcpy(rotations_.data(), rotations, rotations_.size() * sizeof(float));
+}
+
+void LOPQ::get_local(float* means, float* rotations) const {
+  std::memcpy(means, means_.data(), means_.size() * sizeof(float));
+  std::memcpy(rotations, rotations_.data(), rotations_.size() * sizeof(float));
+}
+
+// out (h) = (x_s - C[s][c] - mu[s][c]) R[s][c]; x points at half s of a vector.
+void LOPQ::project_half(const float* x, int64_t s, int64_t c, float* out) const {
+  const float* cen = coarse_.data() + (s * V_ + c) * h_;
+  const float* mu = means_.data() + (s * V_ + c) * h_;
+  const float* R = rotations_.data() + (s * V_ + c) * h_ * h_;
+  std::fill(out, out + h_, 0.0f);
+  for (int64_t t = 0; t < h_; ++t) {
+    const float r = x[t] - cen[t] - mu[t];
+    const float* row = R + t * h_;
+    for (int64_t j = 0; j < h_; ++j) out[j] += r * row[j];
+  }
+}
+
+void LOPQ::project(const float* x, int64_t n, const int32_t* coarse, float* out) const {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t s = 0; s < 2; ++s)
+      project_half(x + i * D_ + s * h_, s, coarse[i * 2 + s], out + i * D_ + s * h_);
+}
+
+void LOPQ::train_fine(const float* projected, int64_t n, int niter, int init, uint64_t seed,
+                      int64_t max_points_per_centroid, double* objective) {
+  ProductQuantizer pq(D_, M_, Ks_);
+  if (init == LOPQ_INIT_GREEDY_PLUSPLUS) {
+    const std::vector<float> sample =
+        seeding_sample(projected, n, D_, Ks_, max_points_per_centroid, mix(seed + 7));
+    const int64_t ns = static_cast<int64_t>(sample.size()) / D_;
+    std::vector<float> seeds(M_ * Ks_ * dsub_);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t m = 0; m < M_; ++m)
+      greedy_kmeanspp(sample.data() + m * dsub_, ns, dsub_, D_, Ks_, 0, mix(seed + 1 + m),
+                      seeds.data() + m * Ks_ * dsub_);
+    pq.set_codewords(seeds.data());
+    init = KMEANS_INIT_GIVEN;
+  }
+  pq.train(projected, n, niter, init, seed, max_points_per_centroid, objective);
+  pq.get_codewords(codewords_.data());
+  prepare_fine();
+}
+
+// -- state ----------------------------------------------------------------------
+
+void LOPQ::set_coarse(const float* centroids) {
+  if (centroids != coarse_.data())
+    std::memcpy(coarse_.data(), centroids, coarse_.size() * sizeof(float));
+  for (int64_t s = 0; s < 2; ++s)
+    coarse_nearest_[s] = NearestCodeword(coarse_.data() + s * V_ * h_, V_, h_);
+}
+
+void LOPQ::get_coarse(float* out) const {
+  std::memcpy(out, coarse_.data(), coarse_.size() * sizeof(float));
+}
+
+void LOPQ::set_codewords(const float* codewords) {
+  std::memcpy(codewords_.data(), codewords, codewords_.size() * sizeof(float));
+  prepare_fine();
+}
+
+void LOPQ::get_codewords(float* out) const {
+  std::memcpy(out, codewords_.data(), codewords_.size() * sizeof(float));
+}
+
+void LOPQ::prepare_fine() {
+  fine_nearest_.clear();
+  for (int64_t m = 0; m < M_; ++m)
+    fine_nearest_.emplace_back(codewords_.data() + m * Ks_ * dsub_, Ks_, dsub_);
+}
+
+// -- codes ------------------------------------------------------------------------
+
+template <typename CodeT>
+void LOPQ::encode(const float* x, int64_t n, CodeT* codes) const {
+  const int64_t width = 2 + M_;
+#pragma omp parallel
+  {
+    std::vector<float> frame(kBlock * D_);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
+      const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
+      int32_t idx[2][kBlock];
+      for (int64_t s = 0; s < 2; ++s)
+        coarse_nearest_[s].nearest(x + i0 * D_ + s * h_, nb, D_, idx[s]);
+      for (int64_t i = 0; i < nb; ++i) {
+        codes[(i0 + i) * width] = static_cast<CodeT>(idx[0][i]);
+        codes[(i0 + i) * width + 1] = static_cast<CodeT>(idx[1][i]);
+        for (int64_t s = 0; s < 2; ++s)
+          project_half(x + (i0 + i) * D_ + s * h_, s, idx[s][i], frame.data() + i * D_ + s * h_);
+      }
+      int32_t fine[kBlock];
+      for (int64_t m = 0; m < M_; ++m) {
+        fine_nearest_[m].nearest(frame.data() + m * dsub_, nb, D_, fine);
+        for (int64_t i = 0; i < nb; ++i)
+          codes[(i0 + i) * width + 2 + m] = static_cast<CodeT>(fine[i]);
+      }
+    }
+  }
+}
+
+template <typename CodeT>
+void LOPQ::decode(const CodeT* codes, int64_t n, float* x) const {
+  const int64_t width = 2 + M_;
+#pragma omp parallel
+  {
+    std::vector<float> q(D_);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const CodeT* code = codes + i * width;
+      for (int64_t m = 0; m < M_; ++m)
+        std::memcpy(q.data() + m * dsub_, codewords_.data() + (m * Ks_ + code[2 + m]) * dsub_,
+                    dsub_ * sizeof(float));
+      for (int64_t s = 0; s < 2; ++s) {
+        const int64_t c = code[s];
+        const float* cen = coarse_.data() + (s * V_ + c) * h_;
+        const float* mu = means_.data() + (s * V_ + c) * h_;
+        const float* R = rotations_.data() + (s * V_ + c) * h_ * h_;
+        const float* qs = q.data() + s * h_;
+        float* out = x + i * D_ + s * h_;
+        for (int64_t t = 0; t < h_; ++t) {  // x_t = C_t + mu_t + sum_j q_j R[t][j]
+          const float* row = R + t * h_;
+          float acc = 0;
+          for (int64_t j = 0; j < h_; ++j) acc += qs[j] * row[j];
+          out[t] = cen[t] + mu[t] + acc;
+        }
+      }
+    }
+  }
+}
+
+void LOPQ::encode_u8(const float* x, int64_t n, uint8_t* codes) const { encode(x, n, codes); }
+void LOPQ::encode_u16(const float* x, int64_t n, uint16_t* codes) const { encode(x, n, codes); }
+void LOPQ::decode_u8(const uint8_t* codes, int64_t n, float* x) const { decode(codes, n, x); }
+void LOPQ::decode_u16(const uint16_t* codes, int64_t n, float* x) const { decode(codes, n, x); }
+
+// -- the multi-index --------------------------------------------------------------
+
+template <typename CodeT>
+void LOPQ::build_index(const CodeT* codes, int64_t n) {
+  const int64_t width = 2 + M_, ncells = V_ * V_;
+  std::vector<int64_t> offsets(ncells + 1, 0);
+  for (int64_t i = 0; i < n; ++i) ++offsets[codes[i * width] * V_ + codes[i * width + 1] + 1];
+  for (int64_t c = 0; c < ncells; ++c) offsets[c + 1] += offsets[c];
+  std::vector<int64_t> fill(offsets.begin(), offsets.end() - 1), ids(n);
+  std::vector<uint8_t> c8;
+  std::vector<uint16_t> c16;
+  if (Ks_ <= 256)
+    c8.resize(n * M_);
+  else
+    c16.resize(n * M_);
+  for (int64_t i = 0; i < n; ++i) {  // counting sort: ids ascending within a list
+    const CodeT* code = codes + i * width;
+    const int64_t pos = fill[code[0] * V_ + code[1]]++;
+    ids[pos] = i;
+    for (int64_t m = 0; m < M_; ++m) {
+      if (Ks_ <= 256)
+        c8[pos * M_ + m] = static_cast<uint8_t>(code[2 + m]);
+      else
+        c16[pos * M_ + m] = static_cast<uint16_t>(code[2 + m]);
+    }
+  }
+  offsets_.swap(offsets);
+  list_ids_.swap(ids);
+  list_codes8_.swap(c8);
+  list_codes16_.swap(c16);
+  ntotal_ = n;
+}
+
+void LOPQ::build_index_u8(const uint8_t* codes, int64_t n) { build_index(codes, n); }
+void LOPQ::build_index_u16(const uint16_t* codes, int64_t n) { build_index(codes, n); }
+
+void LOPQ::get_offsets(int64_t* out) const {
+  std::memcpy(out, offsets_.data(), offsets_.size() * sizeof(int64_t));
+}
+
+void LOPQ::search(const float* queries, int64_t nq, int64_t k, int64_t quota, int64_t max_cells,
+                  bool exact_quota, float* distances, int64_t* ids, int64_t* candidates,
+                  int64_t* cells) const {
+  if (k < 1) throw std::invalid_argument("LOPQ::search: need k >= 1");
+  if (Ks_ <= 256)
+    search_impl(list_codes8_.data(), queries, nq, k, quota, max_cells, exact_quota, distances,
+                ids, candidates, cells);
+  else
+    search_impl(list_codes16_.data(), queries, nq, k, quota, max_cells, exact_quota, distances,
+                ids, candidates, cells);
+}
+
+template <typename FineT>
+void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq, int64_t k,
+                       int64_t quota, int64_t max_cells, bool exact_quota, float* distances,
+                       int64_t* ids, int64_t* candidates, int64_t* cells) const {
+  const int64_t Mh = M_ / 2, table_size = Mh * Ks_;
+  constexpr int64_t kScan = 256;
+#pragma omp parallel
+  {
+    std::vector<float> d0(V_), d1(V_), frame(h_), tables, dis(kScan);
+    std::vector<int32_t> slot[2] = {std::vector<int32_t>(V_, -1), std::vector<int32_t>(V_, -1)};
+    std::vector<std::pair<int32_t, int32_t>> used;  // (half, centroid) holding a table
+    std::vector<const float*> rows(M_);
+    MultiSequence ms;
+#pragma omp for schedule(dynamic)
+    for (int64_t q = 0; q < nq; ++q) {
+      const float* y = queries + q * D_;
+      for (int64_t v = 0; v < V_; ++v) {
+        d0[v] = l2sqr(y, coarse_.data() + v * h_, h_);
+        d1[v] = l2sqr(y + h_, coarse_.data() + (V_ + v) * h_, h_);
+      }
+      ms.reset(d0.data(), V_, d1.data(), V_);
+      Best best(k);
+      int64_t ncand = 0, ncells = 0;
+      int32_t c[2];
+      float cell_dist;
+      while ((quota <= 0 || ncand < quota) && (max_cells <= 0 || ncells < max_cells) &&
+             ms.next(&c[0], &c[1], &cell_dist)) {
+        ++ncells;
+        const int64_t cell = int64_t(c[0]) * V_ + c[1];
+        const int64_t begin = offsets_[cell];
+        int64_t end = offsets_[cell + 1];
+        if (begin == end) continue;
+        if (exact_quota && quota > 0) end = std::min(end, begin + (quota - ncand));
+        // ADC tables of the query's local frame, once per (half, coarse centroid)
+        for (int s = 0; s < 2; ++s) {
+          if (slot[s][c[s]] >= 0) continue;
+          slot[s][c[s]] = static_cast<int32_t>(used.size());
+          used.emplace_back(s, c[s]);
+          tables.resize(used.size() * table_size);
+          project_half(y + s * h_, s, c[s], frame.data());
+          float* t = tables.data() + (used.size() - 1) * table_size;
+          for (int64_t m = 0; m < Mh; ++m) {
+            const float* cw = codewords_.data() + (s * Mh + m) * Ks_ * dsub_;
+            for (int64_t j = 0; j < Ks_; ++j)
+              t[m * Ks_ + j] = l2sqr(frame.data() + m * dsub_, cw + j * dsub_, dsub_);
+          }
+        }
+        for (int s = 0; s < 2; ++s) {
+          const float* t = tables.data() + slot[s][c[s]] * table_size;
+          for (int64_t m = 0; m < Mh; ++m) rows[s * Mh + m] = t + m * Ks_;
+        }
+        for (int64_t i0 = begin; i0 < end; i0 += kScan) {
+          const int64_t nb = std::min(kScan, end - i0);
+          score_dispatch(list_codes + i0 * M_, nb, M_, rows.data(), dis.data());
+          float threshold = best.threshold();
+          for (int64_t i = 0; i < nb; ++i)
+            if (dis[i] <= threshold) {
+              best.push(dis[i], list_ids_[i0 + i]);
+              threshold = best.threshold();
+            }
+        }
+        ncand += end - begin;
+      }
+      best.write(distances + q * k, ids + q * k);
+      candidates[q] = ncand;
+      cells[q] = ncells;
+      for (const auto& u : used) slot[u.first][u.second] = -1;
+      used.clear();
+    }
+  }
+}
+
+}  // namespace benchpq
