@@ -29,27 +29,9 @@ import numpy as np
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register
 
-from .faiss_quantizers import FaissIndexPlugin
+from .faiss_quantizers import FaissIndexPlugin, search_with_stats
 
 MAX_DEFAULT_NPROBE = 1 << 16
-
-
-def search_with_stats(index, queries: np.ndarray, k: int):
-    """``index.search(queries, k)`` of a faiss IVF index, with its scan statistics.
-
-    Resets ``faiss.cvar.indexIVF_stats`` before the search and reads it after.
-
-    Returns:
-        distances (nq, k) float32, ids (nq, k) int64 and a dict with
-        ``mean_candidates`` (codes scanned per query) and ``mean_lists``
-        (non-empty inverted lists visited per query).
-    """
-    stats = faiss.cvar.indexIVF_stats
-    stats.reset()
-    distances, ids = index.search(queries, int(k))
-    nq = max(int(stats.nq), 1)
-    return distances, ids, {"mean_candidates": float(stats.ndis) / nq,
-                            "mean_lists": float(stats.nlist) / nq}
 
 
 @register("faiss_imi")

@@ -20,6 +20,24 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
 from benchpq.registry import register
 
 
+def search_with_stats(index, queries: np.ndarray, k: int):
+    """``index.search(queries, k)`` of a faiss IVF index, with its scan statistics.
+
+    Resets ``faiss.cvar.indexIVF_stats`` before the search and reads it after.
+
+    Returns:
+        distances (nq, k) float32, ids (nq, k) int64 and a dict with
+        ``mean_candidates`` (codes scanned per query) and ``mean_lists``
+        (non-empty inverted lists visited per query).
+    """
+    stats = faiss.cvar.indexIVF_stats
+    stats.reset()
+    distances, ids = index.search(queries, int(k))
+    nq = max(int(stats.nq), 1)
+    return distances, ids, {"mean_candidates": float(stats.ndis) / nq,
+                            "mean_lists": float(stats.nlist) / nq}
+
+
 class FaissIndexPlugin(Quantizer, Searcher):
     """Common plumbing for a faiss index used as quantizer and searcher.
 
@@ -157,6 +175,13 @@ class FaissIVFPQ(FaissIndexPlugin):
     def _min_train(self) -> int:
         return max(self.nlist, 2 ** self.nbits)
 
+    def search(self, queries, k):
+        index = self._trained()
+        check_k(k, index.ntotal)
+        distances, ids, self.last_search = search_with_stats(
+            index, as_matrix(queries, "query", dim=self.dim), k)
+        return distances, ids
+
     def set_search_params(self, nprobe: int | None = None, **params) -> None:
         super().set_search_params(**params)
         if nprobe is not None:
@@ -174,7 +199,7 @@ class FaissIVFPQ(FaissIndexPlugin):
         return super().model_bytes + (self.nlist * self.dim * 4 if self.index else 0)
 
     def extra_metrics(self) -> dict:
-        return {"nprobe": self.nprobe}
+        return {"nprobe": self.nprobe, **getattr(self, "last_search", {})}
 
 
 @register("faiss_pqfs")

@@ -147,3 +147,17 @@ def test_entry_point_plugins_are_registered(monkeypatch):
     assert "ep_plugin" in registry.names()
     assert registry.get("ep_plugin") is FromEntryPoint
     registry._registry.pop("ep_plugin")
+
+
+def test_ivfpq_reports_the_candidates_it_scanned(clustered):
+    x, q = clustered
+    plugin = registry.create(algorithm_config("faiss_ivfpq", nlist=32, nprobe=4)).fit(x)
+    plugin.add(x)
+    plugin.search(q, 10)
+    stats = plugin.extra_metrics()
+    # 4 of 32 lists of a 4000-vector index: about 500 codes per query
+    assert 4000 * 4 / 32 * 0.3 < stats["mean_candidates"] < 4000 * 0.5
+    assert 1 <= stats["mean_lists"] <= 4
+    plugin.set_search_params(nprobe=32)
+    plugin.search(q, 10)
+    assert plugin.extra_metrics()["mean_candidates"] == pytest.approx(4000)
