@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchpq.checks import InputError, check_subspaces
+from benchpq.threads import serial_blas
 
 
 def eigenvalue_allocation(x: np.ndarray, M: int) -> np.ndarray:
@@ -30,7 +31,8 @@ def eigenvalue_allocation(x: np.ndarray, M: int) -> np.ndarray:
     if n < 2:
         raise InputError(f"eigenvalue allocation needs at least 2 vectors, got {n}")
     cov = np.cov(np.asarray(x, dtype=np.float64), rowvar=False)
-    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    with serial_blas():
+        eigenvalues, eigenvectors = np.linalg.eigh(cov)
     order = np.argsort(eigenvalues)[::-1]
     # Balancing sums of logs balances products; the shift makes every term >= 1 so
     # that a bucket's sum only grows as it fills (as in the authors' MATLAB code).
@@ -52,7 +54,8 @@ def procrustes(cross: np.ndarray) -> np.ndarray:
 
     That R minimises ||x R - y||_F over rotations: with cross = U S V^T, R = U V^T.
     """
-    u, _, vt = np.linalg.svd(np.asarray(cross, dtype=np.float64))
+    with serial_blas():  # between our OpenMP loops a threaded BLAS fights their spinning threads
+        u, _, vt = np.linalg.svd(np.asarray(cross, dtype=np.float64))
     return np.ascontiguousarray(u @ vt, dtype=np.float32)
 
 

@@ -20,7 +20,7 @@ from . import metrics
 from .api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from .checks import InputError, check_k, check_positive_int
 from .datasets import Dataset, ensure_groundtruth, exact_distances
-from .memory import PeakTracker
+from .memory import PeakTracker, release_pages
 
 CHUNK_ROWS = 65536
 
@@ -124,6 +124,7 @@ def run_cluster(plugin: Algorithm, ds: Dataset, task: dict, threads: int) -> dic
 
     phases = Phases()
     plugin.set_threads(threads)
+    release_pages(x)  # validation read a memory-mapped set in: not the clusterer's memory
     with phases("cluster"):
         labels = plugin.fit_predict(x, n_clusters)
     labels = metrics.check_labels(np.asarray(labels), x.shape[0], n_clusters)

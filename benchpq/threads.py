@@ -5,6 +5,8 @@ import os
 import sys
 from contextlib import contextmanager
 
+from threadpoolctl import threadpool_limits
+
 from .provenance import THREAD_VARIABLES
 
 
@@ -32,3 +34,13 @@ def apply_in_process(threads: int) -> None:
     faiss = sys.modules.get("faiss")
     if faiss is not None:
         faiss.omp_set_num_threads(threads)
+
+
+def serial_blas():
+    """Context: BLAS on one thread, for the small D x D algebra between our OpenMP loops.
+
+    Between OpenMP regions our threads spin for a while; a multi-threaded BLAS
+    called then (a 64 x 64 SVD) competes with them for the cores and was
+    measured 50 times slower than on one thread.
+    """
+    return threadpool_limits(1, user_api="blas")

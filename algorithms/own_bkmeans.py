@@ -1,0 +1,216 @@
+"""Our Bk-means (binary k-means), C++ (``cpp/bkmeans.cpp``) through cppyy: plugin ``bkmeans``.
+
+Bk-means after Gong, Pawar, Yu, Lazebnik, "Web scale photo hash clustering on
+a single machine", CVPR 2015: vectors are encoded once into binary codes by
+ITQ (:mod:`algorithms.own_itq`), then k-means runs in Hamming space on the
+packed codes, the centres being binary codes too.
+
+* Assignment: the centre at the smallest Hamming distance (popcount of XOR),
+  ties to the smaller centre index.
+* Update: the bitwise majority vote of the members; a bit is 1 when more than
+  half of the members have it, 0 when fewer than half do, and keeps its
+  previous value on an exact tie (as the pqkmeans library).
+* ``niter`` assignments with an update between consecutive ones, stopping
+  early when an update changes no centre; labels are the nearest final
+  centre. (The pqkmeans library's BKMeans updates once more after its last
+  assignment, so its ``cluster_centers_`` are one vote ahead of its labels.)
+* Initialisation and empty clusters as in :mod:`algorithms.own_pqkmeans`:
+  ``random`` (k distinct codes, seeded) or ``pqkmeans`` (the library's k
+  draws with replacement from std::mt19937(seed)); ``farthest`` or ``keep``.
+
+Arrays: codes (n, nbytes) uint8 packed bits (bit order of
+:mod:`algorithms.own_itq`), centres (k, nbytes) uint8, labels (n,) int64.
+Memory beyond codes and labels: O(k * bits) counters. Every input is checked
+here, before any C++ call.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from benchpq import native
+from benchpq.api import Clusterer
+from benchpq.checks import InputError, as_matrix, check_positive_int
+from benchpq.registry import register
+
+from .own_itq import ITQ, check_binary_codes, check_num_bit
+from .own_pq import check_seed
+from .own_pqkmeans import (EMPTY_RULES, INIT_GIVEN, INITS, CodeClustering, check_choice,
+                           check_finite_streaming, check_labels, check_n_clusters,
+                           encode_streaming, training_sample)
+
+NATIVE = ("bkmeans", "bkmeans_assign", "bkmeans_update")
+
+
+@native.on_load
+def _prepare(ns) -> None:
+    """Release the GIL in the Bk-means calls and warm their wrappers up.
+
+    A library built without cpp/bkmeans.* is left alone (only this module's calls fail).
+    """
+    if not all(hasattr(ns, name) for name in NATIVE):
+        return
+    native.release_gil(ns, *NATIVE)
+    codes, centers = np.array([[0], [255]], np.uint8), np.zeros((2, 1), np.uint8)
+    labels = np.zeros(2, np.int64)
+    ns.bkmeans(codes, 2, 1, 2, 1, 0, 0, 0, centers, labels, np.zeros(1), np.zeros(1))
+    ns.bkmeans_assign(codes, 2, 1, centers, 2, labels, np.zeros(2, np.int32))
+    ns.bkmeans_update(codes, 2, 1, labels, 2, centers)
+
+
+def bkmeans(codes, k: int, niter: int = 20, init: str = "pqkmeans", empty: str = "farthest",
+            seed: int = 0, centers=None) -> CodeClustering:
+    """Bk-means on packed codes (n, nbytes) uint8; see the module doc.
+
+    ``centers`` (k, nbytes) uint8, if given, are the initial centres (``init`` is then ignored).
+    """
+    codes = check_binary_codes(codes)
+    n, w = codes.shape
+    k = check_n_clusters(k, n)
+    niter = check_positive_int(niter, "niter")
+    check_choice(init, INITS, "init")
+    check_choice(empty, EMPTY_RULES, "empty")
+    seed = check_seed(seed)
+    if centers is not None:
+        out = check_binary_codes(centers, w, "centers").copy()
+        if out.shape[0] != k:
+            raise InputError(f"centers: expected {k} rows (k), got {out.shape[0]}")
+        mode = INIT_GIVEN
+    else:
+        out, mode = np.zeros((k, w), np.uint8), INITS[init]
+    labels = np.empty(n, np.int64)
+    objective, seconds = np.zeros(niter), np.zeros(niter)
+    ran = native.load().bkmeans(
+        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w, k, niter, mode,
+        EMPTY_RULES[empty], seed,
+        native.array_arg(out, np.uint8, (k, w), "centers", writeable=True),
+        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
+        native.array_arg(objective, np.float64, (niter,), "objective", writeable=True),
+        native.array_arg(seconds, np.float64, (niter,), "iter_seconds", writeable=True))
+    return CodeClustering(out, labels, objective[:ran], seconds[:ran])
+
+
+def bkmeans_assign(codes, centers) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (n,) int64, distances (n,) int32): nearest centre by Hamming distance."""
+    codes = check_binary_codes(codes)
+    n, w = codes.shape
+    centers = check_binary_codes(centers, w, "centers")
+    k = centers.shape[0]
+    labels, distances = np.empty(n, np.int64), np.empty(n, np.int32)
+    native.load().bkmeans_assign(
+        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w,
+        native.array_arg(centers, np.uint8, (k, w), "centers"), k,
+        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
+        native.array_arg(distances, np.int32, (n,), "distances", writeable=True))
+    return labels, distances
+
+
+def majority_vote(codes, labels, centers) -> tuple[np.ndarray, int]:
+    """One majority-vote update: (new centres (k, nbytes) uint8, number of centres changed).
+
+    Ties keep the previous bit; empty clusters keep their centre.
+    """
+    codes = check_binary_codes(codes)
+    n, w = codes.shape
+    out = check_binary_codes(centers, w, "centers").copy()
+    k = out.shape[0]
+    labels = check_labels(labels, n, k)
+    changed = native.load().bkmeans_update(
+        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w,
+        native.array_arg(labels, np.int64, (n,), "labels"), k,
+        native.array_arg(out, np.uint8, (k, w), "centers", writeable=True))
+    return out, int(changed)
+
+
+def train_itq_encoder(x: np.ndarray, num_bit: int, niter: int, train_size: int | None,
+                      seed: int) -> ITQ:
+    """Our ITQ trained on a seeded sample of x (the rows ``ITQ(train_size=...)`` would draw).
+
+    Shared with the pqkmeans-library adapter, so that both cluster the very same codes.
+    """
+    return ITQ(num_bit, niter, seed).fit(training_sample(x, train_size, seed))
+
+
+@register("bkmeans")
+class BKMeansClusterer(Clusterer):
+    """Bk-means: our ITQ encoder, then k-means in Hamming space (C++ core, OpenMP over points).
+
+    fit_predict encodes block by block (a memory-mapped input is streamed).
+
+    Args:
+        num_bit: ITQ bits per code, a multiple of 8 (code_bits).
+        itq_iter: ITQ iterations.
+        train_size: ITQ trains on at most this many rows (seeded sample); None: all rows.
+        niter: assignment steps (pqkmeans' ``iteration``).
+        init: ``pqkmeans`` (the library's draw of k codes; with seed 0 the
+            library's very centres) or ``random`` (k distinct codes).
+        empty: ``farthest`` or ``keep`` (see :mod:`algorithms.own_pqkmeans`).
+        seed: seed of the sample, the ITQ rotation and the initialisation (None: 0).
+
+    extra_metrics: ``encoder_train_s``, ``encode_s``, ``kmeans_s``,
+    ``iterations``, ``iter_s``, ``objective`` (sum of the Hamming distances at
+    the last assignment), ``quantization_loss`` (ITQ), ``state_bytes``.
+    """
+
+    def __init__(self, num_bit: int = 64, itq_iter: int = 50, train_size: int | None = 100_000,
+                 niter: int = 20, init: str = "pqkmeans", empty: str = "farthest",
+                 seed: int | None = None):
+        self.num_bit = check_num_bit(num_bit)
+        self.itq_iter = check_positive_int(itq_iter, "itq_iter")
+        self.train_size = None if train_size is None else \
+            check_positive_int(train_size, "train_size", 2)
+        self.niter = check_positive_int(niter, "niter")
+        self.init = check_choice(init, INITS, "init")
+        self.empty = check_choice(empty, EMPTY_RULES, "empty")
+        self.seed = seed
+        self.encoder = None
+        self.result = None
+        self._metrics: dict = {}
+        self._n = 0
+
+    def set_threads(self, threads: int) -> None:
+        native.set_num_threads(check_positive_int(threads, "threads"))
+
+    def fit_predict(self, x, n_clusters):
+        """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
+        x = as_matrix(x, "x", min_rows=2, finite=False)  # memory-mapped float32 stays mapped
+        n, dim = x.shape
+        check_num_bit(self.num_bit, dim)
+        k = check_n_clusters(n_clusters, n)
+        seed = check_seed(self.seed)
+        check_finite_streaming(x, "x")
+        t0 = time.perf_counter()
+        self.encoder = train_itq_encoder(x, self.num_bit, self.itq_iter, self.train_size, seed)
+        t1 = time.perf_counter()
+        codes = encode_streaming(self.encoder.encode, x, self.num_bit // 8)
+        t2 = time.perf_counter()
+        self.result = bkmeans(codes, k, self.niter, self.init, self.empty, seed)
+        t3 = time.perf_counter()
+        r = self.result
+        self._n = n
+        self._metrics = {
+            "encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
+            "iterations": r.iterations, "iter_s": float(r.iter_seconds.mean()),
+            "objective": float(r.objective[-1]),
+            "quantization_loss": self.encoder.loss,
+            "state_bytes": int(codes.nbytes + r.labels.nbytes + k * (self.num_bit * 4 + 16)),
+            "n_train": int(self.encoder.n_train)}
+        return r.labels
+
+    @property
+    def code_bits(self) -> int:
+        return int(self.num_bit)
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self._n * self.num_bit // 8)
+
+    @property
+    def model_bytes(self) -> int:
+        if self.encoder is None:
+            return 0
+        return int(self.encoder.model_bytes + self.result.centers.nbytes)
+
+    def extra_metrics(self) -> dict:
+        return dict(self._metrics)

@@ -1,0 +1,273 @@
+"""Our ITQ binary encoder and Hamming search, C++ (``cpp/itq.cpp``, ``cpp/hamming.cpp``): plugin ``itq``.
+
+Iterative quantization after Gong & Lazebnik, "Iterative quantization: a
+Procrustean approach to learning binary codes", CVPR 2011 (and TPAMI 35(12),
+2013): centre the data, project it on its ``num_bit`` principal directions
+(V = (x - mean) W), then alternate ``niter`` times
+
+* B = sign(V R)            (the binary codes, +1 where V R >= 0), and
+* R = Procrustes(V^T B)    (the rotation minimising ||B - V R||_F, U W^T of V^T B = U S W^T),
+
+from a seeded random orthogonal R. The quantization loss ||B - V R||_F^2 on
+the training set is recorded at every iteration and after the last one.
+Data-sized loops (covariance, projection, V^T B, sign and packing) run in C++;
+the D x D eigendecomposition and the num_bit x num_bit SVD in numpy.
+
+Codes: (n, num_bit / 8) uint8, bit j (j-th rotated principal direction) is
+bit j % 8 of byte j // 8, least significant first
+(``np.packbits(bits, axis=1, bitorder="little")``); a bit is 1 when
+((x - mean) W R)_j >= 0. Hamming search: exhaustive popcount scan, exact
+top-k by a counting sort, ties by the smaller id; distances are the Hamming
+distances as float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from benchpq import native
+from benchpq.api import Searcher
+from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
+from benchpq.registry import register
+from benchpq.threads import serial_blas
+
+from .own_pq import check_seed
+from .own_pqkmeans import training_sample
+from .rotations import procrustes, random_rotation
+
+
+NATIVE = ("itq_mean_cov", "itq_project", "itq_step", "itq_encode", "hamming_distances",
+          "hamming_search")
+
+
+@native.on_load
+def _prepare(ns) -> None:
+    """Release the GIL in the long ITQ / Hamming calls and warm their wrappers up.
+
+    A library built from sources without cpp/itq.* and cpp/hamming.* (an
+    older private copy of cpp/) is left alone: only this module's calls fail.
+    """
+    if not all(hasattr(ns, name) for name in NATIVE):
+        return
+    native.release_gil(ns, *NATIVE)
+    x = np.array([[0, 1], [1, 0], [2, 2]], np.float32)
+    mean, w = np.zeros(2, np.float32), np.eye(2, 8, dtype=np.float32)
+    ns.itq_mean_cov(x, 3, 2, np.zeros(2), np.zeros((2, 2)))
+    ns.itq_project(x, 3, 2, mean, w[:, :2].copy(), 2, np.zeros((3, 2), np.float32))
+    ns.itq_step(x, 3, 2, np.eye(2, dtype=np.float32), np.zeros((2, 2)))
+    codes = np.zeros((3, 1), np.uint8)
+    ns.itq_encode(x, 3, 2, mean, w, 8, codes)
+    ns.hamming_distances(codes, 3, codes, 3, 1, np.zeros((3, 3), np.int32))
+    ns.hamming_search(codes, 3, codes, 3, 1, 1, np.zeros((3, 1), np.float32),
+                      np.zeros((3, 1), np.int64))
+
+
+# -- checks -------------------------------------------------------------------
+def check_num_bit(num_bit, dim: int | None = None) -> int:
+    """num_bit as an int: a positive multiple of 8 (codes are packed into bytes), <= dim."""
+    num_bit = check_positive_int(num_bit, "num_bit")
+    if num_bit % 8:
+        raise InputError(f"num_bit: must be a multiple of 8 (codes are packed into bytes), "
+                         f"got {num_bit}")
+    if dim is not None and num_bit > dim:
+        raise InputError(f"num_bit={num_bit} exceeds the dimension D={dim}: ITQ projects on "
+                         f"num_bit principal directions")
+    return num_bit
+
+
+def check_binary_codes(codes, nbytes: int | None = None, name: str = "codes") -> np.ndarray:
+    """Packed binary codes as a C-contiguous (n, nbytes) uint8 array, or raise InputError."""
+    if not isinstance(codes, np.ndarray):
+        raise InputError(f"{name}: expected a numpy array of packed uint8 codes, got "
+                         f"{type(codes).__name__}")
+    if codes.dtype != np.uint8:
+        raise InputError(f"{name}: expected dtype uint8 (packed bits), got {codes.dtype}")
+    if codes.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D array (n, nbytes), got shape {codes.shape}")
+    if nbytes is not None and codes.shape[1] != nbytes:
+        raise InputError(f"{name}: code width mismatch, expected {nbytes} bytes "
+                         f"({nbytes * 8} bits), got {codes.shape[1]}")
+    if codes.shape[0] < 1 or codes.shape[1] < 1:
+        raise InputError(f"{name}: empty (shape {codes.shape})")
+    return np.ascontiguousarray(codes)
+
+
+# -- Hamming distances --------------------------------------------------------
+def hamming_distances(a, b) -> np.ndarray:
+    """(na, nb) int32 Hamming distances between packed codes a (na, w) and b (nb, w) uint8."""
+    a = check_binary_codes(a, name="a")
+    b = check_binary_codes(b, a.shape[1], name="b")
+    na, nb, w = a.shape[0], b.shape[0], a.shape[1]
+    out = np.empty((na, nb), np.int32)
+    native.load().hamming_distances(
+        native.array_arg(a, np.uint8, (na, w), "a"), na,
+        native.array_arg(b, np.uint8, (nb, w), "b"), nb, w,
+        native.array_arg(out, np.int32, (na, nb), "out", writeable=True))
+    return out
+
+
+def hamming_search(queries, codes, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest packed codes by Hamming distance: (distances (nq, k) float32, ids (nq, k) int64).
+
+    Nearest first, ties by the smaller id; requires 1 <= k <= len(codes).
+    """
+    codes = check_binary_codes(codes)
+    queries = check_binary_codes(queries, codes.shape[1], "queries")
+    n, w, nq = codes.shape[0], codes.shape[1], queries.shape[0]
+    k = check_k(k, n)
+    distances = np.empty((nq, k), np.float32)
+    ids = np.empty((nq, k), np.int64)
+    native.load().hamming_search(
+        native.array_arg(queries, np.uint8, (nq, w), "queries"), nq,
+        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w, k,
+        native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
+        native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True))
+    return distances, ids
+
+
+# -- ITQ ------------------------------------------------------------------------
+def pca_directions(cov: np.ndarray, num_bit: int) -> np.ndarray:
+    """(D, num_bit) float64 top eigenvectors of cov, by decreasing eigenvalue.
+
+    Signs are fixed so that each column's largest-magnitude entry is positive.
+    """
+    values, vectors = np.linalg.eigh(cov)
+    top = vectors[:, np.argsort(values)[::-1][:num_bit]]
+    signs = np.sign(top[np.abs(top).argmax(axis=0), np.arange(num_bit)])
+    return top * np.where(signs == 0, 1, signs)
+
+
+@register("itq")
+class ITQ(Searcher):
+    """ITQ binary codes with exhaustive Hamming search (C++ core).
+
+    Args:
+        num_bit: bits per code, a multiple of 8, at most the dimension D.
+        niter: ITQ iterations (the pqkmeans library's default is 50).
+        seed: seed of the random initial rotation and of the training sample (None: 0).
+        train_size: fit on at most this many rows (a seeded random sample);
+            None: all rows.
+
+    Attributes after fit: ``mean`` (D,) float32, ``components`` (D, num_bit)
+    float32 principal directions W, ``rotation`` (num_bit, num_bit) float32 R,
+    ``projection`` (D, num_bit) float32 W R, ``losses`` (niter + 1,) float64
+    quantization loss ||B - V R||_F^2 on the training set before each update
+    and after the last one, ``loss`` the final one; after add: ``codes``
+    (n, num_bit / 8) uint8.
+    """
+
+    def __init__(self, num_bit: int = 64, niter: int = 50, seed: int | None = None,
+                 train_size: int | None = None):
+        self.num_bit = check_num_bit(num_bit)
+        self.niter = check_positive_int(niter, "niter")
+        self.seed = seed
+        self.train_size = None if train_size is None else \
+            check_positive_int(train_size, "train_size", 2)
+        self.dim = None
+        self.mean = self.components = self.rotation = self.projection = None
+        self.losses = None
+        self.n_train = 0
+        self.codes = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes per code (num_bit / 8)."""
+        return self.num_bit // 8
+
+    def set_threads(self, threads: int) -> None:
+        native.set_num_threads(check_positive_int(threads, "threads"))
+
+    def fit(self, x):
+        """Learn mean, principal directions and rotation on x (n, D) float32, n >= 2; returns self."""
+        x = as_matrix(x, "learn", min_rows=2)
+        check_num_bit(self.num_bit, x.shape[1])
+        seed = check_seed(self.seed)
+        xt = training_sample(x, self.train_size, seed)
+        with serial_blas():
+            self._fit(xt, seed)
+        return self
+
+    def _fit(self, xt: np.ndarray, seed: int) -> None:
+        nt, dim = xt.shape
+        num_bit = self.num_bit
+        cpp = native.load()
+        mean = np.empty(dim, np.float64)
+        cov = np.empty((dim, dim), np.float64)
+        cpp.itq_mean_cov(native.array_arg(xt, np.float32, (nt, dim), "learn"), nt, dim,
+                         native.array_arg(mean, np.float64, (dim,), "mean", writeable=True),
+                         native.array_arg(cov, np.float64, (dim, dim), "cov", writeable=True))
+        mean32 = mean.astype(np.float32)
+        components = np.ascontiguousarray(pca_directions(cov, num_bit), dtype=np.float32)
+        v = np.empty((nt, num_bit), np.float32)
+        cpp.itq_project(native.array_arg(xt, np.float32, (nt, dim), "learn"), nt, dim,
+                        native.array_arg(mean32, np.float32, (dim,), "mean"),
+                        native.array_arg(components, np.float32, (dim, num_bit), "components"),
+                        num_bit, native.array_arg(v, np.float32, (nt, num_bit), "v", writeable=True))
+        rotation = random_rotation(num_bit, seed)
+        cross = np.empty((num_bit, num_bit), np.float64)
+        losses = []
+        v_arg = native.array_arg(v, np.float32, (nt, num_bit), "v")
+        for _ in range(self.niter):
+            losses.append(cpp.itq_step(
+                v_arg, nt, num_bit, native.array_arg(rotation, np.float32, (num_bit, num_bit)),
+                native.array_arg(cross, np.float64, (num_bit, num_bit), "cross", writeable=True)))
+            rotation = procrustes(cross)
+        losses.append(cpp.itq_step(v_arg, nt, num_bit, native.array_arg(
+            rotation, np.float32, (num_bit, num_bit)), native.nullptr()))
+        self.dim, self.mean, self.components, self.rotation = dim, mean32, components, rotation
+        self.projection = np.ascontiguousarray(
+            components.astype(np.float64) @ rotation.astype(np.float64), dtype=np.float32)
+        self.losses, self.n_train, self.codes = np.array(losses, np.float64), nt, None
+
+    @property
+    def loss(self) -> float | None:
+        """Final quantization loss ||B - V R||_F^2 on the training set."""
+        return None if self.losses is None else float(self.losses[-1])
+
+    def encode(self, x) -> np.ndarray:
+        """(n, D) float32 -> (n, num_bit / 8) uint8 packed codes (bit order in the module doc)."""
+        if self.projection is None:
+            raise InputError(f"{self.name or 'itq'}: call fit() before encoding")
+        x = as_matrix(x, "x", dim=self.dim)
+        n = x.shape[0]
+        codes = np.empty((n, self.nbytes), np.uint8)
+        native.load().itq_encode(
+            native.array_arg(x, np.float32, (n, self.dim), "x"), n, self.dim,
+            native.array_arg(self.mean, np.float32, (self.dim,), "mean"),
+            native.array_arg(self.projection, np.float32, (self.dim, self.num_bit), "projection"),
+            self.num_bit, native.array_arg(codes, np.uint8, (n, self.nbytes), "codes",
+                                           writeable=True))
+        return codes
+
+    # -- Searcher -----------------------------------------------------------
+    def add(self, x) -> None:
+        """Encode and append database vectors (n, D); ids continue from the current size."""
+        codes = self.encode(x)
+        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+
+    def search(self, queries, k):
+        """Hamming k-NN of the encoded queries: (distances (nq, k) float32, ids (nq, k) int64)."""
+        if self.codes is None:
+            raise InputError(f"{self.name or 'itq'}: add() vectors before searching")
+        k = check_k(k, self.codes.shape[0])
+        return hamming_search(self.encode(queries), self.codes, k)
+
+    # -- sizes ----------------------------------------------------------------
+    @property
+    def code_bits(self) -> int:
+        return int(self.num_bit)
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self.codes.nbytes) if self.codes is not None else 0
+
+    @property
+    def model_bytes(self) -> int:
+        if self.projection is None:
+            return 0
+        return int(self.mean.nbytes + self.projection.nbytes)
+
+    def extra_metrics(self) -> dict:
+        if self.losses is None:
+            return {}
+        return {"quantization_loss": self.loss, "itq_iterations": int(self.niter),
+                "n_train": int(self.n_train)}

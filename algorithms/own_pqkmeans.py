@@ -1,0 +1,398 @@
+"""Our PQk-means, C++ (``cpp/pqkmeans.cpp``) through cppyy: plugin ``pqkmeans``.
+
+PQk-means after Matsui, Ogaki, Yamasaki, Aizawa, "PQk-means: Billion-scale
+clustering for product-quantized codes", ACM Multimedia 2017: vectors are
+PQ-encoded once, then k-means runs on the codes alone, the centres being PQ
+codes too.
+
+* Assignment: symmetric distance d(x, c) = sum_m T_m[x_m, c_m], with the
+  codeword-to-codeword tables T (M, Ks, Ks) (:func:`sdc_tables`); ties go to
+  the smaller centre index.
+* Update, by sparse voting: for each cluster and sub-space m, the histogram h
+  of its members' sub-codes; the new sub-code is argmin_c sum_a h[a] T_m[a, c]
+  (the codeword nearest, in summed squared distance, to the members'
+  codewords), ties to the smaller codeword. No float vector is ever built.
+* ``niter`` assignments with an update between consecutive ones, as the
+  pqkmeans library counts them; it stops early when an update changes no
+  centre. Labels are the nearest final centre of every code.
+* Initialisation (``init``): ``random``, k distinct codes drawn at random,
+  seeded; ``pqkmeans``, the library's own draw (std::shuffle with
+  std::mt19937(seed); seed 0 is the library's). Empty clusters (``empty``):
+  ``farthest``, re-seeded with the points farthest from their centres;
+  ``keep``, the library's rule (the centre stays). Details in
+  ``cpp/pqkmeans_common.h``. (``pqkmeans`` holds n int32 row ids while it
+  draws, as the library, freed before the first iteration.)
+
+Arrays: codes (n, M) uint8 (Ks <= 256), centres (k, M) uint8, tables (M, Ks,
+Ks) float32, labels (n,) int64. Memory beyond the codes and labels: O(k)
+tables (M * Ks * k floats for the centre layout, k * M * Ks counts for the
+histograms). Every input is checked here, before any C++ call.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchpq import native
+from benchpq.api import Clusterer
+from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_positive_int,
+                            check_subspaces)
+from benchpq.memory import release_pages
+from benchpq.registry import register
+
+from .own_pq import PQ, check_seed
+
+INITS = {"random": 0, "pqkmeans": 1}  # cpp/pqkmeans_common.h CODE_KMEANS_INIT_*
+INIT_GIVEN = 2
+EMPTY_RULES = {"farthest": 0, "keep": 1}  # CODE_KMEANS_EMPTY_*
+NATIVE = ("pqkmeans_tables", "pqkmeans", "pqkmeans_assign", "pqkmeans_update")
+
+
+@native.on_load
+def _prepare(ns) -> None:
+    """Release the GIL in the PQk-means calls and warm their wrappers up.
+
+    A library built without cpp/pqkmeans.* is left alone (only this module's calls fail).
+    """
+    if not all(hasattr(ns, name) for name in NATIVE):
+        return
+    native.release_gil(ns, *NATIVE)
+    codewords = np.array([[[0.0], [1.0]]], np.float32)
+    tables = np.zeros((1, 2, 2), np.float32)
+    ns.pqkmeans_tables(codewords, 1, 2, 1, tables)
+    codes, centers = np.array([[0], [1]], np.uint8), np.zeros((2, 1), np.uint8)
+    labels = np.zeros(2, np.int64)
+    ns.pqkmeans(codes, 2, 1, 2, tables, 2, 1, 0, 0, 0, centers, labels, np.zeros(1),
+                np.zeros(1))
+    ns.pqkmeans_assign(codes, 2, 1, 2, tables, centers, 2, labels, np.zeros(2, np.float32))
+    ns.pqkmeans_update(codes, 2, 1, 2, tables, labels, 2, centers)
+
+
+@dataclass
+class CodeClustering:
+    """Result of k-means on codes (PQk-means or Bk-means).
+
+    centers: (k, code_size) uint8, the centres of the last assignment.
+    labels: (n,) int64, the nearest final centre of every code.
+    objective: (iterations,) float64, sum of the code-to-centre distances at each assignment.
+    iter_seconds: (iterations,) float64, wall time of each iteration.
+    """
+
+    centers: np.ndarray
+    labels: np.ndarray
+    objective: np.ndarray
+    iter_seconds: np.ndarray
+
+    @property
+    def iterations(self) -> int:
+        return int(len(self.objective))
+
+
+# -- checks -------------------------------------------------------------------
+def check_choice(value, choices, name: str):
+    if value not in choices:
+        raise InputError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_n_clusters(k, n: int) -> int:
+    """k as an int in [1, n], or InputError."""
+    k = check_positive_int(k, "k")
+    if k > n:
+        raise InputError(f"k={k} is larger than the number of codes ({n})")
+    return k
+
+
+def check_pq_codes(codes, M: int, Ks: int = 256, name: str = "codes") -> np.ndarray:
+    """(n, M) uint8 PQ codes with values < Ks, C-contiguous, or InputError."""
+    if not isinstance(codes, np.ndarray):
+        raise InputError(f"{name}: expected a numpy array of uint8 PQ codes, got "
+                         f"{type(codes).__name__}")
+    if codes.dtype != np.uint8:
+        raise InputError(f"{name}: expected dtype uint8 (PQk-means needs Ks <= 256), got "
+                         f"{codes.dtype}")
+    if codes.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D array (n, M), got shape {codes.shape}")
+    if codes.shape[1] != M:
+        raise InputError(f"{name}: code width mismatch, expected M={M} sub-codes, got "
+                         f"{codes.shape[1]}")
+    if codes.shape[0] < 1:
+        raise InputError(f"{name}: empty (shape {codes.shape})")
+    codes = np.ascontiguousarray(codes)
+    if Ks < 256 and codes.max() >= Ks:
+        raise InputError(f"{name}: code {int(codes.max())} out of range for Ks={Ks}")
+    return codes
+
+
+def check_tables(tables) -> np.ndarray:
+    """(M, Ks, Ks) float32 finite tables with Ks <= 256, C-contiguous, or InputError."""
+    if not isinstance(tables, np.ndarray) or tables.ndim != 3 or \
+            tables.shape[1] != tables.shape[2]:
+        raise InputError(f"tables: expected an (M, Ks, Ks) array, got "
+                         f"{getattr(tables, 'shape', type(tables).__name__)}")
+    if tables.shape[1] > 256 or min(tables.shape) < 1:
+        raise InputError(f"tables: PQk-means needs 1 <= Ks <= 256, got shape {tables.shape}")
+    tables = np.ascontiguousarray(tables, dtype=np.float32)
+    if not np.isfinite(tables).all():
+        raise InputError("tables: contains NaN or Inf")
+    return tables
+
+
+def sdc_tables(codewords) -> np.ndarray:
+    """(M, Ks, Ks) float32 squared distances between the codewords (M, Ks, Ds) of each sub-space.
+
+    Summed in float32 in dimension order, like the pqkmeans library, so its
+    tables and ours are equal bit for bit (float64 codewords are rounded to
+    float32 first, as the library does).
+    """
+    if not isinstance(codewords, np.ndarray) or codewords.ndim != 3:
+        raise InputError(f"codewords: expected an (M, Ks, Ds) array, got "
+                         f"{getattr(codewords, 'shape', type(codewords).__name__)}")
+    M, Ks, ds = codewords.shape
+    if not 1 <= Ks <= 256:
+        raise InputError(f"codewords: PQk-means needs Ks <= 256 (uint8 codes), got Ks={Ks}")
+    cw = as_matrix(codewords.reshape(M * Ks, ds), "codewords").reshape(M, Ks, ds)
+    tables = np.empty((M, Ks, Ks), np.float32)
+    native.load().pqkmeans_tables(
+        native.array_arg(cw, np.float32, (M, Ks, ds), "codewords"), M, Ks, ds,
+        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables", writeable=True))
+    return tables
+
+
+# -- the algorithm ------------------------------------------------------------
+def pqkmeans(codes, tables, k: int, niter: int = 20, init: str = "pqkmeans",
+             empty: str = "farthest", seed: int = 0, centers=None) -> CodeClustering:
+    """PQk-means on codes (n, M) uint8 with tables (M, Ks, Ks); see the module doc.
+
+    ``centers`` (k, M) uint8, if given, are the initial centres (``init`` is then ignored).
+    """
+    tables = check_tables(tables)
+    M, Ks = tables.shape[0], tables.shape[1]
+    codes = check_pq_codes(codes, M, Ks)
+    n = codes.shape[0]
+    k = check_n_clusters(k, n)
+    niter = check_positive_int(niter, "niter")
+    check_choice(init, INITS, "init")
+    check_choice(empty, EMPTY_RULES, "empty")
+    seed = check_seed(seed)
+    if centers is not None:
+        out = check_pq_codes(centers, M, Ks, "centers").copy()
+        if out.shape[0] != k:
+            raise InputError(f"centers: expected {k} rows (k), got {out.shape[0]}")
+        mode = INIT_GIVEN
+    else:
+        if init == "pqkmeans" and n > 2 ** 31 - 1:
+            raise InputError(f"init='pqkmeans' (the library's draw) needs n < 2**31, got {n}")
+        out, mode = np.zeros((k, M), np.uint8), INITS[init]
+    labels = np.empty(n, np.int64)
+    objective, seconds = np.zeros(niter), np.zeros(niter)
+    ran = native.load().pqkmeans(
+        native.array_arg(codes, np.uint8, (n, M), "codes"), n, M, Ks,
+        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables"), k, niter, mode,
+        EMPTY_RULES[empty], seed,
+        native.array_arg(out, np.uint8, (k, M), "centers", writeable=True),
+        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
+        native.array_arg(objective, np.float64, (niter,), "objective", writeable=True),
+        native.array_arg(seconds, np.float64, (niter,), "iter_seconds", writeable=True))
+    return CodeClustering(out, labels, objective[:ran], seconds[:ran])
+
+
+def pqkmeans_assign(codes, tables, centers) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (n,) int64, distances (n,) float32): nearest centre by symmetric distance."""
+    tables = check_tables(tables)
+    M, Ks = tables.shape[0], tables.shape[1]
+    codes = check_pq_codes(codes, M, Ks)
+    centers = check_pq_codes(centers, M, Ks, "centers")
+    n, k = codes.shape[0], centers.shape[0]
+    labels, distances = np.empty(n, np.int64), np.empty(n, np.float32)
+    native.load().pqkmeans_assign(
+        native.array_arg(codes, np.uint8, (n, M), "codes"), n, M, Ks,
+        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables"),
+        native.array_arg(centers, np.uint8, (k, M), "centers"), k,
+        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
+        native.array_arg(distances, np.float32, (n,), "distances", writeable=True))
+    return labels, distances
+
+
+def sparse_voting(codes, tables, labels, centers) -> tuple[np.ndarray, int]:
+    """One sparse-voting update: (new centres (k, M) uint8, number of centres changed).
+
+    Empty clusters keep their centre.
+    """
+    tables = check_tables(tables)
+    M, Ks = tables.shape[0], tables.shape[1]
+    codes = check_pq_codes(codes, M, Ks)
+    out = check_pq_codes(centers, M, Ks, "centers").copy()
+    n, k = codes.shape[0], out.shape[0]
+    labels = check_labels(labels, n, k)
+    changed = native.load().pqkmeans_update(
+        native.array_arg(codes, np.uint8, (n, M), "codes"), n, M, Ks,
+        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables"),
+        native.array_arg(labels, np.int64, (n,), "labels"), k,
+        native.array_arg(out, np.uint8, (k, M), "centers", writeable=True))
+    return out, int(changed)
+
+
+def check_labels(labels, n: int, k: int) -> np.ndarray:
+    """(n,) int64 labels in [0, k), C-contiguous, or InputError."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        raise InputError(f"labels: expected ({n},) integers, got {labels.shape} {labels.dtype}")
+    if n and (labels.min() < 0 or labels.max() >= k):
+        raise InputError(f"labels: values must be in [0, {k})")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+# -- streaming over the input ---------------------------------------------------
+STREAM_ROWS = 65536  # rows checked / encoded at a time
+
+
+def training_sample(x: np.ndarray, train_size: int | None, seed: int) -> np.ndarray:
+    """x itself, or ``train_size`` rows drawn without replacement (seeded), in row order.
+
+    Rows are gathered block by block, each block's pages released if x is
+    memory-mapped (a random sample touches nearly every page).
+    """
+    n = x.shape[0]
+    if train_size is None or n <= train_size:
+        return x
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=train_size, replace=False))
+    out = np.empty((train_size, x.shape[1]), x.dtype)
+    for start in range(0, n, STREAM_ROWS):
+        lo, hi = np.searchsorted(rows, [start, start + STREAM_ROWS])
+        if hi > lo:
+            out[lo:hi] = x[rows[lo:hi]]
+        release_pages(x[start:start + STREAM_ROWS])
+    return out
+
+
+def check_finite_streaming(x: np.ndarray, name: str = "x") -> None:
+    """Raise InputError if x holds NaN or Inf (naming the first row), block by block,
+    releasing each block's pages if x is memory-mapped."""
+    for start in range(0, x.shape[0], STREAM_ROWS):
+        block = x[start:start + STREAM_ROWS]
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row = start + int(np.flatnonzero(bad.any(axis=1))[0])
+            kind = "NaN" if np.isnan(block).any() else "Inf"
+            raise InputError(f"{name}: contains {kind} (first in row {row})")
+        release_pages(block)
+
+
+def encode_streaming(encode, x: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) uint8 codes of x, encoded STREAM_ROWS rows at a time by ``encode``;
+    a memory-mapped x keeps only the block being encoded resident."""
+    codes = np.empty((x.shape[0], width), np.uint8)
+    for start in range(0, x.shape[0], STREAM_ROWS):
+        block = x[start:start + STREAM_ROWS]
+        codes[start:start + len(block)] = encode(block)
+        release_pages(block)
+    return codes
+
+
+# -- the plugin ----------------------------------------------------------------
+def train_pq_encoder(x: np.ndarray, M: int, Ks: int, niter: int, train_size: int | None,
+                     seed: int) -> PQ:
+    """Our PQ (:class:`algorithms.own_pq.PQ`) trained on a seeded sample of x.
+
+    k-means on all the sample's rows (no further subsampling), random-point
+    initialisation, ``niter`` iterations. Shared with the pqkmeans-library
+    adapters, so that both cluster the very same codes.
+    """
+    sample = training_sample(x, train_size, seed)
+    return PQ(M=M, Ks=Ks, iter=niter, seed=seed, max_points_per_centroid=None,
+              init="random").fit(sample)
+
+
+@register("pqkmeans")
+class PQKMeansClusterer(Clusterer):
+    """PQk-means: our PQ encoder, then k-means on the codes (C++ core, OpenMP over points).
+
+    Args:
+        M: PQ sub-spaces (must divide the dimension); code_bits = 8 M.
+        Ks: codewords per sub-space, 2 .. 256 (uint8 codes).
+        encoder_iter: k-means iterations of the PQ training.
+        train_size: the encoder trains on at most this many rows (seeded
+            sample); None: all rows.
+        niter: assignment steps (pqkmeans' ``iteration``).
+        init: ``pqkmeans`` (the library's draw of k codes; with seed 0 the
+            library's very centres) or ``random`` (k distinct codes).
+        empty: ``farthest`` or ``keep`` (see the module doc).
+        seed: seed of the sample, the encoder and the initialisation (None: 0).
+
+    fit_predict encodes the vectors block by block (a memory-mapped input is
+    streamed: only the block being read stays resident) and clusters the
+    codes; extra_metrics
+    gives ``encoder_train_s``, ``encode_s``, ``kmeans_s`` (the clustering
+    loop), ``iterations``, ``iter_s`` (mean seconds per iteration),
+    ``objective`` (sum of the symmetric distances at the last assignment) and
+    ``state_bytes`` (codes, labels and the O(k) tables the loop holds).
+    """
+
+    def __init__(self, M: int = 8, Ks: int = 256, encoder_iter: int = 20,
+                 train_size: int | None = 100_000, niter: int = 20, init: str = "pqkmeans",
+                 empty: str = "farthest", seed: int | None = None):
+        self.M = check_positive_int(M, "M")
+        self.Ks = check_positive_int(Ks, "Ks", 2, 256)
+        self.encoder_iter = check_positive_int(encoder_iter, "encoder_iter")
+        self.train_size = None if train_size is None else \
+            check_positive_int(train_size, "train_size")
+        self.niter = check_positive_int(niter, "niter")
+        self.init = check_choice(init, INITS, "init")
+        self.empty = check_choice(empty, EMPTY_RULES, "empty")
+        self.seed = seed
+        self.encoder = None
+        self.result = None
+        self._metrics: dict = {}
+        self._n = 0
+
+    def set_threads(self, threads: int) -> None:
+        native.set_num_threads(check_positive_int(threads, "threads"))
+
+    def fit_predict(self, x, n_clusters):
+        """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
+        x = as_matrix(x, "x", finite=False)  # memory-mapped float32 stays mapped
+        n, dim = x.shape
+        check_subspaces(dim, self.M)
+        k = check_n_clusters(n_clusters, n)
+        seed = check_seed(self.seed)
+        check_codebook_size(min(n, self.train_size or n), self.Ks)
+        check_finite_streaming(x, "x")
+        t0 = time.perf_counter()
+        self.encoder = train_pq_encoder(x, self.M, self.Ks, self.encoder_iter,
+                                        self.train_size, seed)
+        t1 = time.perf_counter()
+        codes = encode_streaming(self.encoder.encode, x, self.M)
+        t2 = time.perf_counter()
+        tables = sdc_tables(self.encoder.codewords)
+        self.result = pqkmeans(codes, tables, k, self.niter, self.init, self.empty, seed)
+        t3 = time.perf_counter()
+        r = self.result
+        self._n = n
+        self._metrics = {
+            "encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
+            "iterations": r.iterations, "iter_s": float(r.iter_seconds.mean()),
+            "objective": float(r.objective[-1]),
+            "state_bytes": int(codes.nbytes + r.labels.nbytes + tables.nbytes
+                               + 4 * self.M * self.Ks * k * 2 + r.centers.nbytes),
+            "n_train": int(min(n, self.train_size or n))}
+        return r.labels
+
+    @property
+    def code_bits(self) -> int:
+        return int(self.M * np.ceil(np.log2(self.Ks)))
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self._n * self.M)
+
+    @property
+    def model_bytes(self) -> int:
+        if self.encoder is None:
+            return 0
+        return int(self.encoder.model_bytes + self.result.centers.nbytes)
+
+    def extra_metrics(self) -> dict:
+        return dict(self._metrics)

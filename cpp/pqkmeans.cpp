@@ -1,0 +1,290 @@
+#include "pqkmeans.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+namespace benchpq {
+namespace {
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+
+inline v8 load(const float* p) { return *reinterpret_cast<const v8u*>(p); }
+
+constexpr int64_t kTile = 16;               // centres scored per step (two v8)
+constexpr int64_t kPointChunk = 2048;       // points per work item: a table block serves them all
+constexpr int64_t kBlockBytes = int64_t(1) << 20;  // table bytes per block of centres (in L2)
+constexpr int64_t kParallelWork = int64_t(1) << 16;  // below this, a parallel region costs more
+
+// T_m[a][c_m(j)] for all m, a and centres j, in blocks of centres: block b
+// holds (M, Ks, w_b) floats, w_b a multiple of 16; padding columns are +inf
+// in sub-space 0 and 0 elsewhere, so their sums are +inf and never chosen.
+class CenterTable {
+ public:
+  CenterTable(const float* tables, int64_t M, int64_t Ks, const uint8_t* centers, int64_t k)
+      : M_(M), Ks_(Ks) {
+    int64_t kb = kBlockBytes / (M * Ks * static_cast<int64_t>(sizeof(float))) / kTile * kTile;
+    kb = std::max(kTile, std::min<int64_t>(1024, kb));
+    int64_t total = 0;
+    for (int64_t j0 = 0; j0 < k; j0 += kb) {
+      const int64_t w = (std::min(kb, k - j0) + kTile - 1) / kTile * kTile;
+      start_.push_back(j0);
+      width_.push_back(w);
+      offset_.push_back(total);
+      total += M * Ks * w;
+    }
+    data_.resize(total);
+    const float inf = std::numeric_limits<float>::infinity();
+    const int64_t nblocks = static_cast<int64_t>(start_.size());
+#pragma omp parallel for collapse(2) schedule(static) if (total > kParallelWork)
+    for (int64_t b = 0; b < nblocks; ++b)
+      for (int64_t ma = 0; ma < M * Ks; ++ma) {
+        const int64_t m = ma / Ks, w = width_[b], j0 = start_[b];
+        const float* t = tables + ma * Ks;
+        float* row = data_.data() + offset_[b] + ma * w;
+        for (int64_t jj = 0; jj < w; ++jj) {
+          const int64_t j = j0 + jj;
+          row[jj] = j < k ? t[centers[j * M + m]] : (m == 0 ? inf : 0.0f);
+        }
+      }
+  }
+
+  // Nearest centre of each of the cnt codes (ties: smaller index): best_d, best_j out.
+  template <int MF>
+  void nearest(const uint8_t* codes, int64_t cnt, float* best_d, int64_t* best_j,
+               const float** rows) const {
+    const int64_t M = MF ? MF : M_;
+    std::fill(best_d, best_d + cnt, std::numeric_limits<float>::infinity());
+    std::fill(best_j, best_j + cnt, 0);
+    for (size_t b = 0; b < start_.size(); ++b) {
+      const float* block = data_.data() + offset_[b];
+      const int64_t w = width_[b], j0 = start_[b];
+      for (int64_t i = 0; i < cnt; ++i) {
+        const uint8_t* code = codes + i * M;
+        for (int64_t m = 0; m < M; ++m) rows[m] = block + (m * Ks_ + code[m]) * w;
+        scan<MF>(rows, M, w, j0, best_d[i], best_j[i]);
+      }
+    }
+  }
+
+ private:
+  template <int MF>
+  static void scan(const float* const* rows, int64_t M_rt, int64_t w, int64_t j0, float& best,
+                   int64_t& best_j) {
+    const int64_t M = MF ? MF : M_rt;
+    const float inf = std::numeric_limits<float>::infinity();
+    v8 b0 = v8{} + inf, b1 = v8{} + inf;
+    v8i i0 = v8i{}, i1 = v8i{};
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int64_t jj = 0; jj < w; jj += kTile) {
+      v8 s0 = load(rows[0] + jj), s1 = load(rows[0] + jj + 8);
+      for (int64_t m = 1; m < M; ++m) {  // sum in sub-space order, as the library
+        s0 += load(rows[m] + jj);
+        s1 += load(rows[m] + jj + 8);
+      }
+      const v8i j = lane + static_cast<int32_t>(jj);
+      const v8i lt0 = s0 < b0, lt1 = s1 < b1;
+      b0 = lt0 ? s0 : b0;
+      i0 = lt0 ? j : i0;
+      b1 = lt1 ? s1 : b1;
+      i1 = lt1 ? j + 8 : i1;
+    }
+    float bv = inf;
+    int32_t bj = 0;
+    for (int l = 0; l < 8; ++l) {
+      if (b0[l] < bv || (b0[l] == bv && i0[l] < bj)) { bv = b0[l]; bj = i0[l]; }
+      if (b1[l] < bv || (b1[l] == bv && i1[l] < bj)) { bv = b1[l]; bj = i1[l]; }
+    }
+    if (bv < best) {
+      best = bv;
+      best_j = j0 + bj;
+    }
+  }
+
+  int64_t M_, Ks_;
+  std::vector<int64_t> start_, width_, offset_;
+  std::vector<float> data_;
+};
+
+template <int MF>
+double assign_all(const uint8_t* codes, int64_t n, int64_t M, const CenterTable& table,
+                  int64_t* labels, float* distances) {
+  const int64_t nchunks = (n + kPointChunk - 1) / kPointChunk;
+  std::vector<double> partial(nchunks);
+#pragma omp parallel if (nchunks > 1)
+  {
+    std::vector<float> best(kPointChunk);
+    std::vector<const float*> rows(M);
+#pragma omp for schedule(dynamic)
+    for (int64_t c = 0; c < nchunks; ++c) {
+      const int64_t i0 = c * kPointChunk, cnt = std::min(kPointChunk, n - i0);
+      table.nearest<MF>(codes + i0 * M, cnt, best.data(), labels + i0, rows.data());
+      double s = 0;
+      for (int64_t i = 0; i < cnt; ++i) s += best[i];
+      partial[c] = s;
+      if (distances) std::memcpy(distances + i0, best.data(), cnt * sizeof(float));
+    }
+  }
+  double total = 0;
+  for (double s : partial) total += s;
+  return total;
+}
+
+double assign(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
+              const uint8_t* centers, int64_t k, int64_t* labels, float* distances) {
+  const CenterTable table(tables, M, Ks, centers, k);
+  switch (M) {
+    case 4: return assign_all<4>(codes, n, M, table, labels, distances);
+    case 8: return assign_all<8>(codes, n, M, table, labels, distances);
+    case 16: return assign_all<16>(codes, n, M, table, labels, distances);
+    default: return assign_all<0>(codes, n, M, table, labels, distances);
+  }
+}
+
+// vote[b] = sum_a h[a] T[a][b] in float, a ascending; returns argmin_b (ties:
+// smaller b). No fused multiply-add, so that the sums are the library's.
+__attribute__((optimize("fp-contract=off")))
+int64_t vote_argmin(const uint32_t* h, const float* T, int64_t Ks, float* vote) {
+  std::fill(vote, vote + Ks, 0.0f);
+  for (int64_t a = 0; a < Ks; ++a) {
+    if (h[a] == 0) continue;
+    const float f = static_cast<float>(h[a]);
+    const float* row = T + a * Ks;
+    for (int64_t b = 0; b < Ks; ++b) vote[b] += f * row[b];
+  }
+  float bv = std::numeric_limits<float>::infinity();
+  int64_t bi = 0;
+  for (int64_t b = 0; b < Ks; ++b)
+    if (vote[b] < bv) {
+      bv = vote[b];
+      bi = b;
+    }
+  return bi;
+}
+
+// Sparse voting. counts (k) and hist (k, M, Ks) are workspace; each thread
+// owns a range of clusters and scans all points.
+int64_t vote_update(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
+                    const int64_t* labels, int64_t k, uint8_t* centers,
+                    std::vector<int64_t>& counts, std::vector<uint32_t>& hist) {
+  std::fill(counts.begin(), counts.end(), 0);
+  std::fill(hist.begin(), hist.end(), 0u);
+#pragma omp parallel if (n > kParallelWork)
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = labels[i];
+      if (c < c0 || c >= c1) continue;
+      ++counts[c];
+      uint32_t* h = hist.data() + c * M * Ks;
+      const uint8_t* code = codes + i * M;
+      for (int64_t m = 0; m < M; ++m) ++h[m * Ks + code[m]];
+    }
+  }
+  int64_t changed = 0;
+#pragma omp parallel reduction(+ : changed) if (n > kParallelWork)
+  {
+    std::vector<float> vote(Ks);
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t c = 0; c < k; ++c) {
+      if (counts[c] == 0) continue;
+      bool diff = false;
+      for (int64_t m = 0; m < M; ++m) {
+        const uint8_t code = static_cast<uint8_t>(
+            vote_argmin(hist.data() + (c * M + m) * Ks, tables + m * Ks * Ks, Ks, vote.data()));
+        diff |= centers[c * M + m] != code;
+        centers[c * M + m] = code;
+      }
+      changed += diff;
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
+__attribute__((optimize("fp-contract=off")))
+void pqkmeans_tables(const float* codewords, int64_t M, int64_t Ks, int64_t dsub, float* tables) {
+#pragma omp parallel for collapse(2) schedule(static) if (M * Ks * Ks * dsub > kParallelWork)
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t a = 0; a < Ks; ++a) {
+      const float* ca = codewords + (m * Ks + a) * dsub;
+      for (int64_t b = 0; b < Ks; ++b) {
+        const float* cb = codewords + (m * Ks + b) * dsub;
+        float s = 0.0f;
+        for (int64_t t = 0; t < dsub; ++t) s += (ca[t] - cb[t]) * (ca[t] - cb[t]);
+        tables[(m * Ks + a) * Ks + b] = s;
+      }
+    }
+}
+
+int pqkmeans(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
+             int64_t k, int niter, int init, int empty, uint64_t seed, uint8_t* centers,
+             int64_t* labels, double* objective, double* iter_seconds) {
+  if (k < 1 || k > n || niter < 1 || M < 1 || Ks < 1 || Ks > 256)
+    throw std::invalid_argument("pqkmeans: need 1 <= k <= n, niter >= 1, M >= 1, 1 <= Ks <= 256");
+  if (init == CODE_KMEANS_INIT_DISTINCT) {
+    const std::vector<int64_t> rows = distinct_code_rows(codes, n, M, k, seed);
+    for (int64_t j = 0; j < k; ++j) std::memcpy(centers + j * M, codes + rows[j] * M, M);
+  } else if (init == CODE_KMEANS_INIT_LIBRARY) {  // pqkmeans' InitializeCentersByRandomPicking
+    if (n > INT_MAX) throw std::invalid_argument("pqkmeans: the library's init needs n <= INT_MAX");
+    std::vector<int> ids(n);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::mt19937 random_engine(static_cast<std::mt19937::result_type>(seed));
+    std::shuffle(ids.begin(), ids.end(), random_engine);
+    for (int64_t j = 0; j < k; ++j) std::memcpy(centers + j * M, codes + int64_t(ids[j]) * M, M);
+  } else if (init != CODE_KMEANS_INIT_GIVEN) {
+    throw std::invalid_argument("pqkmeans: unknown init");
+  }
+  std::vector<int64_t> counts(k);
+  std::vector<uint32_t> hist(k * M * Ks);
+  int ran = 0;
+  for (int it = 0; it < niter; ++it) {
+    const auto t0 = std::chrono::steady_clock::now();
+    objective[it] = assign(codes, n, M, Ks, tables, centers, k, labels, nullptr);
+    ran = it + 1;
+    int64_t moved = 0, changed = 0;
+    if (it + 1 < niter) {
+      if (empty == CODE_KMEANS_EMPTY_FARTHEST) {
+        std::fill(counts.begin(), counts.end(), 0);
+        for (int64_t i = 0; i < n; ++i) ++counts[labels[i]];
+        moved = reseed_empty_clusters(n, k, labels, counts, [&](int64_t i) {
+          const uint8_t* x = codes + i * M;
+          const uint8_t* c = centers + labels[i] * M;
+          float s = 0.0f;
+          for (int64_t m = 0; m < M; ++m) s += tables[(m * Ks + x[m]) * Ks + c[m]];
+          return static_cast<double>(s);
+        });
+      }
+      changed = vote_update(codes, n, M, Ks, tables, labels, k, centers, counts, hist);
+    }
+    iter_seconds[it] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (it + 1 < niter && changed == 0 && moved == 0) break;  // the next assignment would repeat
+  }
+  return ran;
+}
+
+void pqkmeans_assign(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
+                     const uint8_t* centers, int64_t k, int64_t* labels, float* distances) {
+  assign(codes, n, M, Ks, tables, centers, k, labels, distances);
+}
+
+int64_t pqkmeans_update(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks,
+                        const float* tables, const int64_t* labels, int64_t k, uint8_t* centers) {
+  std::vector<int64_t> counts(k);
+  std::vector<uint32_t> hist(k * M * Ks);
+  return vote_update(codes, n, M, Ks, tables, labels, k, centers, counts, hist);
+}
+
+}  // namespace benchpq
