@@ -24,7 +24,6 @@ nbits, as ``faiss_ivfpq``'s does (the cell is implied by the inverted list);
 from __future__ import annotations
 
 import faiss
-import numpy as np
 
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register

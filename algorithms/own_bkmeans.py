@@ -30,15 +30,14 @@ import time
 import numpy as np
 
 from benchpq import native
-from benchpq.api import Clusterer
 from benchpq.checks import InputError, as_matrix, check_positive_int
 from benchpq.registry import register
 
 from .own_itq import ITQ, check_binary_codes, check_num_bit
 from .own_pq import check_seed
-from .own_pqkmeans import (EMPTY_RULES, INIT_GIVEN, INITS, CodeClustering, check_choice,
-                           check_finite_streaming, check_labels, check_n_clusters,
-                           encode_streaming, training_sample)
+from .own_pqkmeans import (EMPTY_RULES, INIT_GIVEN, INITS, CodeClusterer, CodeClustering,
+                           check_choice, check_finite_streaming, check_labels,
+                           check_n_clusters, encode_streaming, training_sample)
 
 NATIVE = ("bkmeans", "bkmeans_assign", "bkmeans_update")
 
@@ -133,7 +132,7 @@ def train_itq_encoder(x: np.ndarray, num_bit: int, niter: int, train_size: int |
 
 
 @register("bkmeans")
-class BKMeansClusterer(Clusterer):
+class BKMeansClusterer(CodeClusterer):
     """Bk-means: our ITQ encoder, then k-means in Hamming space (C++ core, OpenMP over points).
 
     fit_predict encodes block by block (a memory-mapped input is streamed).
@@ -160,17 +159,7 @@ class BKMeansClusterer(Clusterer):
         self.itq_iter = check_positive_int(itq_iter, "itq_iter")
         self.train_size = None if train_size is None else \
             check_positive_int(train_size, "train_size", 2)
-        self.niter = check_positive_int(niter, "niter")
-        self.init = check_choice(init, INITS, "init")
-        self.empty = check_choice(empty, EMPTY_RULES, "empty")
-        self.seed = seed
-        self.encoder = None
-        self.result = None
-        self._metrics: dict = {}
-        self._n = 0
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
+        self._set_loop(niter, init, empty, seed)
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
@@ -211,6 +200,3 @@ class BKMeansClusterer(Clusterer):
         if self.encoder is None:
             return 0
         return int(self.encoder.model_bytes + self.result.centers.nbytes)
-
-    def extra_metrics(self) -> dict:
-        return dict(self._metrics)

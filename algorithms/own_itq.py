@@ -136,8 +136,37 @@ def pca_directions(cov: np.ndarray, num_bit: int) -> np.ndarray:
     return top * np.where(signs == 0, 1, signs)
 
 
+class HammingSearcher(Searcher):
+    """Search over packed binary codes: a subclass gives ``encode`` and ``num_bit``.
+
+    ``add`` encodes and appends database vectors (ids continue from the current
+    size); ``search`` encodes the queries and scans the codes by Hamming distance.
+    """
+
+    codes = None
+
+    def add(self, x) -> None:
+        codes = self.encode(x)
+        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+
+    def search(self, queries, k):
+        """Hamming k-NN of the encoded queries: (distances (nq, k) float32, ids (nq, k) int64)."""
+        if self.codes is None:
+            raise InputError(f"{self.name}: add() vectors before searching")
+        k = check_k(k, self.codes.shape[0])
+        return hamming_search(self.encode(queries), self.codes, k)
+
+    @property
+    def code_bits(self) -> int:
+        return int(self.num_bit)
+
+    @property
+    def codes_bytes(self) -> int:
+        return int(self.codes.nbytes) if self.codes is not None else 0
+
+
 @register("itq")
-class ITQ(Searcher):
+class ITQ(HammingSearcher):
     """ITQ binary codes with exhaustive Hamming search (C++ core).
 
     Args:
@@ -239,27 +268,7 @@ class ITQ(Searcher):
         return codes
 
     # -- Searcher -----------------------------------------------------------
-    def add(self, x) -> None:
-        """Encode and append database vectors (n, D); ids continue from the current size."""
-        codes = self.encode(x)
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
-
-    def search(self, queries, k):
-        """Hamming k-NN of the encoded queries: (distances (nq, k) float32, ids (nq, k) int64)."""
-        if self.codes is None:
-            raise InputError(f"{self.name or 'itq'}: add() vectors before searching")
-        k = check_k(k, self.codes.shape[0])
-        return hamming_search(self.encode(queries), self.codes, k)
-
     # -- sizes ----------------------------------------------------------------
-    @property
-    def code_bits(self) -> int:
-        return int(self.num_bit)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
-
     @property
     def model_bytes(self) -> int:
         if self.projection is None:

@@ -306,8 +306,32 @@ def train_pq_encoder(x: np.ndarray, M: int, Ks: int, niter: int, train_size: int
               init="random").fit(sample)
 
 
+class CodeClusterer(Clusterer):
+    """What our code clusterers (``pqkmeans``, ``bkmeans``) share: the clustering
+    loop's settings, the thread setting and the metrics of the last fit_predict.
+
+    Subclasses set their encoder's parameters, then call :meth:`_set_loop`.
+    """
+
+    def _set_loop(self, niter: int, init: str, empty: str, seed: int | None) -> None:
+        self.niter = check_positive_int(niter, "niter")
+        self.init = check_choice(init, INITS, "init")
+        self.empty = check_choice(empty, EMPTY_RULES, "empty")
+        self.seed = seed
+        self.encoder = None
+        self.result = None
+        self._metrics: dict = {}
+        self._n = 0
+
+    def set_threads(self, threads: int) -> None:
+        native.set_num_threads(check_positive_int(threads, "threads"))
+
+    def extra_metrics(self) -> dict:
+        return dict(self._metrics)
+
+
 @register("pqkmeans")
-class PQKMeansClusterer(Clusterer):
+class PQKMeansClusterer(CodeClusterer):
     """PQk-means: our PQ encoder, then k-means on the codes (C++ core, OpenMP over points).
 
     Args:
@@ -339,17 +363,7 @@ class PQKMeansClusterer(Clusterer):
         self.encoder_iter = check_positive_int(encoder_iter, "encoder_iter")
         self.train_size = None if train_size is None else \
             check_positive_int(train_size, "train_size")
-        self.niter = check_positive_int(niter, "niter")
-        self.init = check_choice(init, INITS, "init")
-        self.empty = check_choice(empty, EMPTY_RULES, "empty")
-        self.seed = seed
-        self.encoder = None
-        self.result = None
-        self._metrics: dict = {}
-        self._n = 0
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
+        self._set_loop(niter, init, empty, seed)
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
@@ -393,6 +407,3 @@ class PQKMeansClusterer(Clusterer):
         if self.encoder is None:
             return 0
         return int(self.encoder.model_bytes + self.result.centers.nbytes)
-
-    def extra_metrics(self) -> dict:
-        return dict(self._metrics)

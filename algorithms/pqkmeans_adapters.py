@@ -27,14 +27,14 @@ import time
 import numpy as np
 
 from benchpq import native
-from benchpq.api import Clusterer, Searcher
-from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
+from benchpq.api import Clusterer
+from benchpq.checks import (InputError, as_matrix, check_codebook_size,
                             check_positive_int, check_subspaces)
 from benchpq.registry import register
 from benchpq.threads import serial_blas
 
 from .own_bkmeans import train_itq_encoder
-from .own_itq import check_num_bit, hamming_search
+from .own_itq import HammingSearcher, check_num_bit
 from .own_pq import check_seed
 from .own_pqkmeans import (check_choice, check_finite_streaming, check_n_clusters,
                            encode_streaming, train_pq_encoder, training_sample)
@@ -207,7 +207,7 @@ class LibraryBKMeans(_LibraryClusterer):
 
 
 @register("pqkmeans_lib_itq")
-class LibraryITQ(Searcher):
+class LibraryITQ(HammingSearcher):
     """pqkmeans.encoder.ITQEncoder codes, searched by our Hamming scan.
 
     Args: num_bit (a multiple of 8), niter (the library's ``iteration``),
@@ -251,24 +251,6 @@ class LibraryITQ(Searcher):
         x = as_matrix(x, "x", dim=self.dim)
         bits = self.model.transform(x)
         return np.packbits(bits, axis=1, bitorder="little")
-
-    def add(self, x) -> None:
-        codes = self.encode(x)
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
-
-    def search(self, queries, k):
-        if self.codes is None:
-            raise InputError(f"{self.name or 'pqkmeans_lib_itq'}: add() vectors before searching")
-        k = check_k(k, self.codes.shape[0])
-        return hamming_search(self.encode(queries), self.codes, k)
-
-    @property
-    def code_bits(self) -> int:
-        return int(self.num_bit)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
 
     @property
     def model_bytes(self) -> int:

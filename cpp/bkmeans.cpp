@@ -1,4 +1,5 @@
 #include "bkmeans.h"
+#include "hamming.h"
 
 #include <omp.h>
 
@@ -17,20 +18,8 @@ constexpr int64_t kCenterBlock = 2048;  // centres scored per step (distances st
 constexpr int64_t kPointChunk = 1024;   // points per parallel work item and partial sum
 constexpr int64_t kParallelWork = int64_t(1) << 16;  // below this, a parallel region costs more
 
-template <typename Word>
-inline Word load_word(const uint8_t* p) {
-  Word w;
-  std::memcpy(&w, p, sizeof(Word));
-  return w;
-}
-
-template <typename Word>
-inline uint32_t popcount(Word w) {
-  if constexpr (sizeof(Word) == 8)
-    return static_cast<uint32_t>(__builtin_popcountll(w));
-  else
-    return static_cast<uint32_t>(__builtin_popcount(w));
-}
+using bits::load_word;
+using bits::popcount;
 
 template <typename Word>
 uint32_t hamming_one(const uint8_t* a, const uint8_t* b, int64_t nw) {

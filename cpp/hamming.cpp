@@ -10,20 +10,8 @@
 namespace benchpq {
 namespace {
 
-template <typename Word>
-inline Word load_word(const uint8_t* p) {
-  Word w;
-  std::memcpy(&w, p, sizeof(Word));
-  return w;
-}
-
-template <typename Word>
-inline uint32_t popcount(Word w) {
-  if constexpr (sizeof(Word) == 8)
-    return static_cast<uint32_t>(__builtin_popcountll(w));
-  else
-    return static_cast<uint32_t>(__builtin_popcount(w));
-}
+using bits::load_word;
+using bits::popcount;
 
 // dist[i] = Hamming distance between query q and codes row i, for n rows.
 // NW: words per code known at compile time (0: runtime nw).

@@ -1,5 +1,4 @@
 """Every config under conf/ composes, and names what exists."""
-from pathlib import Path
 
 import pytest
 from compose import CONF, compose_config

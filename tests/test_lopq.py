@@ -190,7 +190,7 @@ def test_pca_and_wide_codes(clustered):
 
 
 def test_pickle_round_trip(small_lopq, clustered):
-    x, q = small_lopq, clustered[1]
+    q = clustered[1]
     clone = pickle.loads(pickle.dumps(small_lopq))
     assert clone._cpp is None
     for a, b in zip(clone.search(q, 7), small_lopq.search(q, 7)):
