@@ -95,8 +95,7 @@ def run_in_child(config: dict, timeout_s: float, threads: int, log_path: Path) -
                         "message": f"run exceeded timeout_s={timeout_s:g} and was killed"}
         if code == 0 and result_file.exists():
             return read_record(result_file)
-    return {"status": "crashed", "message": f"{_describe_exit(code)}; log tail: "
-                                            f"{_tail(log_path)}"}
+    return {"status": "crashed", "message": _crash_message(code, log_path)}
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -116,12 +115,17 @@ def _describe_exit(code: int) -> str:
     return f"child process exited with code {code} without a result"
 
 
-def _tail(path: Path) -> str:
+def _crash_message(code: int, log_path: Path) -> str:
+    """The exit status, the interpreter's fatal-error line if any, then the log's tail."""
     try:
-        text = path.read_text(errors="replace")
+        text = log_path.read_text(errors="replace")
     except OSError:
-        return "(no log)"
-    return text[-LOG_TAIL_CHARS:].strip() or "(empty log)"
+        text = ""
+    fatal = next((line.strip() for line in text.splitlines()
+                  if line.startswith("Fatal Python error")), None)
+    parts = [_describe_exit(code)] + ([fatal] if fatal else [])
+    tail = text[-LOG_TAIL_CHARS:].strip() or "(empty log)"
+    return "; ".join(parts) + f"; log tail: {tail}"
 
 
 def _short_metrics(m: dict) -> str:
