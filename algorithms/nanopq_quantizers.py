@@ -18,6 +18,8 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
                             check_positive_int, check_subspaces)
 from benchpq.registry import register
 
+from .own_pq import pq_code_bits
+
 
 def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(k,) smallest of a (n,) distance vector, nearest first (ties by smaller id)."""
@@ -79,7 +81,7 @@ class NanoPQBase(Quantizer, Searcher):
 
     @property
     def code_bits(self) -> int:
-        return int(self.M * np.ceil(np.log2(self.Ks)))
+        return pq_code_bits(self.M, self.Ks)
 
     @property
     def codes_bytes(self) -> int:

@@ -37,7 +37,7 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_po
                             check_subspaces)
 from benchpq.registry import register
 
-from .own_pq import INITS, PQ, check_seed
+from .own_pq import INITS, PQ, check_seed, pq_code_bits
 from .rotations import eigenvalue_allocation, procrustes, random_rotation
 
 HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN
@@ -200,7 +200,7 @@ class OPQ(Quantizer, Searcher):
     # -- sizes ----------------------------------------------------------------
     @property
     def code_bits(self) -> int:
-        return PQ(M=self.M, Ks=self.Ks).code_bits
+        return pq_code_bits(self.M, self.Ks)
 
     @property
     def codes_bytes(self) -> int:

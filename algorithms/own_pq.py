@@ -53,6 +53,11 @@ def code_dtype(Ks: int) -> np.dtype:
     return np.dtype(np.uint8 if Ks <= 256 else np.uint16)
 
 
+def pq_code_bits(M: int, Ks: int) -> int:
+    """Bits of one PQ code: M sub-codes of ceil(log2 Ks) bits each."""
+    return int(M * np.ceil(np.log2(Ks)))
+
+
 def check_seed(seed) -> int:
     """None -> 0 (as the nanopq adapter); else an integer in [0, 2**64)."""
     return 0 if seed is None else check_positive_int(seed, "seed", 0, 2 ** 64 - 1)
@@ -222,7 +227,7 @@ class PQ(Quantizer, Searcher):
     # -- sizes ----------------------------------------------------------------
     @property
     def code_bits(self) -> int:
-        return int(self.M * np.ceil(np.log2(self.Ks)))
+        return pq_code_bits(self.M, self.Ks)
 
     @property
     def codes_bytes(self) -> int:

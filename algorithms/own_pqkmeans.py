@@ -42,7 +42,7 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_po
 from benchpq.memory import release_pages
 from benchpq.registry import register
 
-from .own_pq import PQ, check_seed
+from .own_pq import PQ, check_seed, pq_code_bits
 
 INITS = {"random": 0, "pqkmeans": 1}  # cpp/pqkmeans_common.h CODE_KMEANS_INIT_*
 INIT_GIVEN = 2
@@ -396,7 +396,7 @@ class PQKMeansClusterer(CodeClusterer):
 
     @property
     def code_bits(self) -> int:
-        return int(self.M * np.ceil(np.log2(self.Ks)))
+        return pq_code_bits(self.M, self.Ks)
 
     @property
     def codes_bytes(self) -> int:

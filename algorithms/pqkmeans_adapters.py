@@ -35,7 +35,7 @@ from benchpq.threads import serial_blas
 
 from .own_bkmeans import train_itq_encoder
 from .own_itq import HammingSearcher, check_num_bit
-from .own_pq import check_seed
+from .own_pq import check_seed, pq_code_bits
 from .own_pqkmeans import (check_choice, check_finite_streaming, check_n_clusters,
                            encode_streaming, train_pq_encoder, training_sample)
 
@@ -74,6 +74,13 @@ class _LibraryClusterer(Clusterer):
 
     def set_threads(self, threads: int) -> None:
         native.set_num_threads(check_positive_int(threads, "threads"))  # the process's OpenMP
+
+    def _record(self, n: int, t0: float, t1: float, t2: float, t3: float) -> None:
+        """Keep the phase times of a fit_predict: encoder training t0-t1, encoding
+        t1-t2, the library's clustering t2-t3."""
+        self._n = n
+        self._metrics = {"encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
+                         "iterations": self.niter, "iter_s": (t3 - t2) / self.niter}
 
     def extra_metrics(self) -> dict:
         return dict(self._metrics)
@@ -120,15 +127,12 @@ class LibraryPQKMeans(_LibraryClusterer):
         self.model = lib.clustering.PQKMeans(encoder=enc, k=k, iteration=self.niter)
         self.model.fit(np.ascontiguousarray(codes, dtype=np.uint8))
         labels = np.asarray(self.model.labels_, dtype=np.int64)
-        t3 = time.perf_counter()
-        self._n = n
-        self._metrics = {"encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
-                         "iterations": self.niter, "iter_s": (t3 - t2) / self.niter}
+        self._record(n, t0, t1, t2, time.perf_counter())
         return labels
 
     @property
     def code_bits(self) -> int:
-        return int(self.M * np.ceil(np.log2(self.Ks)))
+        return pq_code_bits(self.M, self.Ks)
 
     @property
     def codes_bytes(self) -> int:
@@ -191,10 +195,7 @@ class LibraryBKMeans(_LibraryClusterer):
                                             subspace_dim=self.subspace_dim, iteration=self.niter)
         self.model.fit(bits)
         labels = np.asarray(self.model.labels_, dtype=np.int64)
-        t3 = time.perf_counter()
-        self._n = n
-        self._metrics = {"encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
-                         "iterations": self.niter, "iter_s": (t3 - t2) / self.niter}
+        self._record(n, t0, t1, t2, time.perf_counter())
         return labels
 
     @property
