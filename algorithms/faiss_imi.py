@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import faiss
 
+from benchpq.api import UNSET
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register
 
@@ -95,15 +96,17 @@ class FaissIMI(FaissIndexPlugin):
             raise InputError(f"faiss_imi: the dimension D={x.shape[1]} must be even (two halves)")
         return super().fit(x)
 
-    def set_search_params(self, max_codes: int | None = None, nprobe: int | None = None,
+    def set_search_params(self, max_codes: int | None = UNSET, nprobe: int | None = UNSET,
                           **params) -> None:
-        """Change ``max_codes`` (0: no limit) and/or ``nprobe`` without retraining."""
+        """Change ``max_codes`` (None or 0: no limit) and/or ``nprobe`` (None: all cells,
+        capped at 65,536) without retraining."""
         super().set_search_params(**params)
-        if max_codes is not None:
-            self.max_codes = None if max_codes == 0 else check_positive_int(max_codes,
-                                                                           "max_codes")
-        if nprobe is not None:
-            self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.ncells)
+        if max_codes is not UNSET:
+            self.max_codes = None if max_codes in (None, 0) else check_positive_int(
+                max_codes, "max_codes")
+        if nprobe is not UNSET:
+            self.nprobe = None if nprobe is None else check_positive_int(nprobe, "nprobe", 1,
+                                                                         self.ncells)
 
     def search(self, queries, k):
         """IMI search within the budget: (distances (nq, k) float32, ids (nq, k) int64)."""
@@ -127,8 +130,9 @@ class FaissIMI(FaissIndexPlugin):
         return super().model_bytes + (self.V * self.dim * 4 if self.index else 0)
 
     def extra_metrics(self) -> dict:
-        out = {"V": self.V, "nprobe": self.nprobe or min(self.ncells, MAX_DEFAULT_NPROBE),
-               "max_codes": self.max_codes or 0, "fine_bits": self.code_bits,
+        out = {"V": self.V, "cells_probed_max": self.nprobe or min(self.ncells,
+                                                                    MAX_DEFAULT_NPROBE),
+               "fine_bits": self.code_bits,
                "cell_bits": 2 * self.coarse_bits,
                "total_bits": self.code_bits + 2 * self.coarse_bits}
         out.update(self.last_search)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from benchpq.api import Quantizer, Searcher
+from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
                             check_positive_int, check_subspaces)
 from benchpq.registry import register
@@ -61,6 +61,23 @@ class FaissIndexPlugin(Quantizer, Searcher):
 
     def _pq(self):
         return faiss.downcast_index(self.index).pq
+
+    def _restore(self, index) -> None:
+        """Re-attach Python handles to the parts of a deserialised index."""
+
+    # -- pickling: the index through faiss.serialize_index -----------------
+    def __getstate__(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("index", "_parts",
+                                                                     "_coarse")}
+        state["index"] = None if self.index is None else faiss.serialize_index(self.index)
+        return state
+
+    def __setstate__(self, state):
+        data = state.pop("index")
+        self.__dict__.update(state)
+        self.index = None if data is None else faiss.deserialize_index(data)
+        if self.index is not None:
+            self._restore(self.index)
 
     # -- Algorithm --------------------------------------------------------
     def set_threads(self, threads: int) -> None:
@@ -147,6 +164,11 @@ class FaissOPQ(FaissIndexPlugin):
     def _pq(self):
         return self._parts[1].pq
 
+    def _restore(self, index) -> None:
+        pretransform = faiss.downcast_index(index)
+        self._parts = (faiss.downcast_VectorTransform(pretransform.chain.at(0)),
+                       faiss.downcast_index(pretransform.index))
+
     @property
     def model_bytes(self) -> int:
         return super().model_bytes + (self.dim * self.dim * 4 if self.index else 0)
@@ -182,9 +204,10 @@ class FaissIVFPQ(FaissIndexPlugin):
             index, as_matrix(queries, "query", dim=self.dim), k)
         return distances, ids
 
-    def set_search_params(self, nprobe: int | None = None, **params) -> None:
+    def set_search_params(self, nprobe: int = UNSET, **params) -> None:
+        """Change ``nprobe`` (cells visited per query, 1 .. nlist) without retraining."""
         super().set_search_params(**params)
-        if nprobe is not None:
+        if nprobe is not UNSET:
             self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
             if self.index is not None:
                 self.index.nprobe = self.nprobe
@@ -199,7 +222,7 @@ class FaissIVFPQ(FaissIndexPlugin):
         return super().model_bytes + (self.nlist * self.dim * 4 if self.index else 0)
 
     def extra_metrics(self) -> dict:
-        return {"nprobe": self.nprobe, **getattr(self, "last_search", {})}
+        return dict(getattr(self, "last_search", {}))
 
 
 @register("faiss_pqfs")

@@ -58,7 +58,7 @@ import math
 import numpy as np
 
 from benchpq import native
-from benchpq.api import Quantizer, Searcher
+from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
                             check_positive_int, check_subspaces)
 from benchpq.registry import register
@@ -435,19 +435,19 @@ class LOPQ(Quantizer, Searcher):
             self._indexed = n
         return cpp
 
-    def set_search_params(self, quota: int | None = None, max_cells: int | None = None,
-                          exact_quota: bool | None = None, **params) -> None:
-        """Change ``quota``, ``max_cells`` (0 removes the cell limit) or ``exact_quota``
+    def set_search_params(self, quota: int = UNSET, max_cells: int | None = UNSET,
+                          exact_quota: bool = UNSET, **params) -> None:
+        """Change ``quota``, ``max_cells`` (None or 0: no cell limit) or ``exact_quota``
         without retraining."""
         super().set_search_params(**params)
-        if exact_quota is not None:
+        if exact_quota is not UNSET:
             if not isinstance(exact_quota, (bool, np.bool_)):
                 raise InputError(f"exact_quota: expected true or false, got {exact_quota!r}")
             self.exact_quota = bool(exact_quota)
-        if quota is not None:
+        if quota is not UNSET:
             self.quota = check_positive_int(quota, "quota", 1)
-        if max_cells is not None:
-            self.max_cells = None if max_cells == 0 else \
+        if max_cells is not UNSET:
+            self.max_cells = None if max_cells in (None, 0) else \
                 check_positive_int(max_cells, "max_cells", 1, self.V * self.V)
 
     def search(self, queries, k):
@@ -512,9 +512,7 @@ class LOPQ(Quantizer, Searcher):
         return int(sum(a.nbytes for a in arrays if a is not None))
 
     def extra_metrics(self) -> dict:
-        out = {"V": self.V, "quota": self.quota, "fine_bits": self.code_bits,
-               "cell_bits": self.cell_bits, "total_bits": self.code_bits + self.cell_bits}
-        if self.max_cells is not None:
-            out["max_cells"] = self.max_cells
+        out = {"fine_bits": self.code_bits, "cell_bits": self.cell_bits,
+               "total_bits": self.code_bits + self.cell_bits}
         out.update(self.last_search)
         return out

@@ -22,6 +22,19 @@ from __future__ import annotations
 import numpy as np
 
 
+class _Unset:
+    """The default of a search parameter that was not given (None may be a real value)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __reduce__(self):
+        return "UNSET"
+
+
+UNSET = _Unset()
+
+
 class Algorithm:
     """Base of every plugin. ``name`` is set by the registry."""
 
@@ -88,7 +101,14 @@ class Searcher(Algorithm):
         raise NotImplementedError
 
     def set_search_params(self, **params) -> None:
-        """Change query-time parameters (nprobe, quota...) without retraining."""
+        """Change query-time parameters (nprobe, quota...) without retraining.
+
+        A plugin with search-time parameters overrides this with keyword
+        parameters defaulting to :data:`UNSET` (so that None can be a value)
+        and calls ``super().set_search_params(**rest)``; those keywords are the
+        parameters a config's ``search`` grid may set (:mod:`benchpq.search_grid`).
+        The values are checked here, so a bad grid fails before training.
+        """
         if params:
             raise TypeError(f"{type(self).__name__} has no search parameters {sorted(params)}")
 

@@ -1,7 +1,10 @@
-"""The process one run executes in: ``python -m benchpq.child CONFIG.json RESULT.json``.
+"""The process one run executes in: ``python -m benchpq.child JOB.json RESULT.json``.
 
-It loads the dataset, builds the plugin, runs the task and writes a result
-JSON ({"status": "ok", "metrics": ...} or {"status": "error", "message": ...}).
+``JOB.json`` holds ``{"config": resolved config, "settings": [search settings]}``.
+The child loads the dataset, builds the plugin (or loads its trained model from
+the cache, :mod:`benchpq.model_cache`), runs the task at every setting and
+writes a result JSON: ``{"status": "ok", "build": ..., "build_cached": ...,
+"model_key": ..., "points": [...]}`` or ``{"status": "error", "message": ...}``.
 A crash (segfault, abort) or a kill leaves no result file; the runner records
 that from the exit status. Thread variables are set by the runner before this
 process starts, so OpenMP and BLAS pick them up when they load.
@@ -14,7 +17,7 @@ import sys
 import traceback
 
 
-def run(config: dict) -> dict:
+def run(config: dict, settings: list[dict] | None = None) -> dict:
     from . import registry
     from .datasets import load_dataset
     from .tasks import run_task
@@ -30,7 +33,23 @@ def run(config: dict) -> dict:
     plugin = registry.create(config["algorithm"])
     _seed(plugin, config)
     apply_in_process(threads)
-    return run_task(plugin, ds, config["task"], threads)
+    store = _model_store(config, ds, plugin)
+    result = run_task(plugin, ds, config["task"], threads, settings, store)
+    result["model_key"] = store.key if store is not None else None
+    return result
+
+
+def _model_store(config: dict, ds, plugin):
+    """The trained-model cache entry of this run's build, or None when caching is off."""
+    from .datasets import resolve_cache_dir
+    from .model_cache import ModelCache, array_fingerprint, build_key, code_version
+    from .tasks import BuildStore
+    if config["task"].get("name") != "search" or not config.get("cache_models", True):
+        return None
+    fingerprint = array_fingerprint(ds.learn, ds.base)  # what the build reads
+    key = build_key(config, fingerprint, code_version(type(plugin)))
+    cache = ModelCache(resolve_cache_dir(config.get("cache_dir")) / "models")
+    return BuildStore(cache, key, reuse=not config.get("force", False))
 
 
 def _seed(plugin, config: dict) -> None:
@@ -52,11 +71,11 @@ def runtime_threads() -> dict:
 
 
 def main(argv: list[str]) -> int:
-    config_path, result_path = argv
-    with open(config_path) as f:
-        config = json.load(f)
+    job_path, result_path = argv
+    with open(job_path) as f:
+        job = json.load(f)
     try:
-        result = {"status": "ok", "message": "", "metrics": run(config),
+        result = {"status": "ok", "message": "", **run(job["config"], job.get("settings")),
                   "runtime": runtime_threads()}
     except Exception as exc:  # recorded, the sweep goes on
         from .checks import InputError

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .hydra_callbacks import MARKER
 from .records import record_path
+from .report.names import better_direction
 from .runner import execute, sweep_dir
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -23,12 +24,18 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     config = OmegaConf.to_container(cfg, resolve=True)
-    record = execute(config)
+    records = execute(config)
     marker = Path(HydraConfig.get().runtime.output_dir) / MARKER
-    marker.write_text(json.dumps({"record": str(record_path(sweep_dir(config), record["run_id"]))}))
-    # The return value is what sweepers optimise (e.g. Optuna); None for failed runs.
+    marker.write_text(json.dumps({"records": [str(record_path(sweep_dir(config), r["run_id"]))
+                                              for r in records]}))
+    # What sweepers optimise (e.g. Optuna): the best value over the run's search settings;
+    # None when no setting measured it.
     objective = config.get("objective")
-    return record["metrics"].get(objective) if objective else None
+    values = [r["metrics"][objective] for r in records
+              if objective and r.get("status") == "ok" and objective in r.get("metrics", {})]
+    if not values:
+        return None
+    return min(values) if better_direction(objective) == "min" else max(values)
 
 
 if __name__ == "__main__":

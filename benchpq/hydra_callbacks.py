@@ -29,9 +29,9 @@ class SweepReport(Callback):
         markers = sorted(Path(config.hydra.sweep.dir).glob(f"*/{MARKER}"))
         records = []
         for marker in markers:
-            path = Path(json.loads(marker.read_text())["record"])
-            if path.exists():
-                records.append(read_record(path))
+            for path in map(Path, json.loads(marker.read_text()).get("records", [])):
+                if path.exists():
+                    records.append(read_record(path))
         if not records:
             log.warning("no run records found for this sweep")
             return

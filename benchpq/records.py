@@ -4,10 +4,13 @@ A sweep directory holds ``records/<run_id>.json``. A record is a dict::
 
     {
       "run_id": str,             # hash of the run-defining config (see run_id())
+      "build_id": str,           # shared by the search settings of one build
       "status": "ok" | "error" | "crashed" | "timeout",
       "message": str,            # error text, "" when ok
       "algorithm": str, "dataset": str, "task": str,
-      "params": {...},           # the algorithm's config (without "name")
+      "params": {...},           # the algorithm's config (without "name"), search setting included
+      "search": {...},           # the search setting of this record ({} for none)
+      "build_cached": bool,      # the model came from the trained-model cache
       "seed": int, "threads": int,
       "metrics": {...},          # names as in DESIGN.md: "recall@10", "mse", "train_s", ...
       "config": {...},           # the full resolved config
@@ -30,7 +33,7 @@ STATUSES = ("ok", "error", "crashed", "timeout")
 # Config keys that say where or how a run executes, not what it measures:
 # changing them must not change the run id (so a rerun is recognised).
 NON_DEFINING_KEYS = ("results_dir", "data_dir", "cache_dir", "name", "timeout_s", "force",
-                     "hydra", "report")
+                     "hydra", "report", "cache_models")
 
 
 def run_id(config: dict) -> str:

@@ -16,6 +16,7 @@ The core never imports a concrete plugin: adding one takes a module in
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 import inspect
 import pkgutil
 from importlib.metadata import entry_points
@@ -92,13 +93,24 @@ def get(name: str) -> type[Algorithm]:
 def create(config) -> Algorithm:
     """Instantiate a plugin from its config mapping (``name`` plus constructor arguments).
 
-    Unknown options fail with the plugin's accepted ones listed.
+    The ``search`` mapping (search-time settings, :mod:`benchpq.search_grid`) is
+    not a constructor argument: the task applies it after building. Unknown
+    options fail with the plugin's accepted ones listed.
     """
     params = dict(config)
+    params.pop("search", None)
     name = params.pop("name", None)
     if not name:
         raise InputError("algorithm config has no 'name'")
     cls = get(name)
+    grid = config.get("search") or {}
+    parts = grid if isinstance(grid, (list, tuple)) else [grid]
+    grid_keys = {key for part in parts if isinstance(part, Mapping) for key in part}
+    both = sorted(set(params) & grid_keys)
+    if both:
+        raise InputError(f"algorithm {name!r}: {', '.join(both)} set both as an option and in "
+                         f"algorithm.search; search-time parameters belong in algorithm.search "
+                         f"only")
     signature = inspect.signature(cls)
     try:
         signature.bind(**params)

@@ -7,6 +7,8 @@ Examples::
         --format latex --output table.tex
     benchpq-report results/pq_sift --plot recall.png --x code_bits --y recall@10 --logx
     benchpq-report results/own_vs_faiss --baseline pq=faiss_pq --baseline opq=faiss_opq
+    benchpq-report results/lopq-siftsmall --pareto front.png        # recall@10 vs qps fronts
+    benchpq-report results/lopq-siftsmall --pareto-table --x mean_candidates
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
@@ -23,6 +25,8 @@ from pathlib import Path
 from .report import (FORMATS, ReportError, default_rows, filter_status, key_metrics,
                      load_records, parse_baselines, pivot, plot, render, summary_table,
                      with_ratios)
+from .report.pareto import DEFAULT_X as PARETO_X, DEFAULT_Y as PARETO_Y, pareto_table, \
+    plot_pareto
 from .report.tables import AGGREGATIONS
 
 PROG = "benchpq-report"
@@ -55,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "status, not only 'ok'")
     g = p.add_argument_group("plot")
     g.add_argument("--plot", metavar="FILE", help="also save a PNG plot here")
-    g.add_argument("--x", default="code_bits", help="x column (default: code_bits)")
-    g.add_argument("--y", default="recall@10", help="y column (default: recall@10)")
+    g.add_argument("--pareto", metavar="FILE", help="save each algorithm's Pareto front of "
+                   "--x against --y as a PNG (default axes: recall@10 and qps)")
+    g.add_argument("--pareto-table", action="store_true", help="print the front points of "
+                   "each algorithm instead of the summary table")
+    g.add_argument("--x", help="x column (default: code_bits; recall@10 with --pareto)")
+    g.add_argument("--y", help="y column (default: recall@10; qps with --pareto)")
     g.add_argument("--by", action="append", metavar="COL", help="one line per value of this "
                    "column (default: algorithm)")
     g.add_argument("--logx", action="store_true", help="log-scale x axis")
@@ -80,6 +88,11 @@ def output_format(args: argparse.Namespace) -> str:
 def make_table_text(df, args: argparse.Namespace) -> str:
     """The requested pivot table, or the summary table if no row/col/value was given."""
     fmt = output_format(args)
+    if args.pareto_table:
+        runs = filter_status(df, "ok")
+        table = pareto_table(runs, args.x or PARETO_X, args.y or PARETO_Y,
+                             names(args.by) or "algorithm", names(args.values))
+        return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
     if args.baseline:
         return ratio_table_text(df, args, fmt)
     if not (args.rows or args.cols or args.values):
@@ -116,10 +129,16 @@ def run(args: argparse.Namespace) -> None:
         print(f"{PROG}: wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    runs = df if args.all_status else filter_status(df, "ok")
     if args.plot:
-        runs = df if args.all_status else filter_status(df, "ok")
-        path = plot(runs, x=args.x, y=args.y, by=names(args.by) or "algorithm",
-                    path=args.plot, logx=args.logx, title=args.title)
+        path = plot(runs, x=args.x or "code_bits", y=args.y or "recall@10",
+                    by=names(args.by) or "algorithm", path=args.plot, logx=args.logx,
+                    title=args.title)
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    if args.pareto:
+        path = plot_pareto(runs, x=args.x or PARETO_X, y=args.y or PARETO_Y,
+                           by=names(args.by) or "algorithm", path=args.pareto,
+                           title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)
 
 

@@ -1,13 +1,15 @@
-"""One Hydra job is one run: skip it if recorded, else execute it in a child process.
+"""One Hydra job is one run: one build searched at every setting of its grid.
 
-The child (:mod:`benchpq.child`) is a fresh interpreter, so an exception, a
-crash (segfault, abort) or a timeout in a plugin becomes a record with its
-status and message, and the sweep goes on. The record is written atomically
-to ``<results_dir>/<name>/records/<run_id>.json``; the child's output goes to
-``<results_dir>/<name>/logs/<run_id>.log``.
+Settings already recorded are skipped; the rest execute in a child process
+(:mod:`benchpq.child`), a fresh interpreter, so an exception, a crash
+(segfault, abort) or a timeout in a plugin becomes a record with its status
+and message, and the sweep goes on. Each setting's record is written
+atomically to ``<results_dir>/<name>/records/<run_id>.json``; the child's
+output goes to ``<results_dir>/<name>/logs/<build_id>.log``.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -18,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import provenance
+from . import provenance, search_grid
+from .checks import InputError
 from .records import find_completed, read_record, record_path, run_id, write_record
 from .threads import thread_environment
 
@@ -32,61 +35,132 @@ def sweep_dir(config: dict) -> Path:
     return Path(config.get("results_dir") or "results").expanduser().absolute() / config["name"]
 
 
-def execute(config: dict) -> dict:
-    """Run (or skip) the run described by a resolved config; return its record."""
+def execute(config: dict) -> list[dict]:
+    """Run (or skip) the run described by a resolved config; return its records.
+
+    A run builds one model and searches it at every setting of the algorithm's
+    search grid (:mod:`benchpq.search_grid`); each setting gets a record of its
+    own, whose run id is that of the config with the grid replaced by the
+    setting. Settings already recorded as ok are skipped (unless ``force``);
+    the others run in one child process.
+    """
     out_dir = sweep_dir(config)
-    rid = run_id(config)
-    if not config.get("force", False):
-        done = find_completed(out_dir, rid)
+    try:
+        settings = search_grid.expand(config["algorithm"].get(search_grid.SEARCH_KEY))
+    except InputError as exc:
+        return [_write(out_dir, config, {}, {"status": "error", "message": str(exc)},
+                       provenance.collect(seed=config.get("seed")), 0.0, None)]
+    points = [(setting, point_config(config, setting)) for setting in settings]
+    records, pending = {}, []
+    for setting, cfg in points:
+        rid = run_id(cfg)
+        done = None if config.get("force", False) else find_completed(out_dir, rid)
         if done is not None:
             log.info("skip %s: already recorded in %s", rid, record_path(out_dir, rid))
             done["skipped"] = True
-            return done
+            records[rid] = done
+        else:
+            pending.append((setting, cfg, rid))
+    if pending:
+        threads = int(config.get("threads", 1))
+        started = provenance.collect(seed=config.get("seed"), threads=threads)
+        log_path = out_dir / "logs" / f"{build_id(config)}.log"
+        t0 = time.perf_counter()
+        result = run_in_child(config, [setting for setting, _, _ in pending],
+                              float(config.get("timeout_s", 3600)), threads, log_path)
+        wall_s = time.perf_counter() - t0
+        by_setting = {json.dumps(p["search"], sort_keys=True): p
+                      for p in result.get("points", [])}
+        for setting, cfg, rid in pending:
+            point = by_setting.get(json.dumps(setting, sort_keys=True))
+            if result["status"] != "ok" or point is None:
+                outcome = {k: v for k, v in result.items() if k in ("status", "message",
+                                                                     "traceback")}
+                if result["status"] == "ok":
+                    outcome = {"status": "error",
+                               "message": f"the task returned no result for {setting}"}
+            else:
+                outcome = {"status": point["status"], "message": point.get("message", ""),
+                           "metrics": {**result.get("build", {}), **point["metrics"]},
+                           "build_cached": bool(result.get("build_cached")),
+                           "model_key": result.get("model_key")}
+            runtime = result.get("runtime", {})
+            records[rid] = _write(out_dir, cfg, setting, outcome, {**started, **runtime},
+                                  wall_s, log_path)
+    return [records[run_id(cfg)] for _, cfg in points]
 
-    threads = int(config.get("threads", 1))
-    started = provenance.collect(seed=config.get("seed"), threads=threads)
-    log_path = out_dir / "logs" / f"{rid}.log"
-    t0 = time.perf_counter()
-    result = run_in_child(config, float(config.get("timeout_s", 3600)), threads, log_path)
-    wall_s = time.perf_counter() - t0
 
-    algorithm = config["algorithm"]
+def point_config(config: dict, setting: dict) -> dict:
+    """The config of one search setting: the grid replaced by the setting itself."""
+    out = copy.deepcopy(config)
+    algorithm = out["algorithm"]
+    algorithm.pop(search_grid.SEARCH_KEY, None)
+    if setting:
+        algorithm[search_grid.SEARCH_KEY] = dict(setting)
+    return out
+
+
+def build_id(config: dict) -> str:
+    """The id shared by every search setting of one build (16 hex digits).
+
+    The run id of the config without its search grid and without the task
+    keys that only change how the model is searched.
+    """
+    from .model_cache import SEARCH_ONLY_TASK_KEYS
+    out = point_config(config, {})
+    out["task"] = {k: v for k, v in out["task"].items() if k not in SEARCH_ONLY_TASK_KEYS}
+    return run_id(out)
+
+
+def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, wall_s: float,
+           log_path: Path | None) -> dict:
+    rid = run_id(cfg)
+    algorithm = cfg["algorithm"]
+    params = {k: v for k, v in algorithm.items() if k not in ("name", search_grid.SEARCH_KEY)}
+    params.update(setting)
     record = {
         "run_id": rid,
-        "status": result["status"],
-        "message": result.get("message", ""),
+        "build_id": build_id(cfg),
+        "status": outcome["status"],
+        "message": outcome.get("message", ""),
         "algorithm": algorithm.get("name"),
-        "dataset": config["dataset"].get("name"),
-        "task": config["task"].get("name"),
-        "params": {k: v for k, v in algorithm.items() if k != "name"},
-        "seed": config.get("seed"),
-        "threads": threads,
-        "metrics": result.get("metrics", {}),
-        "config": config,
-        "provenance": {**started, **result.get("runtime", {})},
+        "dataset": cfg["dataset"].get("name"),
+        "task": cfg["task"].get("name"),
+        "params": params,
+        "search": dict(setting),
+        "seed": cfg.get("seed"),
+        "threads": int(cfg.get("threads", 1)),
+        "metrics": outcome.get("metrics", {}),
+        "build_cached": outcome.get("build_cached", False),
+        "model_key": outcome.get("model_key"),
+        "config": cfg,
+        "provenance": prov,
         "wall_s": wall_s,
-        "log": str(log_path),
+        "log": str(log_path) if log_path else None,
     }
-    if "traceback" in result:
-        record["traceback"] = result["traceback"]
+    if "traceback" in outcome:
+        record["traceback"] = outcome["traceback"]
     path = write_record(record_path(out_dir, rid), record)
     level = logging.INFO if record["status"] == "ok" else logging.WARNING
-    log.log(level, "%s %s on %s: %s%s -> %s", record["status"], record["algorithm"],
+    where = f" [{search_grid.describe(setting)}]" if setting else ""
+    log.log(level, "%s %s%s on %s: %s%s%s -> %s", record["status"], record["algorithm"], where,
             record["dataset"], _short_metrics(record["metrics"]),
+            " (cached build)" if record["build_cached"] else "",
             f" ({record['message']})" if record["message"] else "", path)
     return record
 
 
-def run_in_child(config: dict, timeout_s: float, threads: int, log_path: Path) -> dict:
+def run_in_child(config: dict, settings: list[dict], timeout_s: float, threads: int,
+                 log_path: Path) -> dict:
     """Execute the run in ``python -m benchpq.child``; never raises for plugin failures."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="benchpq-run-") as tmp:
-        config_file, result_file = Path(tmp, "config.json"), Path(tmp, "result.json")
-        config_file.write_text(json.dumps(config, default=str))
+        job_file, result_file = Path(tmp, "job.json"), Path(tmp, "result.json")
+        job_file.write_text(json.dumps({"config": config, "settings": settings}, default=str))
         with open(log_path, "w") as logf, thread_environment(threads):
-            proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "benchpq.child", str(config_file),
-                                     str(result_file)], stdout=logf, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "benchpq.child",
+                                     str(job_file), str(result_file)], stdout=logf,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 code = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

@@ -11,18 +11,21 @@ the RSS when the phase began); metric names follow DESIGN.md.
 """
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 
 import numpy as np
 
-from . import metrics
+from . import metrics, search_grid
 from .api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from .checks import InputError, check_k, check_positive_int
 from .datasets import Dataset, ensure_groundtruth, exact_distances
 from .memory import PeakTracker, release_pages
 
 CHUNK_ROWS = 65536
+
+log = logging.getLogger("benchpq")
 
 
 class Phases:
@@ -72,27 +75,120 @@ def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases) -> floa
     return total / x.shape[0]
 
 
-def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int) -> dict:
-    """The search task. ``task`` keys: k, recall_at (list), k_recall (list), mse (bool)."""
+def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
+               settings: list[dict] | None = None, store=None) -> dict:
+    """The search task: build the model once, then search at every setting.
+
+    ``task`` keys: k, recall_at (list), k_recall (list), mse (bool),
+    search_repeats (int, default 3). ``settings`` are search-time parameter
+    settings (:mod:`benchpq.search_grid`; default one empty setting). ``store``
+    is an optional trained-model cache entry (:class:`BuildStore`).
+
+    Returns ``{"build": metrics of the build, "build_cached": bool, "points":
+    [one result per setting]}``; a point is ``{"search": setting, "status":
+    "ok" | "error", "message": str, "metrics": {...}}``.
+    """
     _require(plugin, Searcher, "search")
+    settings = [{}] if settings is None else settings
+    search_grid.check(plugin, settings)
     k = check_k(task.get("k", 100), ds.base.shape[0])
+    repeats = check_positive_int(task.get("search_repeats", 3), "task.search_repeats")
     recall_at = [int(r) for r in task.get("recall_at", [1, 10, 100]) if int(r) <= k]
     k_recalls = [int(r) for r in task.get("k_recall", [10]) if int(r) <= k]
     ensure_groundtruth(ds, max(k_recalls, default=1))
 
-    phases = Phases()
     plugin.set_threads(threads)
+    plugin, build, cached = _built(plugin, ds, task, store)
+    plugin.set_threads(threads)
+    points = []
+    for setting in settings:
+        points.append(_search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats,
+                                    build))
+    return {"build": build, "build_cached": cached, "points": points}
+
+
+def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
+    """Fit on learn, add base, and (quantizers, ``task.mse``) measure mse on base.
+
+    Returns the build's metrics: per-phase times and memory, mse, sizes.
+    """
+    phases = Phases()
     with phases("train"):
         plugin.fit(ds.learn)
     with phases("add"):
         plugin.add(ds.base)
-    with phases("search"):
-        distances, ids = plugin.search(ds.query, k)
-    distances, ids = _check_search_output(distances, ids, ds.query.shape[0], k, plugin.name)
-
     out = dict(phases.metrics)
-    nq = ds.query.shape[0]
-    out["qps"] = nq / max(out["search_s"], 1e-12)
+    if isinstance(plugin, Quantizer) and task.get("mse", True):
+        out["mse"] = reconstruction_mse(plugin, ds.base, phases)
+        out.update({k: v for k, v in phases.metrics.items() if k.startswith("encode")})
+    out.update(code_bits=int(plugin.code_bits), codes_bytes=int(plugin.codes_bytes),
+               model_bytes=int(plugin.model_bytes), n_base=int(ds.base.shape[0]),
+               n_query=int(ds.query.shape[0]), n_learn=int(ds.learn.shape[0]),
+               dim=int(ds.dim), build_peak_rss_bytes=phases.memory.overall)
+    return out
+
+
+class BuildStore:
+    """One trained-model cache entry: ``cache`` (:class:`benchpq.model_cache.ModelCache`),
+    its ``key``, and whether a cached build may be used (``reuse``: false when forced)."""
+
+    def __init__(self, cache, key: str, reuse: bool = True):
+        self.cache, self.key, self.reuse = cache, key, reuse
+
+
+def _built(plugin, ds, task, store):
+    """(plugin, build metrics, cached?): from the store when it has the build."""
+    if store is None:
+        return plugin, build_search_model(plugin, ds, task), False
+    with store.cache.lock(store.key):
+        hit = store.cache.load(store.key) if store.reuse else None
+        if hit is not None:
+            cached, build = hit
+            if type(cached) is type(plugin):
+                return cached, {k: v for k, v in build.items() if k != "stored_at"}, True
+            log.warning("cached model %s holds a %s, not a %s: rebuilding", store.key,
+                        type(cached).__name__, type(plugin).__name__)
+        build = build_search_model(plugin, ds, task)
+        store.cache.store(store.key, plugin, build, replace=not store.reuse)
+    return plugin, build, False
+
+
+def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build) -> dict:
+    """Search the queries ``repeats`` times at one setting; recall from the first pass."""
+    point = {"search": setting, "status": "ok", "message": "", "metrics": {}}
+    out = point["metrics"]
+    try:
+        search_grid.apply(plugin, setting)
+        phases, times, first = Phases(), [], None
+        nq = ds.query.shape[0]
+        for _ in range(repeats):
+            with phases("search"):
+                distances, ids = plugin.search(ds.query, k)
+            times.append(phases.metrics["search_s"])
+            distances, ids = _check_search_output(distances, ids, nq, k, plugin.name)
+            if first is None:
+                first = ids
+                out.update({f"search_{key}": v for key, v in phases.metrics.items()
+                            if key.startswith(("peak", "rss"))})
+            elif not np.array_equal(first, ids):
+                raise InputError(f"algorithm {plugin.name!r} returned different ids on "
+                                 f"repeated searches of the same queries: its search is not "
+                                 f"deterministic, so recall cannot be attributed")
+        out["search_s"] = min(times)
+        out["search_s_median"] = float(np.median(times))
+        out["search_repeats"] = repeats
+        out["qps"] = nq / max(out["search_s"], 1e-12)
+        out.update(_recalls(ds, first, recall_at, k_recalls))
+        out["peak_rss_bytes"] = max(int(build.get("build_peak_rss_bytes") or 0),
+                                    int(phases.memory.overall or 0))
+        out.update(_plugin_metrics(plugin, {**build, **out}))
+    except InputError as exc:
+        point.update(status="error", message=str(exc))
+    return point
+
+
+def _recalls(ds, ids, recall_at, k_recalls) -> dict:
+    out = {}
     for R in recall_at:
         out[f"recall@{R}"] = metrics.recall_at(ids, ds.groundtruth, R)
     if k_recalls:
@@ -101,20 +197,30 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int) -> dict
         true = exact_distances(ds.base, ds.query, ds.groundtruth[:, :kmax])
         for kk in k_recalls:
             out[f"{kk}-recall@{kk}"] = metrics.k_recall_at_k(ids, returned, true, kk)
-    if isinstance(plugin, Quantizer) and task.get("mse", True):
-        out["mse"] = reconstruction_mse(plugin, ds.base, phases)
-        out.update({k: v for k, v in phases.metrics.items() if k.startswith("encode")})
-    out.update(code_bits=int(plugin.code_bits), codes_bytes=int(plugin.codes_bytes),
-               model_bytes=int(plugin.model_bytes), n_base=int(ds.base.shape[0]),
-               n_query=int(nq), n_learn=int(ds.learn.shape[0]), dim=int(ds.dim))
-    out["peak_rss_bytes"] = phases.memory.overall
-    out.update(plugin.extra_metrics())
     return out
 
 
-def run_cluster(plugin: Algorithm, ds: Dataset, task: dict, threads: int) -> dict:
-    """The clustering task. ``task`` keys: n_clusters, data ('base' or 'learn')."""
+def _plugin_metrics(plugin, measured: dict) -> dict:
+    """The plugin's ``extra_metrics()``, refused when it would overwrite a measured metric."""
+    extra = dict(plugin.extra_metrics() or {})
+    clash = sorted(set(extra) & set(measured))
+    if clash:
+        raise InputError(f"algorithm {plugin.name!r}: extra_metrics() may not overwrite the "
+                         f"metrics measured by the task ({', '.join(clash)})")
+    return extra
+
+
+def run_cluster(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
+                settings: list[dict] | None = None, store=None) -> dict:
+    """The clustering task. ``task`` keys: n_clusters, data ('base' or 'learn').
+
+    Returns the same shape as :func:`run_search`, with one point. Clusterers
+    have no search settings, and their results are not cached.
+    """
     _require(plugin, Clusterer, "cluster")
+    if settings and any(settings):
+        raise InputError(f"algorithm {plugin.name!r}: the cluster task has no search "
+                         f"settings, got algorithm.search {settings}")
     x = {"base": ds.base, "learn": ds.learn}.get(task.get("data", "base"))
     if x is None:
         raise InputError(f"task.data must be 'base' or 'learn', got {task.get('data')!r}")
@@ -139,15 +245,21 @@ def run_cluster(plugin: Algorithm, ds: Dataset, task: dict, threads: int) -> dic
     out.update(n_clusters=n_clusters, n=int(x.shape[0]), dim=int(ds.dim),
                code_bits=int(plugin.code_bits), codes_bytes=int(plugin.codes_bytes),
                model_bytes=int(plugin.model_bytes), peak_rss_bytes=phases.memory.overall)
-    out.update(plugin.extra_metrics())
-    return out
+    point = {"search": {}, "status": "ok", "message": "", "metrics": out}
+    try:
+        out.update(_plugin_metrics(plugin, out))
+    except InputError as exc:
+        point.update(status="error", message=str(exc))
+    return {"build": {}, "build_cached": False, "points": [point]}
 
 
 TASKS = {"search": run_search, "cluster": run_cluster}
 
 
-def run_task(plugin: Algorithm, ds: Dataset, task: dict, threads: int) -> dict:
+def run_task(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
+             settings: list[dict] | None = None, store=None) -> dict:
+    """Run task ``task["name"]``; returns ``{"build", "build_cached", "points"}``."""
     name = task.get("name")
     if name not in TASKS:
         raise InputError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
-    return TASKS[name](plugin, ds, task, threads)
+    return TASKS[name](plugin, ds, task, threads, settings, store)
