@@ -24,9 +24,11 @@ def run_cli(args, tmp_path, timeout=600):
 
 
 def execute(tmp_path, *overrides):
+    """The record of a run with one search setting."""
     config = compose_config([*SMALL, f"results_dir={tmp_path / 'results'}",
                              f"cache_dir={tmp_path / 'cache'}", *overrides])
-    return runner.execute(config)
+    (record,) = runner.execute(config)
+    return record
 
 
 def test_plugin_failures_are_recorded_and_the_sweep_completes(tmp_path):
