@@ -70,7 +70,20 @@ def runtime_threads() -> dict:
     return out
 
 
+LOG_FORMAT = "%(levelname)s benchpq: %(message)s"
+
+
 def main(argv: list[str]) -> int:
+    import logging
+
+    from .lifecycle import die_with_parent
+    die_with_parent()
+    # benchpq's log lines go to the output the runner relays to the sweep's log
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger("benchpq")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
     job_path, result_path = argv
     with open(job_path) as f:
         job = json.load(f)

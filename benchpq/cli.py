@@ -7,24 +7,29 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from .hydra_callbacks import MARKER
+from .hydra_callbacks import MARKER, SWEEP_SIZE_ENV
 from .records import record_path
+from .resolvers import new_sweep_id
 from .report.names import better_direction
 from .runner import execute, sweep_dir
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
+new_sweep_id()
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     config = OmegaConf.to_container(cfg, resolve=True)
-    records = execute(config)
+    records = execute(config, label=job_label())
     marker = Path(HydraConfig.get().runtime.output_dir) / MARKER
     marker.write_text(json.dumps({"records": [str(record_path(sweep_dir(config), r["run_id"]))
                                               for r in records]}))
@@ -36,6 +41,16 @@ def main(cfg: DictConfig) -> float | None:
     if not values:
         return None
     return min(values) if better_direction(objective) == "min" else max(values)
+
+
+def job_label() -> str:
+    """``[k/n]``: this job's number in its sweep (from 1) and the sweep's size if known."""
+    try:
+        k = int(HydraConfig.get().job.num) + 1
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    n = os.environ.get(SWEEP_SIZE_ENV)
+    return f"[{k}/{n}]" if n else f"[{k}]"
 
 
 if __name__ == "__main__":

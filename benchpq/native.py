@@ -23,11 +23,13 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import logging
 import os
 import shlex
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,9 @@ from .checks import InputError
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
 LIBRARY = "libbenchpq.so"
+log = logging.getLogger("benchpq")
+
+
 class NativeBuildError(RuntimeError):
     """The native library cannot be built or loaded (no compiler, compile error)."""
 
@@ -110,13 +115,19 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
     cxx = compiler()
     out = (Path(cache) if cache else cache_dir()) / build_key(src, cxx)
     library = out / LIBRARY
-    if library.is_file():
+    if _intact(library):
         return library
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder finishes first
-        if library.is_file():
+        if _intact(library):
             return library
+        if library.exists():
+            log.warning("cached C++ library %s is damaged (its checksum does not match): "
+                        "rebuilding it", library)
+            library.unlink()
+        log.info("compiling benchpq's C++ core (first use only, about 20 s) into %s", out)
+        t0 = time.perf_counter()
         sources, headers = _files(src)
         include = out / "include"
         include.mkdir(exist_ok=True)
@@ -133,8 +144,30 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
             raise NativeBuildError(f"compiling {src} failed (exit status {done.returncode})\n"
                                    f"$ {shlex.join(cmd)}\n{done.stderr}{done.stdout}")
         (out / "build.txt").write_text(f"$ {shlex.join(cmd)}\n{_compiler_version(tuple(cxx))}")
+        (out / CHECKSUM).write_text(_sha256(tmp))
         os.replace(tmp, library)
+        log.info("compiled benchpq's C++ core in %.1f s", time.perf_counter() - t0)
     return library
+
+
+CHECKSUM = LIBRARY + ".sha256"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _intact(library: Path) -> bool:
+    """The cached library exists and has the checksum recorded when it was built.
+
+    A truncated or overwritten library would crash inside dlopen, where nothing
+    can catch it; it is rebuilt instead.
+    """
+    try:
+        return library.is_file() and \
+            (library.parent / CHECKSUM).read_text().strip() == _sha256(library)
+    except OSError:
+        return False
 
 
 _lock = threading.Lock()
@@ -150,6 +183,16 @@ def load():
             import cppyy  # deferred: importing cppyy starts its interpreter
             try:
                 cppyy.load_library(str(library))
+            except (ImportError, RuntimeError, SyntaxError, OSError) as exc:
+                # a library that fails to load is rebuilt once, then the error is final
+                log.warning("cppyy cannot load %s (%s): rebuilding it", library, exc)
+                shutil.rmtree(library.parent, ignore_errors=True)
+                library = build()
+                try:
+                    cppyy.load_library(str(library))
+                except (ImportError, RuntimeError, SyntaxError, OSError) as exc2:
+                    raise NativeBuildError(f"cppyy cannot load {library}: {exc2}") from None
+            try:
                 for header in sorted((library.parent / "include").iterdir()):
                     cppyy.include(str(header))
             except (ImportError, RuntimeError, SyntaxError) as exc:

@@ -5,7 +5,7 @@ A sweep directory holds ``records/<run_id>.json``. A record is a dict::
     {
       "run_id": str,             # hash of the run-defining config (see run_id())
       "build_id": str,           # shared by the search settings of one build
-      "status": "ok" | "error" | "crashed" | "timeout",
+      "status": "ok" | "error" | "crashed" | "timeout" | "interrupted",
       "message": str,            # error text, "" when ok
       "algorithm": str, "dataset": str, "task": str,
       "params": {...},           # the algorithm's config (without "name"), search setting included
@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import tempfile
 from pathlib import Path
 
-STATUSES = ("ok", "error", "crashed", "timeout")
+log = logging.getLogger("benchpq")
+
+STATUSES = ("ok", "error", "crashed", "timeout", "interrupted")
 
 # Config keys that say where or how a run executes, not what it measures:
 # changing them must not change the run id (so a rerun is recognised).
 NON_DEFINING_KEYS = ("results_dir", "data_dir", "cache_dir", "name", "timeout_s", "force",
-                     "hydra", "report", "cache_models")
+                     "hydra", "report", "cache_models", "fail_on_error")
 
 
 def run_id(config: dict) -> str:
@@ -52,13 +56,18 @@ def record_path(sweep_dir: str | os.PathLike, rid: str) -> Path:
 
 
 def write_record(path: str | os.PathLike, record: dict) -> Path:
-    """Write ``record`` as JSON to ``path`` atomically (temp file, fsync, rename)."""
+    """Write ``record`` as JSON to ``path`` atomically (temp file, fsync, rename).
+
+    NaN and infinite floats are written as null (JSON has no such numbers).
+    """
     path = Path(path)
+    record = json_safe(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=True, default=_json_default)
+            json.dump(record, f, indent=2, sort_keys=True, default=_json_default,
+                      allow_nan=False)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -84,15 +93,38 @@ def iter_records(sweep_dir: str | os.PathLike):
 
 
 def find_completed(sweep_dir: str | os.PathLike, rid: str) -> dict | None:
-    """The record of run ``rid`` if it exists and finished with status 'ok'."""
+    """The record of run ``rid`` if it exists and finished with status 'ok'.
+
+    A file that is not a readable record is treated as missing (the run is
+    made again and overwrites it), with a warning naming it.
+    """
     path = record_path(sweep_dir, rid)
     if not path.exists():
         return None
     try:
         record = read_record(path)
-    except ValueError:
+        if not isinstance(record, dict) or "status" not in record:
+            raise ValueError(f"not a run record (a {type(record).__name__} without 'status')")
+    except (ValueError, OSError) as exc:
+        log.warning("record %s is malformed (%s): the run is made again", path, exc)
         return None
     return record if record.get("status") == "ok" else None
+
+
+def json_safe(value):
+    """``value`` with numpy scalars and arrays made plain and NaN/Inf floats made None."""
+    import numpy as np
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(obj):

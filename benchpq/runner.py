@@ -13,21 +13,27 @@ import copy
 import json
 import logging
 import os
+import shutil
 import signal
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from . import provenance, search_grid
+from . import lifecycle, provenance, search_grid
 from .checks import InputError
+from .options import check_run_options
 from .records import find_completed, read_record, record_path, run_id, write_record
 from .threads import thread_environment
 
 log = logging.getLogger("benchpq")
 
 LOG_TAIL_CHARS = 2000
+# what the child's logging writes (benchpq.child.LOG_FORMAT): relayed to the sweep's log
+CHILD_LOG_LINE = re.compile(r"^(?P<level>INFO|WARNING|ERROR|CRITICAL) benchpq: (?P<message>.*)$")
 
 
 def sweep_dir(config: dict) -> Path:
@@ -35,15 +41,18 @@ def sweep_dir(config: dict) -> Path:
     return Path(config.get("results_dir") or "results").expanduser().absolute() / config["name"]
 
 
-def execute(config: dict) -> list[dict]:
+def execute(config: dict, label: str = "") -> list[dict]:
     """Run (or skip) the run described by a resolved config; return its records.
 
     A run builds one model and searches it at every setting of the algorithm's
     search grid (:mod:`benchpq.search_grid`); each setting gets a record of its
     own, whose run id is that of the config with the grid replaced by the
     setting. Settings already recorded as ok are skipped (unless ``force``);
-    the others run in one child process.
+    the others run in one child process. ``label`` (e.g. ``[3/12]``) starts the
+    run's log lines.
     """
+    check_run_options(config)
+    config = with_dataset_fingerprint(config)
     out_dir = sweep_dir(config)
     try:
         settings = search_grid.expand(config["algorithm"].get(search_grid.SEARCH_KEY))
@@ -62,12 +71,18 @@ def execute(config: dict) -> list[dict]:
         else:
             pending.append((setting, cfg, rid))
     if pending:
+        log.info("%s%s on %s: %s%s", f"{label} " if label else "", config["algorithm"].get("name"),
+                 config["dataset"].get("name"),
+                 f"{len(pending)} search setting{'s' if len(pending) > 1 else ''}"
+                 if any(setting for setting, _, _ in pending) else "running",
+                 f" ({len(points) - len(pending)} already recorded)"
+                 if len(pending) < len(points) else "")
         threads = int(config.get("threads", 1))
         started = provenance.collect(seed=config.get("seed"), threads=threads)
         log_path = out_dir / "logs" / f"{build_id(config)}.log"
         t0 = time.perf_counter()
         result = run_in_child(config, [setting for setting, _, _ in pending],
-                              float(config.get("timeout_s", 3600)), threads, log_path)
+                              float(config.get("timeout_s", 3600)), threads, log_path, label)
         wall_s = time.perf_counter() - t0
         by_setting = {json.dumps(p["search"], sort_keys=True): p
                       for p in result.get("points", [])}
@@ -86,8 +101,28 @@ def execute(config: dict) -> list[dict]:
                            "model_key": result.get("model_key")}
             runtime = result.get("runtime", {})
             records[rid] = _write(out_dir, cfg, setting, outcome, {**started, **runtime},
-                                  wall_s, log_path)
+                                  wall_s, log_path, label)
+        if result["status"] == "interrupted":  # recorded; now stop the sweep
+            if result["signal"] == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + int(result["signal"]))
     return [records[run_id(cfg)] for _, cfg in points]
+
+
+def with_dataset_fingerprint(config: dict) -> dict:
+    """The config with ``dataset_fingerprint``: the content of the files it reads.
+
+    It enters the run id, so a run on changed data is a new run. A dataset that
+    cannot be loaded gets none here; the run then records the loading error.
+    """
+    from .datasets.fingerprint import dataset_fingerprint
+    try:
+        fingerprint = dataset_fingerprint(config["dataset"], config.get("data_dir"),
+                                          config.get("cache_dir"))
+    except Exception as exc:  # the child loads it again and records the error
+        log.debug("no fingerprint for dataset %s: %s", config["dataset"].get("name"), exc)
+        fingerprint = None
+    return {**config, "dataset_fingerprint": fingerprint}
 
 
 def point_config(config: dict, setting: dict) -> dict:
@@ -113,7 +148,7 @@ def build_id(config: dict) -> str:
 
 
 def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, wall_s: float,
-           log_path: Path | None) -> dict:
+           log_path: Path | None, label: str = "") -> dict:
     rid = run_id(cfg)
     algorithm = cfg["algorithm"]
     params = {k: v for k, v in algorithm.items() if k not in ("name", search_grid.SEARCH_KEY)}
@@ -143,7 +178,8 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
     path = write_record(record_path(out_dir, rid), record)
     level = logging.INFO if record["status"] == "ok" else logging.WARNING
     where = f" [{search_grid.describe(setting)}]" if setting else ""
-    log.log(level, "%s %s%s on %s: %s%s%s -> %s", record["status"], record["algorithm"], where,
+    log.log(level, "%s%s %s%s on %s: %s%s%s -> %s", f"{label} " if label else "",
+            record["status"], record["algorithm"], where,
             record["dataset"], _short_metrics(record["metrics"]),
             " (cached build)" if record["build_cached"] else "",
             f" ({record['message']})" if record["message"] else "", path)
@@ -151,25 +187,73 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
 
 
 def run_in_child(config: dict, settings: list[dict], timeout_s: float, threads: int,
-                 log_path: Path) -> dict:
-    """Execute the run in ``python -m benchpq.child``; never raises for plugin failures."""
+                 log_path: Path, label: str = "") -> dict:
+    """Execute the run in ``python -m benchpq.child``; never raises for plugin failures.
+
+    The job's files live in ``<sweep>/.jobs/<pid>-*`` and are removed when it ends
+    (folders left by a killed sweep are removed by the next run in that sweep). A
+    SIGINT or SIGTERM while waiting kills the run and returns status ``interrupted``
+    with the signal number in ``signal``.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="benchpq-run-") as tmp:
-        job_file, result_file = Path(tmp, "job.json"), Path(tmp, "result.json")
+    jobs = sweep_dir(config) / ".jobs"
+    _remove_stale_jobs(jobs)
+    jobs.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=jobs))
+    lifecycle.watch_parent_if_worker()
+    try:
+        job_file, result_file = tmp / "job.json", tmp / "result.json"
         job_file.write_text(json.dumps({"config": config, "settings": settings}, default=str))
-        with open(log_path, "w") as logf, thread_environment(threads):
+        with open(log_path, "w") as logf, thread_environment(threads), \
+                lifecycle.signals_interrupt():
             proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "benchpq.child",
-                                     str(job_file), str(result_file)], stdout=logf,
+                                     str(job_file), str(result_file)], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, start_new_session=True)
+            lifecycle.track(proc.pid)
+            relay = threading.Thread(target=_relay_output, args=(proc.stdout, logf, label),
+                                     name="benchpq-relay", daemon=True)
+            relay.start()
             try:
                 code = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 return {"status": "timeout",
                         "message": f"run exceeded timeout_s={timeout_s:g} and was killed"}
+            except lifecycle.Interrupted as exc:
+                _kill_group(proc)
+                return {"status": "interrupted", "signal": exc.signum,
+                        "message": f"the sweep received {exc} and killed the run"}
+            finally:
+                lifecycle.untrack(proc.pid)
+                relay.join(timeout=10)
         if code == 0 and result_file.exists():
             return read_record(result_file)
-    return {"status": "crashed", "message": _crash_message(code, log_path)}
+        return {"status": "crashed", "message": _crash_message(code, log_path)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _relay_output(stream, logf, label: str) -> None:
+    """Copy the child's output to its log file; show its benchpq log lines live."""
+    prefix = f"{label} " if label else ""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace")
+        logf.write(line)
+        logf.flush()
+        match = CHILD_LOG_LINE.match(line)
+        if match:
+            log.log(logging.getLevelName(match["level"]), "%s%s", prefix, match["message"])
+    stream.close()
+
+
+def _remove_stale_jobs(jobs: Path) -> None:
+    """Remove job folders whose sweep process is gone (killed before it could clean up)."""
+    if not jobs.is_dir():
+        return
+    for folder in jobs.iterdir():
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and not lifecycle.pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -22,6 +22,7 @@ from ..checks import InputError
 from .hdf5 import read_hdf5
 from .idx import is_idx_path, read_idx
 from .vecs import VECS_DTYPES, read_vecs
+from .fingerprint import note_read
 
 HDF5_EXTENSIONS = (".hdf5", ".h5")
 
@@ -31,6 +32,7 @@ def read_npy(path, mmap: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    note_read(path)
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
+from .fingerprint import note_read
 
 ANN_KEYS = ("train", "test", "neighbors", "distances")
 
@@ -28,6 +29,7 @@ def _h5py():
 def _open(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    note_read(path)
     try:
         return _h5py().File(path, "r")
     except OSError as exc:

@@ -27,6 +27,7 @@ from ..checks import InputError, check_positive_int
 from .context import LoadContext
 from .dataset import Dataset
 from .registry import register_loader
+from .fingerprint import note_read
 
 GENERATOR_VERSION = 1
 CHUNK_ROWS = 65536
@@ -115,6 +116,7 @@ def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
         finally:
             if tmp.exists():
                 tmp.unlink()
+    note_read(path)
     return np.load(path, mmap_mode="r")
 
 

@@ -1,0 +1,101 @@
+"""Dataset fingerprints: the content of the files a dataset is read from, cheaply.
+
+A run's id and record carry its dataset's fingerprint, so that a changed data
+file (a regenerated base, a shuffled ground truth) is a new run, never "already
+recorded". The readers (:mod:`.vecs`, :mod:`.formats`, :mod:`.idx`, :mod:`.hdf5`,
+the synthetic cache) call :func:`note_read` with each file they open; while
+:func:`dataset_fingerprint` loads a dataset it collects those files and hashes
+their contents. A file's digest is cached under ``<cache_dir>/fingerprints``
+keyed by its path, size and modification time, so a large file is hashed once.
+A dataset that reads no file (made in memory) is fingerprinted by the content of
+its arrays.
+"""
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+_reads: contextvars.ContextVar[list | None] = contextvars.ContextVar("benchpq_reads",
+                                                                    default=None)
+CHUNK_BYTES = 1 << 24
+
+
+def note_read(path) -> None:
+    """Called by a reader for every data file it opens (no-op unless tracking)."""
+    reads = _reads.get()
+    if reads is not None:
+        reads.append(Path(path).resolve())
+
+
+@contextmanager
+def tracking_reads():
+    """Collect the files read inside the block into the yielded list."""
+    reads: list[Path] = []
+    token = _reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _reads.reset(token)
+
+
+def file_digest(path, cache_dir=None) -> str:
+    """blake2b (32 hex digits) of a file's bytes, cached by path, size and mtime."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    stamp = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    entry = None
+    if cache_dir is not None:
+        key = hashlib.sha256(str(path).encode()).hexdigest()[:24]
+        entry = Path(cache_dir) / "fingerprints" / f"{key}.json"
+        try:
+            cached = json.loads(entry.read_text())
+            if all(cached.get(k) == v for k, v in stamp.items()):
+                return cached["digest"]
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({**stamp, "digest": value}))
+            os.replace(tmp, entry)
+        except OSError:
+            pass  # a read-only cache only costs a re-hash next time
+    return value
+
+
+def dataset_fingerprint(cfg, data_dir=None, cache_dir=None) -> str:
+    """The content fingerprint (32 hex digits) of the dataset ``cfg`` describes.
+
+    Loads the dataset (memory-mapped where the format allows; no validation
+    and no ground-truth computation) while tracking the files it reads.
+    Raises what :func:`benchpq.datasets.load_dataset` raises for a missing or
+    bad dataset.
+    """
+    from ..model_cache import array_fingerprint
+    from .context import resolve_cache_dir
+    from .registry import _plain, load_dataset
+
+    params = {**_plain(cfg), "groundtruth_k": None, "validate": False}
+    cache = resolve_cache_dir(cache_dir)
+    with tracking_reads() as reads:
+        ds = load_dataset(params, data_dir=data_dir, cache_dir=cache_dir)
+    digest = hashlib.blake2b(digest_size=16)
+    if reads:
+        for path in sorted(set(reads)):
+            digest.update(file_digest(path, cache).encode())
+    else:
+        digest.update(array_fingerprint(ds.learn, ds.base, ds.query, ds.groundtruth,
+                                        ds.labels).encode())
+    # what a loader takes from a file (a split, a subset) is in the config, also hashed
+    digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+    return digest.hexdigest()

@@ -1,0 +1,119 @@
+"""Processes die with the sweep: no run outlives the process that started it.
+
+* A run's child process (:mod:`benchpq.child`) asks the kernel to kill it when
+  its parent dies (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``) and also watches
+  its parent id from a thread, so that a killed ``benchpq`` (SIGKILL included)
+  never leaves a run computing for nobody.
+* A launcher's worker process (joblib/loky, Ray) that executes runs watches its
+  parent the same way and, when the parent is gone, kills the run it started
+  and exits: workers do not sit idle after the sweep was killed.
+* SIGINT and SIGTERM of the process that waits for a run are turned into
+  :class:`Interrupted`, so that the runner can kill the run, record it as
+  ``interrupted`` and remove its job folder before exiting.
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+PR_SET_PDEATHSIG = 1
+POLL_S = 0.5
+
+#: process groups of the runs this process is waiting for (killed if it is orphaned)
+_running_groups: set[int] = set()
+_watching = False
+
+
+class Interrupted(BaseException):
+    """The process waiting for a run received SIGINT or SIGTERM."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    """Linux: deliver ``signum`` to this process when its parent dies; False elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent: int, on_orphaned) -> None:
+    def loop():
+        while os.getppid() == parent:
+            time.sleep(POLL_S)
+        on_orphaned()
+    threading.Thread(target=loop, name="benchpq-parent-watch", daemon=True).start()
+
+
+def die_with_parent() -> None:
+    """In a run's child process: be killed as soon as the parent is gone."""
+    parent = os.getppid()
+    _set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent or parent == 1:  # the parent died before prctl took effect
+        os._exit(1)
+    _watch(parent, lambda: os.killpg(os.getpgrp(), signal.SIGKILL))
+
+
+def watch_parent_if_worker() -> None:
+    """In a launcher's worker process: when the parent dies, kill our runs and exit.
+
+    Does nothing in the main process (a sweep started from a shell that goes
+    away must go on), and is started once per process.
+    """
+    global _watching
+    if _watching or multiprocessing.current_process().name == "MainProcess":
+        return
+    _watching = True
+
+    def orphaned():
+        for group in list(_running_groups):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os._exit(1)
+    _watch(os.getppid(), orphaned)
+
+
+def track(group: int) -> None:
+    _running_groups.add(group)
+
+
+def untrack(group: int) -> None:
+    _running_groups.discard(group)
+
+
+@contextmanager
+def signals_interrupt():
+    """SIGINT and SIGTERM raise :class:`Interrupted` in this block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+    saved = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
