@@ -283,13 +283,26 @@ class LOPQ(Quantizer, Searcher):
             self._cpp, self._indexed = cpp, 0
         return self._cpp
 
+    @property
+    def codes(self) -> np.ndarray | None:
+        """The added database's (n, 2 + M) codes; checked whenever they are set."""
+        return self.__dict__.get("_codes")
+
+    @codes.setter
+    def codes(self, value) -> None:
+        # C++ indexes these codes without bounds checks: nothing unchecked gets in
+        self.__dict__["_codes"] = None if value is None else self.check_codes(value, "codes")
+        self._indexed = 0
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_cpp"], state["_indexed"] = None, 0
         return state
 
     def __setstate__(self, state):
+        codes = state.pop("_codes", state.pop("codes", None))
         self.__dict__.update(state)
+        self.codes = codes
 
     def set_threads(self, threads: int) -> None:
         native.set_num_threads(check_positive_int(threads, "threads"))

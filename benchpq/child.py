@@ -26,8 +26,10 @@ def run(config: dict, settings: list[dict] | None = None) -> dict:
     threads = int(config.get("threads", 1))
     if config.get("cache_dir"):
         os.environ["BENCHPQ_CACHE"] = str(config["cache_dir"])
-    ds = load_dataset(config["dataset"], data_dir=config.get("data_dir"),
-                      cache_dir=config.get("cache_dir"))
+    dataset = dict(config["dataset"])
+    if config["task"].get("name") != "search":
+        dataset["groundtruth_k"] = None  # only the search task uses neighbours
+    ds = load_dataset(dataset, data_dir=config.get("data_dir"), cache_dir=config.get("cache_dir"))
     ds.validate()
     registry.import_plugins(config.get("plugins"))
     plugin = registry.create(config["algorithm"])

@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .hydra_callbacks import MARKER, SWEEP_SIZE_ENV
+from .lifecycle import MAIN_PID_ENV
 from .records import record_path
 from .resolvers import new_sweep_id
 from .report.names import better_direction
@@ -23,11 +24,17 @@ from .runner import execute, sweep_dir
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
-new_sweep_id()
+def main():
+    """The ``benchpq`` command: marks this process as the sweep's own (its id and pid
+    go to the environment that launcher workers inherit), then runs Hydra."""
+    new_sweep_id()
+    os.environ[MAIN_PID_ENV] = str(os.getpid())
+    return run_job()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def run_job(cfg: DictConfig) -> float | None:
+    """One Hydra job: one run (a build searched at every setting of its grid)."""
     config = OmegaConf.to_container(cfg, resolve=True)
     records = execute(config, label=job_label())
     marker = Path(HydraConfig.get().runtime.output_dir) / MARKER

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import signal
 import threading
@@ -22,6 +21,8 @@ import time
 from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1
+#: set by the ``benchpq`` command in its own process; workers inherit it
+MAIN_PID_ENV = "BENCHPQ_MAIN_PID"
 POLL_S = 0.5
 
 #: process groups of the runs this process is waiting for (killed if it is orphaned)
@@ -66,11 +67,13 @@ def die_with_parent() -> None:
 def watch_parent_if_worker() -> None:
     """In a launcher's worker process: when the parent dies, kill our runs and exit.
 
-    Does nothing in the main process (a sweep started from a shell that goes
-    away must go on), and is started once per process.
+    A worker is a process other than the ``benchpq`` command's own
+    (``$BENCHPQ_MAIN_PID``). Does nothing in the main process (a sweep started
+    from a shell that goes away must go on), and starts once per process.
     """
     global _watching
-    if _watching or multiprocessing.current_process().name == "MainProcess":
+    main = os.environ.get(MAIN_PID_ENV)
+    if _watching or not main or int(main) == os.getpid():
         return
     _watching = True
 

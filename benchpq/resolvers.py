@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import secrets
 from pathlib import Path
@@ -20,9 +19,8 @@ SWEEP_ID_ENV = "BENCHPQ_SWEEP_ID"
 
 
 def new_sweep_id() -> str:
-    """Draw this invocation's sweep id (main process only) and export it to workers."""
-    if multiprocessing.current_process().name == "MainProcess" or SWEEP_ID_ENV not in os.environ:
-        os.environ[SWEEP_ID_ENV] = secrets.token_hex(3)
+    """Draw this invocation's sweep id and export it to the workers it starts."""
+    os.environ[SWEEP_ID_ENV] = secrets.token_hex(3)
     return os.environ[SWEEP_ID_ENV]
 
 

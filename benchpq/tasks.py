@@ -11,6 +11,7 @@ the RSS when the phase began); metric names follow DESIGN.md.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from .api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from .checks import InputError, check_k, check_positive_int
 from .datasets import Dataset, ensure_groundtruth, exact_distances
 from .memory import PeakTracker, release_pages
+from .records import json_safe
 
 CHUNK_ROWS = 65536
 
@@ -201,12 +203,20 @@ def _recalls(ds, ids, recall_at, k_recalls) -> dict:
 
 
 def _plugin_metrics(plugin, measured: dict) -> dict:
-    """The plugin's ``extra_metrics()``, refused when it would overwrite a measured metric."""
+    """The plugin's ``extra_metrics()``, refused when it would overwrite a measured metric
+    or holds a value a JSON record cannot store (the measured metrics are kept)."""
     extra = dict(plugin.extra_metrics() or {})
     clash = sorted(set(extra) & set(measured))
     if clash:
         raise InputError(f"algorithm {plugin.name!r}: extra_metrics() may not overwrite the "
                          f"metrics measured by the task ({', '.join(clash)})")
+    for key, value in extra.items():
+        try:
+            json.dumps(json_safe(value), allow_nan=False)
+        except (TypeError, ValueError):
+            raise InputError(f"algorithm {plugin.name!r}: extra_metrics() value of {key!r} is "
+                             f"not a number, string, bool or list of them: "
+                             f"{type(value).__name__} {value!r:.80}") from None
     return extra
 
 

@@ -226,3 +226,36 @@ def ensure_groundtruth(ds, k: int = 100, cache_dir=None):
     ds.groundtruth = ids
     ds.info["groundtruth"] = f"computed: exact squared L2, top-{k}, ties by smaller id"
     return ds
+
+
+def spot_check_groundtruth(ds, n_queries: int = 5, rtol: float = 1e-4) -> None:
+    """Check shipped ground truth against exact distances for a few queries.
+
+    For ``n_queries`` evenly spaced queries: the listed neighbours' exact
+    distances must not decrease along the row, and the first must be the exact
+    nearest distance over the whole base (ties allowed). ``rtol`` absorbs the
+    float32 rounding of files written by other tools. Ids out of range are
+    already refused by :meth:`Dataset.validate`.
+
+    Raises:
+        InputError: naming the dataset, the query and what disagrees (e.g. a
+            shuffled or misaligned ground-truth file).
+    """
+    gt = ds.groundtruth
+    nq = ds.query.shape[0]
+    rows = np.unique(np.linspace(0, nq - 1, min(n_queries, nq)).astype(np.int64))
+    k = min(gt.shape[1], 100)
+    listed = _exact64(ds.base, ds.query[rows], np.ascontiguousarray(gt[rows, :k], np.int64))
+    for row, d in zip(rows, listed):
+        tol = rtol * max(float(np.abs(d).max()), 1e-30)
+        if np.any(np.diff(d) < -tol):
+            at = int(np.flatnonzero(np.diff(d) < -tol)[0]) + 1
+            raise InputError(f"dataset {ds.name!r}: ground truth of query {int(row)} is not "
+                             f"sorted by distance (rank {at} is nearer than rank {at - 1}): "
+                             f"the file does not match these base and query vectors")
+        _, best = _exact_row(ds.base, ds.query[row], 1)
+        if d[0] > best[0] + tol:
+            raise InputError(f"dataset {ds.name!r}: ground truth of query {int(row)} lists a "
+                             f"first neighbour at squared distance {d[0]:.6g}, but the exact "
+                             f"nearest is at {best[0]:.6g}: the file does not match these "
+                             f"base and query vectors")

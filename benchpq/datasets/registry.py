@@ -161,6 +161,9 @@ def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None) -> Dataset:
     ds = ds.subset(common.get("n_learn"), common.get("n_base"), common.get("n_query"))
     if common.get("validate", True):
         ds.validate()
+        if ds.groundtruth is not None:
+            from .groundtruth import spot_check_groundtruth
+            spot_check_groundtruth(ds)
     k = common.get("groundtruth_k", 100)
     if k:
         from .groundtruth import ensure_groundtruth

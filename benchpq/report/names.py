@@ -21,7 +21,9 @@ _RULES = (
     (lambda n: n in ("mse", "error"), "min", "error"),
     (lambda n: n.endswith("_bytes"), "min", "bytes"),
     (lambda n: n.endswith("_s"), "min", "time"),
-    (lambda n: n in ("code_bits", "empty_clusters"), "min", "count"),
+    (lambda n: n == "empty_clusters", "min", "count"),
+    # sizes of the setup, not results: a float clusterer's code_bits 0 is no "best"
+    (lambda n: n.endswith("_bits") or n in ("iterations", "search_repeats"), None, "count"),
     (lambda n: n in ("threads", "seed", "dim", "n") or n.startswith("n_"), None, "count"),
 )
 _DEFAULT = ("min", "generic")

@@ -7,7 +7,8 @@ parameter, ``budget``, limits the search to the first ``budget`` base vectors
 different ids (a non-deterministic search). When ``$HOLD_PICKLE`` names a file,
 pickling writes its process id there and then stalls, so a test can kill a run while its
 model is written (an environment variable, so that the build's cache key is the
-same with and without it).
+same with and without it); likewise ``$HOLD_FIT`` stalls fitting for the seed
+``$HOLD_FIT_SEED``.
 """
 import os
 import time
@@ -30,6 +31,9 @@ class Counting(Searcher):
     def fit(self, x):
         with open(self.log, "a") as f:
             f.write("fit\n")
+        if os.environ.get("HOLD_FIT") and str(self.seed) == os.environ.get("HOLD_FIT_SEED"):
+            Path(os.environ["HOLD_FIT"]).write_text(str(os.getpid()))
+            time.sleep(120)
         return self
 
     def add(self, x):
@@ -68,3 +72,17 @@ class Counting(Searcher):
             Path(os.environ["HOLD_PICKLE"]).write_text(str(os.getpid()))
             time.sleep(120)
         return self.__dict__.copy()
+
+
+@register("test_bad_metrics")
+class BadMetrics(Counting):
+    """Returns extra metrics that a record must not take: ``kind`` 'overwrite' claims a
+    recall of 1.0, 'object' returns a value JSON cannot hold, 'nan' a NaN."""
+
+    def __init__(self, log: str, kind: str = "overwrite", seed=None):
+        super().__init__(log, seed=seed)
+        self.kind = kind
+
+    def extra_metrics(self):
+        return {"overwrite": {"recall@1": 1.0}, "object": {"sizes": {1, 2}},
+                "nan": {"spread": float("nan")}}[self.kind]
