@@ -179,6 +179,10 @@ def local_frames(residuals: np.ndarray, coarse: np.ndarray, V: int, M: int,
     return means, rotations
 
 
+#: the largest quota the C++ search takes (an int64 count of candidates)
+MAX_QUOTA = 2 ** 62
+
+
 @register("lopq")
 class LOPQ(Quantizer, Searcher):
     """LOPQ (Kalantidis & Avrithis 2014) on an inverted multi-index (Babenko & Lempitsky 2012).
@@ -223,7 +227,7 @@ class LOPQ(Quantizer, Searcher):
         if self.M % 2:
             raise InputError(f"M={M} must be even: M/2 fine sub-quantizers per half")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
-        self.quota = check_positive_int(quota, "quota", 1)
+        self.quota = check_positive_int(quota, "quota", 1, MAX_QUOTA)
         self.max_cells = None if max_cells is None else \
             check_positive_int(max_cells, "max_cells", 1, self.V * self.V)
         if not isinstance(exact_quota, (bool, np.bool_)):
@@ -458,7 +462,7 @@ class LOPQ(Quantizer, Searcher):
                 raise InputError(f"exact_quota: expected true or false, got {exact_quota!r}")
             self.exact_quota = bool(exact_quota)
         if quota is not UNSET:
-            self.quota = check_positive_int(quota, "quota", 1)
+            self.quota = check_positive_int(quota, "quota", 1, MAX_QUOTA)
         if max_cells is not UNSET:
             self.max_cells = None if max_cells in (None, 0) else \
                 check_positive_int(max_cells, "max_cells", 1, self.V * self.V)

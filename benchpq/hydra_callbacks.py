@@ -90,6 +90,7 @@ class SweepStatus(Callback):
         counts = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
         message = f"{len(failed)} of {len(records)} runs failed ({counts})"
         if config.get("fail_on_error", True):
-            log.error("%s; exit status 1 (fail_on_error=false to exit 0)", message)
+            print(f"benchpq: {message}; exit status 1 (fail_on_error=false to exit 0)",
+                  file=sys.stderr, flush=True)
             sys.exit(1)
-        log.warning(message)
+        print(f"benchpq: {message}", file=sys.stderr, flush=True)

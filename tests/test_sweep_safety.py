@@ -159,7 +159,8 @@ def _files_dataset(folder: Path, base, query, groundtruth=None):
     write_vecs(folder / "base.fvecs", base)
     write_vecs(folder / "query.fvecs", query)
     out = ["dataset=files", f"dataset.base={folder / 'base.fvecs'}",
-           f"dataset.query={folder / 'query.fvecs'}", "dataset.name=mine"]
+           f"dataset.query={folder / 'query.fvecs'}", "dataset.name=mine",
+           "++dataset.n_learn=null", "++dataset.n_base=null", "++dataset.n_query=null"]
     if groundtruth is not None:
         write_vecs(folder / "gt.ivecs", groundtruth.astype(np.int32))
         out.append(f"dataset.groundtruth={folder / 'gt.ivecs'}")
@@ -337,3 +338,11 @@ def test_the_cluster_task_computes_no_search_ground_truth(tmp_path):
     (record,) = execute(tmp_path, "algorithm=kmeans", "task=cluster", "task.n_clusters=8")
     assert record["status"] == "ok", record["message"]
     assert not (tmp_path / "cache" / "groundtruth").exists()
+
+
+def test_an_enormous_lopq_quota_is_a_named_error():
+    from algorithms.own_lopq import LOPQ
+    with pytest.raises(InputError, match=r"quota: must be \[1, 4611686018427387904\]"):
+        LOPQ(quota=2 ** 70)
+    with pytest.raises(InputError, match="quota: must be"):
+        LOPQ().set_search_params(quota=2 ** 64)
