@@ -130,8 +130,7 @@ class FaissIMI(FaissIndexPlugin):
         return super().model_bytes + (self.V * self.dim * 4 if self.index else 0)
 
     def extra_metrics(self) -> dict:
-        out = {"V": self.V, "cells_probed_max": self.nprobe or min(self.ncells,
-                                                                    MAX_DEFAULT_NPROBE),
+        out = {"cells_probed_max": self.nprobe or min(self.ncells, MAX_DEFAULT_NPROBE),
                "fine_bits": self.code_bits,
                "cell_bits": 2 * self.coarse_bits,
                "total_bits": self.code_bits + 2 * self.coarse_bits}

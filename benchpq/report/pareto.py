@@ -61,12 +61,19 @@ def operating_points(df: pd.DataFrame, x: str, y: str, by="algorithm") -> pd.Dat
     """
     runs = _measured(df, x, y, by)
     keys = point_keys(runs, x, y, by)
-    grouped = runs.assign(**{c: runs[c].astype(str) for c in keys}).groupby(keys, sort=True)
+    grouped = runs.assign(**{c: _text(runs[c]) for c in keys}).groupby(keys, sort=True,
+                                                                       dropna=False)
     out = grouped[[x, y]].mean()
     std = grouped[[x, y]].std().fillna(0.0)
     out[f"{x}_std"], out[f"{y}_std"] = std[x], std[y]
     out["runs"] = grouped.size()
     return out.reset_index()
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """A key column as plain text, missing values included (``"-"``), for grouping."""
+    return column.map(lambda v: "-" if v is None or (isinstance(v, float) and v != v)
+                      else format_key(v)).astype(object)
 
 
 def pareto_mask(xs, ys, x_direction: str, y_direction: str) -> np.ndarray:
@@ -94,7 +101,7 @@ def pareto_points(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y,
     by = as_list(by)
     points = operating_points(df, x, y, by)
     fronts = []
-    for _, line in points.groupby(by, sort=True):
+    for _, line in points.groupby(by, sort=True, dropna=False):
         mask = pareto_mask(line[x], line[y], _direction(x), _direction(y))
         fronts.append(line[mask].sort_values(x))
     return pd.concat(fronts, ignore_index=True)
@@ -107,7 +114,7 @@ def pareto_table(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="a
     runs = _measured(df, x, y, by)
     keys = point_keys(runs, x, y, by)
     front = pareto_points(runs, x, y, by)[keys]
-    as_text = runs.assign(**{c: runs[c].astype(str) for c in keys})
+    as_text = runs.assign(**{c: _text(runs[c]) for c in keys})
     chosen = as_text.reset_index().merge(front, on=keys)["index"]
     table = pivot(runs.loc[chosen], keys, None, [x, y, *[v for v in as_list(values)
                                                             if v not in (x, y)]])
@@ -141,7 +148,7 @@ def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="al
     fig = Figure(figsize=(7.2, 5.4))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for i, (key, line) in enumerate(points.groupby(by, sort=True)):
+    for i, (key, line) in enumerate(points.groupby(by, sort=True, dropna=False)):
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(format_key(k) for k in key)
         mask = pareto_mask(line[x], line[y], _direction(x), _direction(y))
