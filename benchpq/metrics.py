@@ -1,4 +1,4 @@
-"""Metric definitions, one function each, as named in DESIGN.md.
+"""Metric definitions, one function each, as named in docs/metrics.md.
 
 Search:
     recall_at(ids, gt, R)        1-recall@R (Jegou et al. 2011)

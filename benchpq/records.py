@@ -12,7 +12,7 @@ A sweep directory holds ``records/<run_id>.json``. A record is a dict::
       "search": {...},           # the search setting of this record ({} for none)
       "build_cached": bool,      # the model came from the trained-model cache
       "seed": int, "threads": int,
-      "metrics": {...},          # names as in DESIGN.md: "recall@10", "mse", "train_s", ...
+      "metrics": {...},          # names as in docs/metrics.md: "recall@10", "mse", "train_s", ...
       "config": {...},           # the full resolved config
       "provenance": {...},       # git commit, package versions, CPU, threads, start time
       "wall_s": float            # wall time of the child process

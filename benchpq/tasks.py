@@ -7,7 +7,7 @@ against labels when the dataset has them.
 
 Each phase is timed on its own (``<phase>_s``) and its peak RSS recorded
 (``<phase>_peak_rss_bytes``, and ``<phase>_rss_delta_bytes``: that peak minus
-the RSS when the phase began); metric names follow DESIGN.md.
+the RSS when the phase began); metric names follow docs/metrics.md.
 """
 from __future__ import annotations
 

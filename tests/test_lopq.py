@@ -20,7 +20,7 @@ from benchpq.datasets.vecs import read_vecs
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 # The LOPQ reference code's test (yahoo/lopq, python/test/tests.py::test_oxford5k) asserts
-# these; the reference itself reaches REFERENCE on current scikit-learn (issue 4).
+# these; the reference itself reaches REFERENCE on current scikit-learn.
 THRESHOLDS = np.array([0.51, 0.92, 0.97, 0.97])
 REFERENCE = np.array([0.521, 0.917, 0.975, 0.976])
 

@@ -1,4 +1,4 @@
-"""Metric definitions (DESIGN.md) on hand-made cases and against scikit-learn."""
+"""Metric definitions (docs/metrics.md) on hand-made cases and against scikit-learn."""
 import numpy as np
 import pytest
 

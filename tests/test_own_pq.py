@@ -89,7 +89,7 @@ def test_siftsmall_accuracy_matches_faiss(sift, faiss_pq, own_pq):
     base, query, gt = sift
     faiss_mse = metrics.mse(base, faiss_pq.sa_decode(faiss_pq.sa_encode(base)))
     own_mse = metrics.mse(base, own_pq.decode(own_pq.encode(base)))
-    assert faiss_mse == pytest.approx(21965, rel=0.02)  # DESIGN.md's reference figure
+    assert faiss_mse == pytest.approx(21965, rel=0.02)  # the reference figure of docs/design.md
     assert own_mse == pytest.approx(faiss_mse, rel=0.015)
     _, faiss_ids = faiss_pq.search(query, 100)
     distances, ids = own_pq.search(query, 100)

@@ -1,6 +1,6 @@
 """End to end on the real siftsmall: a Hydra sweep of faiss_pq and nanopq_pq at M=8.
 
-Reference figures (DESIGN.md, PQ trained on base, Ks=256, 100 queries):
+Reference figures (docs/design.md, PQ trained on base, Ks=256, 100 queries):
 faiss IndexPQ M=8 recall@1/10/100 = 0.53/0.92/1.00, mse 21965;
 nanopq M=8 0.54/0.91/1.00, mse 21980. Our runs use seed 0 rather than the
 libraries' default seeds, so k-means lands elsewhere: recall on 100 queries

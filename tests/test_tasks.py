@@ -1,4 +1,4 @@
-"""Tasks measure what DESIGN.md defines, on plugins whose answers are known."""
+"""Tasks measure what docs/metrics.md defines, on plugins whose answers are known."""
 import numpy as np
 import pytest
 

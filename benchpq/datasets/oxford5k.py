@@ -9,7 +9,7 @@ rows), see :func:`benchpq.datasets.splits.shuffle_split`. No ground truth is
 shipped: it is computed (exact, cached).
 
 Download: the file from the LOPQ repository, checked against the sha256
-computed on the copy in ``../shared/data/oxford5k-lopq``.
+computed on the copy the project tests with.
 """
 from __future__ import annotations
 

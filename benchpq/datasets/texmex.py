@@ -13,8 +13,8 @@ Downloads (http://corpus-texmex.irisa.fr/, ftp) for the prefixes in
 :data:`SOURCES`. The texmex archives have no published checksum, so:
 
 * siftsmall: the extracted files are checked against sha256 digests computed
-  on the copies in ``../shared/data/siftsmall`` (base, query, ground truth);
-  siftsmall_learn.fvecs, which that copy lacks, is checked by shape only.
+  on the copies the project tests with (base, query, ground truth);
+  siftsmall_learn.fvecs, which those copies lack, is checked by shape only.
 * sift, gist: the extracted files are checked by shape only (sizes published
   on the texmex page).
 

@@ -1,6 +1,6 @@
 """What a metric name says: which direction is better and how to print its values.
 
-This is the only place where the report knows metric names (DESIGN.md,
+This is the only place where the report knows metric names (docs/metrics.md,
 "Definitions"). Every other part of the report treats metrics generically.
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ def number_kind(name: str) -> str:
 
 
 def is_known_metric(name: str) -> bool:
-    """True if ``name`` matches one of the named metric families of DESIGN.md."""
+    """True if ``name`` matches one of the named metric families of docs/metrics.md."""
     return _rule(name) != _DEFAULT
 
 
