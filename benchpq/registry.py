@@ -16,10 +16,12 @@ The core never imports a concrete plugin: adding one takes a module in
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 import inspect
 import pkgutil
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from .api import Algorithm
 from .checks import InputError
@@ -33,6 +35,10 @@ _discovered = False
 
 class UnknownAlgorithmError(InputError):
     """An algorithm name that no plugin registered."""
+
+
+class PluginImportError(InputError):
+    """The plugin module that defines an algorithm cannot be imported."""
 
 
 def register(name: str):
@@ -50,19 +56,54 @@ def register(name: str):
     return wrap
 
 
+#: plugin modules (or entry points) that failed to import: name -> (error, names they declare)
+_failed: dict[str, tuple[str, list[str]]] = {}
+
+
 def discover() -> None:
-    """Import every plugin module and entry point once."""
+    """Import every plugin module and entry point once.
+
+    A module that fails to import (a missing library, a syntax error) is
+    remembered, not raised: every other plugin still works, and asking for one
+    of that module's algorithms raises an error naming the module and its error.
+    """
     global _discovered
     if _discovered:
         return
     _discovered = True
     package = importlib.import_module(PLUGIN_PACKAGE)
-    for info in pkgutil.iter_modules(package.__path__, PLUGIN_PACKAGE + "."):
-        importlib.import_module(info.name)
+    for info in pkgutil.walk_packages(package.__path__, PLUGIN_PACKAGE + "."):
+        if info.ispkg:
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:  # isolate a broken plugin module
+            _failed[info.name] = (f"{type(exc).__name__}: {exc}", _declared_names(info))
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = ep.load()
+        try:
+            loaded = ep.load()
+        except Exception as exc:
+            _failed[f"entry point {ep.name} ({ep.value})"] = (f"{type(exc).__name__}: {exc}",
+                                                               [ep.name])
+            continue
         if isinstance(loaded, type):
             register(ep.name)(loaded)
+
+
+def _declared_names(info) -> list[str]:
+    """The names a plugin module registers, read from its source (it could not be imported)."""
+    try:
+        spec = info.module_finder.find_spec(info.name)
+        source = Path(spec.origin).read_text()
+    except Exception:  # no readable source: the names stay unknown
+        return []
+    return re.findall(r"""@register\(\s*["']([^"']+)["']""", source)
+
+
+def import_failures() -> dict[str, str]:
+    """Plugin modules that failed to import, with their errors."""
+    discover()
+    return {module: error for module, (error, _) in _failed.items()}
 
 
 def import_plugins(modules) -> None:
@@ -86,8 +127,14 @@ def get(name: str) -> type[Algorithm]:
     try:
         return _registry[name]
     except KeyError:
-        raise UnknownAlgorithmError(
-            f"unknown algorithm {name!r}; registered: {', '.join(sorted(_registry))}") from None
+        pass
+    for module, (error, declared) in _failed.items():
+        if name in declared:
+            raise PluginImportError(f"algorithm {name!r} is defined in plugin module {module}, "
+                                    f"which failed to import: {error}") from None
+    broken = f"; plugin modules that failed to import: {', '.join(_failed)}" if _failed else ""
+    raise UnknownAlgorithmError(
+        f"unknown algorithm {name!r}; registered: {', '.join(sorted(_registry))}{broken}") from None
 
 
 def create(config) -> Algorithm:
