@@ -2,7 +2,8 @@
 
 Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, task,
 seed, threads``, then one column per algorithm param (``M``, ``nbits``, ...),
-one per metric (``recall@10``, ``mse``, ...), then ``wall_s, started_at, path``.
+one per metric (``recall@10``, ``mse``, ...), then ``wall_s, started_at, path,
+per_query`` (the run's per-query values as a dict, or None).
 A param whose name is also a metric or a fixed column is named ``param.<name>``;
 a metric whose name is a fixed column (e.g. ``threads``) is named ``metric.<name>``.
 The param and metric column names are kept in ``df.attrs["param_columns"]`` and
@@ -23,7 +24,10 @@ from .names import is_known_metric
 
 BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
                 "seed", "threads")
-TAIL_COLUMNS = ("wall_s", "started_at", "path")
+TAIL_COLUMNS = ("wall_s", "started_at", "path", "per_query")
+# Key of a run's metrics holding per-query values (benchpq.uncertainty.search_uncertainty):
+# not a metric column; kept as a dict in the ``per_query`` column for paired tests.
+PER_QUERY_KEY = "per_query"
 # Provenance keys that may hold the start time of a run (benchpq writes "started_at").
 START_KEYS = ("started_at", "start_time", "started", "start", "timestamp")
 
@@ -129,7 +133,7 @@ def records_to_frame(records: Iterable[dict],
     """
     records = list(records)
     sources = list(sources) if sources is not None else [(None, None)] * len(records)
-    metric_keys = _union(r.get("metrics") for r in records)
+    metric_keys = [k for k in _union(r.get("metrics") for r in records) if k != PER_QUERY_KEY]
     param_keys = _union(r.get("params") for r in records)
     fixed = set(BASE_COLUMNS) | set(TAIL_COLUMNS)
     metric_col = {k: f"metric.{k}" if k in fixed else k for k in metric_keys}
@@ -163,7 +167,11 @@ def _row(record: dict, path, sweep, param_col: dict, metric_col: dict) -> dict:
     for section, columns in (("params", param_col), ("metrics", metric_col)):
         values = record.get(section)
         if isinstance(values, dict):
-            row.update({columns[str(k)]: _scalar(v) for k, v in values.items()})
+            row.update({columns[str(k)]: _scalar(v) for k, v in values.items()
+                        if str(k) in columns})
+    metrics = record.get("metrics")
+    per_query = metrics.get(PER_QUERY_KEY) if isinstance(metrics, dict) else None
+    row["per_query"] = per_query if isinstance(per_query, dict) else None
     row["wall_s"] = _scalar(record.get("wall_s"))
     row["started_at"] = _start_time(record.get("provenance"))
     row["path"] = path
