@@ -7,6 +7,7 @@ Examples::
         --format latex --output table.tex
     benchpq-report results/pq_sift --plot recall.png --x code_bits --y recall@10 --logx
     benchpq-report results/own_vs_faiss --baseline pq=faiss_pq --baseline opq=faiss_opq
+    benchpq-report results/paired-siftsmall --compare pq=faiss_pq      # paired tests
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
@@ -23,6 +24,8 @@ from pathlib import Path
 from .report import (FORMATS, ReportError, default_rows, filter_status, key_metrics,
                      load_records, parse_baselines, pivot, plot, render, summary_table,
                      with_ratios)
+from .report.formatting import format_key
+from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
 from .report.tables import AGGREGATIONS
 
 PROG = "benchpq-report"
@@ -51,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", metavar="ALGO=BASE", help="compare ALGO "
                    "with BASE run under the same conditions: adds '<metric> ratio' columns "
                    "(ours / baseline) for times and memory; repeatable")
+    p.add_argument("--compare", action="append", metavar="A=B", help="paired comparison of "
+                   "A with B run under the same conditions and seeds: A - B per metric with a "
+                   "95%% interval, p-value and verdict (recalls paired by query when the runs "
+                   "recorded per-query values, else by seed); repeatable")
     p.add_argument("--all-status", action="store_true", help="tabulate and plot runs of every "
                    "status, not only 'ok'")
     g = p.add_argument_group("plot")
@@ -80,6 +87,8 @@ def output_format(args: argparse.Namespace) -> str:
 def make_table_text(df, args: argparse.Namespace) -> str:
     """The requested pivot table, or the summary table if no row/col/value was given."""
     fmt = output_format(args)
+    if args.compare:
+        return paired_text(df, args, fmt)
     if args.baseline:
         return ratio_table_text(df, args, fmt)
     if not (args.rows or args.cols or args.values):
@@ -104,6 +113,22 @@ def ratio_table_text(df, args: argparse.Namespace, fmt: str) -> str:
                                     if v in runs] + ratios
     table = pivot(runs, rows, names(args.cols) or None, values, agg=args.agg)
     return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
+
+
+def paired_text(df, args: argparse.Namespace, fmt: str) -> str:
+    """The paired comparison of each --compare pair, one table each, with its note."""
+    parts = []
+    for a, b in parse_pairs(names(args.compare)):
+        frame = paired_comparison(df, a, b, names(args.values) or None)
+        text = render_paired(frame, fmt)
+        if fmt == "csv":
+            parts.append(text)
+            continue
+        comment = "% " if fmt == "latex" else ""
+        title = f"{a} vs {b}" + (f" on {format_key(frame.dataset.iat[0])}"
+                                 if "dataset" in frame and frame.dataset.nunique() == 1 else "")
+        parts += [f"% {title}" if comment else f"### {title}", text, comment + PAIRED_NOTE]
+    return "\n\n".join(parts)
 
 
 def run(args: argparse.Namespace) -> None:
