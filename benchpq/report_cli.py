@@ -25,6 +25,7 @@ from .report import (FORMATS, ReportError, default_rows, filter_status, key_metr
                      load_records, parse_baselines, pivot, plot, render, summary_table,
                      with_ratios)
 from .report.formatting import format_key
+from .report.references import reference_table, references_from_file, render_references
 from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
 from .report.tables import AGGREGATIONS
 
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "A with B run under the same conditions and seeds: A - B per metric with a "
                    "95%% interval, p-value and verdict (recalls paired by query when the runs "
                    "recorded per-query values, else by seed); repeatable")
+    p.add_argument("--references", action="append", metavar="FILE", help="also compare with "
+                   "the report.references of this experiment YAML (for records made before "
+                   "they were added); repeatable")
+    p.add_argument("--published", action="store_true", help="print only the table of "
+                   "published figures beside the measured ones")
     p.add_argument("--all-status", action="store_true", help="tabulate and plot runs of every "
                    "status, not only 'ok'")
     g = p.add_argument_group("plot")
@@ -87,6 +93,11 @@ def output_format(args: argparse.Namespace) -> str:
 def make_table_text(df, args: argparse.Namespace) -> str:
     """The requested pivot table, or the summary table if no row/col/value was given."""
     fmt = output_format(args)
+    if args.published:
+        if not df.attrs.get("references"):
+            raise ReportError("no published references in these records (add report.references "
+                              "to the experiment, or pass --references FILE)")
+        return render_references(reference_table(df), fmt)
     if args.compare:
         return paired_text(df, args, fmt)
     if args.baseline:
@@ -134,6 +145,8 @@ def paired_text(df, args: argparse.Namespace, fmt: str) -> str:
 def run(args: argparse.Namespace) -> None:
     """Load the records, print or write the table, save the plot if asked."""
     df = load_records(args.paths, status=None)
+    for path in args.references or ():
+        df.attrs["references"] = [*df.attrs.get("references", []), *references_from_file(path)]
     text = make_table_text(df, args)
     text = text if text.endswith("\n") else text + "\n"
     if args.output:

@@ -8,6 +8,8 @@ A param whose name is also a metric or a fixed column is named ``param.<name>``;
 a metric whose name is a fixed column (e.g. ``threads``) is named ``metric.<name>``.
 The param and metric column names are kept in ``df.attrs["param_columns"]`` and
 ``df.attrs["metric_columns"]``; see :func:`param_columns` / :func:`metric_columns`.
+Published references carried by the records' configs are in ``df.attrs["references"]``
+(see :mod:`.references`).
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ def load_records(paths, status: str | Iterable[str] | None = "ok") -> pd.DataFra
         raise ReportError(f"no readable run records in {', '.join(map(str, _as_paths(paths)))}")
     df = records_to_frame(records, sources)
     df.attrs["corrupt_files"] = corrupt
+    df.attrs["references"] = collect_references(zip(records, df["sweep"]))
     return filter_status(df, status)
 
 
@@ -147,6 +150,7 @@ def records_to_frame(records: Iterable[dict],
     df.attrs["metric_columns"] = list(metric_col.values())
     df.attrs["corrupt_files"] = []
     df.attrs["excluded_by_status"] = {}
+    df.attrs["references"] = collect_references(zip(records, df["sweep"]))
     return df
 
 
@@ -199,6 +203,21 @@ def _start_time(provenance) -> pd.Timestamp:
     except (ValueError, TypeError, OverflowError):
         pass
     return pd.NaT
+
+
+def collect_references(records_and_sweeps) -> list[tuple[dict, str]]:
+    """(reference, sweep) pairs from (record, sweep) pairs, once each, in order."""
+    seen, out = set(), []
+    for record, sweep in records_and_sweeps:
+        config = record.get("config") if isinstance(record, dict) else None
+        report = config.get("report") if isinstance(config, dict) else None
+        refs = report.get("references") if isinstance(report, dict) else None
+        for ref in refs or ():
+            key = (json.dumps(ref, sort_keys=True, default=str), sweep)
+            if key not in seen:
+                seen.add(key)
+                out.append((ref, sweep))
+    return out
 
 
 def filter_status(df: pd.DataFrame, status: str | Iterable[str] | None) -> pd.DataFrame:

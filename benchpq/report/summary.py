@@ -76,6 +76,11 @@ def summary_table(data, fmt: str = "markdown", human_bytes: bool = True) -> str:
         parts.append(comment + _footnote(table))
     if not tables:
         parts.append(comment + "No successful runs with metrics.")
+    if df.attrs.get("references"):
+        from .references import reference_table, render_references
+        parts.append(f"{comment}Published figures beside ours (measured: mean over seeds):"
+                     if fmt == "latex" else "### Published figures beside ours")
+        parts.append(render_references(reference_table(df), fmt))
     parts.append("\n".join(comment + line for line in failure_lines(df, failed)))
     return "\n\n".join(parts) + "\n"
 
