@@ -8,6 +8,7 @@ Examples::
     benchpq-report results/pq_sift --plot recall.png --x code_bits --y recall@10 --logx
     benchpq-report results/own_vs_faiss --baseline pq=faiss_pq --baseline opq=faiss_opq
     benchpq-report results/paired-siftsmall --compare pq=faiss_pq      # paired tests
+    benchpq-report results/ --html report/ --compare pq=faiss_pq       # static site
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
@@ -25,7 +26,9 @@ from .report import (FORMATS, ReportError, default_rows, filter_status, key_metr
                      load_records, parse_baselines, pivot, plot, render, summary_table,
                      with_ratios)
 from .report.formatting import format_key
-from .report.references import reference_table, references_from_file, render_references
+from .report.html import write_site
+from .report.references import (merge_references, reference_table, references_from_file,
+                                render_references)
 from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
 from .report.tables import AGGREGATIONS
 
@@ -62,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--references", action="append", metavar="FILE", help="also compare with "
                    "the report.references of this experiment YAML (for records made before "
                    "they were added); repeatable")
+    p.add_argument("--html", metavar="DIR", help="write a static browsable report (index "
+                   "page, one page per dataset and task with plots, tables, paired "
+                   "comparisons of --compare, published figures, run configs and failures) "
+                   "to DIR instead of printing a table")
     p.add_argument("--published", action="store_true", help="print only the table of "
                    "published figures beside the measured ones")
     p.add_argument("--all-status", action="store_true", help="tabulate and plot runs of every "
@@ -146,7 +153,12 @@ def run(args: argparse.Namespace) -> None:
     """Load the records, print or write the table, save the plot if asked."""
     df = load_records(args.paths, status=None)
     for path in args.references or ():
-        df.attrs["references"] = [*df.attrs.get("references", []), *references_from_file(path)]
+        df.attrs["references"] = merge_references(df.attrs.get("references", []),
+                                                  references_from_file(path))
+    if args.html:
+        index = write_site(df, args.html, parse_pairs(names(args.compare)))
+        print(f"{PROG}: wrote {index}", file=sys.stderr)
+        return
     text = make_table_text(df, args)
     text = text if text.endswith("\n") else text + "\n"
     if args.output:

@@ -79,6 +79,15 @@ def references_from_file(path) -> list[tuple[dict, None]]:
     return [(check_reference(r), None) for r in refs]
 
 
+def merge_references(present, added) -> list[tuple[dict, str | None]]:
+    """``present`` plus the (reference, sweep) pairs of ``added`` not already in it (a
+    reference counts as present whatever sweep carried it)."""
+    def key(ref):
+        return json.dumps(check_reference(ref), sort_keys=True, default=str)
+    seen = {key(ref) for ref, _ in present}
+    return [*present, *((ref, sweep) for ref, sweep in added if key(ref) not in seen)]
+
+
 def reference_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per reference of ``df.attrs["references"]``: measured beside published.
 
@@ -138,10 +147,8 @@ def _status(measured: float, value: float, tol: float, check: str) -> str:
     return "ok" if ok else "OUT OF TOLERANCE"
 
 
-def render_references(frame: pd.DataFrame, fmt: str = "markdown") -> str:
-    """The reference table as Markdown, LaTeX or CSV; out-of-tolerance rows flagged."""
-    if fmt == "csv":
-        return frame.to_csv(index=False)
+def reference_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """(header, text rows) of a :func:`reference_table` frame, numbers formatted."""
     header = ["dataset", "run", "metric", "measured", "published", "difference",
               "tolerance", "status", "source"]
     rows = []
@@ -154,6 +161,14 @@ def render_references(frame: pd.DataFrame, fmt: str = "markdown") -> str:
                      format_number(m, r.published), diff if diff.startswith("-") or not diff
                      else "+" + diff, f"{bound} {format_number(m, r.tolerance)}",
                      r.status, r.source])
+    return header, rows
+
+
+def render_references(frame: pd.DataFrame, fmt: str = "markdown") -> str:
+    """The reference table as Markdown, LaTeX or CSV; out-of-tolerance rows flagged."""
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    header, rows = reference_rows(frame)
     if fmt == "latex":
         lines = [r"\begin{tabular}{lllrrrrll}", r"\toprule",
                  " & ".join(header) + r" \\", r"\midrule"]

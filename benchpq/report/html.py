@@ -1,0 +1,262 @@
+"""A browsable static report of run records: ``benchpq-report DIR --html OUT``.
+
+``OUT/index.html`` lists every (dataset, task) with its algorithms, run counts and failures,
+and the published figures; ``OUT/<dataset>-<task>.html`` holds that part's plots (PNG files
+in ``OUT/img/``), its table with 95% intervals, the paired comparisons asked for, the
+published figures beside ours, every run's config and provenance, and the failed runs with
+their messages and tracebacks. Plain HTML and one inline style sheet: no script, no server,
+nothing fetched; it reads offline from the folder alone. Everything comes from the records.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..records import read_record
+from .formatting import column_label, format_key, interval_note, row_keys, styled_cells
+from .load import ReportError, param_columns
+from .paired import PAIRED_NOTE, display_rows, paired_comparison
+from .plots import plot
+from .references import reference_rows, reference_table
+from .summary import describe_failure, summary_tables
+from .tables import Table
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+       padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f2f2f2; } td.key, th.key { text-align: left; }
+td.bad { color: #b00; font-weight: bold; } td.good { color: #070; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.plots figure { margin: 0; } .plots img { width: 480px; border: 1px solid #ddd; }
+.note { color: #555; font-size: 0.85em; max-width: 60em; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
+nav a { margin-right: 1em; }
+"""
+
+
+def slug(*parts) -> str:
+    """A file-name-safe name: ('sift 1M', 'search') -> 'sift-1m-search'."""
+    text = "-".join(format_key(p) for p in parts).lower()
+    return re.sub(r"[^a-z0-9._-]+", "-", text).strip("-") or "part"
+
+
+def write_site(df: pd.DataFrame, out, compare=(), title: str = "benchpq report") -> Path:
+    """Write the static site for the runs of ``df`` (loaded with ``status=None``) to ``out``.
+
+    ``compare``: (A, B) pairs for paired comparisons. Returns the index path.
+    """
+    if df.empty:
+        raise ReportError("no runs to report")
+    out = Path(out)
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    tables = {(t.context["dataset"], t.context["task"]): t for t in summary_tables(df)}
+    parts = sorted({(d, t) for d, t in zip(df["dataset"], df["task"])},
+                   key=lambda p: (format_key(p[0]), format_key(p[1])))
+    references = reference_table(df) if df.attrs.get("references") else pd.DataFrame()
+    entries = []
+    for dataset, task in parts:
+        runs = df[(df["dataset"] == dataset) & (df["task"] == task)]
+        name = slug(dataset, task)
+        body = _part_page(runs, tables.get((dataset, task)), name, out, compare, references)
+        _write(out / f"{name}.html", f"{format_key(dataset)} / {format_key(task)}", body,
+               title)
+        entries.append((dataset, task, name, runs))
+    index = out / "index.html"
+    _write(index, title, _index_body(df, entries, references), title, is_index=True)
+    return index
+
+
+# ----------------------------------------------------------------------------- pages
+
+def _write(path: Path, heading: str, body: str, site_title: str, is_index=False) -> None:
+    nav = "" if is_index else '<nav><a href="index.html">← index</a></nav>'
+    page_title = heading if is_index else f"{heading} – {site_title}"
+    path.write_text(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                    f"<title>{_e(page_title)}</title><style>{STYLE}</style>"
+                    f"</head><body>{nav}<h1>{_e(heading)}</h1>\n{body}\n</body></html>\n")
+
+
+def _index_body(df, entries, references) -> str:
+    sweeps = ", ".join(sorted(map(format_key, df["sweep"].dropna().unique())))
+    rows = []
+    for dataset, task, name, runs in entries:
+        ok = runs[runs["status"] == "ok"]
+        algorithms = ", ".join(sorted(map(format_key, runs["algorithm"].dropna().unique())))
+        failed = len(runs) - len(ok)
+        rows.append([f'<a href="{name}.html">{_e(format_key(dataset))}</a>', _e(format_key(task)),
+                     _e(algorithms), str(len(ok)),
+                     f'<span class="bad">{failed}</span>' if failed else "0"])
+    parts = [f"<p>Sweeps: {_e(sweeps)}. {len(df)} runs.</p>",
+             _html_table(["dataset", "task", "algorithms", "ok runs", "failed runs"], rows,
+                         keys=3, escaped=True)]
+    if len(references):
+        flagged = int((references["status"] != "ok").sum())
+        parts.append(f"<h2>Published figures</h2><p>{len(references)} published figures, "
+                     f"{flagged} outside their tolerance or without a run.</p>")
+        parts.append(_references_html(references))
+    return "\n".join(parts)
+
+
+def _part_page(runs, table: Table | None, name: str, out: Path, compare, references) -> str:
+    ok = runs[runs["status"] == "ok"]
+    parts = []
+    images = _plots(ok, name, out)
+    if images:
+        parts.append("<h2>Plots</h2><div class=\"plots\">" + "".join(
+            f'<figure><img src="img/{_e(f)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
+            "</figcaption></figure>" for f, caption in images) + "</div>")
+    if table is not None:
+        parts += ["<h2>Results</h2>", _table_html(table),
+                  f'<p class="note">{_e(_table_note(table))}</p>']
+    for a, b in compare:
+        if not {a, b} <= set(ok["algorithm"]):
+            continue
+        frame = paired_comparison(ok, a, b)
+        header, rows, better = display_rows(frame)
+        bold = [[j == header.index(a) and w == 0 or j == header.index(b) and w == 1
+                 for j in range(len(header))] for w in better]
+        parts += [f"<h2>Paired comparison: {_e(a)} vs {_e(b)}</h2>",
+                  _html_table(header, rows, keys=1, bold=bold),
+                  f'<p class="note">{_e(PAIRED_NOTE)}</p>']
+    if len(references):
+        mine = references[references["dataset"].isin(
+            [format_key(d) for d in runs["dataset"].unique()])]
+        if len(mine):
+            parts += ["<h2>Published figures beside ours</h2>", _references_html(mine)]
+    parts += ["<h2>Runs</h2>", _runs_html(runs)]
+    failed = runs[runs["status"] != "ok"]
+    parts.append(f"<h2>Failed runs ({len(failed)})</h2>")
+    parts.append(_failures_html(failed, runs) if len(failed) else "<p>None.</p>")
+    return "\n".join(parts)
+
+
+def _table_note(table: Table) -> str:
+    counts = table.count.max(axis=1)
+    runs = f"mean over {counts.min()}-{counts.max()} runs" if counts.min() != counts.max() \
+        else f"mean over {counts.max()} run{'s' if counts.max() != 1 else ''}"
+    return f"Values: {runs} (seeds) per row. {interval_note(table)}"
+
+
+# ----------------------------------------------------------------------------- plots
+
+def plot_specs(runs: pd.DataFrame) -> list[tuple[str, str, bool]]:
+    """(x, y, log x) of the plots a part gets: each recall and mse against code_bits when the
+    code size varies, and each recall against search time (log) for searches."""
+    def has(c):
+        return c in runs.columns and pd.to_numeric(runs[c], errors="coerce").notna().any()
+    recalls = [c for c in ("recall@1", "recall@10", "recall@100") if has(c)]
+    specs = []
+    if has("code_bits") and runs["code_bits"].nunique() > 1:
+        specs += [("code_bits", y, False) for y in recalls + ["mse"] if has(y)]
+    if has("search_s"):
+        specs += [("search_s", y, True) for y in recalls]
+    if has("cluster_s") and has("error"):
+        specs.append(("cluster_s", "error", True))
+    return specs
+
+
+def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
+    images = []
+    by = ["algorithm"] + [p for p in param_columns(ok) if ok[p].nunique(dropna=True) > 1
+                          and p not in ("M", "nbits")]
+    for x, y, logx in plot_specs(ok):
+        file = f"{name}-{slug(y)}-vs-{slug(x)}.png"
+        try:
+            plot(ok, x=x, y=y, by=by if x != "code_bits" else "algorithm", path=out / "img" / file,
+                 logx=logx, dpi=100)
+        except ReportError:
+            continue
+        images.append((file, f"{y} against {x}" + (" (log x)" if logx else "")))
+    return images
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(header, rows, keys: int = 0, bold=None, escaped: bool = False,
+                classes=None) -> str:
+    """An HTML table; the first ``keys`` columns left-aligned; ``bold[i][j]`` in <strong>."""
+    head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys else f"<th>{_e(h)}</th>"
+                   for j, h in enumerate(header))
+    body = []
+    for i, row in enumerate(rows):
+        cells = []
+        for j, cell in enumerate(row):
+            text = cell if escaped else _e(cell)
+            if bold is not None and bold[i][j]:
+                text = f"<strong>{text}</strong>"
+            css = (["key"] if j < keys else []) + ([classes[i][j]] if classes and
+                                                   classes[i][j] else [])
+            cls = f' class="{" ".join(css)}"' if css else ""
+            cells.append(f"<td{cls}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _table_html(table: Table) -> str:
+    header = [*table.rows, *(column_label(table, c) for c in table.mean.columns)]
+    cells = styled_cells(table, "±", lambda t: f"<strong>{t}</strong>", "–", _e)
+    rows = [[_e(format_key(k)) for k in key] + row for key, row in zip(row_keys(table), cells)]
+    return _html_table(header, rows, keys=len(table.rows), escaped=True)
+
+
+def _references_html(frame: pd.DataFrame) -> str:
+    header, rows = reference_rows(frame)
+    status = header.index("status")
+    classes = [["bad" if j == status and r[status] != "ok" else
+                "good" if j == status else "" for j in range(len(r))] for r in rows]
+    return _html_table(header, rows, keys=3, classes=classes)
+
+
+def _runs_html(runs: pd.DataFrame) -> str:
+    params = [p for p in param_columns(runs) if runs[p].notna().any()]
+    out = []
+    for _, run in runs.sort_values(["algorithm", "seed"], na_position="last").iterrows():
+        values = ", ".join(f"{p}={format_key(run[p])}" for p in params if format_key(run[p]))
+        record = _record(run)
+        details = "".join(f"<details><summary>{key}</summary><pre>{_e(_json(record[key]))}"
+                          "</pre></details>" for key in ("config", "provenance")
+                          if record.get(key))
+        out.append(f"<li><code>{_e(run['run_id'])}</code> {_e(format_key(run['algorithm']))}"
+                   f"({_e(values)}) seed={_e(format_key(run['seed']))} threads="
+                   f"{_e(format_key(run['threads']))}: {_e(run['status'])}{details}</li>")
+    return "<ul>" + "\n".join(out) + "</ul>"
+
+
+def _failures_html(failed: pd.DataFrame, runs: pd.DataFrame) -> str:
+    out = []
+    for _, run in failed.iterrows():
+        record = _record(run)
+        trace = record.get("traceback") or record.get("message") or ""
+        out.append(f"<li>{_e(describe_failure(run, param_columns(runs)))}<details><summary>"
+                   f"message and traceback</summary><pre>{_e(run['message'])}\n\n{_e(trace)}"
+                   "</pre></details></li>")
+    return "<ul>" + "\n".join(out) + "</ul>"
+
+
+def _record(run: pd.Series) -> dict:
+    path = run.get("path")
+    if not isinstance(path, str) or not path:
+        return {}
+    try:
+        record = read_record(path)
+    except (OSError, ValueError):
+        return {}
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        metrics.pop("per_query", None)
+    return record if isinstance(record, dict) else {}
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
