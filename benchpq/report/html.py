@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from pathlib import Path
 
@@ -20,19 +21,24 @@ from ..records import read_record
 from .formatting import column_label, format_key, interval_note, row_keys, styled_cells
 from .load import ReportError, param_columns
 from .paired import PAIRED_NOTE, display_rows, paired_comparison
-from .plots import plot
+from .names import better_direction
+from .plots import MARKERS
 from .references import reference_rows, reference_table
 from .summary import describe_failure, summary_tables
-from .tables import Table
+from .tables import Table, defining_columns
+from ..uncertainty import LEVEL, t_quantile
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
        padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right;
+         white-space: nowrap; }
+td.text { text-align: left; white-space: normal; }
+.wide { overflow-x: auto; }
 th { background: #f2f2f2; } td.key, th.key { text-align: left; }
-td.bad { color: #b00; font-weight: bold; } td.good { color: #070; }
+td.bad, span.bad { color: #b00; font-weight: bold; } td.good { color: #070; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 .plots figure { margin: 0; } .plots img { width: 480px; border: 1px solid #ddd; }
 .note { color: #555; font-size: 0.85em; max-width: 60em; }
@@ -123,7 +129,8 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
         bold = [[j == header.index(a) and w == 0 or j == header.index(b) and w == 1
                  for j in range(len(header))] for w in better]
         parts += [f"<h2>Paired comparison: {_e(a)} vs {_e(b)}</h2>",
-                  _html_table(header, rows, keys=1, bold=bold),
+                  _html_table(header, rows, keys=1, bold=bold,
+                              text_cols={header.index("verdict")}),
                   f'<p class="note">{_e(PAIRED_NOTE)}</p>']
     if len(references):
         mine = references[references["dataset"].isin(
@@ -164,17 +171,56 @@ def plot_specs(runs: pd.DataFrame) -> list[tuple[str, str, bool]]:
 
 def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
     images = []
-    by = ["algorithm"] + [p for p in param_columns(ok) if ok[p].nunique(dropna=True) > 1
-                          and p not in ("M", "nbits")]
     for x, y, logx in plot_specs(ok):
         file = f"{name}-{slug(y)}-vs-{slug(x)}.png"
-        try:
-            plot(ok, x=x, y=y, by=by if x != "code_bits" else "algorithm", path=out / "img" / file,
-                 logx=logx, dpi=100)
-        except ReportError:
-            continue
-        images.append((file, f"{y} against {x}" + (" (log x)" if logx else "")))
+        if tradeoff_plot(ok, x, y, out / "img" / file, logx):
+            images.append((file, f"{y} against {x}" + (" (log x)" if logx else "")))
     return images
+
+
+def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = False) -> bool:
+    """Save ``y`` against ``x``, one point per configuration (the runs that differ only by
+    seed: mean of x and y, with their 95% t intervals as error bars), one line per algorithm
+    through its configurations sorted by x. False if no run has both values."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    data = runs.copy()
+    data[x], data[y] = (pd.to_numeric(data[c], errors="coerce") for c in (x, y))
+    data = data.dropna(subset=[x, y])
+    if data.empty:
+        return False
+    configs = [c for c in defining_columns(data) if c not in (x, y)]
+    fig = Figure(figsize=(6.4, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, (algorithm, group) in enumerate(data.groupby("algorithm", sort=True)):
+        points = group.groupby(configs, dropna=False)[[x, y]].agg(["mean", "std", "count"])
+        points = points.sort_values((x, "mean"))
+        err = {v: _half_widths(points[v]) for v in (x, y)}
+        ax.errorbar(points[(x, "mean")], points[(y, "mean")], xerr=err[x], yerr=err[y],
+                    label=format_key(algorithm), marker=MARKERS[i % len(MARKERS)], capsize=2,
+                    linewidth=1.2)
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{y} ({'higher' if better_direction(y) == 'max' else 'lower'} is better)")
+    ax.set_title(f"{y} vs {x}: mean over seeds, 95% intervals")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    return True
+
+
+def _half_widths(stats: pd.DataFrame) -> list[float]:
+    """95% t half-widths from (mean, std, count) columns; 0 where there is one run."""
+    return [t_quantile(0.5 + LEVEL / 2, int(n) - 1) * sd / math.sqrt(n)
+            if n > 1 and pd.notna(sd) else 0.0
+            for sd, n in zip(stats["std"], stats["count"])]
 
 
 # ----------------------------------------------------------------------------- tables
@@ -184,8 +230,9 @@ def _e(text) -> str:
 
 
 def _html_table(header, rows, keys: int = 0, bold=None, escaped: bool = False,
-                classes=None) -> str:
-    """An HTML table; the first ``keys`` columns left-aligned; ``bold[i][j]`` in <strong>."""
+                classes=None, text_cols=()) -> str:
+    """An HTML table; the first ``keys`` columns and the ``text_cols`` left-aligned (text
+    ones may wrap); ``bold[i][j]`` in <strong>; ``classes[i][j]``: a CSS class or ''."""
     head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys else f"<th>{_e(h)}</th>"
                    for j, h in enumerate(header))
     body = []
@@ -195,12 +242,13 @@ def _html_table(header, rows, keys: int = 0, bold=None, escaped: bool = False,
             text = cell if escaped else _e(cell)
             if bold is not None and bold[i][j]:
                 text = f"<strong>{text}</strong>"
-            css = (["key"] if j < keys else []) + ([classes[i][j]] if classes and
-                                                   classes[i][j] else [])
+            css = (["key"] if j < keys else []) + (["text"] if j in text_cols else []) + (
+                [classes[i][j]] if classes and classes[i][j] else [])
             cls = f' class="{" ".join(css)}"' if css else ""
             cells.append(f"<td{cls}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            "</tbody></table></div>")
 
 
 def _table_html(table: Table) -> str:
@@ -215,7 +263,8 @@ def _references_html(frame: pd.DataFrame) -> str:
     status = header.index("status")
     classes = [["bad" if j == status and r[status] != "ok" else
                 "good" if j == status else "" for j in range(len(r))] for r in rows]
-    return _html_table(header, rows, keys=3, classes=classes)
+    return _html_table(header, rows, keys=3, classes=classes,
+                       text_cols={header.index("source")})
 
 
 def _runs_html(runs: pd.DataFrame) -> str:
