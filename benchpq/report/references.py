@@ -150,16 +150,18 @@ def _status(measured: float, value: float, tol: float, check: str) -> str:
 def reference_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """(header, text rows) of a :func:`reference_table` frame, numbers formatted."""
     header = ["dataset", "run", "metric", "measured", "published", "difference",
-              "tolerance", "status", "source"]
+              "accepted", "status", "source"]
     rows = []
     for _, r in frame.iterrows():
         m = r.metric
-        bound = {"within": "±", "at_least": "≥ −", "at_most": "≤ +"}[r.check]
+        tolerance = {"within": f"± {format_number(m, r.tolerance)}",
+                     "at_least": f"≥ {format_number(m, r.published - r.tolerance)}",
+                     "at_most": f"≤ {format_number(m, r.published + r.tolerance)}"}[r.check]
         measured = format_number(m, r.measured) + (f" ({r.runs} runs)" if r.runs > 1 else "")
         diff = format_number(m, r.difference)
         rows.append([r.dataset, r["where"], m, measured,
                      format_number(m, r.published), diff if diff.startswith("-") or not diff
-                     else "+" + diff, f"{bound} {format_number(m, r.tolerance)}",
+                     else "+" + diff, tolerance,
                      r.status, r.source])
     return header, rows
 
