@@ -64,10 +64,10 @@ def test_site_pages_and_images_all_exist(tmp_path):
             if path.suffix == ".html" and path not in seen:
                 pages.append(path)
     names = {p.name for p in seen}
-    assert names == {"index.html", f"{slug('toy data', 'search')}.html",
-                     f"{slug('toy data', 'cluster')}.html"}
-    search = (out / "toy-data-search.html").read_text()
-    images = [t for t in links(out / "toy-data-search.html") if t.endswith(".png")]
+    assert names == {"index.html", f"{slug('toy', 'toy data', 'search')}.html",
+                     f"{slug('clu', 'toy data', 'cluster')}.html"}
+    search = (out / "toy-toy-data-search.html").read_text()
+    images = [t for t in links(out / "toy-toy-data-search.html") if t.endswith(".png")]
     assert len(images) >= 3 and all((out / t).stat().st_size > 1000 for t in images)
     assert FAIL in search and "Traceback: line 1" in search          # failed run, message
     assert "abc123" in search and "&quot;name&quot;: &quot;toy&quot;" in search  # provenance

@@ -1,7 +1,8 @@
 """A browsable static report of run records: ``benchpq-report DIR --html OUT``.
 
-``OUT/index.html`` lists every (dataset, task) with its algorithms, run counts and failures,
-and the published figures; ``OUT/<dataset>-<task>.html`` holds that part's plots (PNG files
+``OUT/index.html`` lists every (sweep, dataset, task) with its algorithms, run counts and
+failures, and the published figures; ``OUT/<sweep>-<dataset>-<task>.html`` holds that part's
+plots (PNG files
 in ``OUT/img/``), its table with 95% intervals, the paired comparisons asked for, the
 published figures beside ours, every run's config and provenance, and the failed runs with
 their messages and tracebacks. Plain HTML and one inline style sheet: no script, no server,
@@ -62,18 +63,26 @@ def write_site(df: pd.DataFrame, out, compare=(), title: str = "benchpq report")
         raise ReportError("no runs to report")
     out = Path(out)
     (out / "img").mkdir(parents=True, exist_ok=True)
-    tables = {(t.context["dataset"], t.context["task"]): t for t in summary_tables(df)}
-    parts = sorted({(d, t) for d, t in zip(df["dataset"], df["task"])},
-                   key=lambda p: (format_key(p[0]), format_key(p[1])))
     references = reference_table(df) if df.attrs.get("references") else pd.DataFrame()
+    keys = df[["sweep", "dataset", "task"]].astype(object).where(df[["sweep", "dataset",
+                                                                    "task"]].notna(), None)
+    parts = sorted(set(map(tuple, keys.to_numpy())), key=lambda p: tuple(map(format_key, p)))
     entries = []
-    for dataset, task in parts:
-        runs = df[(df["dataset"] == dataset) & (df["task"] == task)]
-        name = slug(dataset, task)
-        body = _part_page(runs, tables.get((dataset, task)), name, out, compare, references)
-        _write(out / f"{name}.html", f"{format_key(dataset)} / {format_key(task)}", body,
-               title)
-        entries.append((dataset, task, name, runs))
+    for sweep, dataset, task in parts:
+        runs = df[(keys["sweep"] == sweep) & (keys["dataset"] == dataset)
+                  & (keys["task"] == task)]
+        runs.attrs = dict(df.attrs)
+        name = slug(sweep, dataset, task)
+        tables = summary_tables(runs)
+        runs.attrs["references"] = [(r, s) for r, s in df.attrs.get("references") or []
+                                    if s in (None, sweep)]
+        mine = reference_table(runs) if runs.attrs["references"] else pd.DataFrame()
+        if len(mine):   # an experiment file's references count where they found runs
+            mine = mine[(mine["runs"] > 0) | (mine["sweep"] == sweep)]
+        body = _part_page(runs, tables[0] if tables else None, name, out, compare, mine)
+        _write(out / f"{name}.html", f"{format_key(dataset)} / {format_key(task)} "
+               f"(sweep {format_key(sweep)})", body, title)
+        entries.append((sweep, dataset, task, name, runs))
     index = out / "index.html"
     _write(index, title, _index_body(df, entries, references), title, is_index=True)
     return index
@@ -92,16 +101,16 @@ def _write(path: Path, heading: str, body: str, site_title: str, is_index=False)
 def _index_body(df, entries, references) -> str:
     sweeps = ", ".join(sorted(map(format_key, df["sweep"].dropna().unique())))
     rows = []
-    for dataset, task, name, runs in entries:
+    for sweep, dataset, task, name, runs in entries:
         ok = runs[runs["status"] == "ok"]
         algorithms = ", ".join(sorted(map(format_key, runs["algorithm"].dropna().unique())))
         failed = len(runs) - len(ok)
-        rows.append([f'<a href="{name}.html">{_e(format_key(dataset))}</a>', _e(format_key(task)),
-                     _e(algorithms), str(len(ok)),
+        rows.append([_e(format_key(sweep)), f'<a href="{name}.html">{_e(format_key(dataset))}</a>',
+                     _e(format_key(task)), _e(algorithms), str(len(ok)),
                      f'<span class="bad">{failed}</span>' if failed else "0"])
     parts = [f"<p>Sweeps: {_e(sweeps)}. {len(df)} runs.</p>",
-             _html_table(["dataset", "task", "algorithms", "ok runs", "failed runs"], rows,
-                         keys=3, escaped=True)]
+             _html_table(["sweep", "dataset", "task", "algorithms", "ok runs", "failed runs"],
+                         rows, keys=4, escaped=True, text_cols={3})]
     if len(references):
         flagged = int((references["status"] != "ok").sum())
         parts.append(f"<h2>Published figures</h2><p>{len(references)} published figures, "
@@ -133,10 +142,7 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
                               text_cols={header.index("verdict")}),
                   f'<p class="note">{_e(PAIRED_NOTE)}</p>']
     if len(references):
-        mine = references[references["dataset"].isin(
-            [format_key(d) for d in runs["dataset"].unique()])]
-        if len(mine):
-            parts += ["<h2>Published figures beside ours</h2>", _references_html(mine)]
+        parts += ["<h2>Published figures beside ours</h2>", _references_html(references)]
     parts += ["<h2>Runs</h2>", _runs_html(runs)]
     failed = runs[runs["status"] != "ok"]
     parts.append(f"<h2>Failed runs ({len(failed)})</h2>")
@@ -180,8 +186,9 @@ def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
 
 def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = False) -> bool:
     """Save ``y`` against ``x``, one point per configuration (the runs that differ only by
-    seed: mean of x and y, with their 95% t intervals as error bars), one line per algorithm
-    through its configurations sorted by x. False if no run has both values."""
+    seed: mean of x and y, with their 95% t intervals as error bars), one marker and colour
+    per algorithm, no connecting lines (configurations of one algorithm need not form a
+    curve). False if no run has both values."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
@@ -201,7 +208,7 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
         err = {v: _half_widths(points[v]) for v in (x, y)}
         ax.errorbar(points[(x, "mean")], points[(y, "mean")], xerr=err[x], yerr=err[y],
                     label=format_key(algorithm), marker=MARKERS[i % len(MARKERS)], capsize=2,
-                    linewidth=1.2)
+                    linestyle="none", elinewidth=1)
     if logx:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())

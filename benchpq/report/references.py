@@ -16,8 +16,9 @@ or correcting a reference does not rerun anything; every record keeps it in its 
 and the loader gathers them in ``df.attrs["references"]`` with the sweep that carried them.
 A reference is compared with the mean over seeds of the ok runs of that sweep matching
 ``where`` (``benchpq-report --references FILE`` applies an experiment file's references to
-every sweep loaded, for records made before the references were added). ``within``: |measured - value| <= tolerance; ``at_least``: measured >= value -
-tolerance (a test's threshold); ``at_most``: measured <= value + tolerance.
+every sweep loaded, for records made before the references were added).
+``within``: |measured - value| <= tolerance; ``at_least``: measured >= value - tolerance
+(a test's threshold); ``at_most``: measured <= value + tolerance.
 """
 from __future__ import annotations
 
