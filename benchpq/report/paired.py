@@ -195,7 +195,7 @@ def render_paired(frame: pd.DataFrame, fmt: str = "markdown") -> str:
                  " & ".join(latex_escape(h) for h in header).replace("−", "$-$") + r" \\",
                  "\\midrule"]
         for row, best in zip(rows, better):
-            cells = [latex_escape(c) for c in row]
+            cells = [latex_escape(c).replace("<", "$<$") for c in row]
             if best >= 0:
                 cells[col[best]] = f"\\textbf{{{cells[col[best]]}}}"
             lines.append(" & ".join(cells) + r" \\")
