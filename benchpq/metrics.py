@@ -4,6 +4,7 @@ Search:
     recall_at(ids, gt, R)        1-recall@R (Jegou et al. 2011)
     k_recall_at_k(...)           |returned top-k ∩ true top-k| / k, ties at the k-th
                                  true distance count as hits (ann-benchmarks)
+    nn_ranks, k_recall_hits      the same per query (for intervals and paired tests)
 Quantization:
     mse(x, x_hat)                mean over vectors of ||x - x_hat||²
 Clustering:
@@ -45,11 +46,31 @@ def k_recall_at_k(ids: np.ndarray, result_true_dist: np.ndarray, gt_dist: np.nda
         result_true_dist: (nq, >=k) exact squared distances of those ids.
         gt_dist: (nq, >=k) exact squared distances of the true neighbours, ascending.
     """
+    return float(k_recall_hits(ids, result_true_dist, gt_dist, k, rel_eps).mean() / k)
+
+
+def k_recall_hits(ids: np.ndarray, result_true_dist: np.ndarray, gt_dist: np.ndarray,
+                  k: int, rel_eps: float = 1e-3) -> np.ndarray:
+    """(nq,) int64: per query, how many of the k returned items are hits of k-recall@k.
+
+    Same arguments and tie rule as :func:`k_recall_at_k` (which is ``hits.mean() / k``).
+    """
     if ids.shape[1] < k or gt_dist.shape[1] < k:
         raise InputError(f"{k}-recall@{k} needs {k} results and {k} true distances per query")
     threshold = gt_dist[:, k - 1:k] * (1 + rel_eps) + 1e-6
     hits = (result_true_dist[:, :k] <= threshold) & (ids[:, :k] >= 0)
-    return float(hits.sum(axis=1).mean() / k)
+    return hits.sum(axis=1).astype(np.int64)
+
+
+def nn_ranks(ids: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(nq,) int64: per query, the rank (0 = first) of the true nearest neighbour in ``ids``.
+
+    -1 where it was not returned. Query q counts for recall@R iff ``0 <= rank[q] < R``.
+    """
+    if ids.shape[0] != gt.shape[0]:
+        raise InputError(f"{ids.shape[0]} result rows for {gt.shape[0]} ground-truth rows")
+    found = ids == gt[:, :1]
+    return np.where(found.any(axis=1), found.argmax(axis=1), -1).astype(np.int64)
 
 
 def mse(x: np.ndarray, x_hat: np.ndarray) -> float:

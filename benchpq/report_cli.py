@@ -9,6 +9,8 @@ Examples::
     benchpq-report results/own_vs_faiss --baseline pq=faiss_pq --baseline opq=faiss_opq
     benchpq-report results/lopq-siftsmall --pareto front.png        # recall@10 vs qps fronts
     benchpq-report results/lopq-siftsmall --pareto-table --x mean_candidates
+    benchpq-report results/paired-siftsmall --compare pq=faiss_pq      # paired tests
+    benchpq-report results/ --html report/ --compare pq=faiss_pq       # static site
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
@@ -27,6 +29,11 @@ from .report import (FORMATS, ReportError, default_rows, filter_status, key_metr
                      with_ratios)
 from .report.pareto import DEFAULT_X as PARETO_X, DEFAULT_Y as PARETO_Y, pareto_table, \
     plot_pareto
+from .report.formatting import format_key
+from .report.html import write_site
+from .report.references import (merge_references, reference_table, references_from_file,
+                                render_references)
+from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
 from .report.tables import AGGREGATIONS
 
 PROG = "benchpq-report"
@@ -55,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", metavar="ALGO=BASE", help="compare ALGO "
                    "with BASE run under the same conditions: adds '<metric> ratio' columns "
                    "(ours / baseline) for times and memory; repeatable")
+    p.add_argument("--compare", action="append", metavar="A=B", help="paired comparison of "
+                   "A with B run under the same conditions and seeds: A - B per metric with a "
+                   "95%% interval, p-value and verdict (recalls paired by query when the runs "
+                   "recorded per-query values, else by seed); repeatable")
+    p.add_argument("--references", action="append", metavar="FILE", help="also compare with "
+                   "the report.references of this experiment YAML (for records made before "
+                   "they were added); repeatable")
+    p.add_argument("--html", metavar="DIR", help="write a static browsable report (index "
+                   "page, one page per dataset and task with plots, tables, paired "
+                   "comparisons of --compare, published figures, run configs and failures) "
+                   "to DIR instead of printing a table")
+    p.add_argument("--published", action="store_true", help="print only the table of "
+                   "published figures beside the measured ones")
     p.add_argument("--all-status", action="store_true", help="tabulate and plot runs of every "
                    "status, not only 'ok'")
     g = p.add_argument_group("plot")
@@ -93,6 +113,13 @@ def make_table_text(df, args: argparse.Namespace) -> str:
         table = pareto_table(runs, args.x or PARETO_X, args.y or PARETO_Y,
                              names(args.by) or "algorithm", names(args.values))
         return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
+    if args.published:
+        if not df.attrs.get("references"):
+            raise ReportError("no published references in these records (add report.references "
+                              "to the experiment, or pass --references FILE)")
+        return render_references(reference_table(df), fmt)
+    if args.compare:
+        return paired_text(df, args, fmt)
     if args.baseline:
         return ratio_table_text(df, args, fmt)
     if not (args.rows or args.cols or args.values):
@@ -119,9 +146,32 @@ def ratio_table_text(df, args: argparse.Namespace, fmt: str) -> str:
     return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
 
 
+def paired_text(df, args: argparse.Namespace, fmt: str) -> str:
+    """The paired comparison of each --compare pair, one table each, with its note."""
+    parts = []
+    for a, b in parse_pairs(names(args.compare)):
+        frame = paired_comparison(df, a, b, names(args.values) or None)
+        text = render_paired(frame, fmt)
+        if fmt == "csv":
+            parts.append(text)
+            continue
+        comment = "% " if fmt == "latex" else ""
+        title = f"{a} vs {b}" + (f" on {format_key(frame.dataset.iat[0])}"
+                                 if "dataset" in frame and frame.dataset.nunique() == 1 else "")
+        parts += [f"% {title}" if comment else f"### {title}", text, comment + PAIRED_NOTE]
+    return "\n\n".join(parts)
+
+
 def run(args: argparse.Namespace) -> None:
     """Load the records, print or write the table, save the plot if asked."""
     df = load_records(args.paths, status=None)
+    for path in args.references or ():
+        df.attrs["references"] = merge_references(df.attrs.get("references", []),
+                                                  references_from_file(path))
+    if args.html:
+        index = write_site(df, args.html, parse_pairs(names(args.compare)))
+        print(f"{PROG}: wrote {index}", file=sys.stderr)
+        return
     text = make_table_text(df, args)
     text = text if text.endswith("\n") else text + "\n"
     if args.output:

@@ -15,7 +15,10 @@ depends on it. Typical use::
 Modules: :mod:`.load` (records -> DataFrame), :mod:`.tables` (pivot),
 :mod:`.formatting` (Markdown / LaTeX / CSV), :mod:`.summary` (default table),
 :mod:`.plots` (PNG), :mod:`.names` (metric directions and number kinds),
-:mod:`.compare` (per-phase ratios of an algorithm to a baseline in the same sweep).
+:mod:`.compare` (per-phase ratios of an algorithm to a baseline in the same sweep),
+:mod:`.paired` (paired comparisons: A - B, 95% interval, p-value, verdict),
+:mod:`.references` (published figures beside measured ones), :mod:`.html` (static site).
+Intervals and tests themselves live in :mod:`benchpq.uncertainty`.
 """
 from __future__ import annotations
 
@@ -24,7 +27,10 @@ from .formatting import (FORMATS, format_number, latex_escape, render, table_fra
                          to_latex, to_markdown)
 from .load import (CorruptRecordWarning, ReportError, filter_status, load_records,
                    metric_columns, param_columns, records_to_frame)
+from .html import write_site
 from .names import better_direction
+from .paired import paired_comparison, render_paired
+from .references import reference_table, render_references
 from .plots import plot
 from .summary import key_metrics, summary_table, summary_tables
 from .tables import MixedCellWarning, Table, default_rows, pivot
@@ -34,5 +40,6 @@ __all__ = [
     "better_direction", "default_rows", "filter_status", "format_number", "key_metrics",
     "latex_escape", "load_records", "metric_columns", "param_columns", "pivot", "plot",
     "records_to_frame", "render", "summary_table", "summary_tables", "table_frame", "to_csv",
-    "to_latex", "to_markdown",
+    "to_latex", "to_markdown", "paired_comparison", "render_paired", "reference_table",
+    "render_references", "write_site",
 ]

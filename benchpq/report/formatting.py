@@ -1,9 +1,12 @@
 """Render a :class:`~benchpq.report.tables.Table` as Markdown, LaTeX (booktabs) or CSV.
 
-Markdown and LaTeX show ``mean ± std`` when several runs (seeds) fall in a cell and
-their values differ, and put the best value of each column in bold (by the better
-direction of its metric, see :mod:`benchpq.report.names`). CSV keeps plain full-precision
-numbers, with a ``<column> std`` column next to each value column.
+Markdown and LaTeX show ``mean ± h`` when several runs (seeds) fall in a cell and their
+values differ (h: half-width of the 95% t interval of the mean), ``mean [low, high]`` for
+a single run that recorded its 95% interval over queries, and put the best value of each
+column in bold (by the better direction of its metric, see :mod:`benchpq.report.names`)
+unless a t test over seeds finds it no better than the runner-up. CSV keeps plain
+full-precision numbers, with ``<column> std``, ``<column> ci_low`` and ``<column> ci_high``
+columns next to each value column.
 
 Numbers: recalls, NMI and ARI with 3 decimals; mse and clustering error with 4
 significant digits (whole numbers with thousands separators from 1000 up); times and
@@ -17,6 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..uncertainty import ALPHA
 from .load import ReportError
 from .names import better_direction, number_kind
 from .tables import Table
@@ -102,11 +106,14 @@ def row_keys(table: Table) -> list[tuple]:
     return list(index) if isinstance(index, pd.MultiIndex) else [(k,) for k in index]
 
 
-def best_mask(table: Table) -> np.ndarray:
+def best_mask(table: Table, alpha: float = ALPHA) -> np.ndarray:
     """Boolean array, True where a cell holds the best value of its column (ties all True).
 
     Columns of a metric without better direction, with fewer than two values, or whose
-    values are all equal have no best cell.
+    values are all equal have no best cell. Nor has a column whose best cell is not
+    significantly better than the runner-up: when both cells hold several runs (seeds),
+    a Welch t test at ``alpha`` decides (:func:`significantly_apart`); cells of one run
+    are not tested.
     """
     mask = np.zeros(table.mean.shape, dtype=bool)
     for j, column in enumerate(table.mean.columns):
@@ -117,44 +124,95 @@ def best_mask(table: Table) -> np.ndarray:
             continue
         best = np.nanmax(values) if direction == "max" else np.nanmin(values)
         is_best = np.isclose(values, best, rtol=1e-9, atol=0.0) & present
-        if np.count_nonzero(is_best) < np.count_nonzero(present):
+        if np.count_nonzero(is_best) == np.count_nonzero(present):
+            continue
+        others = np.where(present & ~is_best)[0]
+        runner_up = others[np.argmax(values[others]) if direction == "max"
+                           else np.argmin(values[others])]
+        if all(significantly_apart(table, i, runner_up, j, alpha)
+               for i in np.where(is_best)[0]):
             mask[:, j] = is_best
     return mask
 
 
-def cell_parts(table: Table, human_bytes: bool = True) -> list[list[tuple[str, str]]]:
-    """(mean text, std text) per cell, row by row.
+def significantly_apart(table: Table, i: int, k: int, j: int, alpha: float = ALPHA) -> bool:
+    """Whether cells (i, j) and (k, j) differ at level ``alpha`` by Welch's t test.
 
-    The std text is '' unless the cell holds several runs whose values differ.
+    True when either cell has fewer than two runs or no std (nothing to test with).
+    """
+    if table.std is None:
+        return True
+    n1, n2 = table.count.iat[i, j], table.count.iat[k, j]
+    s1, s2 = table.std.iat[i, j], table.std.iat[k, j]
+    if n1 < 2 or n2 < 2 or pd.isna(s1) or pd.isna(s2):
+        return True
+    if s1 == 0 and s2 == 0:
+        return table.mean.iat[i, j] != table.mean.iat[k, j]
+    from scipy import stats
+    test = stats.ttest_ind_from_stats(table.mean.iat[i, j], s1, n1, table.mean.iat[k, j], s2,
+                                      n2, equal_var=False)
+    return bool(test.pvalue < alpha)
+
+
+def cell_parts(table: Table, human_bytes: bool = True) -> list[list[tuple[str, str, str]]]:
+    """(mean text, ± text, interval text) per cell, row by row.
+
+    The ± text is the half-width of the 95% t interval when the cell holds several runs
+    whose values differ, else ''. The interval text is 'low, high' when the cell holds one
+    run that recorded its interval (bootstrap over queries), else ''.
     """
     out = []
     for i in range(len(table.mean)):
         row = []
         for j, column in enumerate(table.mean.columns):
             metric = table.metric_of(column)
+            mean = table.mean.iat[i, j]
             std = table.std.iat[i, j] if table.std is not None else np.nan
-            several = table.count.iat[i, j] > 1 and pd.notna(std) and std > 0
-            row.append((format_number(metric, table.mean.iat[i, j], human_bytes),
-                        format_number(metric, std, human_bytes) if several else ""))
+            count = table.count.iat[i, j]
+            low = table.low.iat[i, j] if table.low is not None else np.nan
+            high = table.high.iat[i, j] if table.high is not None else np.nan
+            pm = interval = ""
+            if count > 1 and pd.notna(std) and std > 0 and pd.notna(high):
+                pm = format_number(metric, high - mean, human_bytes)
+            elif count == 1 and pd.notna(low) and pd.notna(high):
+                interval = (f"{format_number(metric, low, human_bytes)}, "
+                            f"{format_number(metric, high, human_bytes)}")
+            row.append((format_number(metric, mean, human_bytes), pm, interval))
         out.append(row)
     return out
 
 
 def styled_cells(table: Table, pm: str, bold, missing: str, escape=str,
                  human_bytes: bool = True) -> list[list[str]]:
-    """Final cell strings: escaped 'mean <pm> std', best ones through ``bold``.
-
-    ``missing`` stands for a cell without value.
+    """Final cell strings: escaped 'mean <pm> half-width' or 'mean [low, high]', best ones
+    through ``bold``. ``missing`` stands for a cell without value.
     """
     parts, mask = cell_parts(table, human_bytes), best_mask(table)
     out = []
     for i, row in enumerate(parts):
         texts = []
-        for j, (mean, std) in enumerate(row):
-            text = escape(mean) + (f" {pm} {escape(std)}" if std else "")
+        for j, (mean, half, interval) in enumerate(row):
+            text = escape(mean) + (f" {pm} {escape(half)}" if half else "") + (
+                f" [{escape(interval)}]" if interval else "")
             texts.append(missing if not mean else bold(text) if mask[i, j] else text)
         out.append(texts)
     return out
+
+
+def interval_note(table: Table) -> str:
+    """What the ± and [low, high] of a table's cells mean, and when a cell is bold."""
+    several = bool((table.count > 1).to_numpy().any())
+    single_bounds = table.low is not None and bool(
+        ((table.count == 1) & table.low.notna()).to_numpy().any())
+    parts = []
+    if several:
+        parts.append("± half-width of the 95% t interval of the mean over seeds")
+    if single_bounds:
+        parts.append("[low, high] 95% bootstrap interval over queries of one run")
+    parts.append("bold: best of its column, unless not significantly better than the "
+                 "runner-up (Welch t test over seeds, 5%)" if several
+                 else "bold: best of its column")
+    return "; ".join(parts) + "."
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -231,7 +289,8 @@ def _latex_header(table: Table) -> list[str]:
 # --------------------------------------------------------------------------------- CSV
 
 def table_frame(table: Table) -> pd.DataFrame:
-    """The table as plain numbers: key columns, then '<label>' and '<label> std' per column.
+    """The table as plain numbers: key columns, then '<label>', '<label> std', '<label> ci_low'
+    and '<label> ci_high' per column (the 95% interval, see :class:`Table`).
 
     Whole-number keys and byte/count values are integers (nullable Int64).
     """
@@ -244,6 +303,9 @@ def table_frame(table: Table) -> pd.DataFrame:
         frame[label] = _as_int_if_whole(values) if whole else values
         if table.std is not None:
             frame[f"{label} std"] = table.std.iloc[:, j].reset_index(drop=True)
+        if table.low is not None:
+            frame[f"{label} ci_low"] = table.low.iloc[:, j].reset_index(drop=True)
+            frame[f"{label} ci_high"] = table.high.iloc[:, j].reset_index(drop=True)
     return frame
 
 

@@ -2,11 +2,14 @@
 
 Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, task,
 seed, threads``, then one column per algorithm param (``M``, ``nbits``, ...),
-one per metric (``recall@10``, ``mse``, ...), then ``wall_s, started_at, path``.
+one per metric (``recall@10``, ``mse``, ...), then ``wall_s, started_at, path,
+per_query`` (the run's per-query values as a dict, or None).
 A param whose name is also a metric or a fixed column is named ``param.<name>``;
 a metric whose name is a fixed column (e.g. ``threads``) is named ``metric.<name>``.
 The param and metric column names are kept in ``df.attrs["param_columns"]`` and
 ``df.attrs["metric_columns"]``; see :func:`param_columns` / :func:`metric_columns`.
+Published references carried by the records' configs are in ``df.attrs["references"]``
+(see :mod:`.references`).
 """
 from __future__ import annotations
 
@@ -23,7 +26,10 @@ from .names import is_known_metric
 
 BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
                 "seed", "threads")
-TAIL_COLUMNS = ("wall_s", "started_at", "path")
+TAIL_COLUMNS = ("wall_s", "started_at", "path", "per_query")
+# Key of a run's metrics holding per-query values (benchpq.uncertainty.search_uncertainty):
+# not a metric column; kept as a dict in the ``per_query`` column for paired tests.
+PER_QUERY_KEY = "per_query"
 # Provenance keys that may hold the start time of a run (benchpq writes "started_at").
 START_KEYS = ("started_at", "start_time", "started", "start", "timestamp")
 
@@ -57,6 +63,7 @@ def load_records(paths, status: str | Iterable[str] | None = "ok") -> pd.DataFra
         raise ReportError(f"no readable run records in {', '.join(map(str, _as_paths(paths)))}")
     df = records_to_frame(records, sources)
     df.attrs["corrupt_files"] = corrupt
+    df.attrs["references"] = collect_references(zip(records, df["sweep"]))
     return filter_status(df, status)
 
 
@@ -129,7 +136,7 @@ def records_to_frame(records: Iterable[dict],
     """
     records = list(records)
     sources = list(sources) if sources is not None else [(None, None)] * len(records)
-    metric_keys = _union(r.get("metrics") for r in records)
+    metric_keys = [k for k in _union(r.get("metrics") for r in records) if k != PER_QUERY_KEY]
     param_keys = _union(r.get("params") for r in records)
     fixed = set(BASE_COLUMNS) | set(TAIL_COLUMNS)
     metric_col = {k: f"metric.{k}" if k in fixed else k for k in metric_keys}
@@ -143,6 +150,7 @@ def records_to_frame(records: Iterable[dict],
     df.attrs["metric_columns"] = list(metric_col.values())
     df.attrs["corrupt_files"] = []
     df.attrs["excluded_by_status"] = {}
+    df.attrs["references"] = collect_references(zip(records, df["sweep"]))
     return df
 
 
@@ -163,7 +171,11 @@ def _row(record: dict, path, sweep, param_col: dict, metric_col: dict) -> dict:
     for section, columns in (("params", param_col), ("metrics", metric_col)):
         values = record.get(section)
         if isinstance(values, dict):
-            row.update({columns[str(k)]: _scalar(v) for k, v in values.items()})
+            row.update({columns[str(k)]: _scalar(v) for k, v in values.items()
+                        if str(k) in columns})
+    metrics = record.get("metrics")
+    per_query = metrics.get(PER_QUERY_KEY) if isinstance(metrics, dict) else None
+    row["per_query"] = per_query if isinstance(per_query, dict) else None
     row["wall_s"] = _scalar(record.get("wall_s"))
     row["started_at"] = _start_time(record.get("provenance"))
     row["path"] = path
@@ -191,6 +203,21 @@ def _start_time(provenance) -> pd.Timestamp:
     except (ValueError, TypeError, OverflowError):
         pass
     return pd.NaT
+
+
+def collect_references(records_and_sweeps) -> list[tuple[dict, str]]:
+    """(reference, sweep) pairs from (record, sweep) pairs, once each, in order."""
+    seen, out = set(), []
+    for record, sweep in records_and_sweeps:
+        config = record.get("config") if isinstance(record, dict) else None
+        report = config.get("report") if isinstance(config, dict) else None
+        refs = report.get("references") if isinstance(report, dict) else None
+        for ref in refs or ():
+            key = (json.dumps(ref, sort_keys=True, default=str), sweep)
+            if key not in seen:
+                seen.add(key)
+                out.append((ref, sweep))
+    return out
 
 
 def filter_status(df: pd.DataFrame, status: str | Iterable[str] | None) -> pd.DataFrame:

@@ -27,6 +27,11 @@ _RULES = (
     (lambda n: n in ("threads", "seed", "dim", "n") or n.startswith("n_"), None, "count"),
 )
 _DEFAULT = ("min", "generic")
+# A run's interval bounds of a metric (benchpq.uncertainty.ci_names): printed like the metric,
+# never bolded, never a key metric of their own.
+BOUND_SUFFIXES = ("_ci_low", "_ci_high")
+# Summaries of repeated timings (e.g. search_s_median beside search_s, the best pass).
+TIME_SUFFIXES = ("_s_median", "_s_min", "_s_max")
 
 
 def base_name(name: str) -> str:
@@ -37,8 +42,22 @@ def base_name(name: str) -> str:
     return name
 
 
+def interval_bound_of(name: str) -> str | None:
+    """The metric whose interval bound ``name`` is ('recall@10_ci_low' -> 'recall@10')."""
+    n = base_name(str(name))
+    for suffix in BOUND_SUFFIXES:
+        if n.endswith(suffix):
+            return n[:-len(suffix)]
+    return None
+
+
 def _rule(name: str) -> tuple[str | None, str]:
     n = base_name(str(name))
+    bounded = interval_bound_of(n)
+    if bounded is not None:
+        return None, _rule(bounded)[1]
+    if n.endswith(TIME_SUFFIXES):
+        return "min", "time"
     for test, direction, kind in _RULES:
         if test(n):
             return direction, kind

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .formatting import FORMATS, format_key, render, table_frame
+from .formatting import FORMATS, format_key, interval_note, render, table_frame
 from .load import ReportError, load_records, metric_columns, param_columns
-from .names import base_name, recall_rank
+from .names import base_name, interval_bound_of, recall_rank
 from .tables import Table, default_rows, pivot
 
 # Key metrics after the recalls (which come first, sorted by R), in column order.
 KEY_METRICS = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "search_s",
-               "cluster_s", "qps", "code_bits", "empty_clusters", "model_bytes", "peak_rss_bytes")
+               "search_s_median", "cluster_s", "qps", "code_bits", "empty_clusters", "model_bytes", "peak_rss_bytes")
 MESSAGE_CHARS = 200
 
 
@@ -19,8 +19,8 @@ def key_metrics(df: pd.DataFrame) -> list[str]:
 
     If none is present, every numeric metric column with a value.
     """
-    present = [c for c in metric_columns(df)
-               if pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    present = [c for c in metric_columns(df) if interval_bound_of(c) is None
+               and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
     recalls = sorted((c for c in present if base_name(c).startswith("recall@")
                       or "-recall@" in base_name(c)), key=recall_rank)
     chosen = recalls + [m for m in KEY_METRICS if m in present]
@@ -76,6 +76,11 @@ def summary_table(data, fmt: str = "markdown", human_bytes: bool = True) -> str:
         parts.append(comment + _footnote(table))
     if not tables:
         parts.append(comment + "No successful runs with metrics.")
+    if df.attrs.get("references"):
+        from .references import reference_table, render_references
+        parts.append(f"{comment}Published figures beside ours (measured: mean over seeds):"
+                     if fmt == "latex" else "### Published figures beside ours")
+        parts.append(render_references(reference_table(df), fmt))
     parts.append("\n".join(comment + line for line in failure_lines(df, failed)))
     return "\n\n".join(parts) + "\n"
 
@@ -83,10 +88,9 @@ def summary_table(data, fmt: str = "markdown", human_bytes: bool = True) -> str:
 def _footnote(table: Table) -> str:
     counts = table.count.max(axis=1)
     if counts.max() <= 1:
-        return "One run per row; best of each column in bold."
+        return f"One run per row. {interval_note(table)}"
     n = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
-    return (f"Values: mean over {n} runs (seeds) per row, ± sample std where they differ; "
-            "best of each column in bold.")
+    return f"Values: mean over {n} runs (seeds) per row. {interval_note(table)}"
 
 
 def failure_lines(df: pd.DataFrame, failed: pd.DataFrame) -> list[str]:

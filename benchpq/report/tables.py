@@ -1,4 +1,10 @@
-"""Aggregate runs into a table: rows x columns of metric values, mean ± std over seeds."""
+"""Aggregate runs into a table: rows x columns of metric values, mean and 95% interval.
+
+With ``agg="mean"`` a cell of several runs (seeds) gets its sample std and the Student t
+95% interval of its mean; a cell of one run gets the run's own interval when the run
+recorded one (``<metric>_ci_low`` / ``_ci_high``: the bootstrap over queries of
+:mod:`benchpq.uncertainty`).
+"""
 from __future__ import annotations
 
 import numbers
@@ -7,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..uncertainty import LEVEL, ci_names, t_quantile
 from .load import ReportError, param_columns
 
 AGGREGATIONS = ("mean", "median", "min", "max")
@@ -23,9 +30,11 @@ class Table:
     """A pivoted table: aggregated values, their std over runs and the run counts.
 
     ``mean`` (the aggregate, whatever ``agg`` is), ``std`` (sample std; None unless
-    ``agg == "mean"``) and ``count`` share their index (the ``rows`` keys) and their
-    columns: the value names if ``cols`` is empty, else a MultiIndex
-    ``(value, *cols values)``.
+    ``agg == "mean"``), ``low``/``high`` (95% interval bounds, NaN where there is none;
+    None unless ``agg == "mean"``) and ``count`` share their index (the ``rows`` keys) and
+    their columns: the value names if ``cols`` is empty, else a MultiIndex
+    ``(value, *cols values)``. A cell's interval is the t interval over its runs when
+    ``count > 1``, else the run's recorded interval (if any).
     """
 
     mean: pd.DataFrame
@@ -37,6 +46,8 @@ class Table:
     agg: str = "mean"
     title: str = ""
     context: dict = field(default_factory=dict)  # fixed keys of all its runs, e.g. dataset
+    low: pd.DataFrame | None = None
+    high: pd.DataFrame | None = None
 
     def metric_of(self, column) -> str:
         """The value (metric) name of one column of ``mean``."""
@@ -86,11 +97,35 @@ def pivot(df: pd.DataFrame, rows, cols=None, values=("recall@10",), agg: str = "
     grouped = data.groupby(keys, dropna=False, sort=True)[values]
     mean, count = grouped.agg(agg), grouped.count()
     std = grouped.std(ddof=1) if agg == "mean" else None
+    low, high = _intervals(data, keys, values, mean, std, count) if agg == "mean" else (None,
+                                                                                       None)
     if cols:
         mean, count = _spread(mean, cols, values), _spread(count, cols, values)
-        std = _spread(std, cols, values) if std is not None else None
+        std, low, high = (_spread(f, cols, values) if f is not None else None
+                          for f in (std, low, high))
     return Table(mean=mean, std=std, count=count.fillna(0).astype(int), rows=rows, cols=cols,
-                 values=values, agg=agg)
+                 values=values, agg=agg, low=low, high=high)
+
+
+def _intervals(data, keys, values, mean, std, count):
+    """(low, high) frames like ``mean``: t interval over runs, else the run's own interval."""
+    dof = (count - 1).where(count > 1)
+    half = dof.apply(lambda col: col.map(
+        lambda n: t_quantile(0.5 + LEVEL / 2, int(n)) if pd.notna(n) else float("nan")))
+    half = half * std / count.pow(0.5)
+    low, high = mean - half, mean + half
+    single = count == 1
+    for value in values:
+        bounds = [c for c in ci_names(value) if c in data.columns]
+        if len(bounds) < 2:
+            continue
+        numeric = data[keys].copy()
+        for c in bounds:
+            numeric[c] = pd.to_numeric(data[c], errors="coerce")
+        run = numeric.groupby(keys, dropna=False, sort=True)[bounds].mean()
+        low.loc[single[value], value] = run.loc[single[value], bounds[0]]
+        high.loc[single[value], value] = run.loc[single[value], bounds[1]]
+    return low, high
 
 
 def _check_arguments(df, rows, cols, values, agg) -> None:

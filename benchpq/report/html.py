@@ -1,0 +1,318 @@
+"""A browsable static report of run records: ``benchpq-report DIR --html OUT``.
+
+``OUT/index.html`` lists every (sweep, dataset, task) with its algorithms, run counts and
+failures, and the published figures; ``OUT/<sweep>-<dataset>-<task>.html`` holds that part's
+plots (PNG files
+in ``OUT/img/``), its table with 95% intervals, the paired comparisons asked for, the
+published figures beside ours, every run's config and provenance, and the failed runs with
+their messages and tracebacks. Plain HTML and one inline style sheet: no script, no server,
+nothing fetched; it reads offline from the folder alone. Everything comes from the records.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..records import read_record
+from .formatting import column_label, format_key, interval_note, row_keys, styled_cells
+from .load import ReportError, param_columns
+from .paired import PAIRED_NOTE, display_rows, paired_comparison
+from .names import better_direction
+from .plots import MARKERS
+from .references import reference_rows, reference_table
+from .summary import describe_failure, summary_tables
+from .tables import Table, defining_columns
+from ..uncertainty import LEVEL, t_quantile
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+       padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right;
+         white-space: nowrap; }
+td.text { text-align: left; white-space: normal; }
+.wide { overflow-x: auto; }
+th { background: #f2f2f2; } td.key, th.key { text-align: left; }
+td.bad, span.bad { color: #b00; font-weight: bold; } td.good { color: #070; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.plots figure { margin: 0; } .plots img { width: 480px; border: 1px solid #ddd; }
+.note { color: #555; font-size: 0.85em; max-width: 60em; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
+nav a { margin-right: 1em; }
+"""
+
+
+def slug(*parts) -> str:
+    """A file-name-safe name: ('sift 1M', 'search') -> 'sift-1m-search'."""
+    text = "-".join(format_key(p) for p in parts).lower()
+    return re.sub(r"[^a-z0-9._-]+", "-", text).strip("-") or "part"
+
+
+def write_site(df: pd.DataFrame, out, compare=(), title: str = "benchpq report") -> Path:
+    """Write the static site for the runs of ``df`` (loaded with ``status=None``) to ``out``.
+
+    ``compare``: (A, B) pairs for paired comparisons. Returns the index path.
+    """
+    if df.empty:
+        raise ReportError("no runs to report")
+    out = Path(out)
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    references = reference_table(df) if df.attrs.get("references") else pd.DataFrame()
+    keys = df[["sweep", "dataset", "task"]].astype(object).where(df[["sweep", "dataset",
+                                                                    "task"]].notna(), None)
+    parts = sorted(set(map(tuple, keys.to_numpy())), key=lambda p: tuple(map(format_key, p)))
+    entries = []
+    for sweep, dataset, task in parts:
+        runs = df[(keys["sweep"] == sweep) & (keys["dataset"] == dataset)
+                  & (keys["task"] == task)]
+        runs.attrs = dict(df.attrs)
+        name = slug(sweep, dataset, task)
+        tables = summary_tables(runs)
+        runs.attrs["references"] = [(r, s) for r, s in df.attrs.get("references") or []
+                                    if s in (None, sweep)]
+        mine = reference_table(runs) if runs.attrs["references"] else pd.DataFrame()
+        if len(mine):   # an experiment file's references count where they found runs
+            mine = mine[(mine["runs"] > 0) | (mine["sweep"] == sweep)]
+        body = _part_page(runs, tables[0] if tables else None, name, out, compare, mine)
+        _write(out / f"{name}.html", f"{format_key(dataset)} / {format_key(task)} "
+               f"(sweep {format_key(sweep)})", body, title)
+        entries.append((sweep, dataset, task, name, runs))
+    index = out / "index.html"
+    _write(index, title, _index_body(df, entries, references), title, is_index=True)
+    return index
+
+
+# ----------------------------------------------------------------------------- pages
+
+def _write(path: Path, heading: str, body: str, site_title: str, is_index=False) -> None:
+    nav = "" if is_index else '<nav><a href="index.html">← index</a></nav>'
+    page_title = heading if is_index else f"{heading} – {site_title}"
+    path.write_text(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                    f"<title>{_e(page_title)}</title><style>{STYLE}</style>"
+                    f"</head><body>{nav}<h1>{_e(heading)}</h1>\n{body}\n</body></html>\n")
+
+
+def _index_body(df, entries, references) -> str:
+    sweeps = ", ".join(sorted(map(format_key, df["sweep"].dropna().unique())))
+    rows = []
+    for sweep, dataset, task, name, runs in entries:
+        ok = runs[runs["status"] == "ok"]
+        algorithms = ", ".join(sorted(map(format_key, runs["algorithm"].dropna().unique())))
+        failed = len(runs) - len(ok)
+        rows.append([_e(format_key(sweep)), f'<a href="{name}.html">{_e(format_key(dataset))}</a>',
+                     _e(format_key(task)), _e(algorithms), str(len(ok)),
+                     f'<span class="bad">{failed}</span>' if failed else "0"])
+    parts = [f"<p>Sweeps: {_e(sweeps)}. {len(df)} runs.</p>",
+             _html_table(["sweep", "dataset", "task", "algorithms", "ok runs", "failed runs"],
+                         rows, keys=4, escaped=True, text_cols={3})]
+    if len(references):
+        flagged = int((references["status"] != "ok").sum())
+        parts.append(f"<h2>Published figures</h2><p>{len(references)} published figures, "
+                     f"{flagged} outside their tolerance or without a run.</p>")
+        parts.append(_references_html(references))
+    return "\n".join(parts)
+
+
+def _part_page(runs, table: Table | None, name: str, out: Path, compare, references) -> str:
+    ok = runs[runs["status"] == "ok"]
+    parts = []
+    images = _plots(ok, name, out)
+    if images:
+        parts.append("<h2>Plots</h2><div class=\"plots\">" + "".join(
+            f'<figure><img src="img/{_e(f)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
+            "</figcaption></figure>" for f, caption in images) + "</div>")
+    if table is not None:
+        parts += ["<h2>Results</h2>", _table_html(table),
+                  f'<p class="note">{_e(_table_note(table))}</p>']
+    for a, b in compare:
+        if not {a, b} <= set(ok["algorithm"]):
+            continue
+        frame = paired_comparison(ok, a, b)
+        header, rows, better = display_rows(frame)
+        bold = [[j == header.index(a) and w == 0 or j == header.index(b) and w == 1
+                 for j in range(len(header))] for w in better]
+        parts += [f"<h2>Paired comparison: {_e(a)} vs {_e(b)}</h2>",
+                  _html_table(header, rows, keys=1, bold=bold,
+                              text_cols={header.index("verdict")}),
+                  f'<p class="note">{_e(PAIRED_NOTE)}</p>']
+    if len(references):
+        parts += ["<h2>Published figures beside ours</h2>", _references_html(references)]
+    parts += ["<h2>Runs</h2>", _runs_html(runs)]
+    failed = runs[runs["status"] != "ok"]
+    parts.append(f"<h2>Failed runs ({len(failed)})</h2>")
+    parts.append(_failures_html(failed, runs) if len(failed) else "<p>None.</p>")
+    return "\n".join(parts)
+
+
+def _table_note(table: Table) -> str:
+    counts = table.count.max(axis=1)
+    runs = f"mean over {counts.min()}-{counts.max()} runs" if counts.min() != counts.max() \
+        else f"mean over {counts.max()} run{'s' if counts.max() != 1 else ''}"
+    return f"Values: {runs} (seeds) per row. {interval_note(table)}"
+
+
+# ----------------------------------------------------------------------------- plots
+
+def plot_specs(runs: pd.DataFrame) -> list[tuple[str, str, bool]]:
+    """(x, y, log x) of the plots a part gets: each recall and mse against code_bits when the
+    code size varies, and each recall against search time (log) for searches."""
+    def has(c):
+        return c in runs.columns and pd.to_numeric(runs[c], errors="coerce").notna().any()
+    recalls = [c for c in ("recall@1", "recall@10", "recall@100") if has(c)]
+    specs = []
+    if has("code_bits") and runs["code_bits"].nunique() > 1:
+        specs += [("code_bits", y, False) for y in recalls + ["mse"] if has(y)]
+    if has("search_s"):
+        specs += [("search_s", y, True) for y in recalls]
+    if has("cluster_s") and has("error"):
+        specs.append(("cluster_s", "error", True))
+    return specs
+
+
+def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
+    images = []
+    for x, y, logx in plot_specs(ok):
+        file = f"{name}-{slug(y)}-vs-{slug(x)}.png"
+        if tradeoff_plot(ok, x, y, out / "img" / file, logx):
+            images.append((file, f"{y} against {x}" + (" (log x)" if logx else "")))
+    return images
+
+
+def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = False) -> bool:
+    """Save ``y`` against ``x``, one point per configuration (the runs that differ only by
+    seed: mean of x and y, with their 95% t intervals as error bars), one marker and colour
+    per algorithm, no connecting lines (configurations of one algorithm need not form a
+    curve). False if no run has both values."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    data = runs.copy()
+    data[x], data[y] = (pd.to_numeric(data[c], errors="coerce") for c in (x, y))
+    data = data.dropna(subset=[x, y])
+    if data.empty:
+        return False
+    configs = [c for c in defining_columns(data) if c not in (x, y)]
+    fig = Figure(figsize=(6.4, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, (algorithm, group) in enumerate(data.groupby("algorithm", sort=True)):
+        points = group.groupby(configs, dropna=False)[[x, y]].agg(["mean", "std", "count"])
+        points = points.sort_values((x, "mean"))
+        err = {v: _half_widths(points[v]) for v in (x, y)}
+        ax.errorbar(points[(x, "mean")], points[(y, "mean")], xerr=err[x], yerr=err[y],
+                    label=format_key(algorithm), marker=MARKERS[i % len(MARKERS)], capsize=2,
+                    linestyle="none", elinewidth=1)
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{y} ({'higher' if better_direction(y) == 'max' else 'lower'} is better)")
+    ax.set_title(f"{y} vs {x}: mean over seeds, 95% intervals")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    return True
+
+
+def _half_widths(stats: pd.DataFrame) -> list[float]:
+    """95% t half-widths from (mean, std, count) columns; 0 where there is one run."""
+    return [t_quantile(0.5 + LEVEL / 2, int(n) - 1) * sd / math.sqrt(n)
+            if n > 1 and pd.notna(sd) else 0.0
+            for sd, n in zip(stats["std"], stats["count"])]
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(header, rows, keys: int = 0, bold=None, escaped: bool = False,
+                classes=None, text_cols=()) -> str:
+    """An HTML table; the first ``keys`` columns and the ``text_cols`` left-aligned (text
+    ones may wrap); ``bold[i][j]`` in <strong>; ``classes[i][j]``: a CSS class or ''."""
+    head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys else f"<th>{_e(h)}</th>"
+                   for j, h in enumerate(header))
+    body = []
+    for i, row in enumerate(rows):
+        cells = []
+        for j, cell in enumerate(row):
+            text = cell if escaped else _e(cell)
+            if bold is not None and bold[i][j]:
+                text = f"<strong>{text}</strong>"
+            css = (["key"] if j < keys else []) + (["text"] if j in text_cols else []) + (
+                [classes[i][j]] if classes and classes[i][j] else [])
+            cls = f' class="{" ".join(css)}"' if css else ""
+            cells.append(f"<td{cls}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            "</tbody></table></div>")
+
+
+def _table_html(table: Table) -> str:
+    header = [*table.rows, *(column_label(table, c) for c in table.mean.columns)]
+    cells = styled_cells(table, "±", lambda t: f"<strong>{t}</strong>", "–", _e)
+    rows = [[_e(format_key(k)) for k in key] + row for key, row in zip(row_keys(table), cells)]
+    return _html_table(header, rows, keys=len(table.rows), escaped=True)
+
+
+def _references_html(frame: pd.DataFrame) -> str:
+    header, rows = reference_rows(frame)
+    status = header.index("status")
+    classes = [["bad" if j == status and r[status] != "ok" else
+                "good" if j == status else "" for j in range(len(r))] for r in rows]
+    return _html_table(header, rows, keys=3, classes=classes,
+                       text_cols={header.index("source")})
+
+
+def _runs_html(runs: pd.DataFrame) -> str:
+    params = [p for p in param_columns(runs) if runs[p].notna().any()]
+    out = []
+    for _, run in runs.sort_values(["algorithm", "seed"], na_position="last").iterrows():
+        values = ", ".join(f"{p}={format_key(run[p])}" for p in params if format_key(run[p]))
+        record = _record(run)
+        details = "".join(f"<details><summary>{key}</summary><pre>{_e(_json(record[key]))}"
+                          "</pre></details>" for key in ("config", "provenance")
+                          if record.get(key))
+        out.append(f"<li><code>{_e(run['run_id'])}</code> {_e(format_key(run['algorithm']))}"
+                   f"({_e(values)}) seed={_e(format_key(run['seed']))} threads="
+                   f"{_e(format_key(run['threads']))}: {_e(run['status'])}{details}</li>")
+    return "<ul>" + "\n".join(out) + "</ul>"
+
+
+def _failures_html(failed: pd.DataFrame, runs: pd.DataFrame) -> str:
+    out = []
+    for _, run in failed.iterrows():
+        record = _record(run)
+        trace = record.get("traceback") or record.get("message") or ""
+        out.append(f"<li>{_e(describe_failure(run, param_columns(runs)))}<details><summary>"
+                   f"message and traceback</summary><pre>{_e(run['message'])}\n\n{_e(trace)}"
+                   "</pre></details></li>")
+    return "<ul>" + "\n".join(out) + "</ul>"
+
+
+def _record(run: pd.Series) -> dict:
+    path = run.get("path")
+    if not isinstance(path, str) or not path:
+        return {}
+    try:
+        record = read_record(path)
+    except (OSError, ValueError):
+        return {}
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        metrics.pop("per_query", None)
+    return record if isinstance(record, dict) else {}
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,87 @@
+"""benchpq-report --compare: paired comparisons by query and by seed, on synthetic records."""
+import numpy as np
+import pytest
+
+from benchpq.records import record_path, write_record
+from benchpq.report import ReportError, load_records
+from benchpq.report.paired import paired_comparison, parse_pairs, render_paired
+from benchpq.report_cli import main
+
+N_QUERIES = 200
+
+
+def record(rid, algorithm, seed, ranks, mse, threads=1, M=8):
+    hits = np.asarray(ranks) >= 0
+    return {"run_id": rid, "status": "ok", "message": "", "algorithm": algorithm,
+            "dataset": "toy", "task": "search", "seed": seed, "threads": threads,
+            "params": {"M": M},
+            "metrics": {"recall@10": float(hits.mean()), "mse": mse, "train_s": 1.0 + seed,
+                        "per_query": {"nn_rank": [int(r) for r in ranks]}}}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """'same' ties 'base' on recall (other queries hit) and is 5% worse on mse; 'better' finds
+    the neighbour of 30 more queries of 200 (recall +0.15)."""
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        base = np.where(rng.random(N_QUERIES) < 0.5, 3, -1)
+        same = base[rng.permutation(N_QUERIES)]
+        better = base.copy()
+        better[np.where(base < 0)[0][:30]] = 5
+        noise = rng.normal(0, 1, 3)
+        for name, ranks, mse in (("base", base, 100 + noise[0]), ("same", same, 105 + noise[1]),
+                                 ("better", better, 100 + noise[2])):
+            rid = f"{name}{seed}"
+            write_record(record_path(tmp_path, rid), record(rid, name, seed, ranks, mse))
+    return tmp_path
+
+
+def test_paired_by_query_and_by_seed(sweep):
+    df = load_records(sweep)
+    same = paired_comparison(df, "same", "base").set_index("metric")
+    assert list(same.index) == ["recall@10", "mse", "train_s"]
+    assert same.loc["recall@10", "unit"] == "query" and same.loc["recall@10", "n"] == N_QUERIES
+    assert same.loc["recall@10", "verdict"] == "no significant difference"
+    assert same.loc["mse", "unit"] == "seed" and same.loc["mse", "n"] == 5
+    assert same.loc["mse", "diff"] == pytest.approx(5, abs=1.5)
+    assert same.loc["mse", "verdict"] == "base better" and same.loc["mse", "p"] < 0.01
+    assert same.loc["mse", "p_wilcoxon"] == pytest.approx(0.0625)
+    better = paired_comparison(df, "better", "base").set_index("metric")
+    assert better.loc["recall@10", "diff"] == pytest.approx(0.15)
+    assert better.loc["recall@10", "ci_low"] > 0.1 and better.loc["recall@10", "p"] < 1e-6
+    assert better.loc["recall@10", "verdict"] == "better better"
+    assert better.loc["train_s", "verdict"] == "no significant difference"
+
+
+def test_recall_without_per_query_values_is_paired_by_seed(sweep):
+    df = load_records(sweep)
+    df["per_query"] = None
+    row = paired_comparison(df, "better", "base", ["recall@10"]).iloc[0]
+    assert row.unit == "seed" and row.n == 5 and row.verdict == "better better"
+
+
+def test_rendering_bolds_only_significant_winners(sweep):
+    frame = paired_comparison(load_records(sweep), "same", "base")
+    text = render_paired(frame, "markdown")
+    mse_line = next(l for l in text.splitlines() if l.startswith("| mse"))
+    recall_line = next(l for l in text.splitlines() if l.startswith("| recall@10"))
+    assert mse_line.count("**") == 2 and "base better" in mse_line
+    assert "**" not in recall_line
+    latex = render_paired(frame, "latex")
+    assert latex.count(r"\textbf{") == 1 and r"\toprule" in latex
+    assert "<0" not in latex.replace("$<$", "")      # a bare < is not a less-than in text mode
+    assert render_paired(frame, "csv").startswith("dataset,task,threads,metric")
+
+
+def test_errors_are_clear(sweep, capsys):
+    df = load_records(sweep)
+    with pytest.raises(ReportError, match="no ok run of 'opq'"):
+        paired_comparison(df, "opq", "base")
+    with pytest.raises(ReportError, match="expected A=B"):
+        parse_pairs(["pq"])
+    assert main([str(sweep), "--compare", "same=base"]) == 0
+    out = capsys.readouterr().out
+    assert "### same vs base on toy" in out and "Paired by query" in out
+    assert main([str(sweep), "--compare", "same"]) == 2
+    assert "expected A=B" in capsys.readouterr().err
