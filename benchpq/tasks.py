@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import metrics, search_grid
+from . import metrics, search_grid, uncertainty
 from .api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from .checks import InputError, check_k, check_positive_int
 from .datasets import Dataset, ensure_groundtruth, exact_distances
@@ -190,15 +190,20 @@ def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build) 
 
 
 def _recalls(ds, ids, recall_at, k_recalls) -> dict:
+    """recall@R and k-recall@k, their 95% bootstrap intervals over queries, and the
+    per-query values that paired comparisons need (:mod:`benchpq.uncertainty`)."""
     out = {}
     for R in recall_at:
         out[f"recall@{R}"] = metrics.recall_at(ids, ds.groundtruth, R)
+    k_hits = {}
     if k_recalls:
         kmax = max(k_recalls)
         returned = exact_distances(ds.base, ds.query, ids[:, :kmax])
         true = exact_distances(ds.base, ds.query, ds.groundtruth[:, :kmax])
         for kk in k_recalls:
             out[f"{kk}-recall@{kk}"] = metrics.k_recall_at_k(ids, returned, true, kk)
+            k_hits[kk] = metrics.k_recall_hits(ids, returned, true, kk)
+    out.update(uncertainty.search_uncertainty(ids, ds.groundtruth, recall_at, k_hits))
     return out
 
 
