@@ -19,15 +19,16 @@ from pathlib import Path
 import pandas as pd
 
 from ..records import read_record
+from ..uncertainty import LEVEL, t_quantile
 from .formatting import column_label, format_key, interval_note, row_keys, styled_cells
 from .load import ReportError, param_columns
-from .paired import PAIRED_NOTE, display_rows, paired_comparison
 from .names import better_direction
+from .paired import PAIRED_NOTE, display_rows, paired_comparison
+from .pareto import plot_pareto
 from .plots import MARKERS
 from .references import reference_rows, reference_table
 from .summary import describe_failure, summary_tables
 from .tables import Table, defining_columns
-from ..uncertainty import LEVEL, t_quantile
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
@@ -159,6 +160,17 @@ def _table_note(table: Table) -> str:
 
 # ----------------------------------------------------------------------------- plots
 
+def pareto_specs(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(x, y) of the Pareto-front plots of a search part: recall@10 against qps, and
+    against the candidates scanned where searchers report them."""
+    def has(c):
+        return c in runs.columns and pd.to_numeric(runs[c], errors="coerce").notna().any()
+    if not (has("recall@10") and has("qps")):
+        return []
+    return [("recall@10", "qps")] + ([("mean_candidates", "recall@10")]
+                                     if has("mean_candidates") else [])
+
+
 def plot_specs(runs: pd.DataFrame) -> list[tuple[str, str, bool]]:
     """(x, y, log x) of the plots a part gets: each recall and mse against code_bits when the
     code size varies, and each recall against search time (log) for searches."""
@@ -177,6 +189,13 @@ def plot_specs(runs: pd.DataFrame) -> list[tuple[str, str, bool]]:
 
 def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
     images = []
+    for x, y in pareto_specs(ok):
+        file = f"{name}-pareto-{slug(y)}-vs-{slug(x)}.png"
+        try:
+            plot_pareto(ok, x, y, path=out / "img" / file)
+        except ReportError:
+            continue
+        images.append((file, f"Pareto fronts of {y} against {x}"))
     for x, y, logx in plot_specs(ok):
         file = f"{name}-{slug(y)}-vs-{slug(x)}.png"
         if tradeoff_plot(ok, x, y, out / "img" / file, logx):
