@@ -170,8 +170,8 @@ def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build) 
             distances, ids = _check_search_output(distances, ids, nq, k, plugin.name)
             if first is None:
                 first = ids
-                out.update({f"search_{key}": v for key, v in phases.metrics.items()
-                            if key.startswith(("peak", "rss"))})
+                out.update({key: v for key, v in phases.metrics.items()
+                            if key.startswith("search_") and key.endswith("_bytes")})
             elif not np.array_equal(first, ids):
                 raise InputError(f"algorithm {plugin.name!r} returned different ids on "
                                  f"repeated searches of the same queries: its search is not "

@@ -15,8 +15,11 @@ SEARCH_QUANTIZERS = ["faiss_pq", "faiss_opq", "faiss_ivfpq", "faiss_pqfs", "nano
 
 
 def algorithm_config(name, **overrides):
+    """The YAML's options with ``overrides``; search-time values given here override the
+    YAML's search defaults (the constructor takes them too)."""
     config = yaml.safe_load((CONF / f"{name}.yaml").read_text())
-    config.update(overrides)
+    search = config.pop("search", None) or {}
+    config.update({k: v for k, v in search.items() if k not in overrides}, **overrides)
     return config
 
 

@@ -18,10 +18,16 @@ def test_algorithm_configs_compose(name):
     assert name in registry.names()
 
 
+# file-based datasets are named after their file, which must be given
+FILE_KEYS = {"ann_hdf5": ["dataset.path=/data/glove-25-angular.hdf5"],
+             "files": ["dataset.base=my/base_vectors.fvecs", "dataset.query=my/q.fvecs"]}
+
+
 @pytest.mark.parametrize("name", choices("dataset"))
 def test_dataset_configs_compose(name):
-    config = compose_config([f"dataset={name}"])
-    assert config["dataset"]["name"]
+    config = compose_config([f"dataset={name}", *FILE_KEYS.get(name, [])])
+    assert config["dataset"]["name"] == {"ann_hdf5": "glove-25-angular",
+                                         "files": "base_vectors"}.get(name, name)
     assert config["dataset"]["loader"]
 
 

@@ -55,7 +55,8 @@ def test_contract_and_sizes(imi, clustered):
     assert imi.code_bits == 48 and imi.codes_bytes == 6000 * (6 + 8)
     assert imi.model_bytes == 8 * 64 * 4 * 4 + 8 * 32 * 4
     extra = imi.extra_metrics()
-    assert extra["cell_bits"] == 6 and extra["total_bits"] == 54 and extra["nprobe"] == 64
+    assert extra["cell_bits"] == 6 and extra["total_bits"] == 54
+    assert extra["cells_probed_max"] == 64
 
 
 def test_max_codes_is_the_candidate_budget(imi, clustered):

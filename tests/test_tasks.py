@@ -57,10 +57,18 @@ def dataset():
                    labels=(base[:, 0] > 0).astype(np.int64))
 
 
+def metrics_of(result: dict) -> dict:
+    """The metrics of a task result's one point, with its build's."""
+    (point,) = result["points"]
+    assert point["status"] == "ok", point["message"]
+    return {**result["build"], **point["metrics"]}
+
+
 def test_exact_search_has_perfect_recall_and_zero_mse(dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
-    m = run_search(ExactSearch(), dataset, {"name": "search", "k": 10, "recall_at": [1, 10],
-                                            "k_recall": [10]}, threads=1)
+    m = metrics_of(run_search(ExactSearch(), dataset, {"name": "search", "k": 10,
+                                                       "recall_at": [1, 10], "k_recall": [10]},
+                              threads=1))
     assert m["recall@1"] == m["recall@10"] == m["10-recall@10"] == 1.0
     assert m["mse"] == 0.0
     assert m["qps"] == pytest.approx(20 / m["search_s"])
@@ -78,8 +86,8 @@ def test_search_task_rejects_a_clusterer_and_a_large_k(dataset):
 
 
 def test_cluster_task_scores_against_labels(dataset):
-    m = run_cluster(ByFirstCoordinate(), dataset, {"name": "cluster", "n_clusters": 3},
-                    threads=1)
+    m = metrics_of(run_cluster(ByFirstCoordinate(), dataset,
+                               {"name": "cluster", "n_clusters": 3}, threads=1))
     assert m["nmi"] == pytest.approx(1.0) and m["ari"] == pytest.approx(1.0)
     assert m["empty_clusters"] == 1
     x = dataset.base
