@@ -7,6 +7,7 @@ Examples::
         --format latex --output table.tex
     benchpq-report results/pq_sift --plot recall.png --x code_bits --y recall@10 --logx
     benchpq-report results/own_vs_faiss --baseline pq=faiss_pq --baseline opq=faiss_opq
+    benchpq-report results/own_vs_faiss --diagnostics diagnostics.png
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "column (default: algorithm)")
     g.add_argument("--logx", action="store_true", help="log-scale x axis")
     g.add_argument("--title", help="plot title")
+    p.add_argument("--diagnostics", metavar="FILE", help="also save the codebook diagnostics "
+                   "(per-sub-space mse, codeword usage, code entropy, cluster sizes) as a PNG")
     return p
 
 
@@ -120,6 +123,11 @@ def run(args: argparse.Namespace) -> None:
         runs = df if args.all_status else filter_status(df, "ok")
         path = plot(runs, x=args.x, y=args.y, by=names(args.by) or "algorithm",
                     path=args.plot, logx=args.logx, title=args.title)
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    if args.diagnostics:
+        from .report.diagnostics_plot import plot_diagnostics
+        runs = df if args.all_status else filter_status(df, "ok")
+        path = plot_diagnostics(runs, args.diagnostics, title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)
 
 

@@ -136,3 +136,60 @@ def test_plugins_without_product_codes_are_skipped(sift2k):
 
     assert not diagnostics.has_subspaces(Identity())
     assert diagnostics.quantizer_diagnostics(Identity(), sift2k, sift2k) == {}
+
+
+# -- benchpq-report --diagnostics ----------------------------------------------------------
+def _record(rid, algorithm, task, params, seed, metrics_):
+    return {"run_id": rid, "status": "ok", "message": "", "algorithm": algorithm,
+            "dataset": "siftsmall", "task": task, "params": params, "seed": seed, "threads": 1,
+            "metrics": metrics_, "config": {"name": "sweep"}, "provenance": {}, "wall_s": 1.0}
+
+
+@pytest.fixture
+def diagnostic_records(tmp_path):
+    """Search runs of two quantizers at M = 4 and 8 over 2 seeds, and two clustering runs."""
+    from benchpq.records import record_path, write_record
+    sweep = tmp_path / "sweep"
+    rng = np.random.default_rng(0)
+    n = 0
+    for algorithm in ("pq", "opq"):
+        for M in (4, 8):
+            for seed in (0, 1):
+                codes = rng.integers(0, 16 if algorithm == "pq" else 256, (1000, M))
+                x = rng.normal(size=(50, 8 * M))
+                out = {**diagnostics.codeword_usage(diagnostics.code_counts(codes, 256)),
+                       **diagnostics.subspace_mse(x, x * 0.9, diagnostics.equal_bounds(8 * M, M))}
+                n += 1
+                write_record(record_path(sweep, f"r{n}"),
+                             _record(f"r{n}", algorithm, "search", {"M": M}, seed, out))
+    for algorithm in ("kmeans", "pqkmeans"):
+        n += 1
+        labels = rng.integers(0, 20 if algorithm == "kmeans" else 10, 500)
+        write_record(record_path(sweep, f"r{n}"), _record(
+            f"r{n}", algorithm, "cluster", {}, 0, diagnostics.cluster_sizes(labels, 20)))
+    return sweep
+
+
+def test_report_cli_writes_the_diagnostics_png(diagnostic_records, tmp_path, capsys):
+    from benchpq.report import load_records
+    from benchpq.report.diagnostics_plot import subspace_series
+    from benchpq.report_cli import main
+    runs = load_records(diagnostic_records)
+    series = subspace_series(runs, "codeword_usage")
+    assert sorted(series) == ["opq, M=4", "opq, M=8", "pq, M=4", "pq, M=8"]
+    assert series["pq, M=4"] == pytest.approx([16 / 256] * 4)      # 16 of 256 codewords used
+    out = tmp_path / "figs" / "diag.png"
+    assert main([str(diagnostic_records), "--diagnostics", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert "wrote" in capsys.readouterr().err
+
+
+def test_report_cli_diagnostics_without_any_is_an_error(tmp_path, capsys):
+    from benchpq.records import record_path, write_record
+    from benchpq.report_cli import main
+    sweep = tmp_path / "sweep"
+    write_record(record_path(sweep, "a"), _record("a", "pq", "search", {"M": 8}, 0,
+                                                  {"recall@10": 0.5}))
+    assert main([str(sweep), "--diagnostics", str(tmp_path / "d.png")]) == 2
+    assert "no run recorded diagnostics" in capsys.readouterr().err
+    assert not (tmp_path / "d.png").exists()
