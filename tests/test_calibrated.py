@@ -26,6 +26,7 @@ def test_fit_records_the_data_range_and_structure(small_model):
     assert model["weights"].sum() == pytest.approx(1.0) and bool(model["integer"])
     np.testing.assert_array_equal(model["low"], x.min(axis=0))
     np.testing.assert_array_equal(model["high"], x.max(axis=0))
+    assert float(model["norm"]) == 0                      # rows of unequal norms
     # the rank-2 directions carry the clusters' elongation: most of the local variance
     latent = (model["loadings"].astype(np.float64) ** 2).sum(axis=(1, 2))
     residual = (model["noise"].astype(np.float64) ** 2).sum(axis=1)
@@ -75,10 +76,10 @@ def test_cli_fits_a_file(small_model, tmp_path, capsys):
     x, _ = small_model
     write_vecs(tmp_path / "x.fvecs", x)
     out = tmp_path / "fit.npz"
-    assert calibrated.main([str(tmp_path / "x.fvecs"), str(out), "--components", "10",
-                            "--rank", "2"]) == 0
+    from benchpq.datasets.calibrate import main
+    assert main([str(tmp_path / "x.fvecs"), str(out), "--components", "10", "--rank", "2"]) == 0
     assert calibrated.load_calibration(out)["means"].shape == (10, 16)
-    assert calibrated.main([str(tmp_path / "missing.fvecs"), str(out)]) == 2
+    assert main([str(tmp_path / "missing.fvecs"), str(out)]) == 2
     assert "error" in capsys.readouterr().err
 
 
@@ -101,3 +102,13 @@ def test_siftsmall_calibration_matches_simple_statistics(siftsmall_dir):
     assert np.linalg.norm(fake, axis=1).mean() == pytest.approx(
         np.linalg.norm(real, axis=1).mean(), rel=0.1)
     assert (fake == 0).mean() == pytest.approx((real == 0).mean(), rel=0.15)
+
+
+def test_normalised_rows_keep_their_norm():
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.normal(size=(600, 8))) + rng.uniform(0, 1, (600, 1))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True) * 50).astype(np.float32)
+    model = calibrated.fit_calibration(x, n_components=4, rank=2)
+    assert float(model["norm"]) == pytest.approx(50, rel=1e-5) and not bool(model["integer"])
+    norms = np.linalg.norm(calibrated.generate_calibrated(model, 500), axis=1)
+    assert norms == pytest.approx(np.full(500, 50.0), rel=0.02)
