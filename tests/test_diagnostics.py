@@ -87,13 +87,13 @@ def test_bad_input_is_named(call, message):
 
 # -- the quantizers' sub-space hook, on real data --------------------------------------
 SMALL = {  # small codebooks so that every quantizer trains in well under a second
-    "pq": dict(M=8, Ks=16, iter=10), "opq": dict(M=8, Ks=16, niter=5, iter=10),
-    "lopq": dict(V=4, M=8, Ks=16, iter=10, coarse_iter=10, quota=100),
+    "pq": dict(M=8, Ks=16, iter=10), "opq": dict(M=8, Ks=16, niter=5, niter_pq_0=5, iter=10),
+    "lopq": dict(V=4, M=8, Ks=16, iter=10, coarse_iter=10, quota=100, init="random"),
     "faiss_pq": dict(M=8, nbits=4), "faiss_opq": dict(M=8, nbits=4, niter=5),
     "faiss_ivfpq": dict(M=8, nbits=4, nlist=8, nprobe=2), "faiss_pqfs": dict(M=8, nbits=4),
     "faiss_imi": dict(M=8, nbits=4, coarse_bits=2),
-    "nanopq_pq": dict(M=8, Ks=16, iter=10), "nanopq_opq": dict(M=8, Ks=16, iter=10,
-                                                              rotation_iter=3),
+    "nanopq_pq": dict(M=8, Ks=16, iter=10), "nanopq_opq": dict(M=8, Ks=16, iter=5,
+                                                              rotation_iter=2),
 }
 
 
@@ -107,6 +107,7 @@ def test_subspace_hook_of_each_quantizer(name, sift2k):
     """The view of a reconstruction is, block by block, a function of that block's sub-code
     (one codeword per sub-code value), and the blocks' mse add up to the run's mse."""
     plugin = registry.create({"name": name, "seed": 1, **SMALL[name]})
+    plugin.set_threads(1)  # OpenMP threads spinning on a busy machine cost more than they save
     plugin.fit(sift2k)
     codes = plugin.encode(sift2k)
     sub_codes, Ks = plugin.subspace_codes(codes)
