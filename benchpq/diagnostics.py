@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import metrics
+from .api import Quantizer
 from .checks import InputError, check_positive_int
 
 CHUNK_ROWS = 65536
@@ -158,7 +159,6 @@ def cluster_sizes(labels: np.ndarray, n_clusters: int) -> dict:
 
 def has_subspaces(plugin) -> bool:
     """Whether ``plugin`` declares product codes (overrides ``subspace_codes``)."""
-    from .api import Quantizer
     return isinstance(plugin, Quantizer) and \
         type(plugin).subspace_codes is not Quantizer.subspace_codes
 
