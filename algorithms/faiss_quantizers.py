@@ -180,16 +180,16 @@ class FaissOPQ(FaissIndexPlugin):
     def _pq(self):
         return self._parts[1].pq
 
+    @property
+    def model_bytes(self) -> int:
+        return super().model_bytes + (self.dim * self.dim * 4 if self.index else 0)
+
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x rotated by the learnt OPQ matrix, where the PQ's sub-spaces are equal blocks."""
         from benchpq.diagnostics import equal_bounds
         self._trained()
         return self._parts[0].apply(as_matrix(x, "x", dim=self.dim)), \
             equal_bounds(self.dim, self.M)
-
-    @property
-    def model_bytes(self) -> int:
-        return super().model_bytes + (self.dim * self.dim * 4 if self.index else 0)
 
 
 @register("faiss_ivfpq")

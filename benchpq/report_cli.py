@@ -7,7 +7,6 @@ Examples::
         --format latex --output table.tex
     benchpq-report results/pq_sift --plot recall.png --x code_bits --y recall@10 --logx
     benchpq-report results/own_vs_faiss --baseline pq=faiss_pq --baseline opq=faiss_opq
-    benchpq-report results/own_vs_faiss --diagnostics diagnostics.png
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
