@@ -19,6 +19,8 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
                             check_positive_int, check_subspaces)
 from benchpq.registry import register
 
+from .own_pq import unpack_codes
+
 
 def search_with_stats(index, queries: np.ndarray, k: int):
     """``index.search(queries, k)`` of a faiss IVF index, with its scan statistics.
@@ -125,6 +127,37 @@ class FaissIndexPlugin(Quantizer, Searcher):
     def model_bytes(self) -> int:
         return int(self._pq().centroids.size() * 4) if self.index else 0
 
+    # -- diagnostics --------------------------------------------------------
+    def _ivf(self):
+        """The trained index as a faiss IndexIVF (IVFPQ, IMI), or None (PQ, OPQ, fast-scan)."""
+        index = faiss.downcast_index(self._trained())
+        return index if isinstance(index, faiss.IndexIVF) else None
+
+    def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
+        """faiss's standalone codes -> ((n, M) PQ sub-codes, 2**nbits); an IVF's list number
+        (its first coarse_code_size bytes) is dropped."""
+        index = self._trained()
+        codes = as_matrix(codes, "codes", dtype=np.uint8, dim=index.sa_code_size(), finite=False)
+        ivf = self._ivf()
+        skip = ivf.coarse_code_size() if ivf is not None else 0
+        return unpack_codes(np.ascontiguousarray(codes[:, skip:]), self.M, self.nbits), \
+            1 << self.nbits
+
+    def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
+        """x itself, or for an IVF (by residual) x minus the centroid of the list in ``codes``."""
+        from benchpq.diagnostics import equal_bounds
+        x = as_matrix(x, "x", dim=self.dim)
+        ivf = self._ivf()
+        if ivf is not None and ivf.by_residual:
+            ccs = ivf.coarse_code_size()
+            codes = as_matrix(codes, "codes", dtype=np.uint8, dim=ivf.sa_code_size(),
+                              finite=False)
+            lists = codes[:, :ccs].astype(np.int64) @ (256 ** np.arange(ccs, dtype=np.int64))
+            unique, inverse = np.unique(lists, return_inverse=True)
+            centroids = np.stack([ivf.quantizer.reconstruct(int(v)) for v in unique])
+            x = x - centroids[inverse]
+        return x, equal_bounds(self.dim, self.M)
+
 
 @register("faiss_pq")
 class FaissPQ(FaissIndexPlugin):
@@ -172,6 +205,13 @@ class FaissOPQ(FaissIndexPlugin):
     @property
     def model_bytes(self) -> int:
         return super().model_bytes + (self.dim * self.dim * 4 if self.index else 0)
+
+    def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
+        """x rotated by the learnt OPQ matrix, where the PQ's sub-spaces are equal blocks."""
+        from benchpq.diagnostics import equal_bounds
+        self._trained()
+        return self._parts[0].apply(as_matrix(x, "x", dim=self.dim)), \
+            equal_bounds(self.dim, self.M)
 
 
 @register("faiss_ivfpq")

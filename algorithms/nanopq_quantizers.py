@@ -91,6 +91,12 @@ class NanoPQBase(Quantizer, Searcher):
     def model_bytes(self) -> int:
         return int(self.model.codewords.nbytes) if self.model is not None else 0
 
+    def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
+        """nanopq's codes are one column per sub-space: ((n, M) codes, Ks)."""
+        model = self._trained()
+        return as_matrix(codes, "codes", dtype=model.code_dtype, dim=self.M, finite=False), \
+            self.Ks
+
 
 @register("nanopq_pq")
 class NanoPQ(NanoPQBase):
@@ -125,3 +131,10 @@ class NanoOPQ(NanoPQBase):
         if self.model is None:
             return 0
         return int(self.model.codewords.nbytes + self.model.R.nbytes)
+
+    def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
+        """x R (nanopq's learnt rotation), where the PQ's sub-spaces are equal blocks."""
+        from benchpq.diagnostics import equal_bounds
+        model = self._trained()
+        return model.rotate(as_matrix(x, "x", dim=self.dim)).astype(np.float32, copy=False), \
+            equal_bounds(self.dim, self.M)

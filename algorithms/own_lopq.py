@@ -533,3 +533,32 @@ class LOPQ(Quantizer, Searcher):
                "total_bits": self.code_bits + self.cell_bits}
         out.update(self.last_search)
         return out
+
+    # -- diagnostics ------------------------------------------------------------
+    def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
+        """The fine codes, columns 2 .. 2 + M of the codes: ((n, M), Ks)."""
+        return self.check_codes(codes)[:, 2:], self.Ks
+
+    def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
+        """x in the local frames of its cells: p_s = (y_s - C_s - mu_s) R_s, halves side by side.
+
+        y is x after the PCA (if any); (C_s, mu_s, R_s) are the coarse centroid, local
+        mean and local rotation of half s of the cell in ``codes``. The M fine
+        sub-spaces are equal blocks of this (n, D') frame.
+        """
+        from benchpq.diagnostics import equal_bounds
+        self._model()
+        codes = self.check_codes(codes)
+        y = self._project_pca(as_matrix(x, "x", dim=self.dim))
+        if y.shape[0] != codes.shape[0]:
+            raise InputError(f"subspace_view: {codes.shape[0]} codes for {y.shape[0]} vectors")
+        h = self.qdim // 2
+        out = np.empty((y.shape[0], self.qdim), np.float32)
+        for s in range(2):
+            cells = codes[:, s].astype(np.int64)
+            for v in np.unique(cells):
+                rows = np.flatnonzero(cells == v)
+                local = y[rows, s * h:(s + 1) * h] - self.coarse_centroids[s, v] \
+                    - self.local_means[s, v]
+                out[rows, s * h:(s + 1) * h] = local @ self.local_rotations[s, v]
+        return out, equal_bounds(self.qdim, self.M)

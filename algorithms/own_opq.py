@@ -249,3 +249,14 @@ class OPQ(Quantizer, Searcher):
 
     def extra_metrics(self) -> dict:
         return {"rotation_objective": self.objective[-1]} if self.objective else {}
+
+    # -- diagnostics ------------------------------------------------------------
+    def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
+        return self._trained().subspace_codes(codes)
+
+    def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
+        """x R (n, D): the rotated space, where the PQ's M sub-spaces are equal blocks."""
+        pq = self._trained()
+        rotated = self._rotated(as_matrix(x, "x", dim=pq.dim))
+        from benchpq.diagnostics import equal_bounds
+        return rotated, equal_bounds(pq.dim, self.M)

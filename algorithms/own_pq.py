@@ -280,6 +280,11 @@ class PQ(Quantizer, Searcher):
             model.codes = unpack_codes(packed, M, nbits)
         return model
 
+    # -- diagnostics ------------------------------------------------------------
+    def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
+        """Our codes are already one column per sub-space: ((n, M) codes, Ks)."""
+        return check_codes(codes, self.M, self.Ks), self.Ks
+
 
 def pack_codes(codes: np.ndarray, nbits: int) -> np.ndarray:
     """(n, M) codes -> (n, ceil(M * nbits / 8)) uint8, faiss's bit layout.

@@ -80,6 +80,28 @@ class Quantizer(Algorithm):
         """(n, code_size) codes -> (n, d) float32 reconstructions."""
         raise NotImplementedError
 
+    # Optional, for codebook diagnostics (benchpq.diagnostics): product-code quantizers
+    # override subspace_codes, and subspace_view when their sub-spaces are not M equal
+    # blocks of the input (a rotation, a coarse quantizer, a PCA).
+    def subspace_codes(self, codes: np.ndarray) -> tuple[np.ndarray, int]:
+        """(n, code_size) codes -> ((n, M) integer sub-codes, one column per sub-space, Ks).
+
+        The default declares no sub-space structure (diagnostics skip the plugin).
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no product codes")
+
+    def subspace_view(self, x: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x (n, d) float32 in the frame where the sub-spaces are contiguous blocks.
+
+        ``codes`` are the codes x is assigned (a frame may depend on them, e.g. a
+        coarse cell's local rotation); x may be a reconstruction of those codes.
+        Returns (view (n, d') float32, bounds (M + 1,) int64): sub-space m is
+        columns bounds[m]:bounds[m + 1], quantized by column m of
+        ``subspace_codes(codes)``. Default: x itself cut into M equal blocks.
+        """
+        from .diagnostics import equal_bounds
+        return x, equal_bounds(x.shape[1], self.subspace_codes(codes[:1])[0].shape[1])
+
 
 class Searcher(Algorithm):
     """Indexes a database and answers k-nearest-neighbour queries."""

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "column (default: algorithm)")
     g.add_argument("--logx", action="store_true", help="log-scale x axis")
     g.add_argument("--title", help="plot title")
+    p.add_argument("--diagnostics", metavar="FILE", help="also save the codebook diagnostics "
+                   "(per-sub-space mse, codeword usage, code entropy, cluster sizes) as a PNG")
     return p
 
 
@@ -189,6 +191,11 @@ def run(args: argparse.Namespace) -> None:
         path = plot_pareto(runs, x=args.x or PARETO_X, y=args.y or PARETO_Y,
                            by=names(args.by) or "algorithm", path=args.pareto,
                            title=args.title)
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    if args.diagnostics:
+        from .report.diagnostics_plot import plot_diagnostics
+        runs = df if args.all_status else filter_status(df, "ok")
+        path = plot_diagnostics(runs, args.diagnostics, title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)
 
 

@@ -11,7 +11,7 @@ Public API::
     ensure_groundtruth(ds, k=100, cache_dir=None) / exact_distances(base, query, ids)
 
 Loaders: texmex, fashion_mnist, oxford5k, synthetic_uniform, synthetic_sift,
-files, ann_hdf5; named configs in ``conf/dataset/``.
+calibrated, files, ann_hdf5; named configs in ``conf/dataset/``.
 """
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
@@ -26,7 +26,7 @@ from .splits import shuffle_split
 from .vecs import read_vecs, write_vecs
 
 # loader modules: importing them registers their loaders
-from . import fashion_mnist, files, oxford5k, synthetic, texmex  # noqa: E402,F401  isort:skip
+from . import calibrated, fashion_mnist, files, oxford5k, synthetic, texmex  # noqa: E402,F401  isort:skip
 
 __all__ = [
     "ChecksumError", "Dataset", "DatasetNotFoundError", "Expected", "LoadContext", "Source",

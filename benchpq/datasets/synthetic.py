@@ -98,18 +98,19 @@ def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "bas
     return out
 
 
-def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
-            n_components: int) -> np.ndarray:
-    """``generate(...)`` stored once as .npy under cache_dir/synthetic, then memory-mapped."""
-    tag = f"{kind}-v{GENERATOR_VERSION}-d{dim}-seed{seed}" + (
-        f"-c{n_components}" if kind == "sift" else "")
+def cached_array(cache_dir: Path, tag: str, split: str, n: int, dim: int, fill) -> np.ndarray:
+    """A generated (n, dim) float32 array stored once as .npy under cache_dir/synthetic/tag.
+
+    ``fill(out)`` writes the data into an (n, dim) float32 memmap; the file appears
+    atomically when complete and is memory-mapped read-only afterwards.
+    """
     path = cache_dir / "synthetic" / tag / f"{split}-n{n}.npy"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
-            generate(kind, n, dim, seed, split, n_components, out=out)
+            fill(out)
             out.flush()
             del out
             os.replace(tmp, path)
@@ -118,6 +119,15 @@ def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
                 tmp.unlink()
     note_read(path)
     return np.load(path, mmap_mode="r")
+
+
+def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
+            n_components: int) -> np.ndarray:
+    """``generate(...)`` stored once as .npy under cache_dir/synthetic, then memory-mapped."""
+    tag = f"{kind}-v{GENERATOR_VERSION}-d{dim}-seed{seed}" + (
+        f"-c{n_components}" if kind == "sift" else "")
+    return cached_array(cache_dir, tag, split, n, dim,
+                        lambda out: generate(kind, n, dim, seed, split, n_components, out=out))
 
 
 def _load(ctx: LoadContext, kind: str, n_learn: int, n_base: int, n_query: int, dim: int,

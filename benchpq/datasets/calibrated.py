@@ -1,0 +1,287 @@
+"""Synthetic data calibrated to a real set: plugin loader ``calibrated``.
+
+A mixture of local low-rank elliptical Gaussians fitted to any base file
+(:func:`fit_calibration`), stored compactly as .npz, and sampled chunk by
+chunk (:func:`generate_calibrated`). The repository ships the fit of
+siftsmall's base (``calibration/siftsmall.npz``), so the default works
+without the data folder; ``python -m benchpq.datasets.calibrate FILE OUT.npz``
+fits another file (any format :func:`benchpq.datasets.read_array` reads).
+
+Model, for data x (n, D) (a sample of at most ``max_points`` rows):
+
+1. k-means of x into C components; weight w_c = fraction of points;
+2. per component, mean mu_c and each point's radial scale t_i =
+   ||x_i - mu_c||² / mean_c ||x - mu_c||²; the PCA of the scale-normalised
+   deviations (x_i - mu_c) / sqrt(t_i) gives the top ``rank`` directions
+   times their standard deviations, L_c (D, r), and the standard deviation
+   per dimension of what they leave, s_c (D,) -- a one-step elliptical
+   (scale-mixture) fit, so that local density varies as in the data rather
+   than as a Gaussian shell;
+3. pooled over components: the quantiles of t, of the standardised latent
+   coordinates and of the standardised residual entries (non-Gaussian
+   shapes, e.g. heavy tails), and W (D, D), a square root of the
+   correlation of the standardised residuals (the structure the local
+   directions leave, shared by all components);
+4. the value range of each dimension, whether x is integral, and the common
+   norm of its rows if they all have about the same norm (L2-normalised
+   descriptors, e.g. SIFT's, whose norms vary by 0.1%).
+
+Sampling: c ~ w, tau ~ the t quantiles, z (r,) and e (D,) with entries from
+the latent and residual quantiles (inverse CDF, linear interpolation), x =
+mu_c + sqrt(tau) (L_c z + s_c * (W e)), clipped to the data range, rescaled
+to the common norm (if any) and clipped again, rounded when the data were
+integers. Chunk i of split s is drawn from
+``np.random.default_rng([seed, s, i])`` (as :mod:`.synthetic`), so the bytes
+depend only on the parameters and memory stays at one chunk besides the output.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import InputError, as_matrix, check_positive_int
+from .context import LoadContext
+from .dataset import Dataset
+from .registry import register_loader
+from .synthetic import CHUNK_ROWS, SPLITS, cached_array
+
+CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+FORMAT_VERSION = 1
+KMEANS_ROWS = 16384  # rows per block of the k-means assignment
+NORM_SPREAD = 0.01   # norms' std over mean below which the data count as normalised
+
+
+# -- fitting ----------------------------------------------------------------------------
+def kmeans(y: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+    """Lloyd's k-means of y (n, D) float64 from k distinct random points; (n,) int64 labels."""
+    centroids = y[rng.choice(y.shape[0], k, replace=False)].copy()
+    for _ in range(iterations):
+        labels = _assign(y, centroids)
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, labels, y)
+        live = counts > 0
+        centroids[live] = sums[live] / counts[live, None]
+    return _assign(y, centroids)
+
+
+def _assign(y: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    norms = (centroids ** 2).sum(axis=1)
+    labels = np.empty(y.shape[0], np.int64)
+    for start in range(0, y.shape[0], KMEANS_ROWS):
+        block = y[start:start + KMEANS_ROWS]
+        labels[start:start + KMEANS_ROWS] = (norms - 2 * block @ centroids.T).argmin(axis=1)
+    return labels
+
+
+def _fixed_norm(x: np.ndarray) -> float:
+    """The mean L2 norm of x's rows if they all have about the same norm (normalised
+    descriptors: relative spread below NORM_SPREAD), else 0."""
+    norms = np.linalg.norm(x, axis=1)
+    mean = norms.mean()
+    return float(mean) if mean > 0 and norms.std() < NORM_SPREAD * mean else 0.0
+
+
+def _correlation_root(residuals: np.ndarray) -> np.ndarray:
+    """(D, D) float32 W with W W^T the correlation of the pooled standardised residuals."""
+    cov = residuals.T @ residuals / residuals.shape[0]
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(np.where(sd > 0, sd, 1), np.where(sd > 0, sd, 1))
+    np.fill_diagonal(corr, 1.0)
+    values, vectors = np.linalg.eigh(corr)
+    return (vectors * np.sqrt(np.maximum(values, 0))).astype(np.float32)
+
+
+def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int = 257,
+                    max_points: int = 200_000, iterations: int = 25,
+                    seed: int = 0) -> dict:
+    """Fit the mixture of the module doc to x (n, D); returns the model as a dict of arrays.
+
+    Args:
+        x: (n, D) real vectors (any numeric dtype; a sample of at most
+            ``max_points`` rows is used).
+        n_components: mixture components C (k-means clusters); components
+            left with fewer than 3 points are dropped.
+        rank: directions kept per component (at most D).
+        n_quantiles: quantiles stored of each pooled distribution (radial
+            scale, latent coordinates, residual entries).
+        iterations: k-means iterations. seed: sampling and k-means seed.
+
+    The dict (see :func:`save_calibration`) holds ``weights`` (C,), ``means``
+    (C, D), ``loadings`` (C, D, r), ``noise`` (C, D), ``scale_quantiles``
+    (n_quantiles,), ``latent_quantiles``, ``noise_quantiles``, ``noise_mixing`` (D, D),
+    ``low``/``high`` (D,), ``integer``, ``norm``, ``n_fit`` and ``version``.
+    """
+    x = as_matrix(x, "x", finite=True)
+    n, dim = x.shape
+    C = check_positive_int(n_components, "n_components")
+    rank = check_positive_int(rank, "rank", 1, dim)
+    n_quantiles = check_positive_int(n_quantiles, "n_quantiles", 2)
+    rng = np.random.default_rng(check_positive_int(seed, "seed", 0))
+    if n > max_points:
+        x = x[np.sort(rng.choice(n, check_positive_int(max_points, "max_points"),
+                                 replace=False))]
+    if x.shape[0] < 3 * C:
+        raise InputError(f"fitting {C} components needs at least {3 * C} vectors, got "
+                         f"{x.shape[0]}")
+    y = np.asarray(x, dtype=np.float64)
+    labels = kmeans(y, C, check_positive_int(iterations, "iterations"), rng)
+
+    def quantiles(parts) -> np.ndarray:
+        return np.quantile(np.concatenate(parts), np.linspace(0, 1, n_quantiles)) \
+            .astype(np.float32)
+
+    weights, means, loadings, noise, scales, latents, residuals = [], [], [], [], [], [], []
+    for c in range(C):
+        members = y[labels == c]
+        if members.shape[0] < 3:
+            continue
+        mu = members.mean(axis=0)
+        dev = members - mu
+        t = (dev ** 2).sum(axis=1)
+        t = t / t.mean() if t.mean() > 0 else np.ones_like(t)
+        normalised = dev / np.sqrt(np.maximum(t, 1e-3))[:, None]
+        _, sv, vt = np.linalg.svd(normalised, full_matrices=False)
+        r = min(rank, vt.shape[0])
+        directions = np.zeros((dim, rank))
+        directions[:, :r] = vt[:r].T * (sv[:r] / np.sqrt(members.shape[0]))
+        coords = normalised @ vt[:r].T
+        rest = normalised - coords @ vt[:r]
+        sd = rest.std(axis=0)
+        weights.append(members.shape[0])
+        means.append(mu)
+        loadings.append(directions)
+        noise.append(sd)
+        scales.append(t)
+        latents.append((coords / np.maximum(coords.std(axis=0), 1e-12)).ravel())
+        residuals.append(np.divide(rest, sd, out=np.zeros_like(rest), where=sd > 0))
+    return {"weights": np.asarray(weights, np.float64) / sum(weights),
+            "means": np.asarray(means, np.float16), "loadings": np.asarray(loadings, np.float16),
+            "noise": np.asarray(noise, np.float16),
+            "scale_quantiles": quantiles(scales), "latent_quantiles": quantiles(latents),
+            "noise_quantiles": quantiles([r[r != 0] for r in residuals]),
+            "noise_mixing": _correlation_root(np.concatenate(residuals)),
+            "low": y.min(axis=0).astype(np.float32), "high": y.max(axis=0).astype(np.float32),
+            "integer": np.bool_(np.all(y == np.rint(y))), "norm": np.float64(_fixed_norm(y)),
+            "n_fit": np.int64(x.shape[0]), "version": np.int64(FORMAT_VERSION)}
+
+
+MODEL_KEYS = ("weights", "means", "loadings", "noise", "scale_quantiles", "latent_quantiles",
+              "noise_quantiles", "noise_mixing", "low", "high", "integer", "norm", "n_fit",
+              "version")
+
+
+def save_calibration(model: dict, path) -> Path:
+    """Write a fitted model as a compressed .npz (float16 loadings and noise)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{k: model[k] for k in MODEL_KEYS})
+    return path
+
+
+def load_calibration(name_or_path) -> dict:
+    """A model from a .npz path, or by name from the shipped ones (``siftsmall``)."""
+    path = Path(name_or_path)
+    if path.suffix != ".npz":
+        path = CALIBRATION_DIR / f"{name_or_path}.npz"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in CALIBRATION_DIR.glob("*.npz"))
+        raise InputError(f"calibration {name_or_path!r}: no file {path} (shipped: "
+                         f"{', '.join(shipped)}; or give a .npz made by fit_calibration)")
+    with np.load(path, allow_pickle=False) as f:
+        missing = [k for k in MODEL_KEYS if k not in f.files]
+        if missing:
+            raise InputError(f"{path}: not a calibration file (missing {', '.join(missing)})")
+        model = {k: f[k] for k in MODEL_KEYS}
+    if int(model["version"]) != FORMAT_VERSION:
+        raise InputError(f"{path}: calibration format {int(model['version'])}, this benchpq "
+                         f"reads {FORMAT_VERSION}")
+    model["digest"] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return model
+
+
+# -- sampling -----------------------------------------------------------------------------
+def _inverse_cdf(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Samples of the distribution with these (equally spaced) quantiles, for uniform u."""
+    return np.interp(u, np.linspace(0, 1, quantiles.size, dtype=np.float32),
+                     quantiles).astype(np.float32)
+
+
+def _chunk(model: dict, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n (n, D) float32 samples of the model (see the module doc)."""
+    weights, means = model["weights"], model["means"].astype(np.float32)
+    loadings = model["loadings"].astype(np.float32)
+    noise = model["noise"].astype(np.float32)
+    dim, rank = loadings.shape[1], loadings.shape[2]
+    comp = rng.choice(weights.size, size=n, p=weights)
+    tau = _inverse_cdf(model["scale_quantiles"], rng.random(n))
+    z = _inverse_cdf(model["latent_quantiles"], rng.random((n, rank), dtype=np.float32))
+    y = _inverse_cdf(model["noise_quantiles"], rng.random((n, dim), dtype=np.float32)) \
+        @ model["noise_mixing"].T
+    root = np.sqrt(tau).astype(np.float32)[:, None]
+    order = np.argsort(comp, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(comp, minlength=weights.size))])
+    for c in range(weights.size):
+        rows = order[bounds[c]:bounds[c + 1]]
+        if rows.size:
+            y[rows] = means[c] + root[rows] * (z[rows] @ loadings[c].T + y[rows] * noise[c])
+    np.clip(y, model["low"], model["high"], out=y)
+    if float(model["norm"]) > 0:
+        y *= np.float32(model["norm"]) / np.maximum(np.linalg.norm(y, axis=1, keepdims=True),
+                                                    np.float32(1e-12))
+        np.clip(y, model["low"], model["high"], out=y)
+    return np.rint(y, out=y) if bool(model["integer"]) else y
+
+
+def generate_calibrated(model: dict, n: int, seed: int = 0, split: str = "base",
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """(n, D) float32 samples of a calibration model, deterministic in (model, seed, split).
+
+    ``out`` may be an (n, D) float32 array to fill (e.g. a .npy memmap).
+    """
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    n = check_positive_int(n, "n")
+    seed = check_positive_int(seed, "seed", 0)
+    dim = model["means"].shape[1]
+    out = np.empty((n, dim), np.float32) if out is None else out
+    for i, start in enumerate(range(0, n, CHUNK_ROWS)):
+        rows = min(CHUNK_ROWS, n - start)
+        out[start:start + rows] = _chunk(model, np.random.default_rng([seed, SPLITS[split], i]),
+                                         rows)
+    return out
+
+
+@register_loader("calibrated")
+def load_calibrated(ctx: LoadContext, calibration: str = "siftsmall", n_learn: int | None = None,
+                    n_base: int = 10000, n_query: int = 100, seed: int = 0,
+                    cache_min_rows: int = 200_000) -> Dataset:
+    """Learn / base / query sets sampled from a calibration model (module doc).
+
+    ``calibration``: a shipped model's name or a .npz path. ``n_learn`` None
+    trains on the base set (as siftsmall); otherwise learn is drawn
+    independently. Sets with ``n_base >= cache_min_rows`` are written once to
+    ``<cache_dir>/synthetic/`` and memory-mapped afterwards.
+    """
+    model = load_calibration(calibration)
+    dim = model["means"].shape[1]
+    tag = f"calibrated-{Path(str(calibration)).stem}-{model['digest']}-seed{seed}"
+    cache = n_base >= cache_min_rows
+
+    def draw(split: str, n: int) -> np.ndarray:
+        if cache:
+            return cached_array(ctx.cache_dir, tag, split, n, dim,
+                                lambda out: generate_calibrated(model, n, seed, split, out))
+        return generate_calibrated(model, n, seed, split)
+
+    base = draw("base", n_base)
+    learn = base if n_learn is None else draw("learn", n_learn)
+    return Dataset(name=ctx.name, learn=learn, base=base, query=draw("query", n_query),
+                   info={"source": f"mixture calibrated to {calibration} (model "
+                                   f"{model['digest']}, {model['weights'].size} components), "
+                                   f"seed {seed}",
+                         "split": "learn = base" if n_learn is None else
+                                  "learn, base and query drawn independently",
+                         "groundtruth": "computed on demand"})

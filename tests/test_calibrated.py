@@ -1,0 +1,113 @@
+"""The calibrated generator: fitting any base file, the shipped siftsmall model, the loader."""
+import numpy as np
+import pytest
+
+from benchpq.checks import InputError
+from benchpq.datasets import calibrated, load_dataset, read_vecs
+from benchpq.datasets.synthetic import CHUNK_ROWS
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """A model fitted to 3000 x 16 integer vectors of 5 elongated, clipped clusters."""
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(0, 40, (5, 16))
+    directions = rng.normal(size=(5, 16, 2)) * 6
+    comp = rng.integers(0, 5, 3000)
+    x = centres[comp] + np.einsum("ndr,nr->nd", directions[comp], rng.normal(size=(3000, 2))) \
+        + rng.normal(size=(3000, 16))
+    x = np.rint(np.clip(x, 0, 50)).astype(np.float32)
+    return x, calibrated.fit_calibration(x, n_components=10, rank=2, seed=0)
+
+
+def test_fit_records_the_data_range_and_structure(small_model):
+    x, model = small_model
+    assert model["means"].shape == (10, 16) and model["loadings"].shape == (10, 16, 2)
+    assert model["weights"].sum() == pytest.approx(1.0) and bool(model["integer"])
+    np.testing.assert_array_equal(model["low"], x.min(axis=0))
+    np.testing.assert_array_equal(model["high"], x.max(axis=0))
+    assert float(model["norm"]) == 0                      # rows of unequal norms
+    # the rank-2 directions carry the clusters' elongation: most of the local variance
+    latent = (model["loadings"].astype(np.float64) ** 2).sum(axis=(1, 2))
+    residual = (model["noise"].astype(np.float64) ** 2).sum(axis=1)
+    assert np.median(latent / (latent + residual)) > 0.8
+
+
+def test_generation_is_deterministic_and_chunked(small_model):
+    _, model = small_model
+    n = CHUNK_ROWS + 100                                   # crosses a chunk boundary
+    a = calibrated.generate_calibrated(model, n, seed=0)
+    assert a.dtype == np.float32 and a.shape == (n, 16)
+    assert a.tobytes() == calibrated.generate_calibrated(model, n, seed=0).tobytes()
+    assert not np.array_equal(a[:100], calibrated.generate_calibrated(model, 100, seed=1))
+    assert not np.array_equal(a[:100], calibrated.generate_calibrated(model, 100, 0, "query"))
+    assert np.all(a == np.rint(a)) and np.all(a >= model["low"]) and np.all(a <= model["high"])
+
+
+def test_generated_data_resembles_the_fitted_data(small_model):
+    x, model = small_model
+    g = calibrated.generate_calibrated(model, 3000, seed=0)
+    assert g.mean(axis=0) == pytest.approx(x.mean(axis=0), abs=1.5)
+    assert g.var(axis=0).sum() == pytest.approx(x.var(axis=0).sum(), rel=0.1)
+
+
+def test_save_load_round_trip_and_errors(small_model, tmp_path):
+    _, model = small_model
+    path = calibrated.save_calibration(model, tmp_path / "m.npz")
+    loaded = calibrated.load_calibration(path)
+    for key in calibrated.MODEL_KEYS:
+        np.testing.assert_array_equal(loaded[key], model[key])
+    with pytest.raises(InputError, match="shipped: siftsmall"):
+        calibrated.load_calibration("nope")
+    np.savez(tmp_path / "bad.npz", weights=np.ones(2))
+    with pytest.raises(InputError, match="not a calibration file"):
+        calibrated.load_calibration(tmp_path / "bad.npz")
+    with pytest.raises(InputError, match="at least 30 vectors"):
+        calibrated.fit_calibration(np.zeros((20, 4), np.float32), n_components=10, rank=2)
+    with pytest.raises(InputError, match="rank"):
+        calibrated.fit_calibration(np.zeros((200, 4), np.float32), n_components=2, rank=5)
+    with pytest.raises(InputError, match="split"):
+        calibrated.generate_calibrated(model, 10, split="train")
+
+
+def test_cli_fits_a_file(small_model, tmp_path, capsys):
+    from benchpq.datasets import write_vecs
+    x, _ = small_model
+    write_vecs(tmp_path / "x.fvecs", x)
+    out = tmp_path / "fit.npz"
+    from benchpq.datasets.calibrate import main
+    assert main([str(tmp_path / "x.fvecs"), str(out), "--components", "10", "--rank", "2"]) == 0
+    assert calibrated.load_calibration(out)["means"].shape == (10, 16)
+    assert main([str(tmp_path / "missing.fvecs"), str(out)]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_shipped_siftsmall_model_loads_without_data(tmp_path):
+    ds = load_dataset({"name": "cal", "loader": "calibrated", "n_base": 2000, "n_query": 20,
+                       "groundtruth_k": 10}, data_dir=tmp_path / "nothing", cache_dir=tmp_path)
+    assert ds.base.shape == (2000, 128) and ds.query.shape == (20, 128)
+    assert ds.learn is ds.base and ds.groundtruth.shape == (20, 10)
+    assert "siftsmall" in ds.info["source"]
+
+
+def test_siftsmall_calibration_matches_simple_statistics(siftsmall_dir):
+    """Total variance, mean norm and fraction of zeros of 10k generated vectors within 10%
+    of siftsmall's base (the search-quality comparison is the calibrated_vs_siftsmall
+    experiment)."""
+    real = np.asarray(read_vecs(siftsmall_dir / "siftsmall_base.fvecs"), np.float64)
+    fake = calibrated.generate_calibrated(calibrated.load_calibration("siftsmall"), 10000)
+    fake = fake.astype(np.float64)
+    assert fake.var(axis=0).sum() == pytest.approx(real.var(axis=0).sum(), rel=0.1)
+    assert np.linalg.norm(fake, axis=1).mean() == pytest.approx(
+        np.linalg.norm(real, axis=1).mean(), rel=0.1)
+    assert (fake == 0).mean() == pytest.approx((real == 0).mean(), rel=0.15)
+
+
+def test_normalised_rows_keep_their_norm():
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.normal(size=(600, 8))) + rng.uniform(0, 1, (600, 1))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True) * 50).astype(np.float32)
+    model = calibrated.fit_calibration(x, n_components=4, rank=2)
+    assert float(model["norm"]) == pytest.approx(50, rel=1e-5) and not bool(model["integer"])
+    norms = np.linalg.norm(calibrated.generate_calibrated(model, 500), axis=1)
+    assert norms == pytest.approx(np.full(500, 50.0), rel=0.02)
