@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import metrics, search_grid, uncertainty
+from . import diagnostics, metrics, search_grid, uncertainty
 from .api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from .checks import InputError, check_k, check_positive_int
 from .datasets import Dataset, ensure_groundtruth, exact_distances
@@ -65,8 +65,8 @@ def _check_search_output(distances, ids, nq: int, k: int, name: str):
     return distances, ids.astype(np.int64, copy=False)
 
 
-def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases) -> float:
-    """Encode ``x`` (timed as encode_s), decode chunkwise, return the mse."""
+def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases):
+    """Encode ``x`` (timed as encode_s), decode chunkwise; return (mse, codes)."""
     with phases("encode"):
         codes = plugin.encode(x)
     total = 0.0
@@ -74,7 +74,7 @@ def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases) -> floa
         block = np.asarray(x[start:start + CHUNK_ROWS])
         x_hat = np.asarray(plugin.decode(codes[start:start + CHUNK_ROWS]))
         total += metrics.mse(block, x_hat) * block.shape[0]
-    return total / x.shape[0]
+    return total / x.shape[0], codes
 
 
 def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
@@ -121,8 +121,10 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
         plugin.add(ds.base)
     out = dict(phases.metrics)
     if isinstance(plugin, Quantizer) and task.get("mse", True):
-        out["mse"] = reconstruction_mse(plugin, ds.base, phases)
+        out["mse"], codes = reconstruction_mse(plugin, ds.base, phases)
         out.update({k: v for k, v in phases.metrics.items() if k.startswith("encode")})
+        if task.get("diagnostics", True):
+            out.update(diagnostics.quantizer_diagnostics(plugin, ds.base, codes))
     out.update(code_bits=int(plugin.code_bits), codes_bytes=int(plugin.codes_bytes),
                model_bytes=int(plugin.model_bytes), n_base=int(ds.base.shape[0]),
                n_query=int(ds.query.shape[0]), n_learn=int(ds.learn.shape[0]),
@@ -252,7 +254,7 @@ def run_cluster(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
 
     out = dict(phases.metrics)
     out["error"] = metrics.clustering_error(x, labels, n_clusters)
-    out["empty_clusters"] = metrics.empty_clusters(labels, n_clusters)
+    out.update(diagnostics.cluster_sizes(labels, n_clusters))
     truth = ds.labels if x is ds.base else None
     if truth is not None:
         out["nmi"] = metrics.nmi(truth, labels)

@@ -16,6 +16,12 @@ COLUMN_PREFIXES = ("param.", "metric.")
 _RULES = (
     (lambda n: n.endswith(" ratio"), "min", "ratio"),  # ours / baseline (report.compare)
     (lambda n: n.startswith("recall") or "-recall@" in n, "max", "fraction"),
+    # codebook diagnostics: used codewords and assignment entropy up, sub-space error down
+    (lambda n: n.startswith(("codeword_usage", "cluster_balance")), "max", "fraction"),
+    (lambda n: n.startswith("code_entropy"), "max", "generic"),
+    (lambda n: n.startswith("subspace_mse"), "min", "error"),
+    (lambda n: n == "cluster_size_cv", "min", "generic"),
+    (lambda n: n.startswith("cluster_size_"), None, "count"),
     (lambda n: n in ("nmi", "ari"), "max", "fraction"),
     (lambda n: n == "qps", "max", "rate"),
     (lambda n: n in ("mse", "error"), "min", "error"),
