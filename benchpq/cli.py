@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .hydra_callbacks import MARKER
+from .hydra_paths import absolute_paths
 from .records import record_path
 from .runner import execute, sweep_dir
 
@@ -22,9 +23,11 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    config = OmegaConf.to_container(cfg, resolve=True)
+    hydra_cfg = HydraConfig.get()
+    # A worker (Ray, SLURM) may run elsewhere: relative paths are taken from where the sweep started.
+    config = absolute_paths(OmegaConf.to_container(cfg, resolve=True), hydra_cfg.runtime.cwd)
     record = execute(config)
-    marker = Path(HydraConfig.get().runtime.output_dir) / MARKER
+    marker = Path(hydra_cfg.runtime.output_dir) / MARKER
     marker.write_text(json.dumps({"record": str(record_path(sweep_dir(config), record["run_id"]))}))
     # The return value is what sweepers optimise (e.g. Optuna); None for failed runs.
     objective = config.get("objective")

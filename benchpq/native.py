@@ -5,9 +5,10 @@ Every ``cpp/*.cpp`` is compiled by the system C++ compiler (``$CXX``, else
 ``$BENCHPQ_CACHE/native/<key>/libbenchpq.so`` (``BENCHPQ_CACHE`` defaults to
 ``~/.cache/benchpq``). The key hashes the bytes of every source and header,
 the flags, the compiler command and its ``--version`` output, so a change to
-any of them builds a new library; a build holds an ``fcntl`` lock on its
-directory and renames the finished library into place, so concurrent
-processes build once and never load a half-written file. The headers are
+any of them builds a new library; a build holds a file lock on the library's
+name and renames the finished library into place (:mod:`benchpq.cachefiles`),
+so concurrent processes, on one machine or sharing the cache over NFS, build
+once and never load a half-written file. The headers are
 copied beside the library and read by cppyy (``load_library`` + ``include``):
 Python sees the C++ namespace ``benchpq`` directly. OpenMP lives in the
 sources only: cppyy's own JIT cannot compile it.
@@ -20,7 +21,6 @@ the GIL, and warm them up, in an :func:`on_load` hook.
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import os
@@ -32,12 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .cachefiles import entry_lock, write_atomic
 from .checks import InputError
 
 #: cpp/ of this checkout; $BENCHPQ_NATIVE_SRC overrides it
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
 LIBRARY = "libbenchpq.so"
+
+
 class NativeBuildError(RuntimeError):
     """The native library cannot be built or loaded (no compiler, compile error)."""
 
@@ -112,9 +115,7 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
     library = out / LIBRARY
     if library.is_file():
         return library
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder finishes first
+    with entry_lock(library):  # a concurrent builder finishes first
         if library.is_file():
             return library
         sources, headers = _files(src)
@@ -122,18 +123,21 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
         include.mkdir(exist_ok=True)
         for header in headers:
             shutil.copyfile(header, include / header.name)
-        tmp = out / f".{LIBRARY}.{os.getpid()}.tmp"
-        cmd = [*cxx, *FLAGS, f"-I{src}", *map(str, sources), "-o", str(tmp)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True)
-        except OSError as exc:
-            raise NativeBuildError(f"$ {shlex.join(cmd)}\ncannot run the compiler: {exc}") from None
-        if done.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise NativeBuildError(f"compiling {src} failed (exit status {done.returncode})\n"
-                                   f"$ {shlex.join(cmd)}\n{done.stderr}{done.stdout}")
-        (out / "build.txt").write_text(f"$ {shlex.join(cmd)}\n{_compiler_version(tuple(cxx))}")
-        os.replace(tmp, library)
+
+        def compile_to(tmp: Path) -> None:
+            cmd = [*cxx, *FLAGS, f"-I{src}", *map(str, sources), "-o", str(tmp)]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True)
+            except OSError as exc:
+                raise NativeBuildError(f"$ {shlex.join(cmd)}\ncannot run the compiler: {exc}") \
+                    from None
+            if done.returncode != 0:
+                raise NativeBuildError(f"compiling {src} failed (exit status {done.returncode})\n"
+                                       f"$ {shlex.join(cmd)}\n{done.stderr}{done.stdout}")
+            (out / "build.txt").write_text(f"$ {shlex.join(cmd)}\n"
+                                           f"{_compiler_version(tuple(cxx))}")
+
+        write_atomic(library, compile_to)
     return library
 
 

@@ -13,16 +13,17 @@ from ``np.random.default_rng([seed, s, i])`` with a fixed chunk size, so the
 output depends only on the parameters, memory stays at one chunk besides the
 output, and 1M x 128 takes a few seconds. Learn, base and query are drawn
 independently from the same distribution. Datasets with ``n_base >=
-cache_min_rows`` are written once to ``<cache_dir>/synthetic/`` as .npy and
+cache_min_rows`` are written once to ``<cache_dir>/synthetic/`` as .npy (by
+one process under a file lock, renamed into place when complete) and
 memory-mapped afterwards.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..cachefiles import entry_lock, write_atomic
 from ..checks import InputError, check_positive_int
 from .context import LoadContext
 from .dataset import Dataset
@@ -97,6 +98,15 @@ def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "bas
     return out
 
 
+def _generate_npy(path: Path, kind: str, n: int, dim: int, seed: int, split: str,
+                  n_components: int) -> None:
+    """``generate(...)`` written chunk by chunk into a new .npy file at ``path``."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    generate(kind, n, dim, seed, split, n_components, out=out)
+    out.flush()
+    del out
+
+
 def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
             n_components: int) -> np.ndarray:
     """``generate(...)`` stored once as .npy under cache_dir/synthetic, then memory-mapped."""
@@ -104,17 +114,10 @@ def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
         f"-c{n_components}" if kind == "sift" else "")
     path = cache_dir / "synthetic" / tag / f"{split}-n{n}.npy"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-        try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
-            generate(kind, n, dim, seed, split, n_components, out=out)
-            out.flush()
-            del out
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with entry_lock(path):  # one process generates, the others wait for its file
+            if not path.is_file():
+                write_atomic(path, lambda tmp: _generate_npy(tmp, kind, n, dim, seed, split,
+                                                             n_components), suffix=".npy")
     return np.load(path, mmap_mode="r")
 
 
