@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import shlex
 import shutil
@@ -39,6 +40,8 @@ from .checks import InputError
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
 LIBRARY = "libbenchpq.so"
+
+log = logging.getLogger(__name__)
 
 
 class NativeBuildError(RuntimeError):
@@ -125,6 +128,7 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
             shutil.copyfile(header, include / header.name)
 
         def compile_to(tmp: Path) -> None:
+            log.info("compiling %d C++ sources of %s -> %s", len(sources), src, library)
             cmd = [*cxx, *FLAGS, f"-I{src}", *map(str, sources), "-o", str(tmp)]
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True)

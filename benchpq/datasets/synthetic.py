@@ -19,6 +19,7 @@ memory-mapped afterwards.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ GENERATOR_VERSION = 1
 CHUNK_ROWS = 65536
 SPLITS = {"learn": 1, "base": 2, "query": 3}
 _RANK, _DF = 8, 4.0
+
+log = logging.getLogger(__name__)
 
 
 def _sift_model(dim: int, n_components: int, seed: int) -> dict:
@@ -116,6 +119,7 @@ def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
     if not path.is_file():
         with entry_lock(path):  # one process generates, the others wait for its file
             if not path.is_file():
+                log.info("generating %s x %d %s vectors -> %s", n, dim, kind, path)
                 write_atomic(path, lambda tmp: _generate_npy(tmp, kind, n, dim, seed, split,
                                                              n_components), suffix=".npy")
     return np.load(path, mmap_mode="r")
