@@ -12,11 +12,11 @@ The pattern for each is::
 
 so each entry is produced once, and a reader never sees a half-written file
 (``os.replace`` is atomic within a file system). The lock is an ``fcntl.flock``
-on ``.<name>.lock`` beside the entry; Linux maps it onto POSIX locks on NFS, so
-it also holds across machines sharing an NFS cache. It is released when the
-holder exits or dies, so a killed producer never blocks the others; its temp
-file is removed when it fails and left (named ``.<name>.<host>.<pid>.tmp``) only
-if it was killed.
+on ``.<name>.lock`` beside the entry, removed when released; Linux maps flock
+onto POSIX locks on NFS, so it also holds across machines sharing an NFS
+cache. It is released when the holder exits or dies, so a killed producer never
+blocks the others; only a killed producer leaves files behind (its lock file
+and its temp file, named ``.<name>.<host>.<pid>.tmp``).
 """
 from __future__ import annotations
 
@@ -42,22 +42,38 @@ def entry_lock(path: str | os.PathLike, required: bool = True) -> Iterator[bool]
     a folder. Yields True when locked. With ``required=False`` a lock that
     cannot be made (read-only cache folder) yields False instead of raising
     OSError, for callers that can go on without a cache.
+
+    The lock file is removed on release, while still held; a waiter that then
+    gets the lock on the removed file sees that its inode is no longer the
+    one at the path and starts over on a fresh file, so two processes never
+    hold the lock at once.
     """
     lock = lock_path(path)
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
-        f = open(lock, "a")
+        f = _acquire(lock)
     except OSError:
         if required:
             raise
         yield False
         return
-    with f:
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+        f.close()  # closing releases the lock
+
+
+def _acquire(lock: Path):
+    while True:
+        f = open(lock, "a")
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        except FileNotFoundError:
+            pass
+        f.close()  # the holder we waited for removed this file: lock the new one
 
 
 def temp_path(path: str | os.PathLike, suffix: str = "") -> Path:

@@ -98,8 +98,36 @@ def test_cold_cache_items_are_built_once_by_concurrent_processes(tmp_path):
     library, digest = results.pop()
     assert Path(library).is_file() and Path(library).parent.parent == cache / "native"
     assert digest == _expected_digest()
-    leftovers = [p.name for p in cache.rglob("*") if ".tmp" in p.name]
+    leftovers = [p.name for p in cache.rglob("*") if ".tmp" in p.name or ".lock" in p.name]
     assert leftovers == []
+
+
+MUTEX_WORKER = textwrap.dedent("""
+    import os, sys, time
+    from benchpq.cachefiles import entry_lock
+    entry, journal = sys.argv[1], sys.argv[2]
+    for _ in range(25):
+        with entry_lock(entry):
+            with open(journal, "a") as f:
+                f.write(f"enter {os.getpid()}\\n")
+            time.sleep(0.002)
+            with open(journal, "a") as f:
+                f.write(f"leave {os.getpid()}\\n")
+""")
+
+
+def test_entry_lock_admits_one_holder_at_a_time(tmp_path):
+    """Removing the lock file on release must not let a waiter and a newcomer both in."""
+    journal = tmp_path / "journal"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", MUTEX_WORKER, str(tmp_path / "entry"),
+                               str(journal)], env=env) for _ in range(PROCESSES)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 2 * 25 * PROCESSES
+    for enter, leave in zip(lines[::2], lines[1::2]):
+        assert enter.startswith("enter ") and leave == "leave " + enter.split()[1]
+    assert list(tmp_path.glob(".*.lock")) == []
 
 
 def test_a_failed_producer_leaves_no_entry_and_the_next_one_succeeds(tmp_path):
