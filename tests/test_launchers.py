@@ -129,6 +129,21 @@ def _compose_with_hydra(overrides):
         return compose("config", overrides=overrides, return_hydra_config=True)
 
 
+def test_ray_configs_reserve_threads_cpus_per_run(monkeypatch):
+    requires("hydra_plugins.hydra_ray_launcher")
+    local = _compose_with_hydra(["hydra/launcher=ray_local", "threads=3"]).hydra.launcher
+    assert local._target_.endswith("ray_launcher.RayLauncher")
+    assert local.ray.remote.num_cpus == 3
+    assert local.ray.init.address == "local" and local.ray.init._node_ip_address == "127.0.0.1"
+    assert local.ray.init.include_dashboard is False
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    cluster = _compose_with_hydra(["hydra/launcher=ray_cluster", "threads=2"]).hydra.launcher
+    assert cluster.ray.init.address == "head:6379" and cluster.ray.remote.num_cpus == 2
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert _compose_with_hydra(["hydra/launcher=ray_cluster"]).hydra.launcher.ray.init.address \
+        == "auto"
+
+
 def test_slurm_config_composes_with_the_usual_knobs():
     requires("hydra_plugins.hydra_submitit_launcher")
     cfg = _compose_with_hydra(["hydra/launcher=slurm", "threads=8",
