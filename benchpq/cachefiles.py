@@ -55,6 +55,8 @@ def entry_lock(path: str | os.PathLike, required: bool = True) -> Iterator[bool]
     except OSError:
         if required:
             raise
+        f = None
+    if f is None:
         yield False
         return
     try:
