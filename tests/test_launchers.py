@@ -123,6 +123,25 @@ def test_submitit_local_sweep_matches_basic(basic, cache_dir, tmp_path):
     assert list((tmp_path / "results" / NAME / "hydra").glob("*/.submitit/*/*_result.pkl"))
 
 
+def test_a_crash_in_a_run_is_recorded_under_submitit(tmp_path):
+    """The run's child process isolates the job: a segfault becomes a record, the sweep ends."""
+    requires("hydra_plugins.hydra_submitit_launcher")
+    plugins = REPO / "tests" / "plugins"
+    env = {**os.environ, "BENCHPQ_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), str(plugins)])}
+    proc = subprocess.run([sys.executable, "-m", "benchpq.cli", "-m", "hydra/launcher=slurm_local",
+                           f"hydra.searchpath=[file://{plugins / 'conf'}]",
+                           "plugins=[failing_plugins]", "algorithm=test_segfaults,test_raises",
+                           *SWEEP[2:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    found = {r["algorithm"]: r for _, r in records.iter_records(tmp_path / "results" / NAME)}
+    assert found["test_segfaults"]["status"] == "crashed"
+    assert "SIGSEGV" in found["test_segfaults"]["message"]
+    assert found["test_raises"]["status"] == "error"
+    assert "test_segfaults" in proc.stdout  # named in the end-of-sweep summary
+
+
 def _compose_with_hydra(overrides):
     from hydra import compose, initialize_config_dir
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
