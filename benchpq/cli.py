@@ -15,10 +15,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .hydra_callbacks import MARKER, SWEEP_SIZE_ENV
+from .hydra_paths import absolute_paths
 from .lifecycle import MAIN_PID_ENV
 from .records import record_path
-from .resolvers import new_sweep_id
 from .report.names import better_direction
+from .resolvers import new_sweep_id
 from .runner import execute, sweep_dir
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -35,9 +36,12 @@ def main():
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def run_job(cfg: DictConfig) -> float | None:
     """One Hydra job: one run (a build searched at every setting of its grid)."""
-    config = OmegaConf.to_container(cfg, resolve=True)
+    hydra_cfg = HydraConfig.get()
+    # A worker (Ray, SLURM) may run elsewhere: relative paths are taken from where the sweep
+    # started.
+    config = absolute_paths(OmegaConf.to_container(cfg, resolve=True), hydra_cfg.runtime.cwd)
     records = execute(config, label=job_label())
-    marker = Path(HydraConfig.get().runtime.output_dir) / MARKER
+    marker = Path(hydra_cfg.runtime.output_dir) / MARKER
     marker.write_text(json.dumps({"records": [str(record_path(sweep_dir(config), r["run_id"]))
                                               for r in records]}))
     # What sweepers optimise (e.g. Optuna): the best value over the run's search settings;

@@ -11,6 +11,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from . import hydra_paths  # noqa: F401  (registers ${benchpq.abspath:} in Ray / submitit workers)
 from .records import read_record
 
 log = logging.getLogger("benchpq")

@@ -20,7 +20,6 @@ unpickled is removed with a warning and the model is rebuilt.
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import inspect
@@ -37,6 +36,8 @@ from importlib.metadata import PackageNotFoundError, packages_distributions, ver
 from pathlib import Path
 
 import numpy as np
+
+from .cachefiles import entry_lock
 
 log = logging.getLogger("benchpq")
 
@@ -201,10 +202,5 @@ class ModelCache:
     @contextmanager
     def lock(self, key: str):
         """Hold the key's build lock: concurrent runs of one build train once."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f".{key}.lock", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with entry_lock(self.entry(key)):
+            yield

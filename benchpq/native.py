@@ -5,9 +5,10 @@ Every ``cpp/*.cpp`` is compiled by the system C++ compiler (``$CXX``, else
 ``$BENCHPQ_CACHE/native/<key>/libbenchpq.so`` (``BENCHPQ_CACHE`` defaults to
 ``~/.cache/benchpq``). The key hashes the bytes of every source and header,
 the flags, the compiler command and its ``--version`` output, so a change to
-any of them builds a new library; a build holds an ``fcntl`` lock on its
-directory and renames the finished library into place, so concurrent
-processes build once and never load a half-written file. The headers are
+any of them builds a new library; a build holds a file lock on the library's
+name and renames the finished library into place (:mod:`benchpq.cachefiles`),
+so concurrent processes, on one machine or sharing the cache over NFS, build
+once and never load a half-written file. The headers are
 copied beside the library and read by cppyy (``load_library`` + ``include``):
 Python sees the C++ namespace ``benchpq`` directly. OpenMP lives in the
 sources only: cppyy's own JIT cannot compile it.
@@ -20,7 +21,6 @@ the GIL, and warm them up, in an :func:`on_load` hook.
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import logging
@@ -34,13 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .cachefiles import entry_lock, write_atomic
 from .checks import InputError
 
 #: cpp/ of this checkout; $BENCHPQ_NATIVE_SRC overrides it
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
 LIBRARY = "libbenchpq.so"
-log = logging.getLogger("benchpq")
+
+log = logging.getLogger(__name__)
 
 
 class NativeBuildError(RuntimeError):
@@ -117,35 +119,37 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
     library = out / LIBRARY
     if _intact(library):
         return library
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder finishes first
+    with entry_lock(library):  # a concurrent builder finishes first
         if _intact(library):
             return library
         if library.exists():
             log.warning("cached C++ library %s is damaged (its checksum does not match): "
                         "rebuilding it", library)
             library.unlink()
-        log.info("compiling benchpq's C++ core (first use only, about 20 s) into %s", out)
+        log.info("compiling benchpq's C++ core (first use only, about 20 s)")
         t0 = time.perf_counter()
         sources, headers = _files(src)
         include = out / "include"
         include.mkdir(exist_ok=True)
         for header in headers:
             shutil.copyfile(header, include / header.name)
-        tmp = out / f".{LIBRARY}.{os.getpid()}.tmp"
-        cmd = [*cxx, *FLAGS, f"-I{src}", *map(str, sources), "-o", str(tmp)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True)
-        except OSError as exc:
-            raise NativeBuildError(f"$ {shlex.join(cmd)}\ncannot run the compiler: {exc}") from None
-        if done.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise NativeBuildError(f"compiling {src} failed (exit status {done.returncode})\n"
-                                   f"$ {shlex.join(cmd)}\n{done.stderr}{done.stdout}")
-        (out / "build.txt").write_text(f"$ {shlex.join(cmd)}\n{_compiler_version(tuple(cxx))}")
-        (out / CHECKSUM).write_text(_sha256(tmp))
-        os.replace(tmp, library)
+
+        def compile_to(tmp: Path) -> None:
+            log.info("compiling %d C++ sources of %s -> %s", len(sources), src, library)
+            cmd = [*cxx, *FLAGS, f"-I{src}", *map(str, sources), "-o", str(tmp)]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True)
+            except OSError as exc:
+                raise NativeBuildError(f"$ {shlex.join(cmd)}\ncannot run the compiler: {exc}") \
+                    from None
+            if done.returncode != 0:
+                raise NativeBuildError(f"compiling {src} failed (exit status {done.returncode})\n"
+                                       f"$ {shlex.join(cmd)}\n{done.stderr}{done.stdout}")
+            (out / "build.txt").write_text(f"$ {shlex.join(cmd)}\n"
+                                           f"{_compiler_version(tuple(cxx))}")
+            (out / CHECKSUM).write_text(_sha256(tmp))
+
+        write_atomic(library, compile_to)
         log.info("compiled benchpq's C++ core in %.1f s", time.perf_counter() - t0)
     return library
 

@@ -13,17 +13,19 @@ Memory: one (1024 x 16384) float32 block plus (nq x C) candidates; the base
 may be a memory map and is read once.
 
 Results are cached in ``<cache_dir>/groundtruth/<hash>.npz`` where the hash is
-a blake2b of the bytes, shapes and dtypes of base and query, and of k.
+a blake2b of the bytes, shapes and dtypes of base and query, and of k. When
+several processes ask for the same ground truth at once, one computes it under
+a file lock and the others read its file (see :mod:`benchpq.cachefiles`).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..cachefiles import entry_lock, write_atomic
 from ..checks import InputError, as_matrix, check_k
 from .context import resolve_cache_dir
 
@@ -179,37 +181,50 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
         base = as_matrix(base, "base", finite=False)
     query = as_matrix(query, "query", dim=base.shape[1])
     k = check_k(k, base.shape[0])
-    path = None
-    if use_cache:
-        key = content_hash(base, query, extra=GT_VERSION + f"|k={k}".encode())
-        path = resolve_cache_dir(cache_dir) / "groundtruth" / f"{key}.npz"
-        if path.is_file():
-            try:
-                with np.load(path) as f:
-                    ids, dist = f["ids"], f["dist"]
-                if ids.shape == (query.shape[0], k):
-                    return ids.astype(np.int64), dist.astype(np.float32)
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("ignoring unreadable ground truth cache %s (%s)", path, exc)
-    ids, dist = _compute(base, query, k)
-    dist = dist.astype(np.float32)
-    if path is not None:
+    if not use_cache:
+        ids, dist = _compute(base, query, k)
+        return ids, dist.astype(np.float32)
+    key = content_hash(base, query, extra=GT_VERSION + f"|k={k}".encode())
+    path = resolve_cache_dir(cache_dir) / "groundtruth" / f"{key}.npz"
+    cached = _read_cache(path, query.shape[0], k)
+    if cached is not None:
+        return cached
+    # One process computes; the others wait for its file instead of computing it again.
+    with entry_lock(path, required=False) as locked:
+        cached = _read_cache(path, query.shape[0], k) if locked else None
+        if cached is not None:
+            return cached
+        log.info("computing ground truth: %d queries, top-%d of %d base vectors -> %s",
+                 query.shape[0], k, base.shape[0], path)
+        ids, dist = _compute(base, query, k)
+        dist = dist.astype(np.float32)
         _save(path, ids, dist)
     return ids, dist
 
 
-def _save(path: Path, ids: np.ndarray, dist: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _read_cache(path: Path, nq: int, k: int):
+    """(ids int64, dist float32) from a cache file, or None if absent, unreadable or stale."""
+    if not path.is_file():
+        return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with np.load(path) as f:
+            ids, dist = f["ids"], f["dist"]
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("ignoring unreadable ground truth cache %s (%s)", path, exc)
+        return None
+    if ids.shape != (nq, k):
+        return None
+    return ids.astype(np.int64), dist.astype(np.float32)
+
+
+def _save(path: Path, ids: np.ndarray, dist: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, ids=ids, dist=dist)
-        os.replace(tmp, path)
+    try:
+        write_atomic(path, write)
     except OSError as exc:
         log.warning("could not cache ground truth in %s (%s)", path, exc)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def ensure_groundtruth(ds, k: int = 100, cache_dir=None):

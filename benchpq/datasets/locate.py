@@ -4,8 +4,8 @@ A loader calls :func:`locate_files` with the folder and file names it needs
 and, when the dataset can be downloaded, a :class:`Source`. Files are looked
 for in ``<data_dir>/<folder>`` then ``<cache_dir>/data/<folder>``; missing
 files are downloaded into the latter (never into the data directory, which
-may be read-only). When that is impossible the error says which files to put
-where.
+may be read-only), by one process at a time (a file lock beside the folder).
+When that is impossible the error says which files to put where.
 """
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
-from .context import DATA_ENV, LoadContext
+from ..cachefiles import entry_lock
 from ..checks import InputError
+from .context import DATA_ENV, LoadContext
 from .download import Expected, download_file, fetch_archive, fetch_files
 
 #: a file name, or alternative names of which the first present one is used
@@ -99,9 +100,13 @@ def locate_files(ctx: LoadContext, folder: str | Path, specs: Sequence[FileSpec]
     if source is None:
         reason = "no download source is known for it"
     elif allowed:
+        download_to = ctx.download_folder(folder)
         try:
-            source.fetch(ctx.download_folder(folder))
-            found = _find(ctx.download_folder(folder), specs)
+            with entry_lock(download_to):  # one job downloads; the others wait, then find it
+                found = _find(download_to, specs)
+                if found is None:
+                    source.fetch(download_to)
+                    found = _find(download_to, specs)
             if found is not None:
                 return found
             reason = f"the download from {source.url} did not provide every file"

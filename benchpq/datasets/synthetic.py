@@ -13,26 +13,30 @@ from ``np.random.default_rng([seed, s, i])`` with a fixed chunk size, so the
 output depends only on the parameters, memory stays at one chunk besides the
 output, and 1M x 128 takes a few seconds. Learn, base and query are drawn
 independently from the same distribution. Datasets with ``n_base >=
-cache_min_rows`` are written once to ``<cache_dir>/synthetic/`` as .npy and
+cache_min_rows`` are written once to ``<cache_dir>/synthetic/`` as .npy (by
+one process under a file lock, renamed into place when complete) and
 memory-mapped afterwards.
 """
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from ..cachefiles import entry_lock, write_atomic
 from ..checks import InputError, check_positive_int
 from .context import LoadContext
 from .dataset import Dataset
-from .registry import register_loader
 from .fingerprint import note_read
+from .registry import register_loader
 
 GENERATOR_VERSION = 1
 CHUNK_ROWS = 65536
 SPLITS = {"learn": 1, "base": 2, "query": 3}
 _RANK, _DF = 8, 4.0
+
+log = logging.getLogger(__name__)
 
 
 def _sift_model(dim: int, n_components: int, seed: int) -> dict:
@@ -101,24 +105,26 @@ def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "bas
 def cached_array(cache_dir: Path, tag: str, split: str, n: int, dim: int, fill) -> np.ndarray:
     """A generated (n, dim) float32 array stored once as .npy under cache_dir/synthetic/tag.
 
-    ``fill(out)`` writes the data into an (n, dim) float32 memmap; the file appears
-    atomically when complete and is memory-mapped read-only afterwards.
+    ``fill(out)`` writes the data into an (n, dim) float32 memmap. One process
+    generates (the others wait on the entry's lock); the file appears atomically
+    when complete and is memory-mapped read-only afterwards.
     """
     path = cache_dir / "synthetic" / tag / f"{split}-n{n}.npy"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-        try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
-            fill(out)
-            out.flush()
-            del out
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with entry_lock(path):  # one process generates, the others wait for its file
+            if not path.is_file():
+                log.info("generating %s x %d vectors -> %s", n, dim, path)
+                write_atomic(path, lambda tmp: _fill_npy(tmp, n, dim, fill), suffix=".npy")
     note_read(path)
     return np.load(path, mmap_mode="r")
+
+
+def _fill_npy(path: Path, n: int, dim: int, fill) -> None:
+    """A new (n, dim) float32 .npy file at ``path``, written by ``fill`` chunk by chunk."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+    fill(out)
+    out.flush()
+    del out
 
 
 def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
