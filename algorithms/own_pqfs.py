@@ -274,6 +274,7 @@ class PQFastScan(Quantizer, Searcher):
             index.codes.resize(flat.size)
             faiss.memcpy(index.codes.get(), faiss.swig_ptr(flat), flat.size)
             index.ntotal = self.ntotal
+            index.ntotal2 = self.blocks.shape[0] * BLOCK  # faiss scans ntotal2 vectors
         return index
 
     @classmethod
