@@ -18,6 +18,8 @@ before any C++ call, and bad input raises :class:`benchpq.checks.InputError`.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from algorithms.own_pq import PQ
@@ -52,9 +54,11 @@ def _prepare(ns) -> None:
     ns.pqfs_simd_supported(0)
 
 
+@functools.lru_cache(maxsize=None)
 def simd_supported(level: str) -> bool:
     """Whether this CPU runs the SIMD level ``level`` ('auto', 'scalar', 'avx2', 'avx512')."""
-    return level == "auto" or bool(native.load().pqfs_simd_supported(SIMD_LEVELS[level]))
+    return level in ("auto", "scalar") or bool(
+        native.load().pqfs_simd_supported(SIMD_LEVELS[level]))
 
 
 def pack_blocks(codes: np.ndarray, M: int) -> np.ndarray:
@@ -212,9 +216,9 @@ class PQFastScan(Quantizer, Searcher):
         if self.blocks is None:
             raise InputError(f"{self.name or 'pqfs'}: add() vectors before searching")
         k = check_k(k, self.ntotal)
-        if not simd_supported(self.simd):
-            raise InputError(f"simd: this CPU cannot run {self.simd!r}")
         queries = as_matrix(queries, "query", dim=self.dim)
+        if not simd_supported(self.simd):  # a model unpickled on another CPU
+            raise InputError(f"simd: this CPU cannot run {self.simd!r}")
         nq = queries.shape[0]
         distances = np.empty((nq, k), np.float32)
         ids = np.empty((nq, k), np.int64)
@@ -286,7 +290,7 @@ class PQFastScan(Quantizer, Searcher):
         ``params``: further constructor arguments (iter, seed, search...).
         """
         import faiss
-        index = faiss.downcast_index(index)
+        owner, index = index, faiss.downcast_index(index)  # owner keeps the C++ index alive
         if not isinstance(index, (faiss.IndexPQFastScan, faiss.IndexPQ)):
             raise InputError(f"from_faiss: expected a faiss.IndexPQFastScan or IndexPQ, got "
                              f"{type(index).__name__}")
