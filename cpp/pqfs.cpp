@@ -243,6 +243,93 @@ __attribute__((target("avx512f,avx512bw,avx2"))) void scan_avx512(const uint8_t*
 
 #endif  // BENCHPQ_PQFS_X86
 
+// -- encoding -------------------------------------------------------------------
+// The nearest of 16 codewords by the norm trick, argmin_j ||c_j||^2 - 2 x.c_j,
+// computed as NearestCodeword does (same prepared values, same order of
+// operations, so the same codes), with one vector argmin over the 16 scores.
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+inline v8 load8(const float* p) { return *reinterpret_cast<const v8u*>(p); }
+
+constexpr int kEncodeRows = 4;  // rows sharing each load of the codewords
+
+struct Codebooks16 {
+  int64_t M, D, dsub;
+  std::vector<float> ct;     // (M, dsub, 16): -2 * codewords, transposed per sub-space
+  std::vector<float> norms;  // (M, 16): ||c||^2, accumulated in double
+
+  explicit Codebooks16(const ProductQuantizer& pq)
+      : M(pq.M()), D(pq.D()), dsub(pq.dsub()), ct(M * dsub * 16), norms(M * 16) {
+    std::vector<float> cw(M * 16 * dsub);
+    pq.get_codewords(cw.data());
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < 16; ++j) {
+        const float* c = cw.data() + (m * 16 + j) * dsub;
+        double norm = 0;
+        for (int64_t t = 0; t < dsub; ++t) {
+          ct[(m * dsub + t) * 16 + j] = -2.0f * c[t];
+          norm += static_cast<double>(c[t]) * c[t];
+        }
+        norms[m * 16 + j] = static_cast<float>(norm);
+      }
+  }
+};
+
+// Index of the smallest of 16 scores (lo: 0..7, hi: 8..15), ties to the smaller index.
+inline int argmin16(v8 lo, v8 hi) {
+#ifdef __AVX2__
+  const __m256 a = reinterpret_cast<__m256&>(lo), b = reinterpret_cast<__m256&>(hi);
+  __m256 m = _mm256_min_ps(a, b);
+  m = _mm256_min_ps(m, _mm256_permute2f128_ps(m, m, 1));
+  m = _mm256_min_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+  m = _mm256_min_ps(m, _mm256_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+  const unsigned mask = unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a, m, _CMP_EQ_OQ))) |
+                        unsigned(_mm256_movemask_ps(_mm256_cmp_ps(b, m, _CMP_EQ_OQ))) << 8;
+  return __builtin_ctz(mask);
+#else
+  int best = 0;
+  float bv = lo[0];
+  for (int j = 1; j < 16; ++j) {
+    const float v = j < 8 ? lo[j] : hi[j - 8];
+    if (v < bv) {
+      bv = v;
+      best = j;
+    }
+  }
+  return best;
+#endif
+}
+
+// Compact codes (P, M/2) of the P rows x (P, D).
+template <int P>
+void encode_rows(const Codebooks16& books, const float* x, uint8_t* codes) {
+  const int64_t M = books.M, D = books.D, dsub = books.dsub;
+  for (int64_t m = 0; m < M; ++m) {
+    v8 acc[P][2];
+    const v8 n0 = load8(books.norms.data() + m * 16), n1 = load8(books.norms.data() + m * 16 + 8);
+    for (int p = 0; p < P; ++p) {
+      acc[p][0] = n0;
+      acc[p][1] = n1;
+    }
+    const float* c = books.ct.data() + m * dsub * 16;
+    const float* xm = x + m * dsub;
+    for (int64_t t = 0; t < dsub; ++t, c += 16) {
+      const v8 c0 = load8(c), c1 = load8(c + 8);
+      for (int p = 0; p < P; ++p) {
+        const float xv = xm[p * D + t];
+        acc[p][0] += xv * c0;
+        acc[p][1] += xv * c1;
+      }
+    }
+    for (int p = 0; p < P; ++p) {
+      const uint8_t j = static_cast<uint8_t>(argmin16(acc[p][0], acc[p][1]));
+      uint8_t& byte = codes[p * (M / 2) + m / 2];
+      byte = (m & 1) ? uint8_t(byte | (j << 4)) : j;
+    }
+  }
+}
+
 using ScanFn = void (*)(const uint8_t*, int64_t, int64_t, int64_t, int64_t, QueryScan*);
 
 template <template <int> class Kernel>
@@ -296,16 +383,17 @@ int64_t pqfs_blocks_bytes(int64_t n, int64_t M) {
 
 void pqfs_encode(const ProductQuantizer& pq, const float* x, int64_t n, uint8_t* codes) {
   check_pq(pq, "pqfs_encode");
-  const int64_t M = pq.M(), D = pq.D(), half = M / 2;
-  std::vector<uint8_t> full(std::min(n, kEncodeChunk) * M);
-  for (int64_t i0 = 0; i0 < n; i0 += kEncodeChunk) {
-    const int64_t nb = std::min(kEncodeChunk, n - i0);
-    pq.encode_u8(x + i0 * D, nb, full.data());
-    uint8_t* out = codes + i0 * half;
+  const Codebooks16 books(pq);
+  const int64_t nblocks = (n + kEncodeRows - 1) / kEncodeRows;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nb; ++i)
-      for (int64_t j = 0; j < half; ++j)
-        out[i * half + j] = full[i * M + 2 * j] | uint8_t(full[i * M + 2 * j + 1] << 4);
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const int64_t i0 = b * kEncodeRows;
+    if (i0 + kEncodeRows <= n) {
+      encode_rows<kEncodeRows>(books, x + i0 * books.D, codes + i0 * (books.M / 2));
+    } else {
+      for (int64_t i = i0; i < n; ++i)
+        encode_rows<1>(books, x + i * books.D, codes + i * (books.M / 2));
+    }
   }
 }
 
