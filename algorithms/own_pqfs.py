@@ -252,6 +252,10 @@ class PQFastScan(Quantizer, Searcher):
             native.array_arg(offset, np.float32, (nq,), "offset", True))
         return tables, qtables, scale, offset
 
+    def extra_metrics(self) -> dict:
+        """The search parameters in force, recorded with the run."""
+        return {"k_factor": self.k_factor, "simd": self.simd}
+
     # -- sizes --------------------------------------------------------------------
     @property
     def code_bits(self) -> int:

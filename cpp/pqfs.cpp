@@ -19,7 +19,7 @@ namespace {
 constexpr int64_t kBlock = 32;          // vectors per block
 constexpr int kQueryBatch = 3;          // queries scanned together: one code load serves them all
 constexpr int64_t kEncodeChunk = 1 << 16;
-constexpr int kIdBits = 40;             // heap key: distance << 40 | id
+constexpr int kIdBits = 40;             // key of a candidate: distance << 40 | id
 constexpr uint64_t kIdMask = (uint64_t(1) << kIdBits) - 1;
 constexpr uint8_t kPerm[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
 
@@ -39,56 +39,67 @@ void check_pq(const ProductQuantizer& pq, const char* where) {
     throw std::invalid_argument(std::string(where) + ": needs Ks = 16 and M even");
 }
 
-// Max-heap of the best keys (quantized distance << 40 | id) in a caller's buffer.
-class KeyHeap {
+// The best `capacity` keys (quantized distance << 40 | id) seen, kept in a
+// caller's buffer of 2 * capacity keys: candidates below the bound are appended;
+// a full buffer is cut back to its `capacity` smallest (nth_element), whose
+// largest becomes the bound. Amortised O(1) per candidate, unlike a heap.
+class TopKeys {
  public:
   void reset(uint64_t* keys, int64_t capacity) {
     keys_ = keys;
     capacity_ = capacity;
     size_ = 0;
+    bound_ = ~uint64_t(0);
   }
 
-  // The largest quantized distance that can still enter; -1 when none can.
+  // The largest quantized distance that can still enter, for candidates whose ids
+  // exceed every id seen so far (a scan in id order); -1 when none can.
   int32_t limit() const {
-    if (size_ < capacity_) return 0xFFFF;
-    return static_cast<int32_t>(keys_[0] >> kIdBits) - 1;
+    if (bound_ == ~uint64_t(0)) return 0xFFFF;
+    return static_cast<int32_t>(bound_ >> kIdBits) - 1;
   }
 
   void push(uint64_t key) {
-    if (size_ < capacity_) {
-      keys_[size_++] = key;
-      std::push_heap(keys_, keys_ + size_);
-    } else if (key < keys_[0]) {
-      std::pop_heap(keys_, keys_ + size_);
-      keys_[size_ - 1] = key;
-      std::push_heap(keys_, keys_ + size_);
-    }
+    if (key >= bound_) return;
+    keys_[size_++] = key;
+    if (size_ == 2 * capacity_) cut();
   }
 
-  void sort() { std::sort(keys_, keys_ + size_); }
+  /// Sort: keys()[0 .. size()) are then the best keys, ascending.
+  void sort() {
+    if (size_ > capacity_) cut();
+    std::sort(keys_, keys_ + size_);
+  }
   int64_t size() const { return size_; }
   const uint64_t* keys() const { return keys_; }
 
  private:
+  void cut() {
+    std::nth_element(keys_, keys_ + capacity_ - 1, keys_ + size_);
+    size_ = capacity_;
+    bound_ = keys_[capacity_ - 1];
+  }
+
   uint64_t* keys_ = nullptr;
   int64_t capacity_ = 0, size_ = 0;
+  uint64_t bound_ = ~uint64_t(0);
 };
 
-// One query of a scan: its quantized tables (M, 16) and its heap.
+// One query of a scan: its quantized tables (M, 16) and its best keys.
 struct QueryScan {
   const uint8_t* lut;
-  KeyHeap heap;
+  TopKeys best;
 };
 
-// Offer the lanes of mask (bit j: vector id0 + j, quantized distance d[j]) to the heap.
-inline void push_lanes(uint32_t mask, const uint16_t* d, int64_t id0, int64_t n, KeyHeap& heap) {
+// Offer the lanes of mask (bit j: vector id0 + j, quantized distance d[j]) to top.
+inline void push_lanes(uint32_t mask, const uint16_t* d, int64_t id0, int64_t n, TopKeys& top) {
   while (mask) {
     const int j = __builtin_ctz(mask);
     mask &= mask - 1;
     const int64_t id = id0 + j;
     if (id >= n) break;  // padding of the last block
-    if (static_cast<int32_t>(d[j]) <= heap.limit())
-      heap.push((uint64_t(d[j]) << kIdBits) | uint64_t(id));
+    if (static_cast<int32_t>(d[j]) <= top.limit())
+      top.push((uint64_t(d[j]) << kIdBits) | uint64_t(id));
   }
 }
 
@@ -112,13 +123,13 @@ void scan_scalar(const uint8_t* blocks, int64_t npairs, int64_t b0, int64_t b1, 
         }
       }
     for (int q = 0; q < NQ; ++q) {
-      const int32_t limit = qs[q].heap.limit();
+      const int32_t limit = qs[q].best.limit();
       uint32_t mask = 0;
       for (int j = 0; j < kBlock; ++j) {
         d[j] = static_cast<uint16_t>(acc[q][j]);
         if (static_cast<int32_t>(acc[q][j]) <= limit) mask |= uint32_t(1) << j;
       }
-      push_lanes(mask, d, b * kBlock, n, qs[q].heap);
+      push_lanes(mask, d, b * kBlock, n, qs[q].best);
     }
   }
 }
@@ -152,8 +163,8 @@ __attribute__((target("avx2"), always_inline)) inline uint32_t lanes_at_most_avx
 
 __attribute__((target("avx2"), always_inline)) inline void offer_avx2(const __m256i* acc,
                                                                        int64_t id0, int64_t n,
-                                                                       KeyHeap& heap) {
-  const int32_t limit = heap.limit();
+                                                                       TopKeys& top) {
+  const int32_t limit = top.limit();
   if (limit < 0) return;
   __m256i d0, d1;
   finish_avx2(acc, d0, d1);
@@ -162,7 +173,7 @@ __attribute__((target("avx2"), always_inline)) inline void offer_avx2(const __m2
   alignas(32) uint16_t d[kBlock];
   _mm256_store_si256(reinterpret_cast<__m256i*>(d), d0);
   _mm256_store_si256(reinterpret_cast<__m256i*>(d + 16), d1);
-  push_lanes(mask, d, id0, n, heap);
+  push_lanes(mask, d, id0, n, top);
 }
 
 // One sub-quantizer pair: codes (32 bytes) against a query's two tables (32 bytes).
@@ -192,7 +203,7 @@ __attribute__((target("avx2"))) void scan_avx2(const uint8_t* blocks, int64_t np
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(code, 4), low4);
       for (int q = 0; q < NQ; ++q) accumulate_pair_avx2(lo, hi, qs[q].lut + p * kBlock, acc[q]);
     }
-    for (int q = 0; q < NQ; ++q) offer_avx2(acc[q], b * kBlock, n, qs[q].heap);
+    for (int q = 0; q < NQ; ++q) offer_avx2(acc[q], b * kBlock, n, qs[q].best);
   }
 }
 
@@ -237,7 +248,7 @@ __attribute__((target("avx512f,avx512bw,avx2"))) void scan_avx512(const uint8_t*
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(code, 4), low4y);
       for (int q = 0; q < NQ; ++q) accumulate_pair_avx2(lo, hi, qs[q].lut + p * kBlock, acc2[q]);
     }
-    for (int q = 0; q < NQ; ++q) offer_avx2(acc2[q], b * kBlock, n, qs[q].heap);
+    for (int q = 0; q < NQ; ++q) offer_avx2(acc2[q], b * kBlock, n, qs[q].best);
   }
 }
 
@@ -485,10 +496,10 @@ void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
   pq.adc_tables(queries, nq, tables.data());
   pqfs_quantize_tables(tables.data(), nq, M, qtables.data(), scale.data(), offset.data());
 
-  // Sorted heap of query q -> its k results (quantized, or re-ranked by the float tables).
-  auto finish = [&](int64_t q, KeyHeap& heap, std::vector<std::pair<float, int64_t>>& cand) {
-    heap.sort();
-    const uint64_t* keys = heap.keys();
+  // The best keys of query q -> its k results (quantized, or re-ranked by the float tables).
+  auto finish = [&](int64_t q, TopKeys& top, std::vector<std::pair<float, int64_t>>& cand) {
+    top.sort();
+    const uint64_t* keys = top.keys();
     float* dist = distances + q * k;
     int64_t* id = ids + q * k;
     if (!rerank) {
@@ -500,11 +511,16 @@ void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
       return;
     }
     const float* t = tables.data() + q * M * 16;
-    cand.resize(heap.size());
-    for (int64_t r = 0; r < heap.size(); ++r) {
+    cand.resize(top.size());
+    for (int64_t r = 0; r < top.size(); ++r) {
       const int64_t i = int64_t(keys[r] & kIdMask);
+      const int v = static_cast<int>(i % kBlock), shift = v < 16 ? 0 : 4;
+      const uint8_t* c = blocks + i / kBlock * npairs * kBlock + slot_of(v & 15);
       float s = 0;
-      for (int64_t m = 0; m < M; ++m) s += t[m * 16 + subcode(blocks, M, i, m)];
+      for (int64_t p = 0; p < npairs; ++p, c += kBlock) {
+        s += t[(2 * p) * 16 + ((c[0] >> shift) & 15)];
+        s += t[(2 * p + 1) * 16 + ((c[16] >> shift) & 15)];
+      }
       cand[r] = {s, i};
     }
     std::partial_sort(cand.begin(), cand.begin() + k, cand.end());
@@ -518,7 +534,7 @@ void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
   if (nq >= omp_get_max_threads()) {
 #pragma omp parallel
     {
-      std::vector<uint64_t> keys(kQueryBatch * kk);
+      std::vector<uint64_t> keys(kQueryBatch * 2 * kk);
       std::vector<std::pair<float, int64_t>> cand;
       QueryScan qs[kQueryBatch];
 #pragma omp for schedule(dynamic)
@@ -527,36 +543,36 @@ void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
         const int nb = static_cast<int>(std::min<int64_t>(kQueryBatch, nq - q0));
         for (int i = 0; i < nb; ++i) {
           qs[i].lut = qtables.data() + (q0 + i) * M * 16;
-          qs[i].heap.reset(keys.data() + i * kk, kk);
+          qs[i].best.reset(keys.data() + i * 2 * kk, kk);
         }
         scan_function(level, nb)(blocks, npairs, 0, nblocks, n, qs);
-        for (int i = 0; i < nb; ++i) finish(q0 + i, qs[i].heap, cand);
+        for (int i = 0; i < nb; ++i) finish(q0 + i, qs[i].best, cand);
       }
     }
     return;
   }
   // Fewer queries than threads: each thread scans a contiguous range of blocks,
-  // then the heaps merge (keys are a total order, so the result is the same).
-  std::vector<uint64_t> keys(kQueryBatch * kk);
+  // then their best keys merge (keys are a total order, so the result is the same).
+  std::vector<uint64_t> keys(kQueryBatch * 2 * kk);
   std::vector<std::pair<float, int64_t>> cand;
-  KeyHeap merged[kQueryBatch];
+  TopKeys merged[kQueryBatch];
   for (int64_t bi = 0; bi < nbatches; ++bi) {
     const int64_t q0 = bi * kQueryBatch;
     const int nb = static_cast<int>(std::min<int64_t>(kQueryBatch, nq - q0));
-    for (int i = 0; i < nb; ++i) merged[i].reset(keys.data() + i * kk, kk);
+    for (int i = 0; i < nb; ++i) merged[i].reset(keys.data() + i * 2 * kk, kk);
 #pragma omp parallel
     {
       const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-      std::vector<uint64_t> local(nb * kk);
+      std::vector<uint64_t> local(nb * 2 * kk);
       QueryScan qs[kQueryBatch];
       for (int i = 0; i < nb; ++i) {
         qs[i].lut = qtables.data() + (q0 + i) * M * 16;
-        qs[i].heap.reset(local.data() + i * kk, kk);
+        qs[i].best.reset(local.data() + i * 2 * kk, kk);
       }
       scan_function(level, nb)(blocks, npairs, nblocks * t / nt, nblocks * (t + 1) / nt, n, qs);
 #pragma omp critical
       for (int i = 0; i < nb; ++i)
-        for (int64_t r = 0; r < qs[i].heap.size(); ++r) merged[i].push(qs[i].heap.keys()[r]);
+        for (int64_t r = 0; r < qs[i].best.size(); ++r) merged[i].push(qs[i].best.keys()[r]);
     }
     for (int i = 0; i < nb; ++i) finish(q0 + i, merged[i], cand);
   }
