@@ -17,7 +17,9 @@ namespace benchpq {
 namespace {
 
 constexpr int64_t kBlock = 32;          // vectors per block
-constexpr int kQueryBatch = 3;          // queries scanned together: one code load serves them all
+constexpr int kQueryBatch = 3;          // queries of one kernel call: one code load serves them all
+constexpr int kGroups = 8;              // kernel calls per chunk of blocks, while it is in cache
+constexpr int64_t kChunkBlocks = 256;   // blocks per chunk (64 KiB of codes at M = 16)
 constexpr int64_t kEncodeChunk = 1 << 16;
 constexpr int kIdBits = 40;             // key of a candidate: distance << 40 | id
 constexpr uint64_t kIdMask = (uint64_t(1) << kIdBits) - 1;
@@ -532,20 +534,28 @@ void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
 
   const int64_t nbatches = (nq + kQueryBatch - 1) / kQueryBatch;
   if (nq >= omp_get_max_threads()) {
+    // Up to kGroups * kQueryBatch queries per work item; the blocks are scanned
+    // chunk by chunk, each chunk by all of them while it is in cache.
+    constexpr int kSuper = kGroups * kQueryBatch;
+    const int64_t nsuper = (nq + kSuper - 1) / kSuper;
 #pragma omp parallel
     {
-      std::vector<uint64_t> keys(kQueryBatch * 2 * kk);
+      std::vector<uint64_t> keys(kSuper * 2 * kk);
       std::vector<std::pair<float, int64_t>> cand;
-      QueryScan qs[kQueryBatch];
+      QueryScan qs[kSuper];
 #pragma omp for schedule(dynamic)
-      for (int64_t bi = 0; bi < nbatches; ++bi) {
-        const int64_t q0 = bi * kQueryBatch;
-        const int nb = static_cast<int>(std::min<int64_t>(kQueryBatch, nq - q0));
+      for (int64_t si = 0; si < nsuper; ++si) {
+        const int64_t q0 = si * kSuper;
+        const int nb = static_cast<int>(std::min<int64_t>(kSuper, nq - q0));
         for (int i = 0; i < nb; ++i) {
           qs[i].lut = qtables.data() + (q0 + i) * M * 16;
           qs[i].best.reset(keys.data() + i * 2 * kk, kk);
         }
-        scan_function(level, nb)(blocks, npairs, 0, nblocks, n, qs);
+        for (int64_t c0 = 0; c0 < nblocks; c0 += kChunkBlocks) {
+          const int64_t c1 = std::min(nblocks, c0 + kChunkBlocks);
+          for (int g = 0; g < nb; g += kQueryBatch)
+            scan_function(level, std::min(kQueryBatch, nb - g))(blocks, npairs, c0, c1, n, qs + g);
+        }
         for (int i = 0; i < nb; ++i) finish(q0 + i, qs[i].best, cand);
       }
     }
