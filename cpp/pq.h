@@ -34,6 +34,14 @@ class ProductQuantizer {
   void train(const float* x, int64_t n, int niter, int init, uint64_t seed,
              int64_t max_points_per_centroid, double* objective);
 
+  /// The rows (sorted ascending) that train(x, n, ..., seed, max_points_per_centroid, ...)
+  /// subsamples, written to rows (at least Ks * max_points_per_centroid slots);
+  /// returns their number, 0 when train() uses every row. Training on exactly
+  /// these rows without subsampling gives the same codebooks, so a caller can
+  /// transform only them (OPQ rotates only the rows its final PQ trains on).
+  int64_t train_rows(int64_t n, uint64_t seed, int64_t max_points_per_centroid,
+                     int64_t* rows) const;
+
   /// Replace the codebooks with codewords (M, Ks, Ds) float32.
   void set_codewords(const float* codewords);
   /// Copy the codebooks into out (M, Ks, Ds) float32.
@@ -72,6 +80,9 @@ class ProductQuantizer {
 
  private:
   void prepare();
+  bool subsamples(int64_t n, int64_t max_points_per_centroid) const {
+    return max_points_per_centroid > 0 && n > Ks_ * max_points_per_centroid;
+  }
   template <typename CodeT> void encode(const float* x, int64_t n, CodeT* codes) const;
   template <typename CodeT> void decode(const CodeT* codes, int64_t n, float* x) const;
   template <typename CodeT>
