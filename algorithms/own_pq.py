@@ -31,7 +31,8 @@ def _prepare(ns) -> None:
     """Release the GIL in the long ProductQuantizer calls and warm their wrappers up."""
     native.release_gil(ns.ProductQuantizer, "train", "encode_u8", "encode_u16", "decode_u8",
                        "decode_u16", "adc_tables", "search_adc_u8", "search_adc_u16",
-                       "search_sdc_u8", "search_sdc_u16", "set_codewords")
+                       "search_sdc_u8", "search_sdc_u16", "set_codewords", "sum_by_code_u8",
+                       "sum_by_code_u16")
     f32, i64 = np.float32, np.int64
     x, out = np.array([[0, 0], [1, 1]], f32), np.zeros((2, 2), f32)
     dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
@@ -46,6 +47,8 @@ def _prepare(ns) -> None:
         getattr(pq, "decode_" + suffix)(codes, 2, out)
         getattr(pq, "search_adc_" + suffix)(x, 2, codes, 2, 1, dist, ids)
         getattr(pq, "search_sdc_" + suffix)(codes, 2, codes, 2, 1, dist, ids)
+        getattr(pq, "sum_by_code_" + suffix)(x, 2, 2, codes, np.zeros((1, 2, 2)))
+    ns.ProductQuantizer.train_rows(4, 2, 0, 1, np.zeros(2, i64))
 
 
 def code_dtype(Ks: int) -> np.dtype:
@@ -177,6 +180,31 @@ class PQ(Quantizer, Searcher):
             native.array_arg(x, np.float32, (None, self.dim), "x"), x.shape[0],
             native.array_arg(codes, self.code_dtype, (None, self.M), "codes", writeable=True))
         return codes
+
+    def encode_into(self, x: np.ndarray, codes: np.ndarray) -> None:
+        """Encode x (n, D) float32, C-contiguous and already checked (finite), into codes (n, M).
+
+        For callers that produce x themselves (OPQ's rotated blocks) and skip
+        :meth:`encode`'s input check.
+        """
+        n = x.shape[0]
+        getattr(self._quantizer(), "encode_" + self._suffix())(
+            native.array_arg(x, np.float32, (n, self.dim), "x"), n,
+            native.array_arg(codes, self.code_dtype, (n, self.M), "codes", writeable=True))
+
+    def training_rows(self, n: int) -> np.ndarray | None:
+        """The rows (sorted, int64) that :meth:`fit` on n vectors trains on; None: all of them.
+
+        Training on ``x[rows]`` gives the same codebooks as training on x.
+        """
+        mppc = subsample_arg(self.max_points_per_centroid, self.Ks, n)
+        if mppc == 0:
+            return None
+        rows = np.empty(self.Ks * mppc, np.int64)
+        count = native.load().ProductQuantizer.train_rows(
+            n, self.Ks, check_seed(self.seed), mppc,
+            native.array_arg(rows, np.int64, rows.shape, writeable=True))
+        return rows[:count]
 
     def decode(self, codes) -> np.ndarray:
         """(n, M) codes of the code dtype -> (n, D) float32 reconstructions."""

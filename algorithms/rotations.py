@@ -10,13 +10,37 @@ orthonormal columns and the rotated data is ``x @ R``.
 * :func:`procrustes`: the orthogonal R minimising ||x R - y||_F given x^T y
   (Schönemann 1966), the rotation step of non-parametric OPQ and of ITQ.
 * :func:`random_rotation`: a seeded uniformly random orthogonal matrix.
+* :func:`rotate`: the data-sized product x R, through numpy's BLAS.
+
+BLAS threads: a product or decomposition too small to gain from threads runs
+with BLAS on one thread (:func:`blas_for`); a large one (a D=784 SVD, a
+10,000 x 784 product) on the run's threads, as numpy sets them.
 """
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import numpy as np
 
 from benchpq.checks import InputError, check_subspaces
 from benchpq.threads import serial_blas
+
+#: multiply-adds below which BLAS runs on one thread: between our OpenMP loops a
+#: threaded BLAS fights their spinning threads, which costs more than a small call
+BLAS_THREADED_WORK = 1 << 26
+
+
+def blas_for(work: float):
+    """Context for a BLAS / LAPACK call of about ``work`` multiply-adds: serial if small."""
+    return serial_blas() if work < BLAS_THREADED_WORK else nullcontext()
+
+
+def rotate(x: np.ndarray, R: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """x (n, D) float32 -> x R (n, D_out) float32 (written into ``out`` if given), by BLAS."""
+    n, dim = x.shape
+    out = np.empty((n, R.shape[1]), np.float32) if out is None else out
+    with blas_for(n * dim * R.shape[1]):
+        return np.matmul(x, R, out=out)
 
 
 def eigenvalue_allocation(x: np.ndarray, M: int) -> np.ndarray:
@@ -54,7 +78,8 @@ def procrustes(cross: np.ndarray) -> np.ndarray:
 
     That R minimises ||x R - y||_F over rotations: with cross = U S V^T, R = U V^T.
     """
-    with serial_blas():  # between our OpenMP loops a threaded BLAS fights their spinning threads
+    D = cross.shape[0]
+    with blas_for(4 * D ** 3):  # about the multiply-adds of an SVD
         u, _, vt = np.linalg.svd(np.asarray(cross, dtype=np.float64))
     return np.ascontiguousarray(u @ vt, dtype=np.float32)
 

@@ -260,7 +260,7 @@ void ProductQuantizer::train(const float* x, int64_t n, int niter, int init, uin
                              int64_t max_points_per_centroid, double* objective) {
   if (n < Ks_ || niter < 1) throw std::invalid_argument("ProductQuantizer::train: need n >= Ks, niter >= 1");
   std::vector<int64_t> rows;
-  if (subsamples(n, max_points_per_centroid))
+  if (subsamples(n, Ks_, max_points_per_centroid))
     rows = sample_rows(n, Ks_ * max_points_per_centroid, splitmix64(seed));
   const int64_t ns = rows.empty() ? n : static_cast<int64_t>(rows.size());
   std::fill(objective, objective + M_ * niter, 0.0);
@@ -294,10 +294,10 @@ void ProductQuantizer::train(const float* x, int64_t n, int niter, int init, uin
   prepare();
 }
 
-int64_t ProductQuantizer::train_rows(int64_t n, uint64_t seed, int64_t max_points_per_centroid,
-                                     int64_t* rows) const {
-  if (!subsamples(n, max_points_per_centroid)) return 0;
-  const std::vector<int64_t> sample = sample_rows(n, Ks_ * max_points_per_centroid, splitmix64(seed));
+int64_t ProductQuantizer::train_rows(int64_t n, int64_t Ks, uint64_t seed,
+                                     int64_t max_points_per_centroid, int64_t* rows) {
+  if (!subsamples(n, Ks, max_points_per_centroid)) return 0;
+  const std::vector<int64_t> sample = sample_rows(n, Ks * max_points_per_centroid, splitmix64(seed));
   std::copy(sample.begin(), sample.end(), rows);
   return static_cast<int64_t>(sample.size());
 }
@@ -331,6 +331,22 @@ void ProductQuantizer::decode(const CodeT* codes, int64_t n, float* x) const {
     for (int64_t m = 0; m < M_; ++m)
       std::memcpy(x + i * D_ + m * dsub_,
                   codewords_.data() + (m * Ks_ + codes[i * M_ + m]) * dsub_, dsub_ * sizeof(float));
+}
+
+template <typename CodeT>
+void ProductQuantizer::sum_by_code(const float* y, int64_t n, int64_t d, const CodeT* codes,
+                                   double* out) const {
+  std::fill(out, out + M_ * Ks_ * d, 0.0);
+  // Each sub-space's sums are owned by one thread and added in row order.
+#pragma omp parallel for schedule(dynamic, 1) if (n * d * M_ > (int64_t(1) << 20))
+  for (int64_t m = 0; m < M_; ++m) {
+    double* sums = out + m * Ks_ * d;
+    for (int64_t i = 0; i < n; ++i) {
+      double* s = sums + int64_t(codes[i * M_ + m]) * d;
+      const float* yi = y + i * d;
+      for (int64_t t = 0; t < d; ++t) s[t] += yi[t];
+    }
+  }
 }
 
 void ProductQuantizer::adc_tables(const float* queries, int64_t nq, float* tables) const {
@@ -373,6 +389,14 @@ void ProductQuantizer::encode_u8(const float* x, int64_t n, uint8_t* codes) cons
 void ProductQuantizer::encode_u16(const float* x, int64_t n, uint16_t* codes) const { encode(x, n, codes); }
 void ProductQuantizer::decode_u8(const uint8_t* codes, int64_t n, float* x) const { decode(codes, n, x); }
 void ProductQuantizer::decode_u16(const uint16_t* codes, int64_t n, float* x) const { decode(codes, n, x); }
+void ProductQuantizer::sum_by_code_u8(const float* y, int64_t n, int64_t d, const uint8_t* codes,
+                                      double* out) const {
+  sum_by_code(y, n, d, codes, out);
+}
+void ProductQuantizer::sum_by_code_u16(const float* y, int64_t n, int64_t d, const uint16_t* codes,
+                                       double* out) const {
+  sum_by_code(y, n, d, codes, out);
+}
 
 void ProductQuantizer::search_adc_u8(const float* queries, int64_t nq, const uint8_t* codes,
                                      int64_t n, int64_t k, float* distances, int64_t* ids) const {

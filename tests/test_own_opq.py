@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import algorithms.own_opq as own_opq
-from algorithms.own_opq import OPQ, cross_product, rotate
+from algorithms.own_opq import OPQ, code_cross_product
 from algorithms.own_pq import PQ
-from algorithms.rotations import eigenvalue_allocation, procrustes, random_rotation
+from algorithms.rotations import eigenvalue_allocation, procrustes, random_rotation, rotate
 from benchpq import metrics
 from benchpq.checks import InputError
 from benchpq.datasets import read_vecs
@@ -24,14 +24,18 @@ def trained(sift):
     return OPQ(M=8, niter=20, seed=0).fit(sift)
 
 
-def test_cpp_products_equal_numpy():
+@pytest.mark.parametrize("Ks, n", [(16, 1000), (256, 100)])  # sums by code; plain product
+def test_code_cross_product_equals_numpy(Ks, n):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(1000, 24)).astype(np.float32)
-    y = rng.normal(size=(1000, 24)).astype(np.float32)
+    x = rng.normal(size=(n, 24)).astype(np.float32)
+    pq = PQ(M=3, Ks=Ks, iter=2, seed=0).fit(rng.normal(size=(max(n, Ks), 24)).astype(np.float32))
+    codes = pq.encode(rng.normal(size=(n, 24)).astype(np.float32))
+    expected = x.astype(np.float64).T @ pq.decode(codes).astype(np.float64)
+    got = code_cross_product(pq._quantizer(), x, codes, pq.codewords)
+    assert got.dtype == np.float64 and got.shape == (24, 24)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
     R = random_rotation(24, 1)
     np.testing.assert_allclose(rotate(x, R), x @ R, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(cross_product(x, y), x.astype(np.float64).T @ y, rtol=1e-5,
-                               atol=1e-3)
 
 
 def test_procrustes_recovers_a_rotation():
@@ -86,10 +90,13 @@ def test_search_and_decode_agree_with_rotated_pq(sift, trained):
     trained.pq.codes = None
 
 
-def test_chunked_encoding_equals_one_pass(sift, trained, monkeypatch):
+def test_encoding_and_decoding_by_blocks_equal_one_pass(sift, trained, monkeypatch):
     whole = trained.encode(sift[:3000])
-    monkeypatch.setattr(own_opq, "CHUNK_ROWS", 1000)
+    decoded = trained.decode(whole)
+    np.testing.assert_array_equal(whole, trained.pq.encode(sift[:3000] @ trained.rotation))
+    monkeypatch.setattr(own_opq, "BLOCK_BYTES", 700 * 128 * 4)  # 700 rows: a partial last block
     np.testing.assert_array_equal(trained.encode(sift[:3000]), whole)
+    np.testing.assert_array_equal(trained.decode(whole), decoded)
 
 
 def test_pickling_round_trip(sift, trained):
