@@ -45,11 +45,11 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_po
                             check_subspaces)
 from benchpq.registry import register
 
-from .own_pq import INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
+from .own_pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
 from .rotations import blas_for, eigenvalue_allocation, procrustes, random_rotation, rotate
 
-HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN
 ROTATION_INITS = ("identity", "eigen", "random")
+FINAL_INITS = ("loop", "random")
 BLOCK_BYTES = 4 << 20  # rows rotated and encoded (or decoded and rotated back) at once
 
 
@@ -96,13 +96,16 @@ class OPQ(Quantizer, Searcher):
             OPQ) or ``random`` (as faiss's OPQMatrix).
         max_train_points: the rotation is learnt on at most this many sampled vectors.
         max_points_per_centroid: subsampling of the final PQ's k-means (None: all).
+        final_init: the final PQ's k-means starts from the rotation loop's last
+            codebooks (``loop``) or from random training points (``random``, as
+            faiss's OPQMatrix + IndexPQ); without rotation updates always ``random``.
         seed: seeds sampling, k-means and a random initial rotation (None: 0).
     """
 
     def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 4,
                  niter_pq_0: int = 40, iter: int = 25, init: str = "identity",
                  max_train_points: int = 65536, max_points_per_centroid: int | None = 256,
-                 seed: int | None = None):
+                 final_init: str = "loop", seed: int | None = None):
         self.M = check_positive_int(M, "M")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
         self.niter = check_positive_int(niter, "niter", 0)
@@ -114,6 +117,9 @@ class OPQ(Quantizer, Searcher):
         self.init = init
         self.max_train_points = check_positive_int(max_train_points, "max_train_points", 2)
         self.max_points_per_centroid = max_points_per_centroid
+        if final_init not in FINAL_INITS:
+            raise InputError(f"final_init: expected one of {list(FINAL_INITS)}, got {final_init!r}")
+        self.final_init = final_init
         self.seed = seed
         self.rotation = None
         self.objective = []
@@ -135,13 +141,15 @@ class OPQ(Quantizer, Searcher):
             x[np.sort(rng.choice(n, self.max_train_points, replace=False))])
         R = self._initial_rotation(sample, seed)
         self.objective = []
+        codewords = None
         if self.niter:
-            R = self._optimise_rotation(sample, R, seed)
+            R, codewords = self._optimise_rotation(sample, R, seed)
         self.rotation = R
         self.pq = PQ(M=self.M, Ks=self.Ks, iter=self.iter, seed=seed,
                      max_points_per_centroid=self.max_points_per_centroid, init="random")
         rows = self.pq.training_rows(n)
-        self.pq.fit(rotate(x if rows is None else x[rows], R))
+        self.pq.fit(rotate(x if rows is None else x[rows], R),
+                    codewords=codewords if self.final_init == "loop" else None)
         return self
 
     def _initial_rotation(self, sample: np.ndarray, seed: int) -> np.ndarray:
@@ -152,8 +160,11 @@ class OPQ(Quantizer, Searcher):
             return random_rotation(dim, seed)
         return np.eye(dim, dtype=np.float32)
 
-    def _optimise_rotation(self, sample: np.ndarray, R: np.ndarray, seed: int) -> np.ndarray:
-        """Non-parametric OPQ: alternate PQ training and the Procrustes rotation update."""
+    def _optimise_rotation(self, sample: np.ndarray, R: np.ndarray, seed: int):
+        """Non-parametric OPQ: alternate PQ training and the Procrustes rotation update.
+
+        Returns the rotation (D, D) float32 and the last codebooks (M, Ks, D/M) float32.
+        """
         n, dim = sample.shape
         dsub = dim // self.M
         cpp = native.load().ProductQuantizer(dim, self.M, self.Ks)
@@ -174,7 +185,7 @@ class OPQ(Quantizer, Searcher):
             self.objective.append(float(np.einsum("ij,ij->", recon, recon)) / n)
             cpp.get_codewords(codewords)
             R = procrustes(code_cross_product(cpp, sample, codes, codewords))
-        return R
+        return R, codewords
 
     # -- Quantizer ------------------------------------------------------------
     def _trained(self) -> PQ:

@@ -24,6 +24,7 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
 from benchpq.registry import register
 
 INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
+HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN: k-means starts from the current codebooks
 
 
 @native.on_load
@@ -153,17 +154,29 @@ class PQ(Quantizer, Searcher):
         native.set_num_threads(check_positive_int(threads, "threads"))
 
     # -- Quantizer ----------------------------------------------------------
-    def fit(self, x):
-        """Learn the codebooks on x (n, D) float32, n >= Ks; returns self."""
+    def fit(self, x, codewords=None):
+        """Learn the codebooks on x (n, D) float32, n >= Ks; returns self.
+
+        codewords: optional (M, Ks, D/M) float32 start of k-means (a hot start,
+        e.g. OPQ's codebooks from its rotation loop) instead of ``init``.
+        """
         x = as_matrix(x, "learn")
         n, dim = x.shape
         dsub = check_subspaces(dim, self.M)
         check_codebook_size(n, self.Ks)
         seed = check_seed(self.seed)
         cpp = native.load().ProductQuantizer(dim, self.M, self.Ks)
+        init = INITS[self.init]
+        if codewords is not None:
+            shape = (self.M, self.Ks, dsub)
+            if np.shape(codewords) != shape:
+                raise InputError(f"codewords: expected shape {shape}, got {np.shape(codewords)}")
+            start = as_matrix(np.reshape(codewords, (-1, dsub)), "codewords").reshape(shape)
+            cpp.set_codewords(native.array_arg(start, np.float32, shape, "codewords"))
+            init = HOT_START
         objective = np.zeros((self.M, self.iter), np.float64)
         cpp.train(native.array_arg(x, np.float32, (n, dim), "learn"), n, self.iter,
-                  INITS[self.init], seed, subsample_arg(self.max_points_per_centroid, self.Ks, n),
+                  init, seed, subsample_arg(self.max_points_per_centroid, self.Ks, n),
                   native.array_arg(objective, np.float64, (self.M, self.iter), writeable=True))
         codewords = np.empty((self.M, self.Ks, dsub), np.float32)
         cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))

@@ -394,3 +394,31 @@ def test_results_equal_pinned_values(M, Ks, mppc, threads):
     assert [digest(a) for a in (pq.codewords, codes, *adc, *sdc)] == hashes
     assert mse == pinned_mse
     assert codes[:2].tolist() == first
+
+
+def test_training_rows_give_the_same_codebooks(small):
+    x, _ = small
+    x = np.tile(x, (4, 1)) + np.random.default_rng(1).normal(0, 0.1, (2400, 32)).astype(np.float32)
+    pq = PQ(M=4, Ks=16, iter=5, seed=9, max_points_per_centroid=40)
+    rows = pq.training_rows(len(x))
+    assert rows.shape == (640,) and np.all(np.diff(rows) > 0) and rows[-1] < len(x)
+    np.testing.assert_array_equal(PQ(M=4, Ks=16, iter=5, seed=9, max_points_per_centroid=40)
+                                  .fit(x[rows]).codewords, pq.fit(x).codewords)
+    assert pq.training_rows(640) is None and PQ(M=4, Ks=16).training_rows(10 ** 6) is not None
+    assert PQ(M=4, Ks=16, max_points_per_centroid=None).training_rows(10 ** 6) is None
+
+
+def test_hot_start_continues_from_given_codewords(small):
+    x, _ = small
+    first = PQ(M=4, Ks=16, iter=3, seed=0).fit(x)
+    more = PQ(M=4, Ks=16, iter=4, seed=5).fit(x, codewords=first.codewords)
+    longer = PQ(M=4, Ks=16, iter=7, seed=0).fit(x)
+    # 3 + 4 iterations from the same start: the objective continues where it stopped
+    np.testing.assert_allclose(more.objective[:, -1], longer.objective[:, -1], rtol=1e-6)
+    assert np.all(more.objective[:, 0] <= first.objective[:, -1] * (1 + 1e-6))
+    with pytest.raises(InputError, match=r"codewords: expected shape \(4, 16, 8\)"):
+        PQ(M=4, Ks=16).fit(x, codewords=first.codewords[:, :8])
+    bad = first.codewords.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="codewords: contains NaN"):
+        PQ(M=4, Ks=16).fit(x, codewords=bad)
