@@ -102,8 +102,8 @@ class OPQ(Quantizer, Searcher):
         seed: seeds sampling, k-means and a random initial rotation (None: 0).
     """
 
-    def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 4,
-                 niter_pq_0: int = 40, iter: int = 25, init: str = "identity",
+    def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 2,
+                 niter_pq_0: int = 10, iter: int = 25, init: str = "identity",
                  max_train_points: int = 65536, max_points_per_centroid: int | None = 256,
                  final_init: str = "loop", seed: int | None = None):
         self.M = check_positive_int(M, "M")
