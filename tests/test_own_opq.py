@@ -64,6 +64,17 @@ def test_opq_beats_pq_and_faiss_opq_on_siftsmall(sift, trained):
     assert ours <= 1.01 * theirs    # faiss's OPQ: 26,814
 
 
+def test_final_pq_starts_from_the_loop_or_from_scratch(sift):
+    """final_init=random is PQ trained from scratch on the rotated data (faiss's recipe);
+    loop hot-starts it from the rotation loop's codebooks, which ends lower."""
+    scratch = OPQ(M=8, niter=3, final_init="random", seed=0).fit(sift)
+    pq = PQ(M=8, iter=25, seed=0, init="random").fit(rotate(sift, scratch.rotation))
+    np.testing.assert_array_equal(scratch.pq.codewords, pq.codewords)
+    loop = OPQ(M=8, niter=3, seed=0).fit(sift)
+    np.testing.assert_array_equal(loop.rotation, scratch.rotation)
+    assert loop.pq.objective[:, -1].sum() < scratch.pq.objective[:, -1].sum()
+
+
 def test_rotation_objective_never_increases(trained):
     objective = np.array(trained.objective)
     assert len(objective) == 20
@@ -116,6 +127,8 @@ def test_bad_input_is_rejected_before_cpp(sift, trained):
         OPQ().fit(bad)
     with pytest.raises(InputError, match="init: expected one of"):
         OPQ(init="pca")
+    with pytest.raises(InputError, match="final_init: expected one of"):
+        OPQ(final_init="eigen")
     with pytest.raises(InputError, match=r"niter: must be >= 0"):
         OPQ(niter=-1)
     with pytest.raises(InputError, match="call fit"):
