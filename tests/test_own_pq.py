@@ -217,7 +217,8 @@ def test_results_depend_on_seed_not_on_threads(small):
     native.set_num_threads(1)
     one = PQ(M=4, Ks=16, seed=3).fit(x)
     native.set_num_threads(2)
-    two = PQ(M=4, Ks=16, seed=3).fit(x)
+    two = PQ(M=4, Ks=16, seed=3).fit(x)  # one sub-space per thread: serial k-means inside
+    assert native.load().get_num_threads() == 2  # the setting outlives that parallel region
     assert np.array_equal(one.codewords, two.codewords)
     assert np.array_equal(one.encode(x), two.encode(x))
     other = PQ(M=4, Ks=16, seed=4).fit(x)
