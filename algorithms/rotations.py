@@ -23,7 +23,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from benchpq.checks import InputError, check_subspaces
-from benchpq.threads import serial_blas
+from threadpoolctl import ThreadpoolController
 
 #: multiply-adds below which BLAS runs on one thread: between our OpenMP loops a
 #: threaded BLAS fights their spinning threads, which costs more than a small call
@@ -31,9 +31,24 @@ from benchpq.threads import serial_blas
 BLAS_THREADED_WORK = 1 << 28
 
 
+def _serial_blas():
+    """:func:`benchpq.threads.serial_blas` with the loaded libraries looked up once.
+
+    threadpoolctl finds the BLAS libraries by scanning the process's shared
+    objects, about 10 ms a call: OPQ limits BLAS three times per rotation update.
+    """
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+_controller = None
+
+
 def blas_for(work: float):
     """Context for a BLAS / LAPACK call of about ``work`` multiply-adds: serial if small."""
-    return serial_blas() if work < BLAS_THREADED_WORK else nullcontext()
+    return _serial_blas() if work < BLAS_THREADED_WORK else nullcontext()
 
 
 def rotate(x: np.ndarray, R: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -56,7 +71,7 @@ def eigenvalue_allocation(x: np.ndarray, M: int) -> np.ndarray:
     if n < 2:
         raise InputError(f"eigenvalue allocation needs at least 2 vectors, got {n}")
     cov = np.cov(np.asarray(x, dtype=np.float64), rowvar=False)
-    with serial_blas():
+    with _serial_blas():
         eigenvalues, eigenvectors = np.linalg.eigh(cov)
     order = np.argsort(eigenvalues)[::-1]
     # Balancing sums of logs balances products; the shift makes every term >= 1 so
@@ -82,7 +97,7 @@ def procrustes(cross: np.ndarray) -> np.ndarray:
     # One thread: LAPACK's SVD is a long chain of small BLAS calls, each a
     # synchronisation of the BLAS threads; on 2 shared cores a 784 x 784 SVD took
     # 48 s on 2 threads against 4.6 s on one.
-    with serial_blas():
+    with _serial_blas():
         u, _, vt = np.linalg.svd(np.asarray(cross, dtype=np.float64))
     return np.ascontiguousarray(u @ vt, dtype=np.float32)
 
