@@ -60,7 +60,7 @@ def test_opq_beats_pq_and_faiss_opq_on_siftsmall(sift, trained):
     index = faiss.index_factory(128, "OPQ8,PQ8")
     index.train(sift)
     theirs = metrics.mse(sift, index.sa_decode(index.sa_encode(sift)))
-    assert ours < 0.96 * plain      # niter=50 measured 20,375 vs 21,917
+    assert ours < 0.96 * plain      # at the defaults (niter=50) 20,048 vs 21,917 (experiment speed)
     assert ours <= 1.01 * theirs    # faiss's OPQ: 26,814
 
 
@@ -107,7 +107,9 @@ def test_encoding_and_decoding_by_blocks_equal_one_pass(sift, trained, monkeypat
     np.testing.assert_array_equal(whole, trained.pq.encode(sift[:3000] @ trained.rotation))
     monkeypatch.setattr(own_opq, "BLOCK_BYTES", 700 * 128 * 4)  # 700 rows: a partial last block
     np.testing.assert_array_equal(trained.encode(sift[:3000]), whole)
-    np.testing.assert_array_equal(trained.decode(whole), decoded)
+    # BLAS may round a row differently in a product of another size (its kernels
+    # depend on the shape): equal to float32 rounding, not bit for bit
+    np.testing.assert_allclose(trained.decode(whole), decoded, rtol=1e-5, atol=1e-3)
 
 
 def test_pickling_round_trip(sift, trained):
