@@ -97,9 +97,10 @@ def procrustes(cross: np.ndarray) -> np.ndarray:
     # One thread: LAPACK's SVD is a long chain of small BLAS calls, each a
     # synchronisation of the BLAS threads; on 2 shared cores a 784 x 784 SVD took
     # 48 s on 2 threads against 4.6 s on one.
-    with _serial_blas():
+    with _serial_blas():  # the product too: a threaded BLAS call leaves its threads spinning
         u, _, vt = np.linalg.svd(np.asarray(cross, dtype=np.float64))
-    return np.ascontiguousarray(u @ vt, dtype=np.float32)
+        rotation = u @ vt
+    return np.ascontiguousarray(rotation, dtype=np.float32)
 
 
 def random_rotation(D: int, seed: int) -> np.ndarray:
