@@ -13,15 +13,29 @@ x -> x R, with R chosen to minimise the quantization distortion:
   Procrustes update of R against the PQ reconstructions.
 
 The default starts the non-parametric loop from the identity, i.e. from PQ's
-own sub-spaces, so it only improves on PQ: on siftsmall (M=8) mse 20,375
-against PQ's 21,917, while the eigenvalue-allocation start ends at 25,590
-(SIFT's natural sub-spaces suit PQ better than balanced principal ones).
+own sub-spaces, so it only improves on PQ: on siftsmall (M=8) mse 20,048
+against PQ's 21,917 and faiss's OPQ's 26,814 (the eigenvalue-allocation start
+ended at 25,590 when measured with the earlier from-scratch final PQ: SIFT's
+natural sub-spaces suit PQ better than balanced principal ones).
 
-The loop runs on at most ``max_train_points`` sampled training vectors and the
-final PQ (``iter`` k-means iterations) on the whole rotated training set, as
-faiss's OPQMatrix + IndexPQ do, so the two are compared at equal iterations.
-The data-sized products (x R, x^T y) run in C++ (``cpp/linalg.cpp``); the
-D x D SVD in numpy.
+The loop runs on at most ``max_train_points`` sampled training vectors. The
+final PQ (``iter`` k-means iterations) trains on the rotated training set,
+subsampled as :class:`algorithms.own_pq.PQ` does (only the rows it trains on
+are rotated), starting from the loop's last codebooks (``final_init="loop"``).
+Those codebooks have already had ``niter_pq_0 + (niter - 1) * niter_pq``
+iterations on nearly the final rotation, so the loop can afford few k-means
+iterations per step: on siftsmall and Fashion-MNIST this ends below both
+faiss's recipe (``final_init="random"``: a PQ trained from scratch after the
+loop) and nanopq's (a single k-means iteration from scratch per step), see
+README "PQ / OPQ speed".
+
+Cost at high dimension: the data-sized product x R goes through numpy's BLAS
+(:func:`algorithms.rotations.rotate`); the cross product x^T y of the rotation
+update is summed from the codes (C++ ``sum_by_code``: x's rows added per
+codeword, then M small (D, Ks) x (Ks, D/M) products), never from the decoded
+data; the D x D SVD runs in LAPACK on the run's threads when D is large.
+Encoding rotates and encodes a block of rows at a time, so the rotated copy
+of the data is never held in full.
 
 Arrays: vectors float32 (n, D); codes (n, M) as :class:`algorithms.own_pq.PQ`;
 ``rotation`` (D, D) float32; ``objective`` per iteration: mean squared
@@ -37,41 +51,41 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_po
                             check_subspaces)
 from benchpq.registry import register
 
-from .own_pq import INITS, PQ, check_seed, pq_code_bits
-from .rotations import eigenvalue_allocation, procrustes, random_rotation
+from .own_pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
+from .rotations import blas_for, eigenvalue_allocation, procrustes, random_rotation, rotate
 
-HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN
 ROTATION_INITS = ("identity", "eigen", "random")
-CHUNK_ROWS = 65536  # rows rotated at once: bounds the temporary to 32 MiB at D=128
+FINAL_INITS = ("loop", "random")
+BLOCK_BYTES = 4 << 20  # rows rotated and encoded (or decoded and rotated back) at once
 
 
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the data-sized products and warm their wrappers up."""
-    native.release_gil(ns, "matmul", "cross_product")
-    x = np.eye(2, dtype=np.float32)
-    ns.matmul(x, 2, 2, x, 2, np.zeros((2, 2), np.float32))
-    ns.cross_product(x, x, 2, 2, 2, np.zeros((2, 2)))
+def block_rows(dim: int) -> int:
+    """Rows of a (rows, dim) float32 block of about :data:`BLOCK_BYTES`."""
+    return max(1, BLOCK_BYTES // (4 * dim))
 
 
-def rotate(x: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """x (n, D) float32 -> x R (n, D_out) float32, in C++."""
-    n, d = x.shape
-    out = np.empty((n, R.shape[1]), np.float32)
-    native.load().matmul(native.array_arg(x, np.float32, (n, d), "x"), n, d,
-                         native.array_arg(R, np.float32, (d, None), "rotation"), R.shape[1],
-                         native.array_arg(out, np.float32, out.shape, "out", writeable=True))
-    return out
+def code_cross_product(cpp, x: np.ndarray, codes: np.ndarray, codewords: np.ndarray
+                       ) -> np.ndarray:
+    """x^T decode(codes) (D, D) float64 for x (n, D) float32 and a C++ ProductQuantizer.
 
-
-def cross_product(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x^T y (D, D2) float64 for x (n, D), y (n, D2) float32, in C++."""
-    (n, d), d2 = x.shape, y.shape[1]
-    out = np.empty((d, d2), np.float64)
-    native.load().cross_product(native.array_arg(x, np.float32, (n, d), "x"),
-                                native.array_arg(y, np.float32, (n, d2), "y"), n, d, d2,
-                                native.array_arg(out, np.float64, out.shape, writeable=True))
-    return out
+    Args:
+        cpp: the ``ProductQuantizer`` whose ``codewords`` (M, Ks, Ds) float32 decode ``codes``.
+        x: (n, D) float32; codes: (n, M) of ``code_dtype(Ks)``.
+    """
+    (n, dim), (M, Ks, dsub) = x.shape, codewords.shape
+    if M * Ks > n:  # fewer rows than codewords: the plain product is the cheaper one
+        recon = np.empty((n, M * dsub), np.float32)
+        getattr(cpp, f"decode_u{8 * codes.itemsize}")(codes, n, recon)
+        with blas_for(n * dim * M * dsub):
+            return (x.T @ recon).astype(np.float64)
+    sums = np.empty((M, Ks, dim), np.float64)
+    getattr(cpp, f"sum_by_code_u{8 * codes.itemsize}")(
+        native.array_arg(x, np.float32, (n, dim), "x"), n, dim,
+        native.array_arg(codes, codes.dtype, (n, M), "codes"),
+        native.array_arg(sums, np.float64, sums.shape, writeable=True))
+    with blas_for(M * Ks * dim * dsub):
+        blocks = np.matmul(sums.transpose(0, 2, 1), codewords.astype(np.float64))  # (M, D, Ds)
+    return np.ascontiguousarray(blocks.transpose(1, 0, 2).reshape(dim, M * dsub))
 
 
 @register("opq")
@@ -88,13 +102,16 @@ class OPQ(Quantizer, Searcher):
             OPQ) or ``random`` (as faiss's OPQMatrix).
         max_train_points: the rotation is learnt on at most this many sampled vectors.
         max_points_per_centroid: subsampling of the final PQ's k-means (None: all).
+        final_init: the final PQ's k-means starts from the rotation loop's last
+            codebooks (``loop``) or from random training points (``random``, as
+            faiss's OPQMatrix + IndexPQ); without rotation updates always ``random``.
         seed: seeds sampling, k-means and a random initial rotation (None: 0).
     """
 
-    def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 4,
-                 niter_pq_0: int = 40, iter: int = 25, init: str = "identity",
+    def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 2,
+                 niter_pq_0: int = 10, iter: int = 25, init: str = "identity",
                  max_train_points: int = 65536, max_points_per_centroid: int | None = 256,
-                 seed: int | None = None):
+                 final_init: str = "loop", seed: int | None = None):
         self.M = check_positive_int(M, "M")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
         self.niter = check_positive_int(niter, "niter", 0)
@@ -106,6 +123,9 @@ class OPQ(Quantizer, Searcher):
         self.init = init
         self.max_train_points = check_positive_int(max_train_points, "max_train_points", 2)
         self.max_points_per_centroid = max_points_per_centroid
+        if final_init not in FINAL_INITS:
+            raise InputError(f"final_init: expected one of {list(FINAL_INITS)}, got {final_init!r}")
+        self.final_init = final_init
         self.seed = seed
         self.rotation = None
         self.objective = []
@@ -127,12 +147,15 @@ class OPQ(Quantizer, Searcher):
             x[np.sort(rng.choice(n, self.max_train_points, replace=False))])
         R = self._initial_rotation(sample, seed)
         self.objective = []
+        codewords = None
         if self.niter:
-            R = self._optimise_rotation(sample, R, seed)
+            R, codewords = self._optimise_rotation(sample, R, seed)
         self.rotation = R
         self.pq = PQ(M=self.M, Ks=self.Ks, iter=self.iter, seed=seed,
                      max_points_per_centroid=self.max_points_per_centroid, init="random")
-        self.pq.fit(self._rotated(x))
+        rows = self.pq.training_rows(n)
+        self.pq.fit(rotate(x if rows is None else x[rows], R),
+                    codewords=codewords if self.final_init == "loop" else None)
         return self
 
     def _initial_rotation(self, sample: np.ndarray, seed: int) -> np.ndarray:
@@ -143,25 +166,32 @@ class OPQ(Quantizer, Searcher):
             return random_rotation(dim, seed)
         return np.eye(dim, dtype=np.float32)
 
-    def _optimise_rotation(self, sample: np.ndarray, R: np.ndarray, seed: int) -> np.ndarray:
-        """Non-parametric OPQ: alternate PQ training and the Procrustes rotation update."""
+    def _optimise_rotation(self, sample: np.ndarray, R: np.ndarray, seed: int):
+        """Non-parametric OPQ: alternate PQ training and the Procrustes rotation update.
+
+        Returns the rotation (D, D) float32 and the last codebooks (M, Ks, D/M) float32.
+        """
         n, dim = sample.shape
+        dsub = dim // self.M
         cpp = native.load().ProductQuantizer(dim, self.M, self.Ks)
-        codes = np.empty((n, self.M), np.uint8 if self.Ks <= 256 else np.uint16)
-        suffix = "u8" if self.Ks <= 256 else "u16"
+        codes = np.empty((n, self.M), code_dtype(self.Ks))
+        suffix = f"u{8 * codes.itemsize}"
+        rotated = np.empty((n, dim), np.float32)
         recon = np.empty((n, dim), np.float32)
+        codewords = np.empty((self.M, self.Ks, dsub), np.float32)
         for it in range(self.niter):
-            rotated = rotate(sample, R)
+            rotate(sample, R, out=rotated)
             niter = self.niter_pq_0 if it == 0 else self.niter_pq
             objective = np.zeros((self.M, niter))
             cpp.train(rotated, n, niter, INITS["random"] if it == 0 else HOT_START, (seed + it) % 2**64,
                       0, objective)
             getattr(cpp, "encode_" + suffix)(rotated, n, codes)
             getattr(cpp, "decode_" + suffix)(codes, n, recon)
-            diff = rotated - recon
-            self.objective.append(float(np.einsum("ij,ij->", diff, diff)) / n)
-            R = procrustes(cross_product(sample, recon))
-        return R
+            np.subtract(rotated, recon, out=recon)
+            self.objective.append(float(np.einsum("ij,ij->", recon, recon)) / n)
+            cpp.get_codewords(codewords)
+            R = procrustes(code_cross_product(cpp, sample, codes, codewords))
+        return R, codewords
 
     # -- Quantizer ------------------------------------------------------------
     def _trained(self) -> PQ:
@@ -169,22 +199,29 @@ class OPQ(Quantizer, Searcher):
             raise InputError(f"{self.name or 'opq'}: call fit() before using the quantizer")
         return self.pq
 
-    def _rotated(self, x: np.ndarray) -> np.ndarray:
-        return rotate(x, self.rotation)
-
     def encode(self, x) -> np.ndarray:
-        """(n, D) float32 -> (n, M) codes, rotating CHUNK_ROWS rows at a time."""
+        """(n, D) float32 -> (n, M) codes; each block of rows is rotated, then encoded."""
         pq = self._trained()
         x = as_matrix(x, "x", dim=pq.dim)
-        codes = np.empty((x.shape[0], self.M), pq.code_dtype)
-        for start in range(0, x.shape[0], CHUNK_ROWS):
-            codes[start:start + CHUNK_ROWS] = pq.encode(self._rotated(x[start:start + CHUNK_ROWS]))
+        n, step = x.shape[0], block_rows(pq.dim)
+        codes = np.empty((n, self.M), pq.code_dtype)
+        rotated = np.empty((min(n, step), pq.dim), np.float32)
+        for start in range(0, n, step):
+            block = x[start:start + step]
+            pq.encode_into(rotate(block, self.rotation, out=rotated[:len(block)]),
+                           codes[start:start + step])
         return codes
 
     def decode(self, codes) -> np.ndarray:
-        """(n, M) codes -> (n, D) float32: PQ reconstruction rotated back by R^T."""
+        """(n, M) codes -> (n, D) float32: PQ reconstruction rotated back by R^T, by blocks."""
         pq = self._trained()
-        return rotate(pq.decode(codes), np.ascontiguousarray(self.rotation.T))
+        codes = check_codes(codes, self.M, self.Ks)
+        back = np.ascontiguousarray(self.rotation.T)
+        out = np.empty((len(codes), pq.dim), np.float32)
+        step = block_rows(pq.dim)
+        for start in range(0, len(codes), step):
+            rotate(pq.decode(codes[start:start + step]), back, out=out[start:start + step])
+        return out
 
     # -- Searcher -------------------------------------------------------------
     def add(self, x) -> None:
@@ -195,7 +232,7 @@ class OPQ(Quantizer, Searcher):
     def search(self, queries, k):
         """ADC k-NN of the rotated queries: (distances (nq, k) float32, ids (nq, k) int64)."""
         pq = self._trained()
-        return pq.search(self._rotated(as_matrix(queries, "query", dim=pq.dim)), k)
+        return pq.search(rotate(as_matrix(queries, "query", dim=pq.dim), self.rotation), k)
 
     # -- sizes ----------------------------------------------------------------
     @property

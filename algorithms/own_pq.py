@@ -24,6 +24,7 @@ from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
 from benchpq.registry import register
 
 INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
+HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN: k-means starts from the current codebooks
 
 
 @native.on_load
@@ -31,7 +32,8 @@ def _prepare(ns) -> None:
     """Release the GIL in the long ProductQuantizer calls and warm their wrappers up."""
     native.release_gil(ns.ProductQuantizer, "train", "encode_u8", "encode_u16", "decode_u8",
                        "decode_u16", "adc_tables", "search_adc_u8", "search_adc_u16",
-                       "search_sdc_u8", "search_sdc_u16", "set_codewords")
+                       "search_sdc_u8", "search_sdc_u16", "set_codewords", "sum_by_code_u8",
+                       "sum_by_code_u16")
     f32, i64 = np.float32, np.int64
     x, out = np.array([[0, 0], [1, 1]], f32), np.zeros((2, 2), f32)
     dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
@@ -46,6 +48,8 @@ def _prepare(ns) -> None:
         getattr(pq, "decode_" + suffix)(codes, 2, out)
         getattr(pq, "search_adc_" + suffix)(x, 2, codes, 2, 1, dist, ids)
         getattr(pq, "search_sdc_" + suffix)(codes, 2, codes, 2, 1, dist, ids)
+        getattr(pq, "sum_by_code_" + suffix)(x, 2, 2, codes, np.zeros((1, 2, 2)))
+    ns.ProductQuantizer.train_rows(4, 2, 0, 1, np.zeros(2, i64))
 
 
 def code_dtype(Ks: int) -> np.dtype:
@@ -150,17 +154,29 @@ class PQ(Quantizer, Searcher):
         native.set_num_threads(check_positive_int(threads, "threads"))
 
     # -- Quantizer ----------------------------------------------------------
-    def fit(self, x):
-        """Learn the codebooks on x (n, D) float32, n >= Ks; returns self."""
+    def fit(self, x, codewords=None):
+        """Learn the codebooks on x (n, D) float32, n >= Ks; returns self.
+
+        codewords: optional (M, Ks, D/M) float32 start of k-means (a hot start,
+        e.g. OPQ's codebooks from its rotation loop) instead of ``init``.
+        """
         x = as_matrix(x, "learn")
         n, dim = x.shape
         dsub = check_subspaces(dim, self.M)
         check_codebook_size(n, self.Ks)
         seed = check_seed(self.seed)
         cpp = native.load().ProductQuantizer(dim, self.M, self.Ks)
+        init = INITS[self.init]
+        if codewords is not None:
+            shape = (self.M, self.Ks, dsub)
+            if np.shape(codewords) != shape:
+                raise InputError(f"codewords: expected shape {shape}, got {np.shape(codewords)}")
+            start = as_matrix(np.reshape(codewords, (-1, dsub)), "codewords").reshape(shape)
+            cpp.set_codewords(native.array_arg(start, np.float32, shape, "codewords"))
+            init = HOT_START
         objective = np.zeros((self.M, self.iter), np.float64)
         cpp.train(native.array_arg(x, np.float32, (n, dim), "learn"), n, self.iter,
-                  INITS[self.init], seed, subsample_arg(self.max_points_per_centroid, self.Ks, n),
+                  init, seed, subsample_arg(self.max_points_per_centroid, self.Ks, n),
                   native.array_arg(objective, np.float64, (self.M, self.iter), writeable=True))
         codewords = np.empty((self.M, self.Ks, dsub), np.float32)
         cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))
@@ -177,6 +193,31 @@ class PQ(Quantizer, Searcher):
             native.array_arg(x, np.float32, (None, self.dim), "x"), x.shape[0],
             native.array_arg(codes, self.code_dtype, (None, self.M), "codes", writeable=True))
         return codes
+
+    def encode_into(self, x: np.ndarray, codes: np.ndarray) -> None:
+        """Encode x (n, D) float32, C-contiguous and already checked (finite), into codes (n, M).
+
+        For callers that produce x themselves (OPQ's rotated blocks) and skip
+        :meth:`encode`'s input check.
+        """
+        n = x.shape[0]
+        getattr(self._quantizer(), "encode_" + self._suffix())(
+            native.array_arg(x, np.float32, (n, self.dim), "x"), n,
+            native.array_arg(codes, self.code_dtype, (n, self.M), "codes", writeable=True))
+
+    def training_rows(self, n: int) -> np.ndarray | None:
+        """The rows (sorted, int64) that :meth:`fit` on n vectors trains on; None: all of them.
+
+        Training on ``x[rows]`` gives the same codebooks as training on x.
+        """
+        mppc = subsample_arg(self.max_points_per_centroid, self.Ks, n)
+        if mppc == 0:
+            return None
+        rows = np.empty(self.Ks * mppc, np.int64)
+        count = native.load().ProductQuantizer.train_rows(
+            n, self.Ks, check_seed(self.seed), mppc,
+            native.array_arg(rows, np.int64, rows.shape, writeable=True))
+        return rows[:count]
 
     def decode(self, codes) -> np.ndarray:
         """(n, M) codes of the code dtype -> (n, D) float32 reconstructions."""

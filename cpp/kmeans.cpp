@@ -19,11 +19,14 @@ namespace {
 constexpr int64_t kBlock = 256;       // rows per parallel work item
 constexpr int64_t kChunk = 4096;      // rows per partial sum in k-means++
 constexpr float kSplitEps = 1.0f / 1024.0f;
+// Multiply-adds below which a loop stays on one thread: waking a second thread
+// for less work than this (tens of microseconds) costs more than it saves.
+constexpr int64_t kParallelWork = int64_t(1) << 20;
 
 // Nearest centroid of every row; writes labels and exact squared distances.
 void assign_rows(const float* x, int64_t n, int64_t d, const float* centroids,
                  const NearestCodeword& nc, int32_t* labels, float* dist) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * nc.k() * d > kParallelWork)
   for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
     const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
     nc.nearest(x + i0 * d, nb, d, labels + i0);
@@ -57,7 +60,7 @@ void init_plusplus(const float* x, int64_t n, int64_t d, int64_t k, std::mt19937
     float* c = centroids + j * d;
     std::memcpy(c, x + pick * d, d * sizeof(float));
     if (j + 1 == k) break;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * d > kParallelWork)
     for (int64_t ch = 0; ch < nchunks; ++ch) {
       const int64_t end = std::min(n, (ch + 1) * kChunk);
       double s = 0;
@@ -94,7 +97,7 @@ void init_plusplus(const float* x, int64_t n, int64_t d, int64_t k, std::mt19937
 void update_centroids(const float* x, int64_t n, int64_t d, int64_t k, const int32_t* labels,
                       float* centroids, std::vector<int64_t>& counts) {
   std::fill(counts.begin(), counts.end(), 0);
-#pragma omp parallel
+#pragma omp parallel if (n * d > kParallelWork)
   {
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
@@ -196,7 +199,7 @@ int kmeans(const float* x, int64_t n, int64_t d, int64_t k, int niter, int init,
 void kmeans_assign(const float* x, int64_t n, int64_t d, const float* centroids, int64_t k,
                    int64_t* labels, float* distances) {
   NearestCodeword nc(centroids, k, d);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * k * d > kParallelWork)
   for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
     const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
     int32_t idx[kBlock];

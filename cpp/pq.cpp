@@ -92,18 +92,42 @@ class TopK {
   int64_t k_, size_ = 0;
 };
 
-// dis[i] = sum_m rows[m][code_i[m]] for nb codes. MF: M known at compile time (0: runtime).
+// dis[i] = sum_m rows[m][code_i[m]] for nb codes, summed in order m = 0 .. M-1.
+// Four codes are scored side by side: four independent chains of additions
+// instead of one, with each code's own sum still in the same order (so the
+// distances are bit-identical to a one-code loop). MF: M known at compile
+// time (0: runtime).
 template <int MF, typename CodeT>
 void score_codes(const CodeT* codes, int64_t nb, int64_t M, const float* const* rows, float* dis) {
   const int64_t m_count = MF ? MF : M;
-  for (int64_t i = 0; i < nb; ++i, codes += m_count) {
+  int64_t i = 0;
+  for (; i + 4 <= nb; i += 4, codes += 4 * m_count) {
+    const CodeT* c0 = codes;
+    const CodeT* c1 = codes + m_count;
+    const CodeT* c2 = codes + 2 * m_count;
+    const CodeT* c3 = codes + 3 * m_count;
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t m = 0; m < m_count; ++m) {
+      const float* r = rows[m];
+      s0 += r[c0[m]];
+      s1 += r[c1[m]];
+      s2 += r[c2[m]];
+      s3 += r[c3[m]];
+    }
+    dis[i] = s0;
+    dis[i + 1] = s1;
+    dis[i + 2] = s2;
+    dis[i + 3] = s3;
+  }
+  for (; i < nb; ++i, codes += m_count) {
     float s = 0;
     for (int64_t m = 0; m < m_count; ++m) s += rows[m][codes[m]];
     dis[i] = s;
   }
 }
 
-// uint8 codes with M a multiple of 8: one 64-bit load per 8 sub-codes.
+// uint8 codes with M a multiple of 8: one 64-bit load per 8 sub-codes, the 8
+// lookups added as a tree (that order defines these distances).
 template <int MF>
 void score_codes_u8x8(const uint8_t* codes, int64_t nb, int64_t M, const float* const* rows,
                       float* dis) {
@@ -121,6 +145,7 @@ void score_codes_u8x8(const uint8_t* codes, int64_t nb, int64_t M, const float* 
   }
 }
 
+// Compile-time M for the common small code lengths, a runtime loop otherwise.
 template <typename CodeT>
 void score_dispatch(const CodeT* codes, int64_t nb, int64_t M, const float* const* rows,
                     float* dis) {
@@ -129,9 +154,19 @@ void score_dispatch(const CodeT* codes, int64_t nb, int64_t M, const float* cons
     if (M == 16) return score_codes_u8x8<16>(codes, nb, M, rows, dis);
     if (M % 8 == 0) return score_codes_u8x8<0>(codes, nb, M, rows, dis);
   }
-  if (M == 4) return score_codes<4>(codes, nb, M, rows, dis);
-  if (M == 8) return score_codes<8>(codes, nb, M, rows, dis);
-  score_codes<0>(codes, nb, M, rows, dis);
+  switch (M) {
+    case 1: return score_codes<1>(codes, nb, M, rows, dis);
+    case 2: return score_codes<2>(codes, nb, M, rows, dis);
+    case 3: return score_codes<3>(codes, nb, M, rows, dis);
+    case 4: return score_codes<4>(codes, nb, M, rows, dis);
+    case 5: return score_codes<5>(codes, nb, M, rows, dis);
+    case 6: return score_codes<6>(codes, nb, M, rows, dis);
+    case 7: return score_codes<7>(codes, nb, M, rows, dis);
+    case 8: return score_codes<8>(codes, nb, M, rows, dis);
+    case 10: return score_codes<10>(codes, nb, M, rows, dis);
+    case 12: return score_codes<12>(codes, nb, M, rows, dis);
+    default: return score_codes<0>(codes, nb, M, rows, dis);
+  }
 }
 
 // Push codes [begin, end) into the heap, by blocks: score, then compare to the heap's threshold.
@@ -225,21 +260,46 @@ void ProductQuantizer::train(const float* x, int64_t n, int niter, int init, uin
                              int64_t max_points_per_centroid, double* objective) {
   if (n < Ks_ || niter < 1) throw std::invalid_argument("ProductQuantizer::train: need n >= Ks, niter >= 1");
   std::vector<int64_t> rows;
-  if (max_points_per_centroid > 0 && n > Ks_ * max_points_per_centroid)
+  if (subsamples(n, Ks_, max_points_per_centroid))
     rows = sample_rows(n, Ks_ * max_points_per_centroid, splitmix64(seed));
   const int64_t ns = rows.empty() ? n : static_cast<int64_t>(rows.size());
-  std::vector<float> sub(ns * dsub_);
   std::fill(objective, objective + M_ * niter, 0.0);
-  for (int64_t m = 0; m < M_; ++m) {
-#pragma omp parallel for schedule(static)
+  // Sub-space m's k-means on the rows' m-th sub-vectors, seeded by m alone, so
+  // the codebooks do not depend on how the sub-spaces are spread over threads.
+  auto train_subspace = [&](int64_t m, std::vector<float>& sub) {
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int64_t i = 0; i < ns; ++i) {
       const int64_t row = rows.empty() ? i : rows[i];
       std::memcpy(sub.data() + i * dsub_, x + row * D_ + m * dsub_, dsub_ * sizeof(float));
     }
     kmeans(sub.data(), ns, dsub_, Ks_, niter, init, splitmix64(seed + 1 + m), 0,
            codewords_.data() + m * Ks_ * dsub_, objective + m * niter);
+  };
+  const int threads = omp_get_max_threads();
+  if (threads > 1 && M_ >= threads) {
+    // One parallel region for the whole training, a sub-space per thread at a
+    // time: hundreds of short regions inside each k-means (one per
+    // iteration and step) cost more than they save on small data.
+#pragma omp parallel
+    {
+      omp_set_num_threads(1);  // this thread's nested regions (inside kmeans) stay serial
+      std::vector<float> sub(ns * dsub_);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t m = 0; m < M_; ++m) train_subspace(m, sub);
+    }
+  } else {
+    std::vector<float> sub(ns * dsub_);
+    for (int64_t m = 0; m < M_; ++m) train_subspace(m, sub);
   }
   prepare();
+}
+
+int64_t ProductQuantizer::train_rows(int64_t n, int64_t Ks, uint64_t seed,
+                                     int64_t max_points_per_centroid, int64_t* rows) {
+  if (!subsamples(n, Ks, max_points_per_centroid)) return 0;
+  const std::vector<int64_t> sample = sample_rows(n, Ks * max_points_per_centroid, splitmix64(seed));
+  std::copy(sample.begin(), sample.end(), rows);
+  return static_cast<int64_t>(sample.size());
 }
 
 void ProductQuantizer::set_codewords(const float* codewords) {
@@ -271,6 +331,22 @@ void ProductQuantizer::decode(const CodeT* codes, int64_t n, float* x) const {
     for (int64_t m = 0; m < M_; ++m)
       std::memcpy(x + i * D_ + m * dsub_,
                   codewords_.data() + (m * Ks_ + codes[i * M_ + m]) * dsub_, dsub_ * sizeof(float));
+}
+
+template <typename CodeT>
+void ProductQuantizer::sum_by_code(const float* y, int64_t n, int64_t d, const CodeT* codes,
+                                   double* out) const {
+  std::fill(out, out + M_ * Ks_ * d, 0.0);
+  // Each sub-space's sums are owned by one thread and added in row order.
+#pragma omp parallel for schedule(dynamic, 1) if (n * d * M_ > (int64_t(1) << 20))
+  for (int64_t m = 0; m < M_; ++m) {
+    double* sums = out + m * Ks_ * d;
+    for (int64_t i = 0; i < n; ++i) {
+      double* s = sums + int64_t(codes[i * M_ + m]) * d;
+      const float* yi = y + i * d;
+      for (int64_t t = 0; t < d; ++t) s[t] += yi[t];
+    }
+  }
 }
 
 void ProductQuantizer::adc_tables(const float* queries, int64_t nq, float* tables) const {
@@ -313,6 +389,14 @@ void ProductQuantizer::encode_u8(const float* x, int64_t n, uint8_t* codes) cons
 void ProductQuantizer::encode_u16(const float* x, int64_t n, uint16_t* codes) const { encode(x, n, codes); }
 void ProductQuantizer::decode_u8(const uint8_t* codes, int64_t n, float* x) const { decode(codes, n, x); }
 void ProductQuantizer::decode_u16(const uint16_t* codes, int64_t n, float* x) const { decode(codes, n, x); }
+void ProductQuantizer::sum_by_code_u8(const float* y, int64_t n, int64_t d, const uint8_t* codes,
+                                      double* out) const {
+  sum_by_code(y, n, d, codes, out);
+}
+void ProductQuantizer::sum_by_code_u16(const float* y, int64_t n, int64_t d, const uint16_t* codes,
+                                       double* out) const {
+  sum_by_code(y, n, d, codes, out);
+}
 
 void ProductQuantizer::search_adc_u8(const float* queries, int64_t nq, const uint8_t* codes,
                                      int64_t n, int64_t k, float* distances, int64_t* ids) const {

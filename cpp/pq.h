@@ -34,6 +34,15 @@ class ProductQuantizer {
   void train(const float* x, int64_t n, int niter, int init, uint64_t seed,
              int64_t max_points_per_centroid, double* objective);
 
+  /// The rows (sorted ascending) that train(x, n, ..., seed, max_points_per_centroid, ...)
+  /// of a quantizer with Ks codewords subsamples, written to rows (at least
+  /// Ks * max_points_per_centroid slots); returns their number, 0 when train()
+  /// uses every row. Training on exactly these rows without subsampling gives
+  /// the same codebooks, so a caller can transform only them (OPQ rotates only
+  /// the rows its final PQ trains on).
+  static int64_t train_rows(int64_t n, int64_t Ks, uint64_t seed, int64_t max_points_per_centroid,
+                            int64_t* rows);
+
   /// Replace the codebooks with codewords (M, Ks, Ds) float32.
   void set_codewords(const float* codewords);
   /// Copy the codebooks into out (M, Ks, Ds) float32.
@@ -46,6 +55,14 @@ class ProductQuantizer {
   /// x (n, D): concatenated codewords of codes (n, M).
   void decode_u8(const uint8_t* codes, int64_t n, float* x) const;
   void decode_u16(const uint16_t* codes, int64_t n, float* x) const;
+
+  /// Per-codeword sums of the rows of y (n, d) float32 by the codes (n, M):
+  /// out (M, Ks, d) float64, out[m, c] = sum of y_i over the i with codes[i, m] == c.
+  /// x^T decode(codes) = sum_m out[m]^T codewords[m] (the cross product of OPQ's
+  /// rotation update) then costs M * Ks * d * Ds multiply-adds instead of n * d * D.
+  void sum_by_code_u8(const float* y, int64_t n, int64_t d, const uint8_t* codes, double* out) const;
+  void sum_by_code_u16(const float* y, int64_t n, int64_t d, const uint16_t* codes,
+                       double* out) const;
 
   /// ADC lookup tables (nq, M, Ks): squared distance of each query sub-vector to each codeword.
   void adc_tables(const float* queries, int64_t nq, float* tables) const;
@@ -72,8 +89,13 @@ class ProductQuantizer {
 
  private:
   void prepare();
+  static bool subsamples(int64_t n, int64_t Ks, int64_t max_points_per_centroid) {
+    return max_points_per_centroid > 0 && n > Ks * max_points_per_centroid;
+  }
   template <typename CodeT> void encode(const float* x, int64_t n, CodeT* codes) const;
   template <typename CodeT> void decode(const CodeT* codes, int64_t n, float* x) const;
+  template <typename CodeT>
+  void sum_by_code(const float* y, int64_t n, int64_t d, const CodeT* codes, double* out) const;
   template <typename CodeT>
   void search_adc(const float* queries, int64_t nq, const CodeT* codes, int64_t n, int64_t k,
                   float* distances, int64_t* ids) const;
