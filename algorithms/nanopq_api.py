@@ -34,7 +34,8 @@ runs nanopq's algorithm with our C++ k-means:
   seed=123, minit="points")``: nanopq's loop: R from the identity (or
   eigenvalue allocation), then ``rotation_iter`` times a fresh PQ trained
   on ``vecs @ R`` (1 k-means iteration, ``pq_iter`` on the last pass) and
-  the Procrustes update of R; rotations and the cross product run in C++.
+  the Procrustes update of R; encoding and decoding run in C++, the
+  rotations and the cross product in BLAS (numpy), as nanopq.
 
 Misuse raises what nanopq raises: its ``assert``s become :class:`NanopqAssertionError`
 (an ``AssertionError`` and a :class:`benchpq.checks.InputError`, with the
@@ -70,7 +71,6 @@ import numpy as np
 from benchpq import native
 from benchpq.checks import InputError, as_matrix
 
-from .own_opq import cross_product, rotate as rotate_rows
 from .own_pq import PQ as OwnPQ, unpack_codes
 from .rotations import procrustes
 
@@ -402,7 +402,7 @@ class OPQ:
         for i in range(rotation_iter):
             if self.verbose:
                 print("OPQ rotation training: {} / {}".format(i, rotation_iter))
-            X = rotate_rows(vecs, self.R)
+            X = vecs @ self.R
             pq_tmp = PQ(M=self.M, Ks=self.Ks, metric=self.metric, verbose=self.verbose)
             last = i == rotation_iter - 1
             pq_tmp.fit(X, iter=pq_iter if last else 1, seed=seed, minit=minit)
@@ -414,7 +414,7 @@ class OPQ:
             if last:
                 self.pq = pq_tmp
                 break
-            self.R = procrustes(cross_product(vecs, X_))
+            self.R = procrustes(vecs.T @ X_)
         return self
 
     def rotate(self, vecs):
@@ -426,9 +426,7 @@ class OPQ:
                  f"input dimension must be {R.shape[0]}, got {vecs.shape[-1]}")
         if vecs.ndim == 1:
             return (vecs.reshape(1, -1) @ R).reshape(-1)
-        if vecs.shape[0] == 0:
-            return np.empty((0, R.shape[1]), np.float32)
-        return rotate_rows(np.ascontiguousarray(vecs), R)
+        return vecs @ R
 
     def encode(self, vecs):
         """Rotate by R, then :meth:`PQ.encode`: (N, D) float32 -> (N, M) codes."""
@@ -438,10 +436,7 @@ class OPQ:
     def decode(self, codes):
         """:meth:`PQ.decode`, then rotate back by R^T: (N, M) codes -> (N, D) float32."""
         _require(self.R is not None, "R must be set by fit() before decode()")
-        recon = self.pq.decode(codes)
-        if recon.shape[0] == 0:
-            return recon
-        return rotate_rows(recon, np.ascontiguousarray(np.asarray(self.R, np.float32).T))
+        return self.pq.decode(codes) @ np.asarray(self.R, np.float32).T
 
     def dtable(self, query):
         """:meth:`PQ.dtable` of the rotated query (D,) float32."""
