@@ -13,10 +13,11 @@ the training set is recorded at every iteration and after the last one.
 Data-sized loops (covariance, projection, V^T B, sign and packing) run in C++;
 the D x D eigendecomposition and the num_bit x num_bit SVD in numpy.
 
-Codes: (n, num_bit / 8) uint8, bit j (j-th rotated principal direction) is
-bit j % 8 of byte j // 8, least significant first
+Codes: (n, ceil(num_bit / 8)) uint8, bit j (j-th rotated principal direction)
+is bit j % 8 of byte j // 8, least significant first
 (``np.packbits(bits, axis=1, bitorder="little")``); a bit is 1 when
-((x - mean) W R)_j >= 0. Hamming search: exhaustive popcount scan, exact
+((x - mean) W R)_j >= 0; the padding bits of the last byte (num_bit not a
+multiple of 8) are 0, so they add nothing to Hamming distances. Hamming search: exhaustive popcount scan, exact
 top-k by a counting sort, ties by the smaller id; distances are the Hamming
 distances as float32.
 """
@@ -62,10 +63,10 @@ def _prepare(ns) -> None:
 
 
 # -- checks -------------------------------------------------------------------
-def check_num_bit(num_bit, dim: int | None = None) -> int:
-    """num_bit as an int: a positive multiple of 8 (codes are packed into bytes), <= dim."""
+def check_num_bit(num_bit, dim: int | None = None, whole_bytes: bool = True) -> int:
+    """num_bit as a positive int <= dim; a multiple of 8 (whole bytes) unless whole_bytes=False."""
     num_bit = check_positive_int(num_bit, "num_bit")
-    if num_bit % 8:
+    if whole_bytes and num_bit % 8:
         raise InputError(f"num_bit: must be a multiple of 8 (codes are packed into bytes), "
                          f"got {num_bit}")
     if dim is not None and num_bit > dim:
@@ -170,7 +171,7 @@ class ITQ(HammingSearcher):
     """ITQ binary codes with exhaustive Hamming search (C++ core).
 
     Args:
-        num_bit: bits per code, a multiple of 8, at most the dimension D.
+        num_bit: bits per code, at most the dimension D (codes take ceil(num_bit / 8) bytes).
         niter: ITQ iterations (the pqkmeans library's default is 50).
         seed: seed of the random initial rotation and of the training sample (None: 0).
         train_size: fit on at most this many rows (a seeded random sample);
@@ -181,12 +182,12 @@ class ITQ(HammingSearcher):
     ``projection`` (D, num_bit) float32 W R, ``losses`` (niter + 1,) float64
     quantization loss ||B - V R||_F^2 on the training set before each update
     and after the last one, ``loss`` the final one; after add: ``codes``
-    (n, num_bit / 8) uint8.
+    (n, ceil(num_bit / 8)) uint8.
     """
 
     def __init__(self, num_bit: int = 64, niter: int = 50, seed: int | None = None,
                  train_size: int | None = None):
-        self.num_bit = check_num_bit(num_bit)
+        self.num_bit = check_num_bit(num_bit, whole_bytes=False)
         self.niter = check_positive_int(niter, "niter")
         self.seed = seed
         self.train_size = None if train_size is None else \
@@ -199,8 +200,8 @@ class ITQ(HammingSearcher):
 
     @property
     def nbytes(self) -> int:
-        """Bytes per code (num_bit / 8)."""
-        return self.num_bit // 8
+        """Bytes per code, ceil(num_bit / 8)."""
+        return -(-self.num_bit // 8)
 
     def set_threads(self, threads: int) -> None:
         native.set_num_threads(check_positive_int(threads, "threads"))
@@ -208,7 +209,7 @@ class ITQ(HammingSearcher):
     def fit(self, x):
         """Learn mean, principal directions and rotation on x (n, D) float32, n >= 2; returns self."""
         x = as_matrix(x, "learn", min_rows=2)
-        check_num_bit(self.num_bit, x.shape[1])
+        check_num_bit(self.num_bit, x.shape[1], whole_bytes=False)
         seed = check_seed(self.seed)
         xt = training_sample(x, self.train_size, seed)
         with serial_blas():
@@ -253,18 +254,23 @@ class ITQ(HammingSearcher):
         return None if self.losses is None else float(self.losses[-1])
 
     def encode(self, x) -> np.ndarray:
-        """(n, D) float32 -> (n, num_bit / 8) uint8 packed codes (bit order in the module doc)."""
+        """(n, D) float32 -> (n, ceil(num_bit / 8)) uint8 packed codes (layout in the module doc)."""
         if self.projection is None:
             raise InputError(f"{self.name or 'itq'}: call fit() before encoding")
         x = as_matrix(x, "x", dim=self.dim)
-        n = x.shape[0]
+        n, bits = x.shape[0], self.nbytes * 8
+        projection = self.projection
+        if bits != self.num_bit:  # the C++ kernel packs whole bytes: zero columns, masked below
+            projection = np.zeros((self.dim, bits), np.float32)
+            projection[:, :self.num_bit] = self.projection
         codes = np.empty((n, self.nbytes), np.uint8)
         native.load().itq_encode(
             native.array_arg(x, np.float32, (n, self.dim), "x"), n, self.dim,
             native.array_arg(self.mean, np.float32, (self.dim,), "mean"),
-            native.array_arg(self.projection, np.float32, (self.dim, self.num_bit), "projection"),
-            self.num_bit, native.array_arg(codes, np.uint8, (n, self.nbytes), "codes",
-                                           writeable=True))
+            native.array_arg(projection, np.float32, (self.dim, bits), "projection"),
+            bits, native.array_arg(codes, np.uint8, (n, self.nbytes), "codes", writeable=True))
+        if bits != self.num_bit:
+            codes[:, -1] &= np.uint8((1 << (self.num_bit % 8)) - 1)
         return codes
 
     # -- Searcher -----------------------------------------------------------

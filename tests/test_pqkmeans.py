@@ -1,14 +1,12 @@
-"""Our PQk-means (plugin ``pqkmeans``, ``algorithms.own_pqkmeans``) and the pqkmeans-compatible
-API (``algorithms.pqkmeans_api``): assignment and sparse voting against numpy definitions,
-equality with the pqkmeans library given the same initial centres, error within 1% of the
-library's on siftsmall, empty clusters, determinism, pickling, bad input rejected before C++."""
-import inspect
+"""Our PQk-means (plugin ``pqkmeans``, ``algorithms.own_pqkmeans``): assignment and sparse
+voting against numpy definitions, equality with the pqkmeans library given the same initial
+centres, error within 1% of the library's on siftsmall, empty clusters, determinism,
+pickling, bad input rejected before C++. The pqkmeans-compatible API: test_pqkmeans_api.py."""
 import pickle
 
 import numpy as np
 import pytest
 
-from algorithms import pqkmeans_api
 from algorithms.own_bkmeans import BKMeansClusterer
 from algorithms.own_pqkmeans import (PQKMeansClusterer, pqkmeans, pqkmeans_assign, release_pages,
                                      sdc_tables, sparse_voting, train_pq_encoder)
@@ -217,84 +215,9 @@ def test_memory_mapped_input_is_streamed(tmp_path):
                                             **params).fit_predict(x, 10))
 
 
-# -- the pqkmeans-compatible API ------------------------------------------------
-def test_api_signatures_match_the_library():
-    pairs = [(pqkmeans_api.PQEncoder, pqk.encoder.PQEncoder),
-             (pqkmeans_api.ITQEncoder, pqk.encoder.ITQEncoder),
-             (pqkmeans_api.PQKMeans, pqk.clustering.PQKMeans),
-             (pqkmeans_api.BKMeans, pqk.clustering.BKMeans)]
-    for ours, theirs in pairs:
-        mine = [p for p in inspect.signature(ours).parameters.values()
-                if p.kind is not p.KEYWORD_ONLY]
-        lib = list(inspect.signature(theirs).parameters.values())
-        assert [(p.name, p.default) for p in mine] == [(p.name, p.default) for p in lib], ours
-        for method in ("fit", "transform", "inverse_transform", "fit_predict", "predict"):
-            assert hasattr(ours, method) == hasattr(theirs, method) or \
-                method in ("inverse_transform",), (ours, method)
-
-
-def test_api_switches_by_changing_the_import(sift):
-    x = sift[:4000]
-    results = {}
-    for lib in (pqk, pqkmeans_api):  # the library's README example, verbatim
-        np.random.seed(0)
-        encoder = lib.encoder.PQEncoder(num_subdim=4, Ks=256)
-        encoder.fit(x[:3000])
-        codes = encoder.transform(x)
-        kmeans = lib.clustering.PQKMeans(encoder=encoder, k=20)
-        clustered = kmeans.fit_predict(codes)
-        centers = encoder.inverse_transform(np.array(kmeans.cluster_centers_, np.uint8))
-        results[lib.__name__] = (codes, np.asarray(clustered), centers)
-        assert centers.shape == (20, 128)
-    (c1, l1, _), (c2, l2, _) = results.values()
-    assert c1.shape == c2.shape and c1.dtype == c2.dtype == np.uint8
-    e1, e2 = (metrics.clustering_error(x, lab, 20) for lab in (l1, l2))
-    assert e2 <= e1 * 1.03  # different encoders (scipy's kmeans2 vs ours): close errors
-    # the same codes and encoder give the library's very labels
-    ours = pqkmeans_api.PQKMeans(encoder=encoder, k=20, iteration=10)
-    theirs = pqk.clustering.PQKMeans(encoder=encoder, k=20, iteration=10)
-    theirs.fit(c2)
-    assert np.array_equal(ours.fit(c2).labels_, np.array(theirs.labels_))
-    assert np.array_equal(ours.predict(c2[:100]), np.array([theirs._impl.predict_one(c)
-                                                            for c in c2[:100]]))
-
-
-def test_api_encoders_and_generators(sift):
-    x = sift[:2000]
-    enc = pqkmeans_api.PQEncoder(iteration=5, num_subdim=8, Ks=16, seed=1).fit(x)
-    codes = enc.transform(x)
-    assert codes.shape == (2000, 8) and codes.dtype == np.uint8 and codes.max() < 16
-    assert enc.codewords.shape == (8, 16, 16) and enc.Ds == 16
-    assert np.array_equal(np.array(list(enc.transform_generator(iter(x)))), codes)
-    recon = enc.inverse_transform(codes)
-    assert recon.shape == x.shape and metrics.mse(x, recon) < metrics.mse(x, x * 0 + x.mean(0))
-    np.testing.assert_array_equal(np.array(list(enc.inverse_transform_generator(codes[:5]))),
-                                  recon[:5])
-    itq = pqkmeans_api.ITQEncoder(iteration=10, num_bit=32, seed=0).fit(x)
-    bits = itq.transform(x)
-    assert bits.shape == (2000, 32) and bits.dtype == bool
-    assert np.array_equal(np.packbits(bits, axis=1, bitorder="little"), itq.transform_packed(x))
-    assert itq.quantization_loss > 0
-    bk = pqkmeans_api.BKMeans(k=10, input_dim=32, iteration=5)
-    labels = bk.fit_predict(bits)
-    assert np.array_equal(bk.predict(itq.transform_packed(x)), labels)  # packed input too
-    assert bk.cluster_centers_.shape == (10, 32) and set(np.unique(bk.cluster_centers_)) <= {0, 1}
-
-
-def test_api_pickles(sift):
-    x = sift[:2000]
-    enc = pqkmeans_api.PQEncoder(num_subdim=4, Ks=64, seed=0).fit(x)
-    codes = enc.transform(x)
-    km = pqkmeans_api.PQKMeans(enc, 15, iteration=5).fit(codes)
-    clone = pickle.loads(pickle.dumps(km))
-    assert np.array_equal(clone.predict(codes), km.labels_)
-    assert np.array_equal(clone.encoder.transform(x), codes)
-    itq = pqkmeans_api.ITQEncoder(num_bit=16, seed=0).fit(x)
-    bk = pqkmeans_api.BKMeans(8, 16).fit(itq.transform(x))
-    clone_itq, clone_bk = pickle.loads(pickle.dumps((itq, bk)))
-    assert np.array_equal(clone_bk.predict(clone_itq.transform(x)), bk.labels_)
+def test_plugin_pickles(sift):
     plugin = PQKMeansClusterer(M=4, Ks=16, train_size=1000, seed=0)
-    labels = plugin.fit_predict(x, 12)
+    labels = plugin.fit_predict(sift[:2000], 12)
     assert np.array_equal(pickle.loads(pickle.dumps(plugin)).result.labels, labels)
 
 
@@ -343,13 +266,3 @@ def test_bad_input_is_rejected_before_cpp(sift_codes, monkeypatch):
         PQKMeansClusterer(M=4, Ks=16).fit_predict(x, 301)
     with pytest.raises(InputError, match=r"more codewords \(256\) than training vectors \(200\)"):
         PQKMeansClusterer(M=4, Ks=256).fit_predict(x[:200], 5)
-    with pytest.raises(InputError, match="not fitted yet"):
-        pqkmeans_api.PQEncoder().transform(x)
-    with pytest.raises(InputError, match="fitted PQ encoder"):
-        pqkmeans_api.PQKMeans(object(), 3)
-    with pytest.raises(InputError, match="num_bit: must be a multiple of 8"):
-        pqkmeans_api.ITQEncoder(num_bit=20)
-    with pytest.raises(InputError, match="num_bit: must be a multiple of 8"):
-        pqkmeans_api.BKMeans(4, input_dim=12)
-    with pytest.raises(InputError, match="code width mismatch, expected 16 bits or 2 packed"):
-        pqkmeans_api.BKMeans(4, input_dim=16).fit(np.zeros((10, 8), np.uint8))
