@@ -37,7 +37,8 @@ class KMeans(Clusterer):
         init: ``k-means++`` or ``random`` (distinct training points).
         seed: seed of sampling and initialisation (None: 0).
         max_points_per_centroid: train on a random subsample of at most this
-            many points per cluster (faiss's default 256); None: all points.
+            many points per cluster (256 is faiss's own default); None (the
+            default, as the faiss_kmeans adapter's): all points.
 
     Attributes after fit_predict: ``centroids`` (k, d) float32, ``objectives``
     (iterations,) float64, the sum of squared distances of the training points
@@ -45,7 +46,7 @@ class KMeans(Clusterer):
     """
 
     def __init__(self, niter: int = 20, init: str = "k-means++", seed: int | None = None,
-                 max_points_per_centroid: int | None = 256):
+                 max_points_per_centroid: int | None = None):
         self.niter = check_positive_int(niter, "niter")
         if init not in INITS:
             raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")

@@ -106,7 +106,7 @@ class PQ(Quantizer, Searcher):
     add: ``codes`` (n, M).
     """
 
-    def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, seed: int | None = None,
+    def __init__(self, M: int = 8, Ks: int = 256, iter: int = 25, seed: int | None = None,
                  max_points_per_centroid: int | None = 256, init: str = "random"):
         self.M = check_positive_int(M, "M")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
@@ -142,13 +142,25 @@ class PQ(Quantizer, Searcher):
             self._cpp = cpp
         return self._cpp
 
+    @property
+    def codes(self) -> np.ndarray | None:
+        """The added database's (n, M) codes; checked whenever they are set."""
+        return self.__dict__.get("_codes")
+
+    @codes.setter
+    def codes(self, value) -> None:
+        # the C++ scans index tables with these codes without bounds checks
+        self.__dict__["_codes"] = None if value is None else check_codes(value, self.M, self.Ks)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_cpp"] = None
         return state
 
     def __setstate__(self, state):
+        codes = state.pop("_codes", state.pop("codes", None))
         self.__dict__.update(state)
+        self.codes = codes
 
     def set_threads(self, threads: int) -> None:
         native.set_num_threads(check_positive_int(threads, "threads"))
@@ -303,7 +315,7 @@ class PQ(Quantizer, Searcher):
         ``params`` are further constructor arguments (iter, seed...).
         """
         import faiss
-        index = faiss.downcast_index(index)
+        owner, index = index, faiss.downcast_index(index)  # owner keeps a temporary alive
         if not isinstance(index, faiss.IndexPQ):
             raise InputError(f"from_faiss: expected a faiss.IndexPQ, got {type(index).__name__}")
         if not index.is_trained:
@@ -319,6 +331,7 @@ class PQ(Quantizer, Searcher):
         if index.ntotal > 0:
             packed = faiss.vector_to_array(index.codes).reshape(index.ntotal, index.code_size)
             model.codes = unpack_codes(packed, M, nbits)
+        del owner
         return model
 
     # -- diagnostics ------------------------------------------------------------

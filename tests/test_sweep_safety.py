@@ -346,3 +346,24 @@ def test_an_enormous_lopq_quota_is_a_named_error():
         LOPQ(quota=2 ** 70)
     with pytest.raises(InputError, match="quota: must be"):
         LOPQ().set_search_params(quota=2 ** 64)
+
+
+def test_out_of_range_stored_pq_codes_are_refused(clustered):
+    import pickle
+
+    from algorithms.own_pq import PQ
+    pq = PQ(M=4, Ks=16, seed=0).fit(clustered)
+    pq.add(clustered)
+    bad = pq.codes.copy()
+    bad[9, 2] = 200  # uint8 holds it; Ks=16 tables do not
+    with pytest.raises(InputError, match="code 200 out of range for Ks=16"):
+        pq.codes = bad
+    state = pq.__getstate__()
+    state["_codes"] = bad
+    restored = PQ.__new__(PQ)
+    with pytest.raises(InputError, match="code 200 out of range for Ks=16"):
+        restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    with pytest.raises(InputError, match="expected dtype uint8"):
+        pq.codes = bad.astype(np.int64)
+    clone = pickle.loads(pickle.dumps(pq))  # a good pickle still loads and searches alike
+    assert np.array_equal(clone.search(clustered[:5], 3)[1], pq.search(clustered[:5], 3)[1])
