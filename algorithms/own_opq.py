@@ -122,6 +122,9 @@ class OPQ(Quantizer, Searcher):
             raise InputError(f"init: expected one of {list(ROTATION_INITS)}, got {init!r}")
         self.init = init
         self.max_train_points = check_positive_int(max_train_points, "max_train_points", 2)
+        if self.max_train_points < self.Ks:
+            raise InputError(f"max_train_points={self.max_train_points} is below Ks={self.Ks}: "
+                             f"k-means cannot learn {self.Ks} codewords from fewer vectors")
         self.max_points_per_centroid = max_points_per_centroid
         if final_init not in FINAL_INITS:
             raise InputError(f"final_init: expected one of {list(FINAL_INITS)}, got {final_init!r}")

@@ -367,3 +367,9 @@ def test_out_of_range_stored_pq_codes_are_refused(clustered):
         pq.codes = bad.astype(np.int64)
     clone = pickle.loads(pickle.dumps(pq))  # a good pickle still loads and searches alike
     assert np.array_equal(clone.search(clustered[:5], 3)[1], pq.search(clustered[:5], 3)[1])
+
+
+def test_opq_with_fewer_training_points_than_codewords_is_a_named_error():
+    from algorithms.own_opq import OPQ
+    with pytest.raises(InputError, match="max_train_points=100 is below Ks=256"):
+        OPQ(M=4, max_train_points=100)
