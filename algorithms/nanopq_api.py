@@ -13,7 +13,7 @@ as::
 
 and switches to this module by changing the import::
 
-    from algorithms import nanopq_api as nanopq
+    from benchpq.algorithms import nanopq_api as nanopq
 
 Same classes (``PQ``, ``OPQ``, ``DistanceTable``), functions
 (``nanopq_to_faiss``, ``faiss_to_nanopq``), argument names, defaults,

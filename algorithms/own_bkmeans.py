@@ -2,7 +2,7 @@
 
 Bk-means after Gong, Pawar, Yu, Lazebnik, "Web scale photo hash clustering on
 a single machine", CVPR 2015: vectors are encoded once into binary codes by
-ITQ (:mod:`algorithms.own_itq`), then k-means runs in Hamming space on the
+ITQ (:mod:`benchpq.algorithms.own_itq`), then k-means runs in Hamming space on the
 packed codes, the centres being binary codes too.
 
 * Assignment: the centre at the smallest Hamming distance (popcount of XOR),
@@ -14,12 +14,12 @@ packed codes, the centres being binary codes too.
   early when an update changes no centre; labels are the nearest final
   centre. (The pqkmeans library's BKMeans updates once more after its last
   assignment, so its ``cluster_centers_`` are one vote ahead of its labels.)
-* Initialisation and empty clusters as in :mod:`algorithms.own_pqkmeans`:
+* Initialisation and empty clusters as in :mod:`benchpq.algorithms.own_pqkmeans`:
   ``random`` (k distinct codes, seeded) or ``pqkmeans`` (the library's k
   draws with replacement from std::mt19937(seed)); ``farthest`` or ``keep``.
 
 Arrays: codes (n, nbytes) uint8 packed bits (bit order of
-:mod:`algorithms.own_itq`), centres (k, nbytes) uint8, labels (n,) int64.
+:mod:`benchpq.algorithms.own_itq`), centres (k, nbytes) uint8, labels (n,) int64.
 Memory beyond codes and labels: O(k * bits) counters. Every input is checked
 here, before any C++ call.
 """
@@ -144,7 +144,7 @@ class BKMeansClusterer(CodeClusterer):
         niter: assignment steps (pqkmeans' ``iteration``).
         init: ``pqkmeans`` (the library's draw of k codes; with seed 0 the
             library's very centres) or ``random`` (k distinct codes).
-        empty: ``farthest`` or ``keep`` (see :mod:`algorithms.own_pqkmeans`).
+        empty: ``farthest`` or ``keep`` (see :mod:`benchpq.algorithms.own_pqkmeans`).
         seed: seed of the sample, the ITQ rotation and the initialisation (None: 0).
 
     extra_metrics: ``encoder_train_s``, ``encode_s``, ``kmeans_s``,

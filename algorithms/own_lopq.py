@@ -14,7 +14,7 @@ Training (``fit``), for x (n, D) float32 cut into two halves of h = D/2:
 3. residuals to the cell's coarse centroids; for every coarse centroid of each
    half, the mean of its residuals and a local rotation, the eigenvalue
    allocation of their covariance into M/2 sub-spaces
-   (:func:`algorithms.rotations.eigenvalue_allocation`, parametric OPQ), the
+   (:func:`benchpq.algorithms.rotations.eigenvalue_allocation`, parametric OPQ), the
    identity when the centroid has fewer than h residuals (as the reference);
 4. M fine sub-quantizers of Ks codewords (M/2 per half), k-means on the local
    frames p_s = (x_s - C_s - mu_s) R_s of the training vectors (C++).
@@ -159,7 +159,7 @@ def local_frames(residuals: np.ndarray, coarse: np.ndarray, V: int, M: int,
 
     A centroid with no residual gets a zero mean; one with fewer than h
     residuals the identity rotation (its covariance is rank-deficient; as the
-    reference code). Rotations follow :mod:`algorithms.rotations`: p = r R.
+    reference code). Rotations follow :mod:`benchpq.algorithms.rotations`: p = r R.
     """
     h = residuals.shape[1] // 2
     means = np.zeros((2, V, h), np.float32)

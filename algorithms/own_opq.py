@@ -20,7 +20,7 @@ natural sub-spaces suit PQ better than balanced principal ones).
 
 The loop runs on at most ``max_train_points`` sampled training vectors. The
 final PQ (``iter`` k-means iterations) trains on the rotated training set,
-subsampled as :class:`algorithms.own_pq.PQ` does (only the rows it trains on
+subsampled as :class:`benchpq.algorithms.own_pq.PQ` does (only the rows it trains on
 are rotated), starting from the loop's last codebooks (``final_init="loop"``).
 Those codebooks have already had ``niter_pq_0 + (niter - 1) * niter_pq``
 iterations on nearly the final rotation, so the loop can afford few k-means
@@ -30,14 +30,14 @@ loop) and nanopq's (a single k-means iteration from scratch per step), see
 README "PQ / OPQ speed".
 
 Cost at high dimension: the data-sized product x R goes through numpy's BLAS
-(:func:`algorithms.rotations.rotate`); the cross product x^T y of the rotation
+(:func:`benchpq.algorithms.rotations.rotate`); the cross product x^T y of the rotation
 update is summed from the codes (C++ ``sum_by_code``: x's rows added per
 codeword, then M small (D, Ks) x (Ks, D/M) products), never from the decoded
 data; the D x D SVD runs in LAPACK on the run's threads when D is large.
 Encoding rotates and encodes a block of rows at a time, so the rotated copy
 of the data is never held in full.
 
-Arrays: vectors float32 (n, D); codes (n, M) as :class:`algorithms.own_pq.PQ`;
+Arrays: vectors float32 (n, D); codes (n, M) as :class:`benchpq.algorithms.own_pq.PQ`;
 ``rotation`` (D, D) float32; ``objective`` per iteration: mean squared
 distortion of the rotated sample before the rotation update.
 """
@@ -93,7 +93,7 @@ class OPQ(Quantizer, Searcher):
     """Optimized product quantization: rotation learnt as in Ge et al. 2014, then our PQ.
 
     Args:
-        M, Ks: as :class:`algorithms.own_pq.PQ` (M divides the dimension).
+        M, Ks: as :class:`benchpq.algorithms.own_pq.PQ` (M divides the dimension).
         niter: rotation updates (non-parametric OPQ); 0 keeps the initial rotation.
         niter_pq, niter_pq_0: k-means iterations of the PQ inside each update
             (the first update starts from scratch with niter_pq_0).

@@ -22,7 +22,7 @@ import functools
 
 import numpy as np
 
-from algorithms.own_pq import PQ
+from benchpq.algorithms.own_pq import PQ
 from benchpq import native
 from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int

@@ -295,7 +295,7 @@ def encode_streaming(encode, x: np.ndarray, width: int) -> np.ndarray:
 # -- the plugin ----------------------------------------------------------------
 def train_pq_encoder(x: np.ndarray, M: int, Ks: int, niter: int, train_size: int | None,
                      seed: int) -> PQ:
-    """Our PQ (:class:`algorithms.own_pq.PQ`) trained on a seeded sample of x.
+    """Our PQ (:class:`benchpq.algorithms.own_pq.PQ`) trained on a seeded sample of x.
 
     k-means on all the sample's rows (no further subsampling), random-point
     initialisation, ``niter`` iterations. Shared with the pqkmeans-library

@@ -6,7 +6,7 @@
   Pawar, Yu, Lazebnik, CVPR 2015).
 * ``pqkmeans_lib_itq``: ``pqkmeans.encoder.ITQEncoder`` (ITQ, Gong &
   Lazebnik, CVPR 2011) as a searcher; the library has no search, so its codes
-  are searched by our Hamming scan (:func:`algorithms.own_itq.hamming_search`).
+  are searched by our Hamming scan (:func:`benchpq.algorithms.own_itq.hamming_search`).
 
 By default (``encoder: own``) the clusterers run on the very codes our
 plugins ``pqkmeans`` / ``bkmeans`` cluster: the same encoder (our PQ / ITQ,

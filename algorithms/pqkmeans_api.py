@@ -13,18 +13,18 @@ is used as::
 
 and switches to this module by changing the import::
 
-    from algorithms import pqkmeans_api as pqkmeans   # .encoder, .clustering, .evaluation
+    from benchpq.algorithms import pqkmeans_api as pqkmeans   # .encoder, .clustering, .evaluation
 
 Classes (same argument names, order and defaults as pqkmeans 1.0.6, same
 return types: ``fit`` returns None, ``fit_predict``, ``labels_`` and
 ``cluster_centers_`` are lists of Python ints, ``predict`` an int64 array):
 
 * ``PQEncoder(iteration=20, num_subdim=4, Ks=256)``: product quantization
-  (Jegou et al., TPAMI 2011) by :class:`algorithms.own_pq.PQ`;
+  (Jegou et al., TPAMI 2011) by :class:`benchpq.algorithms.own_pq.PQ`;
   ``transform`` -> (n, num_subdim) uint8 codes (uint16 when Ks > 256),
   ``inverse_transform`` -> (n, D) float64, ``codewords`` (M, Ks, Ds) float64.
 * ``ITQEncoder(iteration=50, num_bit=32)``: ITQ (Gong & Lazebnik, CVPR 2011)
-  by :class:`algorithms.own_itq.ITQ`, any num_bit <= D; ``transform`` ->
+  by :class:`benchpq.algorithms.own_itq.ITQ`, any num_bit <= D; ``transform`` ->
   (n, num_bit) bool, as the library (``transform_packed``: the
   (n, ceil(num_bit / 8)) uint8 packed codes).
 * ``PQKMeans(encoder, k, iteration=10, verbose=False)``: PQk-means (Matsui et
@@ -49,7 +49,7 @@ keep empty clusters' centres (``empty="keep"``). Keyword-only extras:
 ``seed`` (encoders: None draws one from numpy's global generator, which
 ``np.random.seed`` fixes, as the library's encoders use it), ``init="random"``
 (k distinct codes) and ``empty="farthest"`` (re-seed empty clusters), see
-:mod:`algorithms.own_pqkmeans`; after fit, ``objective_`` (per iteration)
+:mod:`benchpq.algorithms.own_pqkmeans`; after fit, ``objective_`` (per iteration)
 and ``iterations_``.
 
 Differences, each for a reason: PQEncoder trains with our C++ k-means
@@ -220,7 +220,7 @@ class ITQEncoder(_Encoder):
 
 # -- clustering ------------------------------------------------------------------------
 def _iterate_live(first, assign, update, rerun, iteration: int, empty: str, on_start, on_done):
-    """The clustering loop of :func:`algorithms.own_pqkmeans.pqkmeans` run step by step, so
+    """The clustering loop of :func:`benchpq.algorithms.own_pqkmeans.pqkmeans` run step by step, so
     that each iteration is reported as it ends; same centres, labels and stopping rule.
 
     first(): the initial draw and first assignment (a 1-iteration run); assign(centers) ->
@@ -546,7 +546,7 @@ def get_sift1m_dataset(cache_directory=None):
 
 
 #: ``pqkmeans.encoder`` / ``.clustering`` / ``.evaluation`` look-alikes, for
-#: ``from algorithms import pqkmeans_api as pqkmeans``.
+#: ``from benchpq.algorithms import pqkmeans_api as pqkmeans``.
 encoder = types.SimpleNamespace(PQEncoder=PQEncoder, ITQEncoder=ITQEncoder)
 clustering = types.SimpleNamespace(PQKMeans=PQKMeans, BKMeans=BKMeans)
 evaluation = types.SimpleNamespace(calc_error=calc_error,

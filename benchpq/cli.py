@@ -20,9 +20,10 @@ from .lifecycle import MAIN_PID_ENV
 from .records import record_path
 from .report.names import better_direction
 from .resolvers import new_sweep_id
+from .resources import conf_dir
 from .runner import execute, sweep_dir
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(conf_dir())
 
 
 def main():

@@ -36,9 +36,10 @@ import numpy as np
 
 from .cachefiles import entry_lock, write_atomic
 from .checks import InputError
+from .resources import cpp_dir
 
 #: cpp/ of this checkout; $BENCHPQ_NATIVE_SRC overrides it
-SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
+SOURCE_DIR = cpp_dir()
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
 LIBRARY = "libbenchpq.so"
 

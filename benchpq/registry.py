@@ -27,7 +27,7 @@ from .api import Algorithm
 from .checks import InputError
 
 ENTRY_POINT_GROUP = "benchpq.algorithms"
-PLUGIN_PACKAGE = "algorithms"
+PLUGIN_PACKAGE = "benchpq.algorithms"
 
 _registry: dict[str, type[Algorithm]] = {}
 _discovered = False

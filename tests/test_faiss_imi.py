@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from algorithms.faiss_imi import FaissIMI, search_with_stats
+from benchpq.algorithms.faiss_imi import FaissIMI, search_with_stats
 from benchpq import metrics, registry
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from algorithms.own_lopq import LOPQ
-from algorithms.own_pq import PQ
+from benchpq.algorithms.own_lopq import LOPQ
+from benchpq.algorithms.own_pq import PQ
 from benchpq import metrics, native, registry
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError

@@ -1,4 +1,4 @@
-"""The nanopq-compatible API (``algorithms.nanopq_api``): the same signatures, attributes,
+"""The nanopq-compatible API (``benchpq.algorithms.nanopq_api``): the same signatures, attributes,
 dtypes, equality, pickling and errors as nanopq; the same training (same initial draws, so
 the same codewords up to float rounding, mse within 1% on siftsmall and Fashion-MNIST);
 adist equal to nanopq's; faiss conversion both ways for PQ and OPQ."""
@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from algorithms import nanopq_api
+from benchpq.algorithms import nanopq_api
 from benchpq import native
 from benchpq.checks import InputError
 from benchpq.datasets.idx import read_idx

@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 
-from algorithms.own_kmeans import KMeans
+from benchpq.algorithms.own_kmeans import KMeans
 from benchpq import metrics, native, registry
 from benchpq.api import Clusterer
 from benchpq.checks import InputError

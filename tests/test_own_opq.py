@@ -5,10 +5,10 @@ import faiss
 import numpy as np
 import pytest
 
-import algorithms.own_opq as own_opq
-from algorithms.own_opq import OPQ, code_cross_product
-from algorithms.own_pq import PQ
-from algorithms.rotations import eigenvalue_allocation, procrustes, random_rotation, rotate
+import benchpq.algorithms.own_opq as own_opq
+from benchpq.algorithms.own_opq import OPQ, code_cross_product
+from benchpq.algorithms.own_pq import PQ
+from benchpq.algorithms.rotations import eigenvalue_allocation, procrustes, random_rotation, rotate
 from benchpq import metrics
 from benchpq.checks import InputError
 from benchpq.datasets import read_vecs

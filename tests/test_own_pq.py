@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 
-from algorithms.own_pq import PQ, pack_codes, unpack_codes
+from benchpq.algorithms.own_pq import PQ, pack_codes, unpack_codes
 from benchpq import metrics, native, registry
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError

@@ -9,8 +9,8 @@ import faiss
 import numpy as np
 import pytest
 
-from algorithms.own_pq import PQ
-from algorithms.own_pqfs import BLOCK, PQFastScan, simd_supported
+from benchpq.algorithms.own_pq import PQ
+from benchpq.algorithms.own_pqfs import BLOCK, PQFastScan, simd_supported
 from benchpq import metrics, native, registry
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError

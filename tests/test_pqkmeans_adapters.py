@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from algorithms.pqkmeans_adapters import LibraryBKMeans, LibraryITQ, LibraryPQKMeans
+from benchpq.algorithms.pqkmeans_adapters import LibraryBKMeans, LibraryITQ, LibraryPQKMeans
 from benchpq import registry
 from benchpq.api import Clusterer, Searcher
 from benchpq.checks import InputError

@@ -1,4 +1,4 @@
-"""The pqkmeans-compatible API (``algorithms.pqkmeans_api``): the library's signatures, return
+"""The pqkmeans-compatible API (``benchpq.algorithms.pqkmeans_api``): the library's signatures, return
 types and dtypes, its labels from the same codes, any num_bit for ITQ, generators, live
 verbose output, pickles no larger than twice the library's, the evaluation module, bad input
 rejected before C++."""
@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from algorithms import pqkmeans_api
+from benchpq.algorithms import pqkmeans_api
 from benchpq import metrics, native
 from benchpq.checks import InputError
 from benchpq.datasets.download import DownloadDisabledError
