@@ -15,8 +15,14 @@ import faiss
 import numpy as np
 
 from benchpq.api import UNSET, Quantizer, Searcher
-from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
-                            check_positive_int, check_subspaces)
+from benchpq.checks import (
+    InputError,
+    as_matrix,
+    check_codebook_size,
+    check_k,
+    check_positive_int,
+    check_subspaces,
+)
 from benchpq.registry import register
 
 from .own_pq import unpack_codes

@@ -64,14 +64,15 @@ Differences, each for a reason:
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 
 from benchpq import native
 from benchpq.checks import InputError, as_matrix
 
-from .own_pq import PQ as OwnPQ, unpack_codes
+from .own_pq import PQ as OwnPQ
+from .own_pq import unpack_codes
 from .rotations import procrustes
 
 __all__ = ["PQ", "OPQ", "DistanceTable", "nanopq_to_faiss", "faiss_to_nanopq",
@@ -175,12 +176,11 @@ class PQ:
         _require(metric in METRICS, f"metric must be 'l2' or 'dot', got {metric!r}")
         self.M, self.Ks, self.metric, self.verbose = M, Ks, metric, verbose
         self.code_dtype = _code_dtype(Ks)
-        self.codewords: Optional[np.ndarray] = None
-        self.Ds: Optional[int] = None
+        self.codewords: np.ndarray | None = None
+        self.Ds: int | None = None
         self._own = None  # our PQ holding a copy of codewords, rebuilt when they change
         if verbose:
-            print("M: {}, Ks: {}, metric : {}, code_dtype: {}".format(
-                M, Ks, metric, self.code_dtype))
+            print(f"M: {M}, Ks: {Ks}, metric : {metric}, code_dtype: {self.code_dtype}")
 
     def __eq__(self, other):
         if not isinstance(other, PQ):
@@ -225,8 +225,8 @@ class PQ:
         self.Ds = int(D / self.M)
         np.random.seed(seed)
         if self.verbose:
-            print("iter: {}, seed: {}".format(iter, seed))
-            print("Training the subspaces: 0..{} / {}".format(self.M - 1, self.M))
+            print(f"iter: {iter}, seed: {seed}")
+            print(f"Training the subspaces: 0..{self.M - 1} / {self.M}")
         self.codewords = _train_codewords(vecs, self.M, self.Ks, iter, int(seed), minit)
         self._own = None
         return self
@@ -258,7 +258,7 @@ class PQ:
         _require(D == self.Ds * self.M, "input dimension must be Ds * M")
         own = self._quantizer("encode")
         if self.verbose:
-            print("Encoding the subspaces: 0..{} / {}".format(self.M - 1, self.M))
+            print(f"Encoding the subspaces: 0..{self.M - 1} / {self.M}")
         return own.encode(vecs)
 
     def decode(self, codes):
@@ -354,7 +354,7 @@ class OPQ:
 
     def __init__(self, M, Ks=256, metric: Literal["l2", "dot"] = "l2", verbose=True):
         self.pq = PQ(M, Ks, metric=metric, verbose=verbose)
-        self.R: Optional[np.ndarray] = None
+        self.R: np.ndarray | None = None
 
     def __eq__(self, other):
         if not isinstance(other, OPQ):
@@ -401,7 +401,7 @@ class OPQ:
             np.eye(D, dtype=np.float32)
         for i in range(rotation_iter):
             if self.verbose:
-                print("OPQ rotation training: {} / {}".format(i, rotation_iter))
+                print(f"OPQ rotation training: {i} / {rotation_iter}")
             X = vecs @ self.R
             pq_tmp = PQ(M=self.M, Ks=self.Ks, metric=self.metric, verbose=self.verbose)
             last = i == rotation_iter - 1

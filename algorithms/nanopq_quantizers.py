@@ -10,12 +10,18 @@ Codes are (n, M) of nanopq's code dtype (uint8 for Ks <= 256).
 """
 from __future__ import annotations
 
-import numpy as np
 import nanopq
+import numpy as np
 
 from benchpq.api import Quantizer, Searcher
-from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
-                            check_positive_int, check_subspaces)
+from benchpq.checks import (
+    InputError,
+    as_matrix,
+    check_codebook_size,
+    check_k,
+    check_positive_int,
+    check_subspaces,
+)
 from benchpq.registry import register
 
 from .own_pq import pq_code_bits

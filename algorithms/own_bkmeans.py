@@ -35,9 +35,19 @@ from benchpq.registry import register
 
 from .own_itq import ITQ, check_binary_codes, check_num_bit
 from .own_pq import check_seed
-from .own_pqkmeans import (EMPTY_RULES, INIT_GIVEN, INITS, CodeClusterer, CodeClustering,
-                           check_choice, check_finite_streaming, check_labels,
-                           check_n_clusters, encode_streaming, training_sample)
+from .own_pqkmeans import (
+    EMPTY_RULES,
+    INIT_GIVEN,
+    INITS,
+    CodeClusterer,
+    CodeClustering,
+    check_choice,
+    check_finite_streaming,
+    check_labels,
+    check_n_clusters,
+    encode_streaming,
+    training_sample,
+)
 
 NATIVE = ("bkmeans", "bkmeans_assign", "bkmeans_update")
 

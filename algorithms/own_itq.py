@@ -35,7 +35,6 @@ from .own_pq import check_seed
 from .own_pqkmeans import training_sample
 from .rotations import procrustes, random_rotation
 
-
 NATIVE = ("itq_mean_cov", "itq_project", "itq_step", "itq_encode", "hamming_distances",
           "hamming_search")
 

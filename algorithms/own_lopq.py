@@ -59,8 +59,14 @@ import numpy as np
 
 from benchpq import native
 from benchpq.api import UNSET, Quantizer, Searcher
-from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
-                            check_positive_int, check_subspaces)
+from benchpq.checks import (
+    InputError,
+    as_matrix,
+    check_codebook_size,
+    check_k,
+    check_positive_int,
+    check_subspaces,
+)
 from benchpq.registry import register
 
 from .own_opq import rotate

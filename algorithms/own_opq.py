@@ -47,8 +47,13 @@ import numpy as np
 
 from benchpq import native
 from benchpq.api import Quantizer, Searcher
-from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_positive_int,
-                            check_subspaces)
+from benchpq.checks import (
+    InputError,
+    as_matrix,
+    check_codebook_size,
+    check_positive_int,
+    check_subspaces,
+)
 from benchpq.registry import register
 
 from .own_pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
@@ -268,7 +273,7 @@ class OPQ(Quantizer, Searcher):
         return faiss.IndexPreTransform(transform, pq.to_faiss())
 
     @classmethod
-    def from_faiss(cls, index, **params) -> "OPQ":
+    def from_faiss(cls, index, **params) -> OPQ:
         """An OPQ holding the rotation and PQ of a trained faiss ``OPQ<M>,PQ<M>`` index."""
         import faiss
         index = faiss.downcast_index(index)

@@ -19,8 +19,14 @@ import numpy as np
 
 from benchpq import native
 from benchpq.api import Quantizer, Searcher
-from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_k,
-                            check_positive_int, check_subspaces)
+from benchpq.checks import (
+    InputError,
+    as_matrix,
+    check_codebook_size,
+    check_k,
+    check_positive_int,
+    check_subspaces,
+)
 from benchpq.registry import register
 
 INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
@@ -309,7 +315,7 @@ class PQ(Quantizer, Searcher):
         return index
 
     @classmethod
-    def from_faiss(cls, index, **params) -> "PQ":
+    def from_faiss(cls, index, **params) -> PQ:
         """A PQ holding the codebooks (and codes, if any) of a trained ``faiss.IndexPQ``.
 
         ``params`` are further constructor arguments (iter, seed...).

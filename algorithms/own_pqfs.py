@@ -22,8 +22,8 @@ import functools
 
 import numpy as np
 
-from benchpq.algorithms.own_pq import PQ
 from benchpq import native
+from benchpq.algorithms.own_pq import PQ
 from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register

@@ -37,8 +37,13 @@ import numpy as np
 
 from benchpq import native
 from benchpq.api import Clusterer
-from benchpq.checks import (InputError, as_matrix, check_codebook_size, check_positive_int,
-                            check_subspaces)
+from benchpq.checks import (
+    InputError,
+    as_matrix,
+    check_codebook_size,
+    check_positive_int,
+    check_subspaces,
+)
 from benchpq.memory import release_pages
 from benchpq.registry import register
 

@@ -28,16 +28,27 @@ import numpy as np
 
 from benchpq import native
 from benchpq.api import Clusterer
-from benchpq.checks import (InputError, as_matrix, check_codebook_size,
-                            check_positive_int, check_subspaces)
+from benchpq.checks import (
+    InputError,
+    as_matrix,
+    check_codebook_size,
+    check_positive_int,
+    check_subspaces,
+)
 from benchpq.registry import register
 from benchpq.threads import serial_blas
 
 from .own_bkmeans import train_itq_encoder
 from .own_itq import HammingSearcher, check_num_bit
 from .own_pq import check_seed, pq_code_bits
-from .own_pqkmeans import (check_choice, check_finite_streaming, check_n_clusters,
-                           encode_streaming, train_pq_encoder, training_sample)
+from .own_pqkmeans import (
+    check_choice,
+    check_finite_streaming,
+    check_n_clusters,
+    encode_streaming,
+    train_pq_encoder,
+    training_sample,
+)
 
 ENCODERS = ("own", "library")
 #: input_dim -> subspace_dim values the library's BKMeans is compiled for

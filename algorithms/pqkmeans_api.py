@@ -81,8 +81,15 @@ from benchpq.checks import InputError, as_matrix, check_positive_int
 from .own_bkmeans import bkmeans, bkmeans_assign, majority_vote
 from .own_itq import ITQ, check_num_bit
 from .own_pq import PQ
-from .own_pqkmeans import (EMPTY_RULES, INITS, check_choice, pqkmeans, pqkmeans_assign,
-                           sdc_tables, sparse_voting)
+from .own_pqkmeans import (
+    EMPTY_RULES,
+    INITS,
+    check_choice,
+    pqkmeans,
+    pqkmeans_assign,
+    sdc_tables,
+    sparse_voting,
+)
 
 BUFFER_SIZE = 10000  # rows per chunk of the *_generator methods, as the library
 
@@ -514,7 +521,7 @@ def get_texmex_dataset(url, filename, member_names, cache_directory=None):
             out.append(np.ascontiguousarray(read_vecs(path, mmap=False), dtype=np.float32))
             continue
         if not archive.is_file():
-            print("downloading {}".format(url))
+            print(f"downloading {url}")
             download_file(url, archive)
         with tarfile.open(archive, "r:*") as tar:
             out.append(_fvecs_from_bytes(tar.extractfile(tar.getmember(member)).read(), member))

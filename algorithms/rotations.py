@@ -21,9 +21,9 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from benchpq.checks import InputError, check_subspaces
-from threadpoolctl import ThreadpoolController
 
 #: multiply-adds below which BLAS runs on one thread: between our OpenMP loops a
 #: threaded BLAS fights their spinning threads, which costs more than a small call

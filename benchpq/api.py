@@ -50,7 +50,7 @@ class Algorithm:
         """Bytes of trained state: codebooks, rotations, coarse centroids."""
         raise NotImplementedError
 
-    def fit(self, x: np.ndarray) -> "Algorithm":
+    def fit(self, x: np.ndarray) -> Algorithm:
         """Train on ``x`` (n, d) float32; returns self."""
         raise NotImplementedError
 

@@ -24,8 +24,8 @@ import contextlib
 import fcntl
 import os
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 
 def lock_path(path: str | os.PathLike) -> Path:

@@ -58,7 +58,7 @@ def _seed(plugin, config: dict) -> None:
     import numpy as np
     seed = int(config.get("seed", 0))
     np.random.seed(seed)  # for libraries (nanopq) that draw from the global generator
-    if hasattr(plugin, "seed") and getattr(plugin, "seed") is None:
+    if hasattr(plugin, "seed") and plugin.seed is None:
         plugin.seed = seed
 
 

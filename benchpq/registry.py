@@ -16,10 +16,10 @@ The core never imports a concrete plugin: adding one takes a module in
 from __future__ import annotations
 
 import importlib
-import re
-from collections.abc import Mapping
 import inspect
 import pkgutil
+import re
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 

@@ -24,16 +24,32 @@ import sys
 import warnings
 from pathlib import Path
 
-from .report import (FORMATS, ReportError, default_rows, filter_status, key_metrics,
-                     load_records, parse_baselines, pivot, plot, render, summary_table,
-                     with_ratios)
-from .report.pareto import DEFAULT_X as PARETO_X, DEFAULT_Y as PARETO_Y, pareto_table, \
-    plot_pareto
+from .report import (
+    FORMATS,
+    ReportError,
+    default_rows,
+    filter_status,
+    key_metrics,
+    load_records,
+    parse_baselines,
+    pivot,
+    plot,
+    render,
+    summary_table,
+    with_ratios,
+)
 from .report.formatting import format_key
 from .report.html import write_site
-from .report.references import (merge_references, reference_table, references_from_file,
-                                render_references)
 from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
+from .report.pareto import DEFAULT_X as PARETO_X
+from .report.pareto import DEFAULT_Y as PARETO_Y
+from .report.pareto import pareto_table, plot_pareto
+from .report.references import (
+    merge_references,
+    reference_table,
+    references_from_file,
+    render_references,
+)
 from .report.tables import AGGREGATIONS
 
 PROG = "benchpq-report"

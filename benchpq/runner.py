@@ -13,9 +13,9 @@ import copy
 import json
 import logging
 import os
+import re
 import shutil
 import signal
-import re
 import subprocess
 import sys
 import tempfile

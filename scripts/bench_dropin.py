@@ -51,8 +51,8 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchpq.algorithms import nanopq_api, pqkmeans_api  # noqa: E402
 from benchpq import metrics  # noqa: E402
+from benchpq.algorithms import nanopq_api, pqkmeans_api  # noqa: E402
 from benchpq.datasets.registry import load_dataset  # noqa: E402
 
 DATASETS = {  # name: (dataset config, learn rows, base rows, clusters)

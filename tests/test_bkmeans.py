@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
+from benchpq import metrics, native, registry
 from benchpq.algorithms.own_bkmeans import BKMeansClusterer, bkmeans, bkmeans_assign, majority_vote
 from benchpq.algorithms.own_itq import ITQ
-from benchpq import metrics, native, registry
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs

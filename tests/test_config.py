@@ -1,10 +1,11 @@
 """Every config under conf/ composes, and names what exists."""
 
 import pytest
-from compose import CONF, compose_config
 
 from benchpq import registry
 from benchpq.tasks import TASKS
+
+from compose import CONF, compose_config
 
 
 def choices(group):

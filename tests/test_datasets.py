@@ -12,11 +12,26 @@ import numpy as np
 import pytest
 
 from benchpq.checks import InputError
-from benchpq.datasets import (ChecksumError, Dataset, DatasetNotFoundError, Expected,
-                              UnknownLoaderError, download_file, extract_archive, known_loaders,
-                              load_dataset, read_vecs, register_loader, shuffle_split,
-                              write_ann_hdf5, write_vecs)
-from benchpq.datasets import fashion_mnist, oxford5k, synthetic, texmex
+from benchpq.datasets import (
+    ChecksumError,
+    Dataset,
+    DatasetNotFoundError,
+    Expected,
+    UnknownLoaderError,
+    download_file,
+    extract_archive,
+    fashion_mnist,
+    known_loaders,
+    load_dataset,
+    oxford5k,
+    read_vecs,
+    register_loader,
+    shuffle_split,
+    synthetic,
+    texmex,
+    write_ann_hdf5,
+    write_vecs,
+)
 from benchpq.datasets.download import DownloadDisabledError, verify_file
 from benchpq.datasets.registry import _check_params, get_loader
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from benchpq.algorithms.faiss_imi import FaissIMI, search_with_stats
 from benchpq import metrics, registry
+from benchpq.algorithms.faiss_imi import FaissIMI, search_with_stats
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 
 from benchpq.checks import InputError
-from benchpq.datasets import (Dataset, ensure_groundtruth, exact_distances, ground_truth,
-                              read_idx, read_vecs)
+from benchpq.datasets import (
+    Dataset,
+    ensure_groundtruth,
+    exact_distances,
+    ground_truth,
+    read_idx,
+    read_vecs,
+)
 from benchpq.datasets import groundtruth as gtmod
 
 

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq.algorithms.own_itq import ITQ, hamming_distances, hamming_search, serial_blas
 from benchpq import metrics, native, registry
+from benchpq.algorithms.own_itq import ITQ, hamming_distances, hamming_search, serial_blas
 from benchpq.api import Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
+from benchpq import metrics, native, registry
 from benchpq.algorithms.own_lopq import LOPQ
 from benchpq.algorithms.own_pq import PQ
-from benchpq import metrics, native, registry
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets import ensure_groundtruth, load_dataset

@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq.algorithms import nanopq_api
 from benchpq import native
+from benchpq.algorithms import nanopq_api
 from benchpq.checks import InputError
 from benchpq.datasets.idx import read_idx
 from benchpq.datasets.vecs import read_vecs

@@ -4,8 +4,8 @@ import faiss
 import numpy as np
 import pytest
 
-from benchpq.algorithms.own_kmeans import KMeans
 from benchpq import metrics, native, registry
+from benchpq.algorithms.own_kmeans import KMeans
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import benchpq.algorithms.own_opq as own_opq
+from benchpq import metrics
 from benchpq.algorithms.own_opq import OPQ, code_cross_product
 from benchpq.algorithms.own_pq import PQ
 from benchpq.algorithms.rotations import eigenvalue_allocation, procrustes, random_rotation, rotate
-from benchpq import metrics
 from benchpq.checks import InputError
 from benchpq.datasets import read_vecs
 

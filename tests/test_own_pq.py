@@ -7,8 +7,8 @@ import faiss
 import numpy as np
 import pytest
 
-from benchpq.algorithms.own_pq import PQ, pack_codes, unpack_codes
 from benchpq import metrics, native, registry
+from benchpq.algorithms.own_pq import PQ, pack_codes, unpack_codes
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs

@@ -9,9 +9,9 @@ import faiss
 import numpy as np
 import pytest
 
+from benchpq import metrics, native, registry
 from benchpq.algorithms.own_pq import PQ
 from benchpq.algorithms.own_pqfs import BLOCK, PQFastScan, simd_supported
-from benchpq import metrics, native, registry
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs

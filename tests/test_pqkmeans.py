@@ -7,10 +7,17 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq.algorithms.own_bkmeans import BKMeansClusterer
-from benchpq.algorithms.own_pqkmeans import (PQKMeansClusterer, pqkmeans, pqkmeans_assign, release_pages,
-                                     sdc_tables, sparse_voting, train_pq_encoder)
 from benchpq import metrics, native, registry
+from benchpq.algorithms.own_bkmeans import BKMeansClusterer
+from benchpq.algorithms.own_pqkmeans import (
+    PQKMeansClusterer,
+    pqkmeans,
+    pqkmeans_assign,
+    release_pages,
+    sdc_tables,
+    sparse_voting,
+    train_pq_encoder,
+)
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from benchpq.algorithms.pqkmeans_adapters import LibraryBKMeans, LibraryITQ, LibraryPQKMeans
 from benchpq import registry
+from benchpq.algorithms.pqkmeans_adapters import LibraryBKMeans, LibraryITQ, LibraryPQKMeans
 from benchpq.api import Clusterer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.dataset import Dataset

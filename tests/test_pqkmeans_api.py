@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq.algorithms import pqkmeans_api
 from benchpq import metrics, native
+from benchpq.algorithms import pqkmeans_api
 from benchpq.checks import InputError
 from benchpq.datasets.download import DownloadDisabledError
 from benchpq.datasets.vecs import read_vecs, write_vecs

@@ -12,9 +12,21 @@ import pandas as pd
 import pytest
 
 from benchpq.records import record_path, write_record
-from benchpq.report import (CorruptRecordWarning, MixedCellWarning, ReportError,
-                            better_direction, format_number, load_records, pivot, plot,
-                            records_to_frame, summary_table, to_csv, to_latex, to_markdown)
+from benchpq.report import (
+    CorruptRecordWarning,
+    MixedCellWarning,
+    ReportError,
+    better_direction,
+    format_number,
+    load_records,
+    pivot,
+    plot,
+    records_to_frame,
+    summary_table,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 from benchpq.report_cli import main
 
 REPO = Path(__file__).resolve().parents[1]

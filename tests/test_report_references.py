@@ -5,8 +5,13 @@ import pytest
 
 from benchpq.records import record_path, write_record
 from benchpq.report import ReportError, load_records, summary_table
-from benchpq.report.references import (check_reference, reference_table, references_from_file,
-                                       render_references, tolerance_of)
+from benchpq.report.references import (
+    check_reference,
+    reference_table,
+    references_from_file,
+    render_references,
+    tolerance_of,
+)
 from benchpq.report_cli import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,9 +6,10 @@ import sys
 
 import numpy as np
 import pytest
-from compose import REPO, TEST_PLUGINS, compose_config
 
 from benchpq import records, runner
+
+from compose import REPO, TEST_PLUGINS, compose_config
 
 SMALL = ["dataset=synthetic", "++dataset.n_learn=3000", "++dataset.n_base=3000",
          "++dataset.n_query=20"]

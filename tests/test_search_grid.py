@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from compose import REPO, TEST_PLUGINS, compose_config
 
 from benchpq import runner, search_grid
 from benchpq.checks import InputError
 from benchpq.model_cache import BUILD_FILE, MODEL_FILE
+
+from compose import REPO, TEST_PLUGINS, compose_config
 
 SMALL = ["dataset=synthetic", "++dataset.n_learn=2000", "++dataset.n_base=2000",
          "++dataset.n_query=30"]

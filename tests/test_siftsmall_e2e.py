@@ -10,9 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from compose import REPO
 
 from benchpq import records
+
+from compose import REPO
 
 REFERENCE = {
     "faiss_pq": {"recall@1": 0.53, "recall@10": 0.92, "recall@100": 1.00, "mse": 21965},

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from compose import REPO, TEST_PLUGINS, compose_config
 
 from benchpq import records, runner
 from benchpq.checks import InputError
 from benchpq.datasets import write_ann_hdf5, write_vecs
 from benchpq.options import check_run_options
+
+from compose import REPO, TEST_PLUGINS, compose_config
 
 SMALL = ["dataset=synthetic", "++dataset.n_learn=2000", "++dataset.n_base=2000",
          "++dataset.n_query=20"]

@@ -6,9 +6,17 @@ import pytest
 
 from benchpq import metrics
 from benchpq.checks import InputError
-from benchpq.uncertainty import (N_RESAMPLES, bootstrap_interval, paired_by_query,
-                                 paired_by_seed, per_query_values, search_uncertainty,
-                                 sign_flip_p, t_interval, verdict)
+from benchpq.uncertainty import (
+    N_RESAMPLES,
+    bootstrap_interval,
+    paired_by_query,
+    paired_by_seed,
+    per_query_values,
+    search_uncertainty,
+    sign_flip_p,
+    t_interval,
+    verdict,
+)
 
 
 def test_bootstrap_of_recall_half_on_100_queries_is_about_plus_minus_0_1():

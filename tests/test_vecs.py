@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from benchpq.checks import InputError
-from benchpq.datasets import (read_ann_hdf5, read_array, read_hdf5, read_idx, read_vecs,
-                              write_ann_hdf5, write_vecs)
+from benchpq.datasets import (
+    read_ann_hdf5,
+    read_array,
+    read_hdf5,
+    read_idx,
+    read_vecs,
+    write_ann_hdf5,
+    write_vecs,
+)
 
 RNG = np.random.default_rng(0)
 SAMPLES = {

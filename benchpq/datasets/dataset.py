@@ -75,7 +75,7 @@ class Dataset:
                 f"query={self.query.shape}, groundtruth={gt}, "
                 f"labels={'yes' if self.labels is not None else 'no'})")
 
-    def validate(self) -> "Dataset":
+    def validate(self) -> Dataset:
         """Check shapes, dtypes, finiteness, ground truth and labels; return self.
 
         Raises:
@@ -138,7 +138,7 @@ class Dataset:
                              f"base vectors")
 
     def subset(self, n_learn: int | None = None, n_base: int | None = None,
-               n_query: int | None = None) -> "Dataset":
+               n_query: int | None = None) -> Dataset:
         """Return a dataset with the first ``n_learn`` / ``n_base`` / ``n_query`` rows.
 
         None keeps a part whole. Labels follow the base; ground-truth rows

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
+from .fingerprint import note_read
 from .hdf5 import read_hdf5
 from .idx import is_idx_path, read_idx
 from .vecs import VECS_DTYPES, read_vecs
-from .fingerprint import note_read
 
 HDF5_EXTENSIONS = (".hdf5", ".h5")
 

@@ -10,9 +10,10 @@ When that is impossible the error says which files to put where.
 from __future__ import annotations
 
 import urllib.error
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Union
 
 from ..cachefiles import entry_lock
 from ..checks import InputError

@@ -26,9 +26,8 @@ key                default  meaning
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import Callable
 
 from ..checks import InputError, check_positive_int
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir

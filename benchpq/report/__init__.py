@@ -23,15 +23,30 @@ Intervals and tests themselves live in :mod:`benchpq.uncertainty`.
 from __future__ import annotations
 
 from .compare import parse_baselines, ratio_metrics, with_ratios
-from .formatting import (FORMATS, format_number, latex_escape, render, table_frame, to_csv,
-                         to_latex, to_markdown)
-from .load import (CorruptRecordWarning, ReportError, filter_status, load_records,
-                   metric_columns, param_columns, records_to_frame)
+from .formatting import (
+                         FORMATS,
+                         format_number,
+                         latex_escape,
+                         render,
+                         table_frame,
+                         to_csv,
+                         to_latex,
+                         to_markdown,
+)
 from .html import write_site
+from .load import (
+                         CorruptRecordWarning,
+                         ReportError,
+                         filter_status,
+                         load_records,
+                         metric_columns,
+                         param_columns,
+                         records_to_frame,
+)
 from .names import better_direction
 from .paired import paired_comparison, render_paired
-from .references import reference_table, render_references
 from .plots import plot
+from .references import reference_table, render_references
 from .summary import key_metrics, summary_table, summary_tables
 from .tables import MixedCellWarning, Table, default_rows, pivot
 

@@ -24,6 +24,7 @@ import pandas as pd
 from .formatting import format_key
 from .load import ReportError, param_columns
 from .names import better_direction, number_kind
+from .plots import axis_label, default_title
 from .tables import Table, as_list, check_columns, pivot
 
 #: the defaults of --pareto: recall against speed, as ann-benchmarks plots it
@@ -163,9 +164,9 @@ def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="al
         ax.set_xscale("log")
     if _log_axis(y, points[y]):
         ax.set_yscale("log")
-    ax.set_xlabel(_axis_label(x))
-    ax.set_ylabel(_axis_label(y))
-    ax.set_title(title if title is not None else _title(df, x, y))
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y))
+    ax.set_title(title if title is not None else default_title(df, x, y, "Pareto fronts: "))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title=", ".join(by), fontsize="small")
     fig.tight_layout()
@@ -175,14 +176,3 @@ def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="al
     return path
 
 
-def _axis_label(name: str) -> str:
-    hint = {"max": " (higher is better)", "min": " (lower is better)"}.get(
-        better_direction(name), "")
-    return name + hint
-
-
-def _title(df: pd.DataFrame, x: str, y: str) -> str:
-    datasets = [format_key(d) for d in pd.unique(df["dataset"].dropna())] \
-        if "dataset" in df.columns else []
-    where = f" on {', '.join(datasets)}" if datasets and len(datasets) <= 3 else ""
-    return f"Pareto fronts: {y} vs {x}{where}"

@@ -44,8 +44,8 @@ def plot(df: pd.DataFrame, x: str = "code_bits", y: str = "recall@10", by="algor
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(x)
-    ax.set_ylabel(_axis_label(y))
-    ax.set_title(title if title is not None else _default_title(df, x, y))
+    ax.set_ylabel(axis_label(y))
+    ax.set_title(title if title is not None else default_title(df, x, y))
     ax.grid(True, alpha=0.3)
     ax.legend(title=", ".join(by), fontsize="small")
     fig.tight_layout()
@@ -72,15 +72,17 @@ def _lines(table, by: list[str], x: str, y: str):
         yield label, points.sort_values(x)
 
 
-def _axis_label(name: str) -> str:
+def axis_label(name: str) -> str:
+    """``name`` with its direction, e.g. "recall@10 (higher is better)"."""
     direction = better_direction(name)
     hint = {"max": " (higher is better)", "min": " (lower is better)"}.get(direction, "")
     return name + hint
 
 
-def _default_title(df: pd.DataFrame, x: str, y: str) -> str:
+def default_title(df: pd.DataFrame, x: str, y: str, what: str = "") -> str:
+    """``<what>y vs x on <datasets>`` (the datasets named when there are at most three)."""
     datasets = [format_key(d) for d in pd.unique(df["dataset"].dropna())] \
         if "dataset" in df.columns else []
     where = f" on {', '.join(datasets)}" if datasets and len(datasets) <= 3 else ""
-    return f"{y} vs {x}{where}"
+    return f"{what}{y} vs {x}{where}"
 
