@@ -262,7 +262,9 @@ class PQ(Quantizer, Searcher):
         ``params`` are further constructor arguments (iter, seed...).
         """
         import faiss
-        index = faiss.downcast_index(index)
+        # the caller's wrapper owns the C++ index: keep it referenced while the downcast
+        # view is read (a temporary argument would otherwise be freed under it)
+        index, _owner = faiss.downcast_index(index), index
         if not isinstance(index, faiss.IndexPQ):
             raise InputError(f"from_faiss: expected a faiss.IndexPQ, got {type(index).__name__}")
         if not index.is_trained:
