@@ -99,6 +99,12 @@ CASES = [
      "groundtruth has no columns"),
     ("labels not 1-D", lambda t: Dataset("d", X, X, X[:3], labels=np.zeros(300)).validate(),
      "labels must be a 1-D integer array"),
+    ("gt rows", lambda t: Dataset("d", X, X, X[:3], groundtruth=np.zeros((2, 1), np.int64)).validate(),
+     "groundtruth has 2 rows but there are 3 queries"),
+    ("gt ids", lambda t: Dataset("d", X, X, X[:3], groundtruth=np.full((3, 1), 300)).validate(),
+     "groundtruth ids must be in [0, 300)"),
+    ("labels count", lambda t: Dataset("d", X, X, X[:3], labels=np.zeros(5, np.int64)).validate(),
+     "5 labels for 300 base vectors"),
     ("part not 2-D", lambda t: Dataset("d", X, X, X[0]).validate(), "query must be a 2-D array"),
     ("part empty", lambda t: Dataset("d", X, X, X[:0]).validate(), "query is empty"),
     # benchpq/datasets/download.py
@@ -128,6 +134,10 @@ CASES = [
         data_dir=t, cache_dir=t), "must hold integers"),
     # benchpq/datasets/formats.py, hdf5.py
     ("hdf5 without key", lambda t: read_array(t / "a.hdf5"), "needs a dataset key"),
+    ("unsupported file type", lambda t: read_array(write(t / "a.txt", b"1 2")), "unsupported file type"),
+    ("bad npy", lambda t: read_array(write(t / "a.npy", b"junk")), "not a valid .npy file"),
+    ("hdf5 no such key", lambda t: read_hdf5(ann_file(t), "nope"), "no dataset 'nope' in the file"),
+    ("not ann-benchmarks", lambda t: read_ann_hdf5(hdf5_with_group(t)), "not an ann-benchmarks file"),
     ("not hdf5", lambda t: read_hdf5(write(t / "a.hdf5", b"plain text"), "train"),
      "not a readable HDF5 file"),
     ("hdf5 group", lambda t: read_hdf5(hdf5_with_group(t), "grp"), "is a group, not a dataset"),
@@ -181,6 +191,10 @@ CASES = [
     # benchpq/datasets/vecs.py
     ("vecs empty", lambda t: read_vecs(write(t / "a.fvecs", b"")), "empty file"),
     ("vecs truncated", lambda t: read_vecs(write(t / "a.fvecs", b"\x01\x00")), "truncated file"),
+    ("vecs last row header", lambda t: read_vecs(write(t / "a.ivecs", np.array(
+        [2, 1, 1, 3, 1, 1], "<i4").tobytes())), "inconsistent dimensions: last row"),
+    ("vecs middle row header", lambda t: read_vecs(write(t / "a.ivecs", np.array(
+        [2, 1, 1, 3, 1, 1, 2, 1, 1], "<i4").tobytes())), "inconsistent dimensions: row 1"),
     ("vecs floats to ivecs", lambda t: write_vecs(t / "a.ivecs", np.full((2, 2), 0.5)),
      "cannot write floating point values to a .ivecs file"),
     ("vecs dimension 0", lambda t: write_vecs(t / "a.fvecs", np.ones((2, 0))),
@@ -188,6 +202,8 @@ CASES = [
     # benchpq/metrics.py
     ("recall rows", lambda t: metrics.recall_at(np.zeros((2, 5), np.int64), np.zeros((3, 5), np.int64), 1),
      "2 result rows for 3 ground-truth rows"),
+    ("recall width", lambda t: metrics.recall_at(np.zeros((2, 1), np.int64), np.zeros((2, 5), np.int64), 10),
+     "recall@10 needs at least 10 results"),
     ("k-recall width", lambda t: metrics.k_recall_at_k(np.zeros((2, 5), np.int64), np.zeros((2, 5)),
                                                        np.zeros((2, 5)), 10),
      "10-recall@10 needs 10 results"),
@@ -260,6 +276,11 @@ CASES = [
     ("lopq rotation", lambda t: own("own_lopq", "LOPQ")(rotation="random"),
      "rotation: expected one of"),
     ("lopq pca flag", lambda t: own("own_lopq", "LOPQ")(pca="yes"), "pca: expected true or false"),
+    ("lopq exact_quota flag", lambda t: own("own_lopq", "LOPQ")().set_search_params(exact_quota="yes"),
+     "exact_quota: expected true or false"),
+    ("lopq lists before add", lambda t: own("own_lopq", "LOPQ")(V=2, M=2, Ks=4, coarse_iter=2,
+                                                                 iter=2).fit(X).list_sizes(),
+     "add() vectors before searching"),
     ("lopq before fit", lambda t: own("own_lopq", "LOPQ")().encode(X), "call fit() before using"),
     ("lopq search before add", lambda t: own("own_lopq", "LOPQ")(V=2, M=2, Ks=4, coarse_iter=2,
                                                                   iter=2).fit(X).search(X[:2], 1),
@@ -276,6 +297,9 @@ CASES = [
     # PQk-means and Bk-means kernels
     ("pq codes not array", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
         [[0, 1]], pqkmeans_input()[1], pqkmeans_input()[0][:2]), "expected a numpy array of uint8"),
+    ("pq codes 1-D", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
+        np.zeros(4, np.uint8), pqkmeans_input()[1], pqkmeans_input()[0][:2]),
+     "expected a 2-D array (n, M)"),
     ("pq codes empty", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
         np.zeros((0, 2), np.uint8), pqkmeans_input()[1], pqkmeans_input()[0][:2]), "empty"),
     ("tables not 3-D", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
