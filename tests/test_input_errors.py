@@ -49,7 +49,7 @@ class FloatIds:
     """A searcher that returns float ids (a broken plugin)."""
 
 
-def broken_searcher():
+def broken_searcher(ids_dtype=np.float32, rows=None):
     from benchpq.api import Searcher
 
     class Broken(Searcher):
@@ -62,7 +62,8 @@ def broken_searcher():
             pass
 
         def search(self, q, k):
-            return np.zeros((len(q), k), np.float32), np.zeros((len(q), k), np.float32)
+            n = len(q) if rows is None else rows
+            return np.zeros((n, k), np.float32), np.zeros((n, k), ids_dtype)
 
         code_bits = codes_bytes = model_bytes = 0
 
@@ -233,6 +234,9 @@ CASES = [
     ("task ids dtype", lambda t: run_task(broken_searcher(), tiny_dataset(),
                                           {"name": "search", "k": 5, "k_recall": []}, 1),
      "returned ids of dtype float32"),
+    ("task result shape", lambda t: run_task(broken_searcher(np.int64, rows=2), tiny_dataset(),
+                                             {"name": "search", "k": 5, "k_recall": []}, 1),
+     "returned ids (2, 5) and distances (2, 5) from search"),
     ("task data", lambda t: run_task(registry.create({"name": "kmeans"}), tiny_dataset(),
                                      {"name": "cluster", "data": "query"}, 1),
      "task.data must be 'base' or 'learn'"),
@@ -467,3 +471,10 @@ def test_from_faiss_reads_a_temporary_index():
     pq = PQ.from_faiss(trained("PQ4x4"))
     opq = OPQ.from_faiss(trained("OPQ4,PQ4x4"))
     assert pq.encode(X).shape == opq.encode(X).shape == (300, 4)
+
+
+def test_h5py_missing(monkeypatch):
+    from benchpq.datasets import hdf5
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import fails
+    with pytest.raises(InputError, match="reading .hdf5 files needs h5py"):
+        hdf5._h5py()
