@@ -276,7 +276,9 @@ class OPQ(Quantizer, Searcher):
     def from_faiss(cls, index, **params) -> OPQ:
         """An OPQ holding the rotation and PQ of a trained faiss ``OPQ<M>,PQ<M>`` index."""
         import faiss
-        index = faiss.downcast_index(index)
+        # the caller's wrapper owns the C++ index: keep it referenced while the downcast
+        # view is read (a temporary argument would otherwise be freed under it)
+        index, _owner = faiss.downcast_index(index), index
         if not isinstance(index, faiss.IndexPreTransform) or index.chain.size() != 1:
             raise InputError("from_faiss: expected a faiss IndexPreTransform with one "
                              f"rotation, got {type(index).__name__}")

@@ -321,7 +321,9 @@ class PQ(Quantizer, Searcher):
         ``params`` are further constructor arguments (iter, seed...).
         """
         import faiss
-        owner, index = index, faiss.downcast_index(index)  # owner keeps a temporary alive
+        # the caller's wrapper owns the C++ index: keep it referenced while the downcast
+        # view is read (a temporary argument would otherwise be freed under it)
+        index, _owner = faiss.downcast_index(index), index
         if not isinstance(index, faiss.IndexPQ):
             raise InputError(f"from_faiss: expected a faiss.IndexPQ, got {type(index).__name__}")
         if not index.is_trained:
@@ -337,7 +339,6 @@ class PQ(Quantizer, Searcher):
         if index.ntotal > 0:
             packed = faiss.vector_to_array(index.codes).reshape(index.ntotal, index.code_size)
             model.codes = unpack_codes(packed, M, nbits)
-        del owner
         return model
 
     # -- diagnostics ------------------------------------------------------------

@@ -6,6 +6,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,12 @@ def test_concurrent_builds_compile_once(src, tmp_path):
     assert len(compiles) == 1
 
 
-def test_cached_load_is_fast():
-    native.build()  # make sure the cache holds this checkout's build
+def test_cached_load_does_not_rebuild():
+    """A second process loads the cached library: no compilation (the library file is not
+    rewritten), and well within a compile's time even on a loaded machine (a compile takes
+    ~20 s unloaded; the load ~1 s)."""
+    library = native.build()  # make sure the cache holds this checkout's build
+    before = library.stat()
     code = textwrap.dedent("""
         import time
         t = time.perf_counter()
@@ -100,7 +105,9 @@ def test_cached_load_is_fast():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert float(done.stdout) < 2.0
+    after = library.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert float(done.stdout) < 10.0
 
 
 def test_array_arg_checks_dtype_shape_layout_and_never_copies():
@@ -128,14 +135,19 @@ def test_cpp_writes_into_numpy_buffers_in_place():
     ns.kmeans_assign(x, 3, 2, centroids, 2, labels, distances)
     assert labels.tolist() == [0, 1, 0]
     np.testing.assert_allclose(distances, [2, 5, 1])
-    # inputs are not copied either: passing 512 MiB for one row to read costs nothing
+    # inputs are not copied either: passing 512 MiB for one row to read allocates nothing
     big = np.zeros((1 << 26, 2), np.float32)
-    start = time.perf_counter()
-    ns.kmeans_assign(big, 1, 2, centroids, 2, labels, distances)
-    assert time.perf_counter() - start < 0.02 and labels[0] == 0
+    tracemalloc.start()
+    try:
+        ns.kmeans_assign(big, 1, 2, centroids, 2, labels, distances)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20 and labels[0] == 0
 
 
 def test_threads_setting_and_gil_released_in_long_calls():
+    import benchpq.algorithms.own_pq  # noqa: F401  its load hook releases the GIL in train()
     ns = native.load()
     before = ns.get_num_threads()
     native.set_num_threads(1)
@@ -146,12 +158,14 @@ def test_threads_setting_and_gil_released_in_long_calls():
     objective = np.zeros((4, 30))
     pq = ns.ProductQuantizer(64, 4, 256)
     worker = threading.Thread(target=pq.train, args=(x, len(x), 30, 1, 0, 0, objective))
-    stamps = [time.perf_counter()]
+    # With the GIL held for the whole call this loop would wait for the call to end: at most
+    # one or two turns while the worker lives. Released, it turns every few milliseconds
+    # (the call lasts a second or more; a loaded machine slows both alike).
+    turns = 0
     worker.start()
     while worker.is_alive():
         time.sleep(0.005)
-        stamps.append(time.perf_counter())
+        turns += 1
     worker.join()
-    duration = stamps[-1] - stamps[0]
-    assert duration > 0.1 and objective[0, 0] > 0
-    assert np.diff(stamps).max() < duration / 2, "Python was blocked during the C++ call"
+    assert objective[0, 0] > 0
+    assert turns >= 10, "Python was blocked during the C++ call"
