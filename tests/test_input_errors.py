@@ -78,7 +78,7 @@ def pqkmeans_input():
 
 
 def own(module, name):
-    return getattr(__import__(f"algorithms.{module}", fromlist=[name]), name)
+    return getattr(__import__(f"benchpq.algorithms.{module}", fromlist=[name]), name)
 
 
 # (id, call(tmp_path), words the message must hold)
