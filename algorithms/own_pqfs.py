@@ -280,7 +280,7 @@ class PQFastScan(Quantizer, Searcher):
         ``params``: further constructor arguments (iter, seed, search...).
         """
         import faiss
-        owner, index = index, faiss.downcast_index(index)  # owner keeps the C++ index alive
+        _owner, index = index, faiss.downcast_index(index)  # _owner keeps the C++ index alive
         if not isinstance(index, (faiss.IndexPQFastScan, faiss.IndexPQ)):
             raise InputError(f"from_faiss: expected a faiss.IndexPQFastScan or IndexPQ, got "
                              f"{type(index).__name__}")

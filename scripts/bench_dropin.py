@@ -171,8 +171,9 @@ def main(argv=None) -> int:
         labels = {}
         for tag, lib in (("library", pqkmeans), ("dropin", pqkmeans_api)):
             res["pqkmeans"][tag]["pqkmeans_same_codes_s"], labels[tag] = timed(
-                lambda: lib.clustering.PQKMeans(encoder=encoders["dropin"], k=k,
-                                                iteration=10).fit_predict(codes), args.repeats)
+                lambda lib=lib, encoder=encoders["dropin"], k=k, codes=codes:
+                lib.clustering.PQKMeans(encoder=encoder, k=k, iteration=10).fit_predict(codes),
+                args.repeats)
         res["pqkmeans"]["same_codes_same_labels"] = labels["library"] == labels["dropin"]
         results[name] = res
     out = Path(args.out)

@@ -85,7 +85,7 @@ def test_cold_cache_items_are_built_once_by_concurrent_processes(tmp_path):
     finally:
         for p in procs:
             p.kill()
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     logs = "".join(err for _, err in outputs)
     assert logs.count("compiling 1 C++ sources") == 1, logs

@@ -9,7 +9,6 @@ import shutil
 import sys
 
 import pytest
-from compose import CONF
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -19,6 +18,8 @@ from benchpq.api import Clusterer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.registry import COMMON_KEYS, get_loader
 from benchpq.tasks import TASKS
+
+from compose import CONF
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 TASK_INTERFACE = {"search": Searcher, "cluster": Clusterer}

@@ -14,12 +14,13 @@ runner's core count.
 import numpy as np
 import pytest
 
-import reference as ref
 from benchpq.algorithms.own_itq import ITQ, hamming_search
 from benchpq.algorithms.own_kmeans import KMeans
 from benchpq.algorithms.own_lopq import LOPQ
 from benchpq.algorithms.own_opq import OPQ
 from benchpq.algorithms.own_pq import PQ
+
+import reference as ref
 
 
 def integer_pq(M, Ks, dsub=2, n=3000, nq=12, seed=0, top=6):
@@ -180,7 +181,7 @@ def test_lopq_candidates_are_the_quota_in_multi_index_order(blobs, lopq, exact_q
             c0, c1, dist = cell_order(lopq, query)
             gaps = np.diff(dist)
             taken, expected = 0, []
-            for a, b, cut in zip(c0, c1, range(len(dist))):
+            for a, b, cut in zip(c0, c1, range(len(dist))):  # noqa: B007 (cut is read after the loop)
                 members = np.flatnonzero(cells == a * lopq.V + b)  # in id order
                 if exact_quota:
                     members = members[:quota - taken]

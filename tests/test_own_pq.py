@@ -66,18 +66,18 @@ def reference_topk(dist, k):
     return np.take_along_axis(dist, ids, 1), ids
 
 
-def assert_search_matches(D, I, ref, k):
+def assert_search_matches(D, ids, ref, k):
     """Distances equal the reference at the returned ids and are the k smallest ones;
     ids equal the reference order except inside near-ties."""
     ref_d, ref_i = reference_topk(ref, min(k + 1, ref.shape[1]))  # one more: ties at the k-th
-    np.testing.assert_allclose(D, np.take_along_axis(ref, I, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(D, np.take_along_axis(ref, ids, 1), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(D, ref_d[:, :k], rtol=1e-4, atol=1e-4)
     apart = np.diff(ref_d, axis=1) > 1e-4 * ref_d[:, 1:]
     clear = np.ones(ref_d.shape, dtype=bool)
     clear[:, 1:] &= apart
     clear[:, :-1] &= apart
     clear = clear[:, :k]
-    assert np.array_equal(I[clear], ref_i[:, :k][clear])
+    assert np.array_equal(ids[clear], ref_i[:, :k][clear])
 
 
 def test_plugin_is_registered_quantizer_and_searcher():

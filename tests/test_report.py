@@ -91,7 +91,7 @@ def md_cells(markdown: str, first: str, second: str) -> list[str]:
 
 
 def md_header(markdown: str) -> list[str]:
-    line = next(l for l in markdown.splitlines() if l.startswith("| algorithm"))
+    line = next(ln for ln in markdown.splitlines() if ln.startswith("| algorithm"))
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
@@ -229,9 +229,9 @@ def test_latex_booktabs_bold_and_escaping(runs):
     for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{PQ on siftsmall}"):
         assert token in text
     assert "faiss\\_pq" in text and "faiss_pq" not in text
-    row = next(l for l in text.splitlines() if l.startswith("faiss\\_pq & 8 &"))
+    row = next(ln for ln in text.splitlines() if ln.startswith("faiss\\_pq & 8 &"))
     assert row.split(" & ")[2].startswith(r"\textbf{0.982 $\pm$ 0.025}")
-    row = next(l for l in text.splitlines() if l.startswith("nanopq & 8 &"))
+    row = next(ln for ln in text.splitlines() if ln.startswith("nanopq & 8 &"))
     assert row.split(" & ")[3].startswith(r"22,010 $\pm$")
 
 

@@ -64,8 +64,8 @@ def test_recall_without_per_query_values_is_paired_by_seed(sweep):
 def test_rendering_bolds_only_significant_winners(sweep):
     frame = paired_comparison(load_records(sweep), "same", "base")
     text = render_paired(frame, "markdown")
-    mse_line = next(l for l in text.splitlines() if l.startswith("| mse"))
-    recall_line = next(l for l in text.splitlines() if l.startswith("| recall@10"))
+    mse_line = next(ln for ln in text.splitlines() if ln.startswith("| mse"))
+    recall_line = next(ln for ln in text.splitlines() if ln.startswith("| recall@10"))
     assert mse_line.count("**") == 2 and "base better" in mse_line
     assert "**" not in recall_line
     latex = render_paired(frame, "latex")

@@ -10,9 +10,10 @@ every vote is an exact integer in float32 and the results must equal the referen
 import numpy as np
 import pytest
 
-import reference as ref
 from benchpq.algorithms.own_bkmeans import bkmeans, bkmeans_assign, majority_vote
 from benchpq.algorithms.own_pqkmeans import pqkmeans, pqkmeans_assign, sdc_tables, sparse_voting
+
+import reference as ref
 
 N = 70_000  # > 65,536: the parallel paths
 K = 60

@@ -13,7 +13,6 @@ import urllib.error
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from ..cachefiles import entry_lock
 from ..checks import InputError
@@ -21,7 +20,7 @@ from .context import DATA_ENV, LoadContext
 from .download import Expected, download_file, fetch_archive, fetch_files
 
 #: a file name, or alternative names of which the first present one is used
-FileSpec = Union[str, Sequence[str]]
+FileSpec = str | Sequence[str]
 
 
 class DatasetNotFoundError(FileNotFoundError):

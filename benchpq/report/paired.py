@@ -166,7 +166,7 @@ def display_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[
     for _, r in frame.iterrows():
         m = r["metric"]
 
-        def num(v):
+        def num(v, m=m):
             return format_number(m, v) if not (isinstance(v, float) and math.isnan(v)) else ""
         interval = f"[{num(r.ci_low)}, {num(r.ci_high)}]" if num(r.ci_low) else ""
         paired_by = (f"{r.n} queries ({r.seeds} seed{'s' if r.seeds != 1 else ''})"

@@ -128,7 +128,7 @@ def _matching(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
         column = key if key in runs.columns else f"param.{key}"
         if column not in runs.columns:
             return runs.iloc[0:0]
-        runs = runs[runs[column].map(lambda v: _equal(v, value))]
+        runs = runs[runs[column].map(lambda v, value=value: _equal(v, value))]
     return runs
 
 
