@@ -1,4 +1,5 @@
-"""Our ITQ binary encoder and Hamming search, C++ (``cpp/itq.cpp``, ``cpp/hamming.cpp``): plugin ``itq``.
+"""Our ITQ binary encoder and Hamming search, C++ (``cpp/itq.cpp``, ``cpp/hamming.cpp``):
+plugin ``itq``.
 
 Iterative quantization after Gong & Lazebnik, "Iterative quantization: a
 Procrustean approach to learning binary codes", CVPR 2011 (and TPAMI 35(12),
@@ -17,8 +18,8 @@ Codes: (n, ceil(num_bit / 8)) uint8, bit j (j-th rotated principal direction)
 is bit j % 8 of byte j // 8, least significant first
 (``np.packbits(bits, axis=1, bitorder="little")``); a bit is 1 when
 ((x - mean) W R)_j >= 0; the padding bits of the last byte (num_bit not a
-multiple of 8) are 0, so they add nothing to Hamming distances. Hamming search: exhaustive popcount scan, exact
-top-k by a counting sort, ties by the smaller id; distances are the Hamming
+multiple of 8) are 0, so they add nothing to Hamming distances. Hamming search: exhaustive
+popcount scan, exact top-k by a counting sort, ties by the smaller id; distances are the Hamming
 distances as float32.
 """
 from __future__ import annotations
@@ -206,7 +207,8 @@ class ITQ(HammingSearcher):
         native.set_num_threads(check_positive_int(threads, "threads"))
 
     def fit(self, x):
-        """Learn mean, principal directions and rotation on x (n, D) float32, n >= 2; returns self."""
+        """Learn mean, principal directions and rotation on x (n, D) float32, n >= 2;
+        returns self."""
         x = as_matrix(x, "learn", min_rows=2)
         check_num_bit(self.num_bit, x.shape[1], whole_bytes=False)
         seed = check_seed(self.seed)
@@ -230,7 +232,8 @@ class ITQ(HammingSearcher):
         cpp.itq_project(native.array_arg(xt, np.float32, (nt, dim), "learn"), nt, dim,
                         native.array_arg(mean32, np.float32, (dim,), "mean"),
                         native.array_arg(components, np.float32, (dim, num_bit), "components"),
-                        num_bit, native.array_arg(v, np.float32, (nt, num_bit), "v", writeable=True))
+                        num_bit,
+                        native.array_arg(v, np.float32, (nt, num_bit), "v", writeable=True))
         rotation = random_rotation(num_bit, seed)
         cross = np.empty((num_bit, num_bit), np.float64)
         losses = []
@@ -253,7 +256,8 @@ class ITQ(HammingSearcher):
         return None if self.losses is None else float(self.losses[-1])
 
     def encode(self, x) -> np.ndarray:
-        """(n, D) float32 -> (n, ceil(num_bit / 8)) uint8 packed codes (layout in the module doc)."""
+        """(n, D) float32 -> (n, ceil(num_bit / 8)) uint8 packed codes (layout in the module
+        doc)."""
         if self.projection is None:
             raise InputError(f"{self.name or 'itq'}: call fit() before encoding")
         x = as_matrix(x, "x", dim=self.dim)

@@ -191,8 +191,8 @@ class OPQ(Quantizer, Searcher):
             rotate(sample, R, out=rotated)
             niter = self.niter_pq_0 if it == 0 else self.niter_pq
             objective = np.zeros((self.M, niter))
-            cpp.train(rotated, n, niter, INITS["random"] if it == 0 else HOT_START, (seed + it) % 2**64,
-                      0, objective)
+            cpp.train(rotated, n, niter, INITS["random"] if it == 0 else HOT_START,
+                      (seed + it) % 2**64, 0, objective)
             getattr(cpp, "encode_" + suffix)(rotated, n, codes)
             getattr(cpp, "decode_" + suffix)(codes, n, recon)
             np.subtract(rotated, recon, out=recon)

@@ -237,7 +237,8 @@ class PQFastScan(Quantizer, Searcher):
         qtables = np.empty(tables.shape, np.uint8)
         scale, offset = np.empty(nq, np.float32), np.empty(nq, np.float32)
         native.load().pqfs_quantize_tables(
-            native.array_arg(tables, np.float32, tables.shape, "tables"), nq, self.M, native.array_arg(qtables, np.uint8, qtables.shape, "qtables", True),
+            native.array_arg(tables, np.float32, tables.shape, "tables"), nq, self.M,
+            native.array_arg(qtables, np.uint8, qtables.shape, "qtables", True),
             native.array_arg(scale, np.float32, (nq,), "scale", True),
             native.array_arg(offset, np.float32, (nq,), "offset", True))
         return tables, qtables, scale, offset

@@ -117,7 +117,8 @@ def code_version(cls: type) -> str:
             if owner == "benchpq.native" or owner.startswith("benchpq.native."):
                 native = True
             top = owner.split(".")[0]
-            if top not in ("benchpq", "builtins", "__main__") and top not in sys.builtin_module_names:
+            if (top not in ("benchpq", "builtins", "__main__")
+                    and top not in sys.builtin_module_names):
                 distributions.update(_distributions_of().get(top, []))
     for name in sorted(distributions):
         try:

@@ -56,7 +56,8 @@ def pq_encode(x: np.ndarray, codewords: np.ndarray) -> np.ndarray:
 
 
 def pq_sdc(query_codes: np.ndarray, codewords: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """(nq, n) symmetric distances sum_m ||c_m[qcode_m] - c_m[code_m]||^2 (int64 for integer codewords)."""
+    """(nq, n) symmetric distances sum_m ||c_m[qcode_m] - c_m[code_m]||^2 (int64 for integer
+    codewords)."""
     cw = codewords.astype(np.int64)
     dist = np.zeros((len(query_codes), len(codes)), np.int64)
     for m in range(cw.shape[0]):

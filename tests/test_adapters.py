@@ -115,8 +115,10 @@ def test_bad_input_is_rejected_with_a_clear_message(name, clustered):
     with pytest.raises(InputError, match="M=5 does not divide the dimension D=32"):
         registry.create(algorithm_config(name, M=5)).fit(x)
     with pytest.raises(InputError, match=r"more codewords \(256\) than training vectors \(100\)"
-                       if name != "faiss_pqfs" else r"more codewords \(16\) than training vectors \(10\)"):
-        registry.create(algorithm_config(name, M=M)).fit(x[:100] if name != "faiss_pqfs" else x[:10])
+                       if name != "faiss_pqfs"
+                       else r"more codewords \(16\) than training vectors \(10\)"):
+        registry.create(algorithm_config(name, M=M)).fit(
+            x[:100] if name != "faiss_pqfs" else x[:10])
     bad = x.copy()
     bad[17, 3] = np.nan
     with pytest.raises(InputError, match=r"learn: contains NaN \(first in row 17\)"):
@@ -157,7 +159,8 @@ def test_entry_point_plugins_are_registered(monkeypatch):
 
     monkeypatch.setattr(registry, "_discovered", False)
     monkeypatch.setattr(registry, "entry_points",
-                        lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+                        lambda group: [FakeEntryPoint()]
+                        if group == registry.ENTRY_POINT_GROUP else [])
     assert "ep_plugin" in registry.names()
     assert registry.get("ep_plugin") is FromEntryPoint
     registry._registry.pop("ep_plugin")

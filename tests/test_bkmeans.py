@@ -1,5 +1,5 @@
-"""Our Bk-means (plugin ``bkmeans``, ``benchpq.algorithms.own_bkmeans``): Hamming assignment and majority
-vote against numpy definitions, equality with the pqkmeans library from the same initial
+"""Our Bk-means (plugin ``bkmeans``, ``benchpq.algorithms.own_bkmeans``): Hamming assignment and
+majority vote against numpy definitions, equality with the pqkmeans library from the same initial
 centres, error within 1% of the library's on siftsmall, empty clusters, determinism,
 pickling, bad input rejected before C++."""
 import pickle
@@ -117,7 +117,8 @@ def test_error_within_one_percent_of_the_library(sift):
     """Same encoder (codes), k, iterations and seed; ours with the library's initial draw and
     with its own (k distinct codes)."""
     errors = {}
-    for name, init in (("bkmeans", "pqkmeans"), ("bkmeans", "random"), ("pqkmeans_lib_bkmeans", None)):
+    for name, init in (("bkmeans", "pqkmeans"), ("bkmeans", "random"),
+                       ("pqkmeans_lib_bkmeans", None)):
         params = {"name": name, "num_bit": 64, "niter": 20, "seed": 0,
                                   "train_size": None, "itq_iter": 20}
         if init:
@@ -192,7 +193,8 @@ def test_bad_input_is_rejected_before_cpp(sift_codes, monkeypatch):
         bkmeans(unpack(sift_codes).astype(bool), 10)
     with pytest.raises(InputError, match=r"k=11 is larger than the number of codes \(10\)"):
         bkmeans(sift_codes[:10], 11)
-    with pytest.raises(InputError, match=r"code width mismatch, expected 8 bytes \(64 bits\), got 4"):
+    with pytest.raises(InputError,
+                       match=r"code width mismatch, expected 8 bytes \(64 bits\), got 4"):
         bkmeans(sift_codes, 4, centers=sift_codes[:4, :4])
     with pytest.raises(InputError, match="niter: must be >= 1"):
         bkmeans(sift_codes, 4, niter=0)

@@ -219,8 +219,9 @@ def test_validate_groundtruth_labels_and_types():
 # ---- registry -----------------------------------------------------------------------------
 
 def test_unknown_loader_lists_known_ones():
-    with pytest.raises(UnknownLoaderError, match=r"unknown dataset loader 'nope'; known loaders: "
-                                                 r"ann_hdf5, calibrated, fashion_mnist, files, oxford5k"):
+    with pytest.raises(UnknownLoaderError,
+                       match=r"unknown dataset loader 'nope'; known loaders: "
+                             r"ann_hdf5, calibrated, fashion_mnist, files, oxford5k"):
         load_dataset({"name": "x", "loader": "nope"})
     with pytest.raises(InputError, match="has no 'loader' key"):
         load_dataset({"name": "x"})

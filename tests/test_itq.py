@@ -1,5 +1,5 @@
-"""Our ITQ (plugin ``itq``, ``benchpq.algorithms.own_itq``) and the Hamming search: the C++ loops against
-numpy, the loss within 1% of the pqkmeans library's ITQEncoder on siftsmall, the search
+"""Our ITQ (plugin ``itq``, ``benchpq.algorithms.own_itq``) and the Hamming search: the C++ loops
+against numpy, the loss within 1% of the pqkmeans library's ITQEncoder on siftsmall, the search
 contract (exact top-k, ties by id), determinism, pickling, bad input rejected before C++."""
 import pickle
 

@@ -215,7 +215,8 @@ def test_slurm_job_pickles_and_runs_on_the_node_side(basic, cache_dir, tmp_path)
 
     # sbatch --chdir: the job starts in the folder the sweep was started from
     assert launcher.params["additional_parameters"] == {"chdir": str(submit_dir)}
-    slurm_env = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1",
+    slurm_env = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1",
+                 "SLURM_JOB_NUM_NODES": "1",
                  "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "localhost", "SLURM_PROCID": "0",
                  "SLURM_LOCALID": "0"}
     env = {**os.environ, **slurm_env, "BENCHPQ_CACHE": str(cache_dir), "PYTHONPATH": str(REPO)}

@@ -168,7 +168,8 @@ def test_search_parameters(small):
     m.set_search_params(k_factor=2)
     assert (m.k_factor, m.simd) == (2, "scalar")
     assert search_grid.accepted(m) == ["k_factor", "simd"]
-    with pytest.raises(InputError, match="unknown search parameter nprobe; it accepts k_factor, simd"):
+    with pytest.raises(InputError,
+                       match="unknown search parameter nprobe; it accepts k_factor, simd"):
         search_grid.check(m, [{"nprobe": 3}])
     with pytest.raises(InputError, match="k_factor: must be >= 1"):
         m.set_search_params(k_factor=0)

@@ -139,7 +139,8 @@ def test_error_within_one_percent_of_the_library(sift):
     """Same encoder (codes), k, iterations and seed; ours with the library's initial draw and
     with its own (k distinct codes)."""
     errors = {}
-    for name, init in (("pqkmeans", "pqkmeans"), ("pqkmeans", "random"), ("pqkmeans_lib_pqkmeans", None)):
+    for name, init in (("pqkmeans", "pqkmeans"), ("pqkmeans", "random"),
+                       ("pqkmeans_lib_pqkmeans", None)):
         params = {"name": name, "M": 4, "niter": 20, "seed": 0,
                                   "train_size": None, "encoder_iter": 10}
         if init:

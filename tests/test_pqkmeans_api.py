@@ -1,5 +1,5 @@
-"""The pqkmeans-compatible API (``benchpq.algorithms.pqkmeans_api``): the library's signatures, return
-types and dtypes, its labels from the same codes, any num_bit for ITQ, generators, live
+"""The pqkmeans-compatible API (``benchpq.algorithms.pqkmeans_api``): the library's signatures,
+return types and dtypes, its labels from the same codes, any num_bit for ITQ, generators, live
 verbose output, pickles no larger than twice the library's, the evaluation module, bad input
 rejected before C++."""
 import inspect

@@ -15,9 +15,12 @@ def record(rid, algorithm, M, threads, train_s, search_s, params=None):
 
 @pytest.fixture
 def sweep(tmp_path):
-    rows = [("a", "pq", 8, 1, 2.0, 1.0, {"Ks": 256}), ("b", "faiss_pq", 8, 1, 4.0, 2.0, {"nbits": 8}),
-            ("c", "pq", 8, 2, 1.0, 0.5, {"Ks": 256}), ("d", "faiss_pq", 8, 2, 4.0, 1.0, {"nbits": 8}),
-            ("e", "pq", 4, 1, 3.0, 3.0, {"Ks": 256}), ("f", "faiss_pq", 4, 1, 1.0, 1.0, {"nbits": 8})]
+    rows = [("a", "pq", 8, 1, 2.0, 1.0, {"Ks": 256}),
+            ("b", "faiss_pq", 8, 1, 4.0, 2.0, {"nbits": 8}),
+            ("c", "pq", 8, 2, 1.0, 0.5, {"Ks": 256}),
+            ("d", "faiss_pq", 8, 2, 4.0, 1.0, {"nbits": 8}),
+            ("e", "pq", 4, 1, 3.0, 3.0, {"Ks": 256}),
+            ("f", "faiss_pq", 4, 1, 1.0, 1.0, {"nbits": 8})]
     for rid, *args in rows:
         write_record(record_path(tmp_path, rid), record(rid, *args))
     return tmp_path

@@ -6,7 +6,8 @@ import sys
 
 from compose import REPO
 
-DATA_TESTS = ["tests/test_datasets.py::test_siftsmall", "tests/test_datasets.py::test_fashion_mnist",
+DATA_TESTS = ["tests/test_datasets.py::test_siftsmall",
+              "tests/test_datasets.py::test_fashion_mnist",
               "tests/test_datasets.py::test_oxford5k_split"]
 
 

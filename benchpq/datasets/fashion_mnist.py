@@ -11,7 +11,8 @@ Files (gzipped as published, or already gunzipped) in ``<data_dir>/fashion-mnist
 
 Download: from the Zalando mirror, each .gz checked against the md5 published by
 the Fashion-MNIST project and its gunzipped content against md5s computed on the
-copies the project tests with. (Those .gz files are recompressed by Debian, so their own md5 differs from the published one; their content does not.)
+copies the project tests with. (Those .gz files are recompressed by Debian, so their own md5
+differs from the published one; their content does not.)
 """
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ from .summary import key_metrics, summary_table, summary_tables
 from .tables import MixedCellWarning, Table, default_rows, pivot
 
 __all__ = [
-    "FORMATS", "CorruptRecordWarning", "parse_baselines", "ratio_metrics", "with_ratios", "MixedCellWarning", "ReportError", "Table",
+    "FORMATS", "CorruptRecordWarning", "parse_baselines", "ratio_metrics", "with_ratios",
+    "MixedCellWarning", "ReportError", "Table",
     "better_direction", "default_rows", "filter_status", "format_number", "key_metrics",
     "latex_escape", "load_records", "metric_columns", "param_columns", "pivot", "plot",
     "records_to_frame", "render", "summary_table", "summary_tables", "table_frame", "to_csv",

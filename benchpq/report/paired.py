@@ -216,7 +216,8 @@ def render_paired(frame: pd.DataFrame, fmt: str = "markdown") -> str:
 
 
 PAIRED_NOTE = ("Paired by query: per-query values averaged over the seeds both ran; 95% paired "
-               f"bootstrap interval ({uncertainty.N_RESAMPLES} resamples) and exact sign-flip p-value. Paired by seed: "
+               f"bootstrap interval ({uncertainty.N_RESAMPLES} resamples) and exact sign-flip "
+               "p-value. Paired by seed: "
                "95% paired t interval and p-value (Wilcoxon signed-rank p beside it: with 5 "
                "seeds it cannot go below 0.0625). Verdict at the 5% level; bold: the "
                "significantly better one.")

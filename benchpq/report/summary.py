@@ -10,7 +10,8 @@ from .tables import Table, default_rows, pivot
 
 # Key metrics after the recalls (which come first, sorted by R), in column order.
 KEY_METRICS = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "search_s",
-               "search_s_median", "cluster_s", "qps", "code_bits", "empty_clusters", "model_bytes", "peak_rss_bytes")
+               "search_s_median", "cluster_s", "qps", "code_bits", "empty_clusters", "model_bytes",
+               "peak_rss_bytes")
 MESSAGE_CHARS = 200
 
 
