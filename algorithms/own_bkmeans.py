@@ -164,12 +164,12 @@ class BKMeansClusterer(CodeClusterer):
 
     def __init__(self, num_bit: int = 64, itq_iter: int = 50, train_size: int | None = 100_000,
                  niter: int = 20, init: str = "pqkmeans", empty: str = "farthest",
-                 seed: int | None = None):
+                 seed: int | None = None, verbose: bool = False):
         self.num_bit = check_num_bit(num_bit)
         self.itq_iter = check_positive_int(itq_iter, "itq_iter")
         self.train_size = None if train_size is None else \
             check_positive_int(train_size, "train_size", 2)
-        self._set_loop(niter, init, empty, seed)
+        self._set_loop(niter, init, empty, seed, verbose)
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
@@ -185,6 +185,7 @@ class BKMeansClusterer(CodeClusterer):
         codes = encode_streaming(self.encoder.encode, x, self.num_bit // 8)
         t2 = time.perf_counter()
         self.result = bkmeans(codes, k, self.niter, self.init, self.empty, seed)
+        self._report_iterations()
         t3 = time.perf_counter()
         r = self.result
         self._n = n

@@ -31,6 +31,7 @@ from benchpq.api import Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register
 from benchpq.threads import serial_blas
+from benchpq.training_log import log_iteration
 
 from .own_pq import check_seed
 from .own_pqkmeans import training_sample
@@ -186,7 +187,8 @@ class ITQ(HammingSearcher):
     """
 
     def __init__(self, num_bit: int = 64, niter: int = 50, seed: int | None = None,
-                 train_size: int | None = None):
+                 train_size: int | None = None, verbose: bool = False):
+        self.verbose = bool(verbose)
         self.num_bit = check_num_bit(num_bit, whole_bytes=False)
         self.niter = check_positive_int(niter, "niter")
         self.seed = seed
@@ -238,11 +240,14 @@ class ITQ(HammingSearcher):
         cross = np.empty((num_bit, num_bit), np.float64)
         losses = []
         v_arg = native.array_arg(v, np.float32, (nt, num_bit), "v")
-        for _ in range(self.niter):
+        for it in range(self.niter):
             losses.append(cpp.itq_step(
                 v_arg, nt, num_bit, native.array_arg(rotation, np.float32, (num_bit, num_bit)),
                 native.array_arg(cross, np.float64, (num_bit, num_bit), "cross", writeable=True)))
             rotation = procrustes(cross)
+            if getattr(self, "verbose", False):
+                log_iteration(f"{getattr(self, 'name', '') or 'itq'}: rotation", it + 1,
+                              self.niter, losses[-1], "quantization loss")
         losses.append(cpp.itq_step(v_arg, nt, num_bit, native.array_arg(
             rotation, np.float32, (num_bit, num_bit)), native.nullptr()))
         self.dim, self.mean, self.components, self.rotation = dim, mean32, components, rotation

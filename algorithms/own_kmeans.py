@@ -15,6 +15,7 @@ from benchpq import native
 from benchpq.api import Clusterer
 from benchpq.checks import InputError, as_matrix, check_codebook_size, check_positive_int
 from benchpq.registry import register
+from benchpq.training_log import log_iterations
 
 from .own_pq import INITS, check_seed, subsample_arg
 
@@ -46,8 +47,9 @@ class KMeans(Clusterer):
     """
 
     def __init__(self, niter: int = 20, init: str = "k-means++", seed: int | None = None,
-                 max_points_per_centroid: int | None = None):
+                 max_points_per_centroid: int | None = None, verbose: bool = False):
         self.niter = check_positive_int(niter, "niter")
+        self.verbose = bool(verbose)
         if init not in INITS:
             raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
         self.init = init
@@ -83,6 +85,8 @@ class KMeans(Clusterer):
                           native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
                           native.nullptr())
         self.centroids, self.objectives, self._shape = centroids, objectives[:iterations], (n, d)
+        if self.verbose:
+            log_iterations(f"{self.name or 'kmeans'}: k-means", self.objectives)
         return labels
 
     @property

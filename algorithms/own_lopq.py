@@ -68,6 +68,7 @@ from benchpq.checks import (
     check_subspaces,
 )
 from benchpq.registry import register
+from benchpq.training_log import log_iterations
 
 from .own_opq import rotate
 from .own_pq import check_seed, subsample_arg
@@ -227,7 +228,9 @@ class LOPQ(Quantizer, Searcher):
                  max_cells: int | None = None, exact_quota: bool = False,
                  coarse_iter: int = 50, iter: int = 100, seed: int | None = None,
                  max_points_per_centroid: int | None = 256, init: str = "greedy-k-means++",
-                 rotation: str = "eigen", pca: bool = False, pca_dim: int | None = None):
+                 rotation: str = "eigen", pca: bool = False, pca_dim: int | None = None,
+                 verbose: bool = False):
+        self.verbose = bool(verbose)
         self.V = check_positive_int(V, "V", 1, MAX_V)
         self.M = check_positive_int(M, "M", 2)
         if self.M % 2:
@@ -394,6 +397,10 @@ class LOPQ(Quantizer, Searcher):
         self.coarse_centroids, self.local_means, self.local_rotations = centroids, means, rotations
         self.codewords = codewords
         self.objective = {"coarse": coarse_objective, "fine": fine_objective}
+        if self.verbose:
+            name = self.name or "lopq"
+            log_iterations(f"{name}: coarse k-means (both halves)", coarse_objective)
+            log_iterations(f"{name}: local fine k-means (sum over sub-spaces)", fine_objective)
         self._cpp, self._indexed = cpp, 0
         return self
 

@@ -55,6 +55,7 @@ from benchpq.checks import (
     check_subspaces,
 )
 from benchpq.registry import register
+from benchpq.training_log import log_iteration
 
 from .own_pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
 from .rotations import blas_for, eigenvalue_allocation, procrustes, random_rotation, rotate
@@ -116,9 +117,10 @@ class OPQ(Quantizer, Searcher):
     def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 2,
                  niter_pq_0: int = 10, iter: int = 25, init: str = "identity",
                  max_train_points: int = 65536, max_points_per_centroid: int | None = 256,
-                 final_init: str = "loop", seed: int | None = None):
+                 final_init: str = "loop", seed: int | None = None, verbose: bool = False):
         self.M = check_positive_int(M, "M")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
+        self.verbose = bool(verbose)
         self.niter = check_positive_int(niter, "niter", 0)
         self.niter_pq = check_positive_int(niter_pq, "niter_pq")
         self.niter_pq_0 = check_positive_int(niter_pq_0, "niter_pq_0")
@@ -197,6 +199,9 @@ class OPQ(Quantizer, Searcher):
             getattr(cpp, "decode_" + suffix)(codes, n, recon)
             np.subtract(rotated, recon, out=recon)
             self.objective.append(float(np.einsum("ij,ij->", recon, recon)) / n)
+            if self.verbose:
+                log_iteration(f"{self.name or 'opq'}: rotation", it + 1, self.niter,
+                              self.objective[-1], "training mse")
             cpp.get_codewords(codewords)
             R = procrustes(code_cross_product(cpp, sample, codes, codewords))
         return R, codewords

@@ -28,6 +28,7 @@ from benchpq.checks import (
     check_subspaces,
 )
 from benchpq.registry import register
+from benchpq.training_log import log_iterations
 
 INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
 HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN: k-means starts from the current codebooks
@@ -113,7 +114,8 @@ class PQ(Quantizer, Searcher):
     """
 
     def __init__(self, M: int = 8, Ks: int = 256, iter: int = 25, seed: int | None = None,
-                 max_points_per_centroid: int | None = 256, init: str = "random"):
+                 max_points_per_centroid: int | None = 256, init: str = "random",
+                 verbose: bool = False):
         self.M = check_positive_int(M, "M")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
         self.iter = check_positive_int(iter, "iter")
@@ -123,6 +125,7 @@ class PQ(Quantizer, Searcher):
         if init not in INITS:
             raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
         self.init = init
+        self.verbose = bool(verbose)
         self.dim = None
         self.codewords = None
         self.objective = None
@@ -200,6 +203,8 @@ class PQ(Quantizer, Searcher):
         cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))
         self.dim, self.codewords, self.objective, self.codes, self._cpp = \
             dim, codewords, objective, None, cpp
+        if getattr(self, "verbose", False):
+            log_iterations(f"{self.name or 'pq'}: k-means (sum over sub-spaces)", objective)
         return self
 
     def encode(self, x) -> np.ndarray:

@@ -46,6 +46,7 @@ from benchpq.checks import (
 )
 from benchpq.memory import release_pages
 from benchpq.registry import register
+from benchpq.training_log import log_iterations
 
 from .own_pq import PQ, check_seed, pq_code_bits
 
@@ -318,8 +319,10 @@ class CodeClusterer(Clusterer):
     Subclasses set their encoder's parameters, then call :meth:`_set_loop`.
     """
 
-    def _set_loop(self, niter: int, init: str, empty: str, seed: int | None) -> None:
+    def _set_loop(self, niter: int, init: str, empty: str, seed: int | None,
+                  verbose: bool = False) -> None:
         self.niter = check_positive_int(niter, "niter")
+        self.verbose = bool(verbose)
         self.init = check_choice(init, INITS, "init")
         self.empty = check_choice(empty, EMPTY_RULES, "empty")
         self.seed = seed
@@ -330,6 +333,12 @@ class CodeClusterer(Clusterer):
 
     def set_threads(self, threads: int) -> None:
         native.set_num_threads(check_positive_int(threads, "threads"))
+
+    def _report_iterations(self) -> None:
+        """With ``verbose``, log each iteration of the last clustering (objective, time)."""
+        if self.verbose and self.result is not None:
+            log_iterations(f"{self.name}: k-means on codes", self.result.objective,
+                           self.result.iter_seconds)
 
     def extra_metrics(self) -> dict:
         return dict(self._metrics)
@@ -362,13 +371,13 @@ class PQKMeansClusterer(CodeClusterer):
 
     def __init__(self, M: int = 8, Ks: int = 256, encoder_iter: int = 20,
                  train_size: int | None = 100_000, niter: int = 20, init: str = "pqkmeans",
-                 empty: str = "farthest", seed: int | None = None):
+                 empty: str = "farthest", seed: int | None = None, verbose: bool = False):
         self.M = check_positive_int(M, "M")
         self.Ks = check_positive_int(Ks, "Ks", 2, 256)
         self.encoder_iter = check_positive_int(encoder_iter, "encoder_iter")
         self.train_size = None if train_size is None else \
             check_positive_int(train_size, "train_size")
-        self._set_loop(niter, init, empty, seed)
+        self._set_loop(niter, init, empty, seed, verbose)
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
@@ -387,6 +396,7 @@ class PQKMeansClusterer(CodeClusterer):
         t2 = time.perf_counter()
         tables = sdc_tables(self.encoder.codewords)
         self.result = pqkmeans(codes, tables, k, self.niter, self.init, self.empty, seed)
+        self._report_iterations()
         t3 = time.perf_counter()
         r = self.result
         self._n = n
