@@ -41,7 +41,15 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
 def conf(name: str, **overrides) -> dict:
     """conf/dataset/<name>.yaml as a dict, with overrides."""
     from omegaconf import OmegaConf
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
+    raw = OmegaConf.load(CONF / f"{name}.yaml")
+    parents = [d for d in raw.get("defaults", []) if d != "_self_"]
+    cfg = {}
+    for parent in parents:  # a config that extends another (defaults: [fashion-mnist, _self_])
+        cfg.update(conf(parent))
+    cfg.update(OmegaConf.to_container(raw))
+    cfg.pop("defaults", None)
+    if "${" in str(cfg["name"]):  # named after its file at composition; here by the config
+        cfg["name"] = name
     cfg.update(overrides)
     return cfg
 
@@ -309,7 +317,9 @@ def test_ann_hdf5_loader(tmp_path):
     np.testing.assert_array_equal(ds.query, test)
     np.testing.assert_array_equal(ds.groundtruth, nbrs)
     assert ds.learn is ds.base
-    write_ann_hdf5(tmp_path / "toy-angular.hdf5", train, test, nbrs, distance="angular")
+    unit = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in (train, test)]
+    angular_nbrs, _ = ground_truth(*unit, 10, use_cache=False)  # the neighbours it ships
+    write_ann_hdf5(tmp_path / "toy-angular.hdf5", train, test, angular_nbrs, distance="angular")
     cfg["path"] = "toy-angular.hdf5"
     with pytest.raises(InputError, match="distance is 'angular'.*normalize: true"):
         load_dataset(cfg, data_dir=tmp_path, cache_dir=tmp_path)

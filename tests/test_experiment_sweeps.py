@@ -28,7 +28,8 @@ TASK_INTERFACE = {"search": Searcher, "cluster": Clusterer}
 def sweep_axes(experiment: str) -> list[tuple[str, list]]:
     """The sweep of an experiment: (override key, values) per axis, values parsed by Hydra's
     override grammar (strings, numbers, or dicts for a brace list of algorithm configs)."""
-    params = experiment_file(experiment)["hydra"]["sweeper"]["params"]
+    params = ((experiment_file(experiment).get("hydra") or {}).get("sweeper") or {}).get(
+        "params") or {}
     parsed = OverridesParser.create().parse_overrides(
         [f"{key}={value}" for key, value in params.items()])
     return [(o.get_key_element(), list(o.sweep_iterator()) if o.is_sweep_override()
@@ -81,6 +82,14 @@ def sweep_points(experiment: str):
     for axis, (key, values) in enumerate(axes):
         name = key.lstrip("+")
         is_group = (CONF / name).is_dir()
+        if is_group and _global_group(name):  # its files set keys anywhere: Hydra composes
+            for value in values[1:]:
+                point = first[:axis] + [f"{key}={as_override(value)}"] + first[axis + 1:]
+                with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+                    yield point, OmegaConf.to_container(
+                        compose("config", overrides=[f"experiment={experiment}", *point]),
+                        resolve=True)
+            continue
         if is_group:
             assert OmegaConf.to_container(with_group(name, values[0])) == base, key
         for value in values[1:]:
@@ -93,6 +102,12 @@ def sweep_points(experiment: str):
                     f"{key}: no such key in the composed config"
                 OmegaConf.update(config, name, value, merge=False)
             yield point, OmegaConf.to_container(config, resolve=True)
+
+
+def _global_group(group: str) -> bool:
+    """A config group whose files are ``@package _global_`` (e.g. conf/speed/)."""
+    return any(path.read_text().startswith("# @package _global_")
+               for path in (CONF / group).glob("*.yaml"))
 
 
 def check_dataset(dataset: dict) -> None:
@@ -133,7 +148,11 @@ def test_every_value_of_the_sweep_is_a_valid_run(experiment):
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "dataset").glob("*.yaml")))
 def test_every_dataset_config_binds_to_its_loader(name):
-    check_dataset(OmegaConf.to_container(OmegaConf.load(CONF / "dataset" / f"{name}.yaml")))
+    files = {"ann_hdf5": ["dataset.path=x.hdf5"], "files": ["dataset.base=b.npy",
+                                                            "dataset.query=q.npy"]}
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        composed = compose("config", overrides=[f"dataset={name}", *files.get(name, [])])
+    check_dataset(OmegaConf.to_container(composed.dataset, resolve=True))
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "algorithm").glob("*.yaml")))
