@@ -309,6 +309,6 @@ class OPQ(Quantizer, Searcher):
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x R (n, D): the rotated space, where the PQ's M sub-spaces are equal blocks."""
         pq = self._trained()
-        rotated = self._rotated(as_matrix(x, "x", dim=pq.dim))
+        rotated = rotate(as_matrix(x, "x", dim=pq.dim), self.rotation)
         from benchpq.diagnostics import equal_bounds
         return rotated, equal_bounds(pq.dim, self.M)

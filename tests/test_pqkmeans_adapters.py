@@ -43,12 +43,20 @@ def test_plugins_are_registered_with_their_capabilities():
     assert issubclass(LibraryITQ, Searcher)
 
 
+
+def metrics_of(result: dict) -> dict:
+    """A task result's one point's metrics, with its build's."""
+    (point,) = result["points"]
+    assert point["status"] == "ok", point["message"]
+    return {**result["build"], **point["metrics"]}
+
 @pytest.mark.parametrize("name", CLUSTERERS)
 def test_cluster_task_records_the_clustering_metrics(name, mixture):
     overrides = {"M": 4, "Ks": 64} if name in ("pqkmeans", "pqkmeans_lib_pqkmeans") else \
         {"num_bit": 16}
     plugin = registry.create(config(name, seed=0, niter=10, **overrides))
-    out = run_cluster(plugin, mixture, {"name": "cluster", "n_clusters": 8}, threads=2)
+    out = metrics_of(run_cluster(plugin, mixture, {"name": "cluster", "n_clusters": 8},
+                                 threads=2))
     for key in ("error", "cluster_s", "encode_s", "encoder_train_s", "kmeans_s", "iterations",
                 "iter_s", "codes_bytes", "empty_clusters", "nmi", "ari", "peak_rss_bytes",
                 "cluster_peak_rss_bytes", "cluster_rss_delta_bytes"):
@@ -78,13 +86,15 @@ def test_same_encoder_same_seed_same_labels(mixture):
 
 def test_library_itq_searcher(mixture):
     plugin = registry.create(config("pqkmeans_lib_itq", num_bit=16, seed=0))
-    out = run_search(plugin, mixture, {"name": "search", "k": 10, "recall_at": [1, 10],
-                                       "k_recall": [10]}, threads=1)
+    out = metrics_of(run_search(plugin, mixture, {"name": "search", "k": 10,
+                                                  "recall_at": [1, 10], "k_recall": [10]},
+                                threads=1))
     assert out["code_bits"] == 16 and out["codes_bytes"] == 5000 * 2
     assert out["quantization_loss"] > 0 and 0 <= out["recall@1"] <= out["recall@10"] <= 1
     ours = registry.create(config("itq", num_bit=16, seed=0))
-    mine = run_search(ours, mixture, {"name": "search", "k": 10, "recall_at": [1, 10],
-                                      "k_recall": [10]}, threads=1)
+    mine = metrics_of(run_search(ours, mixture, {"name": "search", "k": 10,
+                                                 "recall_at": [1, 10], "k_recall": [10]},
+                                 threads=1))
     assert mine["quantization_loss"] <= out["quantization_loss"] * 1.01
 
 
