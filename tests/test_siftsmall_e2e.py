@@ -31,7 +31,8 @@ REFERENCE = {
 def sweep(siftsmall_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("sift")
     proc = subprocess.run(
-        [sys.executable, "-m", "benchpq.cli", "-m", "algorithm=faiss_pq,nanopq_pq,pq,opq,lopq",
+        [sys.executable, "-m", "benchpq.cli", "-m", "experiment=none",
+         "algorithm=faiss_pq,nanopq_pq,pq,opq,lopq",
          "algorithm.M=8", "dataset=siftsmall", f"data_dir={siftsmall_dir.parent}",
          f"results_dir={out}", f"cache_dir={out / 'cache'}", "name=sift"],
         cwd=REPO, capture_output=True, text=True, timeout=600)
