@@ -347,10 +347,12 @@ CASES = [
     # the pqkmeans-compatible API and the library adapters
     ("PQEncoder not fitted", lambda t: own("pqkmeans_api", "PQEncoder")().transform(X),
      "This PQEncoder instance is not fitted yet"),
-    ("PQEncoder codes", lambda t: fitted_encoder(own("pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16))
-     .inverse_transform(np.zeros(4)), "expected a 2-D integer array"),
-    ("PQEncoder code range", lambda t: fitted_encoder(own("pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16))
-     .inverse_transform(np.full((2, 4), 16)), r"values must be in \[0, 16\)"),
+    ("PQEncoder codes", lambda t: fitted_encoder(
+        own("pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)).inverse_transform(np.zeros(4)),
+     "expected a 2-D integer array"),
+    ("PQEncoder code range", lambda t: fitted_encoder(
+        own("pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)).inverse_transform(
+        np.full((2, 4), 16)), r"values must be in \[0, 16\)"),
     ("ITQEncoder not fitted", lambda t: own("pqkmeans_api", "ITQEncoder")(num_bit=8).transform(X),
      "This ITQEncoder instance is not fitted yet"),
     ("PQKMeans encoder", lambda t: own("pqkmeans_api", "PQKMeans")(object(), 3),
