@@ -58,6 +58,19 @@ def siftsmall_dir(data_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def siftsmall(siftsmall_dir):
+    """siftsmall (base (10000, 128), queries (100, 128), ground truth (100, 100)), read
+    once per session as C-contiguous arrays (float32 vectors, int32 ids)."""
+    import numpy as np
+
+    from benchpq.datasets.vecs import read_vecs
+
+    def read(name):
+        return np.ascontiguousarray(read_vecs(siftsmall_dir / f"siftsmall_{name}"))
+    return read("base.fvecs"), read("query.fvecs"), read("groundtruth.ivecs")
+
+
+@pytest.fixture(scope="session")
 def fashion_mnist_dir(data_dir) -> Path:
     """Fashion-MNIST IDX .gz files and derived/ ground truth."""
     return require_dataset(data_dir, "fashion-mnist")

@@ -10,20 +10,12 @@ from benchpq import metrics, native, registry
 from benchpq.algorithms.own_itq import ITQ, hamming_distances, hamming_search, serial_blas
 from benchpq.api import Searcher
 from benchpq.checks import InputError
-from benchpq.datasets.vecs import read_vecs
 
 
 @pytest.fixture(scope="module")
-def sift(siftsmall_dir):
-    def read(name):
-        return np.ascontiguousarray(read_vecs(siftsmall_dir / f"siftsmall_{name}"))
-    return read("base.fvecs"), read("query.fvecs"), read("groundtruth.ivecs")
-
-
-@pytest.fixture(scope="module")
-def itq32(sift):
-    model = ITQ(num_bit=32, seed=0).fit(sift[0])
-    model.add(sift[0])
+def itq32(siftsmall):
+    model = ITQ(num_bit=32, seed=0).fit(siftsmall[0])
+    model.add(siftsmall[0])
     return model
 
 
@@ -37,8 +29,8 @@ def topk_reference(dist, k):
     return np.take_along_axis(dist, ids, 1), ids
 
 
-def test_plugin_is_a_registered_searcher(sift, itq32):
-    base, query, gt = sift
+def test_plugin_is_a_registered_searcher(siftsmall, itq32):
+    base, query, gt = siftsmall
     assert registry.get("itq") is ITQ and isinstance(itq32, Searcher)
     distances, ids = itq32.search(query, 100)
     assert distances.dtype == np.float32 and ids.dtype == np.int64 and ids.shape == (100, 100)
@@ -50,8 +42,8 @@ def test_plugin_is_a_registered_searcher(sift, itq32):
     assert extra["quantization_loss"] == itq32.loss and extra["n_train"] == len(base)
 
 
-def test_cpp_loops_equal_numpy(sift):
-    base = sift[0][:3000]
+def test_cpp_loops_equal_numpy(siftsmall):
+    base = siftsmall[0][:3000]
     ns = native.load()
     mean, cov = np.empty(128), np.empty((128, 128))
     ns.itq_mean_cov(base, 3000, 128, mean, cov)
@@ -77,17 +69,17 @@ def test_cpp_loops_equal_numpy(sift):
     assert differ.mean() < 1e-4 and np.all(np.abs(proj[differ]) < 1e-3 * np.abs(proj).max())
 
 
-def test_loss_never_increases_and_beats_pca_signs(sift):
-    model = ITQ(num_bit=32, niter=30, seed=2).fit(sift[0])
+def test_loss_never_increases_and_beats_pca_signs(siftsmall):
+    model = ITQ(num_bit=32, niter=30, seed=2).fit(siftsmall[0])
     assert np.all(np.diff(model.losses) <= 1e-6 * model.losses[1:])
     assert len(model.losses) == 31
-    one = ITQ(num_bit=32, niter=1, seed=2).fit(sift[0])
+    one = ITQ(num_bit=32, niter=1, seed=2).fit(siftsmall[0])
     assert model.loss < one.losses[0]
 
 
-def test_loss_within_one_percent_of_the_library(sift):
+def test_loss_within_one_percent_of_the_library(siftsmall):
     pqk = pytest.importorskip("pqkmeans")
-    base = sift[0]
+    base = siftsmall[0]
     for num_bit in (32, 64):
         ours = ITQ(num_bit=num_bit, niter=50, seed=0).fit(base).loss
         np.random.seed(0)
@@ -115,19 +107,19 @@ def test_hamming_distances_and_search_equal_numpy(nbytes):
     assert np.array_equal(i1[0], hamming_search(queries, codes, 7)[1][0])
 
 
-def test_deterministic_whatever_the_threads(sift):
+def test_deterministic_whatever_the_threads(siftsmall):
     models = []
     for threads in (1, 2):
         native.set_num_threads(threads)
-        models.append(ITQ(num_bit=32, niter=10, seed=3).fit(sift[0]))
+        models.append(ITQ(num_bit=32, niter=10, seed=3).fit(siftsmall[0]))
     assert np.array_equal(models[0].projection, models[1].projection)
     assert np.array_equal(models[0].losses, models[1].losses)
-    other = ITQ(num_bit=32, niter=10, seed=4).fit(sift[0])
+    other = ITQ(num_bit=32, niter=10, seed=4).fit(siftsmall[0])
     assert not np.array_equal(other.projection, models[0].projection)
 
 
-def test_pickle_round_trip(sift, itq32):
-    _, query, _ = sift
+def test_pickle_round_trip(siftsmall, itq32):
+    _, query, _ = siftsmall
     clone = pickle.loads(pickle.dumps(itq32))
     assert np.array_equal(clone.encode(query), itq32.encode(query))
     for a, b in zip(clone.search(query, 5), itq32.search(query, 5)):
@@ -135,16 +127,16 @@ def test_pickle_round_trip(sift, itq32):
     assert pickle.loads(pickle.dumps(ITQ(num_bit=16))).projection is None
 
 
-def test_train_size_samples_rows(sift):
-    model = ITQ(num_bit=16, niter=5, seed=0, train_size=2000).fit(sift[0])
+def test_train_size_samples_rows(siftsmall):
+    model = ITQ(num_bit=16, niter=5, seed=0, train_size=2000).fit(siftsmall[0])
     assert model.n_train == 2000
-    again = ITQ(num_bit=16, niter=5, seed=0, train_size=2000).fit(sift[0])
+    again = ITQ(num_bit=16, niter=5, seed=0, train_size=2000).fit(siftsmall[0])
     assert np.array_equal(model.projection, again.projection)
 
 
-def test_num_bit_not_a_multiple_of_8_pads_with_zero_bits(sift):
+def test_num_bit_not_a_multiple_of_8_pads_with_zero_bits(siftsmall):
     """12 bits: ITQ in 12 dimensions, codes of 2 bytes whose last 4 bits are 0."""
-    base = sift[0][:3000]
+    base = siftsmall[0][:3000]
     itq = ITQ(num_bit=12, niter=10, seed=0).fit(base)
     codes = itq.encode(base)
     assert codes.shape == (3000, 2) and itq.nbytes == 2 and itq.code_bits == 12
@@ -155,8 +147,8 @@ def test_num_bit_not_a_multiple_of_8_pads_with_zero_bits(sift):
     assert itq.rotation.shape == (12, 12) and itq.losses[-1] <= itq.losses[0]
 
 
-def test_bad_input_is_rejected_before_cpp(sift, itq32, monkeypatch):
-    base, query, _ = sift
+def test_bad_input_is_rejected_before_cpp(siftsmall, itq32, monkeypatch):
+    base, query, _ = siftsmall
     with pytest.raises(InputError, match="num_bit: must be >= 1"):
         ITQ(num_bit=0)
     with pytest.raises(InputError, match="niter: must be >= 1"):

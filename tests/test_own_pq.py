@@ -11,21 +11,12 @@ from benchpq import metrics, native, registry
 from benchpq.algorithms.own_pq import PQ, pack_codes, unpack_codes
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
-from benchpq.datasets.vecs import read_vecs
 
 
 @pytest.fixture(scope="module")
-def sift(siftsmall_dir):
-    """siftsmall base (10000 x 128), queries (100) and ground truth, float32 C-contiguous."""
-    def read(name):
-        return np.ascontiguousarray(read_vecs(siftsmall_dir / f"siftsmall_{name}"))
-    return read("base.fvecs"), read("query.fvecs"), read("groundtruth.ivecs")
-
-
-@pytest.fixture(scope="module")
-def faiss_pq(sift):
+def faiss_pq(siftsmall):
     """faiss IndexPQ M=8 trained on base, base added."""
-    base, _, _ = sift
+    base, _, _ = siftsmall
     index = faiss.IndexPQ(base.shape[1], 8, 8)
     index.train(base)
     index.add(base)
@@ -33,8 +24,8 @@ def faiss_pq(sift):
 
 
 @pytest.fixture(scope="module")
-def own_pq(sift):
-    base, _, _ = sift
+def own_pq(siftsmall):
+    base, _, _ = siftsmall
     pq = PQ(M=8, seed=0).fit(base)
     pq.add(base)
     return pq
@@ -85,8 +76,8 @@ def test_plugin_is_registered_quantizer_and_searcher():
     assert issubclass(PQ, Quantizer) and issubclass(PQ, Searcher)
 
 
-def test_siftsmall_accuracy_matches_faiss(sift, faiss_pq, own_pq):
-    base, query, gt = sift
+def test_siftsmall_accuracy_matches_faiss(siftsmall, faiss_pq, own_pq):
+    base, query, gt = siftsmall
     faiss_mse = metrics.mse(base, faiss_pq.sa_decode(faiss_pq.sa_encode(base)))
     own_mse = metrics.mse(base, own_pq.decode(own_pq.encode(base)))
     assert faiss_mse == pytest.approx(21965, rel=0.02)  # the reference figure of docs/design.md
@@ -103,8 +94,8 @@ def test_siftsmall_accuracy_matches_faiss(sift, faiss_pq, own_pq):
     assert own_pq.objective.shape == (8, 25)  # 25 iterations, as faiss trains
 
 
-def test_from_faiss_encodes_and_searches_like_faiss(sift, faiss_pq):
-    base, query, _ = sift
+def test_from_faiss_encodes_and_searches_like_faiss(siftsmall, faiss_pq):
+    base, query, _ = siftsmall
     pq = PQ.from_faiss(faiss_pq)
     faiss_codes = faiss.vector_to_array(faiss_pq.codes).reshape(len(base), 8)
     assert np.array_equal(pq.codes, faiss_codes)  # imported as they are
@@ -118,8 +109,8 @@ def test_from_faiss_encodes_and_searches_like_faiss(sift, faiss_pq):
     assert (ids == faiss_i).mean() > 0.99  # the rest are equal-distance ties
 
 
-def test_to_faiss_encodes_and_searches_like_us(sift, own_pq):
-    base, query, _ = sift
+def test_to_faiss_encodes_and_searches_like_us(siftsmall, own_pq):
+    base, query, _ = siftsmall
     index = own_pq.to_faiss()
     assert isinstance(index, faiss.IndexPQ) and index.ntotal == len(base)
     assert np.array_equal(faiss.vector_to_array(index.codes).reshape(len(base), 8), own_pq.codes)

@@ -14,7 +14,6 @@ from benchpq.algorithms.own_pq import PQ
 from benchpq.algorithms.own_pqfs import BLOCK, PQFastScan, simd_supported
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
-from benchpq.datasets.vecs import read_vecs
 
 SIMD = [level for level in ("scalar", "avx2", "avx512") if simd_supported(level)]
 
@@ -232,25 +231,17 @@ def test_bad_input_is_rejected_before_cpp(small, monkeypatch):
 # -- siftsmall: against faiss's IndexPQFastScan ----------------------------------------
 
 @pytest.fixture(scope="module")
-def sift(siftsmall_dir):
-    """siftsmall base (10000 x 128), queries (100) and ground truth."""
-    def read(name):
-        return np.ascontiguousarray(read_vecs(siftsmall_dir / f"siftsmall_{name}"))
-    return read("base.fvecs"), read("query.fvecs"), read("groundtruth.ivecs")
-
-
-@pytest.fixture(scope="module")
-def faiss_fs(sift):
+def faiss_fs(siftsmall):
     """faiss IndexPQFastScan 16x4 trained on base, base added."""
-    base, _, _ = sift
+    base, _, _ = siftsmall
     index = faiss.IndexPQFastScan(base.shape[1], 16, 4)
     index.train(base)
     index.add(base)
     return index
 
 
-def test_same_codebooks_as_faiss_give_the_same_codes_and_ids(sift, faiss_fs):
-    base, query, _ = sift
+def test_same_codebooks_as_faiss_give_the_same_codes_and_ids(siftsmall, faiss_fs):
+    base, query, _ = siftsmall
     ours = PQFastScan.from_faiss(faiss_fs)
     assert np.array_equal(ours.encode(base), faiss_fs.sa_encode(base))
     packed = PQFastScan.from_faiss(faiss_fs)
@@ -271,8 +262,8 @@ def test_same_codebooks_as_faiss_give_the_same_codes_and_ids(sift, faiss_fs):
     assert np.array_equal(back.search(query, 100)[1], faiss_i)
 
 
-def test_siftsmall_recall_matches_faiss_and_reranking_helps(sift, faiss_fs):
-    base, query, gt = sift
+def test_siftsmall_recall_matches_faiss_and_reranking_helps(siftsmall, faiss_fs):
+    base, query, gt = siftsmall
     ours = PQFastScan(M=16, seed=0).fit(base)
     ours.add(base)
     _, faiss_ids = faiss_fs.search(query, 100)
