@@ -33,6 +33,25 @@ def _offline():
     mp.undo()
 
 
+@pytest.fixture()
+def tiny_native_src(tmp_path) -> Path:
+    """A two-file C++ source folder in the native layer's shape (namespace ``benchpq``,
+    an OpenMP loop): what the loader's build, cache and load paths need, compiled in a
+    second where the real sources take half a minute."""
+    src = tmp_path / "tiny_cpp"
+    src.mkdir()
+    (src / "tiny.h").write_text("#pragma once\n#include <cstdint>\n"
+                                "namespace benchpq {\nint64_t tiny_sum(int64_t n);\n"
+                                "int get_num_threads();\n}\n")
+    (src / "tiny.cpp").write_text(
+        '#include "tiny.h"\n#include <omp.h>\nnamespace benchpq {\n'
+        "int64_t tiny_sum(int64_t n) {\n  int64_t s = 0;\n"
+        "#pragma omp parallel for reduction(+ : s)\n"
+        "  for (int64_t i = 0; i < n; ++i) s += i;\n  return s;\n}\n"
+        "int get_num_threads() { return omp_get_max_threads(); }\n}\n")
+    return src
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The read-only folder with the real datasets."""

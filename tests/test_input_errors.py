@@ -462,17 +462,28 @@ def test_no_sources(tmp_path):
         native.build(tmp_path, tmp_path / "cache")
 
 
-def test_cppyy_cannot_load(monkeypatch):
+def test_cppyy_cannot_load(monkeypatch, tmp_path):
+    """A library cppyy refuses is rebuilt once, then the error is final (builds are faked:
+    the loader's logic is under test, not the compiler)."""
     import cppyy
-    native.load()
+    builds = []
+
+    def build():
+        library = tmp_path / f"build{len(builds)}" / native.LIBRARY
+        library.parent.mkdir()
+        library.write_bytes(b"not a library")
+        builds.append(library)
+        return library
 
     def refuse(path):
         raise RuntimeError("unloadable library")
 
     monkeypatch.setattr(native, "_loaded", None)
+    monkeypatch.setattr(native, "build", build)
     monkeypatch.setattr(cppyy, "load_library", refuse)
     with pytest.raises(native.NativeBuildError, match="cppyy cannot load .*unloadable library"):
         native.load()
+    assert len(builds) == 2 and not builds[0].parent.exists()  # the first was removed
 
 
 def test_pqkmeans_library_missing(monkeypatch):

@@ -39,15 +39,15 @@ def test_key_changes_with_sources_headers_flags_and_compiler(src, monkeypatch):
     assert native.build_key(src) != key2  # the compiler command is part of the key
 
 
-def test_cache_rebuilds_after_a_source_change(src, tmp_path):
-    cache = tmp_path / "cache"
+def test_cache_rebuilds_after_a_source_change(tiny_native_src, tmp_path):
+    src, cache = tiny_native_src, tmp_path / "cache"
     first = native.build(src, cache)
     assert first.is_file() and first.name == "libbenchpq.so"
     assert sorted(p.name for p in (first.parent / "include").iterdir()) == \
         sorted(p.name for p in src.glob("*.h"))
     mtime = first.stat().st_mtime_ns
     assert native.build(src, cache) == first and first.stat().st_mtime_ns == mtime  # cached
-    source = src / "kmeans.cpp"
+    source = src / "tiny.cpp"
     source.write_text("// a changed comment\n" + source.read_text())
     second = native.build(src, cache)
     assert second.parent != first.parent and second.is_file() and first.is_file()
@@ -55,7 +55,8 @@ def test_cache_rebuilds_after_a_source_change(src, tmp_path):
         (second.parent / "build.txt").read_text()
 
 
-def test_compile_error_reports_command_and_compiler_output(src, tmp_path):
+def test_compile_error_reports_command_and_compiler_output(tiny_native_src, tmp_path):
+    src = tiny_native_src
     (src / "broken.cpp").write_text("int broken( { return 0; }\n")
     with pytest.raises(native.NativeBuildError) as info:
         native.build(src, tmp_path / "cache")
@@ -71,7 +72,8 @@ def test_missing_compiler_is_a_build_error(src, tmp_path, monkeypatch):
         native.build(src, tmp_path / "cache")
 
 
-def test_concurrent_builds_compile_once(src, tmp_path):
+def test_concurrent_builds_compile_once(tiny_native_src, tmp_path):
+    src = tiny_native_src
     log = tmp_path / "calls.log"
     wrapper = tmp_path / "cxx.sh"
     wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec c++ "$@"\n')

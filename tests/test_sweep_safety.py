@@ -5,6 +5,7 @@ outlive a killed sweep, sweeps that share a folder, records not tied to their da
 plugins that overwrite measured metrics, stored codes that crash C++, a damaged
 cached library, failing sweeps that exit 0, option errors that name nothing.
 """
+import contextlib
 import json
 import os
 import signal
@@ -63,12 +64,29 @@ def execute(tmp_path, *overrides, algorithm=None):
     return runner.execute(config)
 
 
+def command_line(process: psutil.Process) -> str:
+    """The process's command line; "" once it has exited (short-lived helpers such as the
+    compiler's version probe come and go while the tests look at the process tree)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # gone, a zombie, or not ours to read
+        return ""
+
+
+def running(process: psutil.Process) -> bool:
+    """Alive and not a zombie (an exited child its parent has not reaped yet)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def wait_for_child_run(parent: psutil.Process, timeout=180) -> list[psutil.Process]:
     """The descendants of ``parent`` once a run's child process (benchpq.child) exists."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         family = parent.children(recursive=True)
-        if any("benchpq.child" in " ".join(p.cmdline()) for p in family if p.is_running()):
+        if any("benchpq.child" in command_line(p) for p in family):
             time.sleep(1.0)  # let it start its work
             return parent.children(recursive=True)
         time.sleep(0.2)
@@ -79,7 +97,7 @@ def survivors(processes, within=15.0) -> list:
     deadline = time.time() + within
     alive = list(processes)
     while alive and time.time() < deadline:
-        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in alive if running(p)]
         time.sleep(0.2)
     return alive
 
@@ -98,8 +116,9 @@ def test_sigkill_of_the_sweep_leaves_no_run_or_worker_behind(tmp_path, launcher)
         assert survivors(family) == []
     finally:
         for p in psutil.Process().children(recursive=True):
-            if "benchpq" in " ".join(p.cmdline()):
-                p.kill()
+            if "benchpq" in command_line(p):
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -276,23 +295,19 @@ def clustered():
 
 # -- the native library --------------------------------------------------------------------
 
-def test_a_truncated_cached_library_is_rebuilt(tmp_path):
+def test_a_truncated_cached_library_is_rebuilt(tmp_path, tiny_native_src):
     """A truncated libbenchpq.so crashed every later run inside dlopen; now it is rebuilt."""
-    import shutil
-
     from benchpq import native
-    built = native.build()
-    cache = tmp_path / "native"
-    shutil.copytree(built.parent, cache / built.parent.name)
-    library = cache / built.parent.name / native.LIBRARY
+    library = native.build(tiny_native_src, tmp_path / "native")
     data = library.read_bytes()
     library.write_bytes(data[: len(data) // 3])
     assert not native._intact(library)
     done = subprocess.run([sys.executable, "-c", "from benchpq import native; "
-                           "native.load(); print('loaded')"], capture_output=True,
-                          text=True, env=dict(os.environ, BENCHPQ_CACHE=str(tmp_path)),
-                          timeout=900)
-    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-2000:]
+                           "print('loaded', native.load().tiny_sum(10))"], capture_output=True,
+                          text=True, timeout=900,
+                          env=dict(os.environ, BENCHPQ_CACHE=str(tmp_path),
+                                   BENCHPQ_NATIVE_SRC=str(tiny_native_src)))
+    assert done.returncode == 0 and "loaded 45" in done.stdout, done.stderr[-2000:]
     assert "is damaged" in done.stderr
     assert native._intact(library) and len(library.read_bytes()) > len(data) // 3
 
