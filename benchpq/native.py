@@ -60,7 +60,11 @@ def source_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """``$BENCHPQ_CACHE/native`` (default ``~/.cache/benchpq/native``)."""
+    """``$BENCHPQ_NATIVE_CACHE``, else ``$BENCHPQ_CACHE/native`` (default
+    ``~/.cache/benchpq/native``). The library depends only on the sources and the
+    compiler, so several data/model caches may share one compiled copy."""
+    if os.environ.get("BENCHPQ_NATIVE_CACHE"):
+        return Path(os.environ["BENCHPQ_NATIVE_CACHE"])
     root = os.environ.get("BENCHPQ_CACHE") or Path.home() / ".cache" / "benchpq"
     return Path(root) / "native"
 

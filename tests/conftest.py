@@ -33,6 +33,17 @@ def _offline():
     mp.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_native_build():
+    """Every test, and every run a test starts with a cache folder of its own, loads one
+    compiled core (BENCHPQ_NATIVE_CACHE) instead of compiling it again per folder."""
+    from benchpq import native
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCHPQ_NATIVE_CACHE", str(native.cache_dir()))
+    yield
+    mp.undo()
+
+
 @pytest.fixture()
 def tiny_native_src(tmp_path) -> Path:
     """A two-file C++ source folder in the native layer's shape (namespace ``benchpq``,

@@ -33,6 +33,12 @@ def _plugins_on_path(monkeypatch):
     sys.path.remove(str(TEST_PLUGINS))
 
 
+# A small LOPQ whose training takes a fraction of a second (what it searches is under
+# test here, not how well it trained)
+QUICK_LOPQ = ["algorithm.V=8", "algorithm.M=4", "algorithm.Ks=16", "algorithm.coarse_iter=8",
+              "algorithm.iter=8"]
+
+
 def config_for(tmp_path, algorithm=None, *overrides):
     config = compose_config([*SMALL, "algorithm=faiss_pq", f"results_dir={tmp_path / 'results'}",
                              f"cache_dir={tmp_path / 'cache'}", *overrides])
@@ -100,8 +106,8 @@ def test_grid_of_one_parameter_gives_one_record_per_setting_from_one_build(tmp_p
 
 
 def test_grid_of_two_parameters_on_lopq(tmp_path):
-    config = config_for(tmp_path, None, "algorithm=lopq", "algorithm.V=8", "algorithm.M=4",
-                        "algorithm.Ks=16", "algorithm.search.quota=[50,400]",
+    config = config_for(tmp_path, None, "algorithm=lopq", *QUICK_LOPQ,
+                        "algorithm.search.quota=[50,400]",
                         "algorithm.search.max_cells=[null,2]", "algorithm.search.exact_quota=true")
     records = runner.execute(config)
     assert [r["status"] for r in records] == ["ok"] * 4, [r["message"] for r in records]
@@ -113,8 +119,7 @@ def test_grid_of_two_parameters_on_lopq(tmp_path):
 
 
 @pytest.mark.parametrize("name, overrides, grid", [
-    ("lopq", ["algorithm.V=8", "algorithm.M=4", "algorithm.Ks=16"],
-     {"quota": [60, 300], "exact_quota": True}),
+    ("lopq", QUICK_LOPQ, {"quota": [60, 300], "exact_quota": True}),
     ("faiss_ivfpq", ["algorithm.nlist=16", "algorithm.M=4", "algorithm.nbits=6"],
      {"nprobe": [1, 4]}),
 ])

@@ -305,7 +305,7 @@ def test_a_truncated_cached_library_is_rebuilt(tmp_path, tiny_native_src):
     done = subprocess.run([sys.executable, "-c", "from benchpq import native; "
                            "print('loaded', native.load().tiny_sum(10))"], capture_output=True,
                           text=True, timeout=900,
-                          env=dict(os.environ, BENCHPQ_CACHE=str(tmp_path),
+                          env=dict(os.environ, BENCHPQ_NATIVE_CACHE=str(tmp_path / "native"),
                                    BENCHPQ_NATIVE_SRC=str(tiny_native_src)))
     assert done.returncode == 0 and "loaded 45" in done.stdout, done.stderr[-2000:]
     assert "is damaged" in done.stderr
