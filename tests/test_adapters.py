@@ -40,8 +40,12 @@ def test_every_algorithm_yaml_names_a_registered_plugin():
         assert plugin.name == path.stem
 
 
+# Shorter training where the defaults take long and the contract, not the quality, is under
+# test: faiss's OPQ at 10 rotation updates instead of 50 (recall below measured so).
+LIGHT_TRAINING = {"faiss_opq": {"niter": 10}}
+
 # recall@10 floors (the true nearest neighbour among the 10 returned, 50 queries): measured
-# with seeds 3 and 4: faiss_pq 0.76/0.76, faiss_opq 0.74/0.86, faiss_ivfpq 1.00/0.98,
+# with seeds 3 and 4: faiss_pq 0.76/0.76, faiss_opq 0.74/0.66, faiss_ivfpq 1.00/0.98,
 # faiss_pqfs (16 x 4 bits) 0.42/0.38, nanopq_pq 0.76/0.82, nanopq_opq 0.62/0.84; a random
 # or broken ranking scores about 10/4000.
 RECALL_AT_10_FLOOR = {"faiss_pq": 0.6, "faiss_opq": 0.6, "faiss_ivfpq": 0.85, "faiss_pqfs": 0.25,
@@ -52,7 +56,7 @@ RECALL_AT_10_FLOOR = {"faiss_pq": 0.6, "faiss_opq": 0.6, "faiss_ivfpq": 0.85, "f
 def test_quantizer_searcher_contract(name, clustered):
     x, q = clustered
     M = 16 if name == "faiss_pqfs" else 8
-    plugin = registry.create(algorithm_config(name, M=M, seed=3))
+    plugin = registry.create(algorithm_config(name, M=M, seed=3, **LIGHT_TRAINING.get(name, {})))
     assert isinstance(plugin, Quantizer) and isinstance(plugin, Searcher)
     assert plugin.fit(x) is plugin
     codes = plugin.encode(x[:500])
@@ -126,7 +130,7 @@ def test_bad_input_is_rejected_with_a_clear_message(name, clustered):
     bad[17, 3] = np.inf
     with pytest.raises(InputError, match=r"learn: contains Inf"):
         registry.create(algorithm_config(name, M=M)).fit(bad)
-    plugin = registry.create(algorithm_config(name, M=M)).fit(x)
+    plugin = registry.create(algorithm_config(name, M=M, **LIGHT_TRAINING.get(name, {}))).fit(x)
     with pytest.raises(InputError, match="dimension mismatch, expected 32 columns, got 16"):
         plugin.encode(x[:, :16])
     plugin.add(x[:300])
