@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <cstring>
 #include <limits>
@@ -11,6 +10,8 @@
 #include <random>
 #include <stdexcept>
 #include <vector>
+
+#include "internal/code_kmeans.h"
 
 namespace benchpq {
 namespace {
@@ -212,6 +213,47 @@ int64_t vote_update(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, cons
   return changed;
 }
 
+// PQ codes under the symmetric distance, for the shared k-means loop (code_kmeans.h).
+struct PQCodeSpace {
+  PQCodeSpace(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
+              int64_t k)
+      : code_bytes(M), codes_(codes), n_(n), Ks_(Ks), k_(k), tables_(tables), hist_(k * M * Ks) {}
+
+  double assign(const uint8_t* centers, int64_t* labels) const {
+    return benchpq::assign(codes_, n_, code_bytes, Ks_, tables_, centers, k_, labels, nullptr);
+  }
+
+  double distance(int64_t i, const uint8_t* center) const {
+    const uint8_t* x = codes_ + i * code_bytes;
+    float s = 0.0f;
+    for (int64_t m = 0; m < code_bytes; ++m) s += tables_[(m * Ks_ + x[m]) * Ks_ + center[m]];
+    return static_cast<double>(s);
+  }
+
+  // pqkmeans' InitializeCentersByRandomPicking
+  void library_init(uint64_t seed, uint8_t* centers) const {
+    if (n_ > INT_MAX) throw std::invalid_argument("pqkmeans: the library's init needs n <= INT_MAX");
+    std::vector<int> ids(n_);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::mt19937 random_engine(static_cast<std::mt19937::result_type>(seed));
+    std::shuffle(ids.begin(), ids.end(), random_engine);
+    for (int64_t j = 0; j < k_; ++j)
+      std::memcpy(centers + j * code_bytes, codes_ + int64_t(ids[j]) * code_bytes, code_bytes);
+  }
+
+  int64_t update(const int64_t* labels, uint8_t* centers, std::vector<int64_t>& counts) {
+    return vote_update(codes_, n_, code_bytes, Ks_, tables_, labels, k_, centers, counts, hist_);
+  }
+
+  const int64_t code_bytes;  // M
+
+ private:
+  const uint8_t* codes_;
+  int64_t n_, Ks_, k_;
+  const float* tables_;
+  std::vector<uint32_t> hist_;  // (k, M, Ks) workspace of the update
+};
+
 }  // namespace
 
 __attribute__((optimize("fp-contract=off")))
@@ -234,45 +276,9 @@ int pqkmeans(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float
              int64_t* labels, double* objective, double* iter_seconds) {
   if (k < 1 || k > n || niter < 1 || M < 1 || Ks < 1 || Ks > 256)
     throw std::invalid_argument("pqkmeans: need 1 <= k <= n, niter >= 1, M >= 1, 1 <= Ks <= 256");
-  if (init == CODE_KMEANS_INIT_DISTINCT) {
-    const std::vector<int64_t> rows = distinct_code_rows(codes, n, M, k, seed);
-    for (int64_t j = 0; j < k; ++j) std::memcpy(centers + j * M, codes + rows[j] * M, M);
-  } else if (init == CODE_KMEANS_INIT_LIBRARY) {  // pqkmeans' InitializeCentersByRandomPicking
-    if (n > INT_MAX) throw std::invalid_argument("pqkmeans: the library's init needs n <= INT_MAX");
-    std::vector<int> ids(n);
-    std::iota(ids.begin(), ids.end(), 0);
-    std::mt19937 random_engine(static_cast<std::mt19937::result_type>(seed));
-    std::shuffle(ids.begin(), ids.end(), random_engine);
-    for (int64_t j = 0; j < k; ++j) std::memcpy(centers + j * M, codes + int64_t(ids[j]) * M, M);
-  } else if (init != CODE_KMEANS_INIT_GIVEN) {
-    throw std::invalid_argument("pqkmeans: unknown init");
-  }
-  std::vector<int64_t> counts(k);
-  std::vector<uint32_t> hist(k * M * Ks);
-  int ran = 0;
-  for (int it = 0; it < niter; ++it) {
-    const auto t0 = std::chrono::steady_clock::now();
-    objective[it] = assign(codes, n, M, Ks, tables, centers, k, labels, nullptr);
-    ran = it + 1;
-    int64_t moved = 0, changed = 0;
-    if (it + 1 < niter) {
-      if (empty == CODE_KMEANS_EMPTY_FARTHEST) {
-        std::fill(counts.begin(), counts.end(), 0);
-        for (int64_t i = 0; i < n; ++i) ++counts[labels[i]];
-        moved = reseed_empty_clusters(n, k, labels, counts, [&](int64_t i) {
-          const uint8_t* x = codes + i * M;
-          const uint8_t* c = centers + labels[i] * M;
-          float s = 0.0f;
-          for (int64_t m = 0; m < M; ++m) s += tables[(m * Ks + x[m]) * Ks + c[m]];
-          return static_cast<double>(s);
-        });
-      }
-      changed = vote_update(codes, n, M, Ks, tables, labels, k, centers, counts, hist);
-    }
-    iter_seconds[it] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (it + 1 < niter && changed == 0 && moved == 0) break;  // the next assignment would repeat
-  }
-  return ran;
+  PQCodeSpace space(codes, n, M, Ks, tables, k);
+  return code_kmeans("pqkmeans", codes, n, k, niter, init, empty, seed, space, centers, labels,
+                     objective, iter_seconds);
 }
 
 void pqkmeans_assign(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
