@@ -116,28 +116,18 @@ double assign(const uint8_t* codes, int64_t n, int64_t nbytes, const uint8_t* ce
   return assign_dispatch<uint8_t>(codes, n, nbytes, centers, k, labels, distances);
 }
 
-// Majority vote. counts (k) and ones (k, nbits) are workspace; each thread
-// owns a range of clusters and scans all points, so no sums are shared.
+// Majority vote. counts (k) and ones (k, nbits) are workspace.
 int64_t majority_update(const uint8_t* codes, int64_t n, int64_t nbytes, const int64_t* labels,
                         int64_t k, uint8_t* centers, std::vector<int64_t>& counts,
                         std::vector<int32_t>& ones) {
   const int64_t nbits = nbytes * 8;
-  std::fill(counts.begin(), counts.end(), 0);
   std::fill(ones.begin(), ones.end(), 0);
-#pragma omp parallel if (n > kParallelWork)
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = labels[i];
-      if (c < c0 || c >= c1) continue;
-      ++counts[c];
-      int32_t* o = ones.data() + c * nbits;
-      const uint8_t* x = codes + i * nbytes;
-      for (int64_t q = 0; q < nbytes; ++q)
-        for (int b = 0; b < 8; ++b) o[q * 8 + b] += (x[q] >> b) & 1;
-    }
-  }
+  gather_by_cluster(n, k, labels, n > kParallelWork, counts, [&](int64_t c, int64_t i) {
+    int32_t* o = ones.data() + c * nbits;
+    const uint8_t* x = codes + i * nbytes;
+    for (int64_t q = 0; q < nbytes; ++q)
+      for (int b = 0; b < 8; ++b) o[q * 8 + b] += (x[q] >> b) & 1;
+  });
   int64_t changed = 0;
 #pragma omp parallel for schedule(static) reduction(+ : changed) if (k * nbytes > kParallelWork)
   for (int64_t c = 0; c < k; ++c) {

@@ -78,17 +78,21 @@ void LOPQ::train_coarse(const float* x, int64_t n, int niter, int init, uint64_t
   set_coarse(coarse_.data());
 }
 
+// cells (nb, 2): the nearest coarse centroid of each half of the nb <= kBlock vectors x (nb, D).
+void LOPQ::nearest_cells(const float* x, int64_t nb, int32_t* cells) const {
+  int32_t idx[2][kBlock];
+  for (int64_t s = 0; s < 2; ++s) coarse_nearest_[s].nearest(x + s * h_, nb, D_, idx[s]);
+  for (int64_t i = 0; i < nb; ++i) {
+    cells[i * 2] = idx[0][i];
+    cells[i * 2 + 1] = idx[1][i];
+  }
+}
+
 void LOPQ::assign(const float* x, int64_t n, int32_t* coarse) const {
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
-    const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
-    int32_t idx[2][kBlock];
-    for (int64_t s = 0; s < 2; ++s)
-      coarse_nearest_[s].nearest(x + i0 * D_ + s * h_, nb, D_, idx[s]);
-    for (int64_t i = 0; i < nb; ++i) {
-      coarse[(i0 + i) * 2] = idx[0][i];
-      coarse[(i0 + i) * 2 + 1] = idx[1][i];
-    }
+    const int64_t i0 = b * kBlock;
+    nearest_cells(x + i0 * D_, std::min(kBlock, n - i0), coarse + i0 * 2);
   }
 }
 
@@ -192,15 +196,14 @@ void LOPQ::encode(const float* x, int64_t n, CodeT* codes) const {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
       const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
-      int32_t idx[2][kBlock];
-      for (int64_t s = 0; s < 2; ++s)
-        coarse_nearest_[s].nearest(x + i0 * D_ + s * h_, nb, D_, idx[s]);
-      for (int64_t i = 0; i < nb; ++i) {
-        codes[(i0 + i) * width] = static_cast<CodeT>(idx[0][i]);
-        codes[(i0 + i) * width + 1] = static_cast<CodeT>(idx[1][i]);
-        for (int64_t s = 0; s < 2; ++s)
-          project_half(x + (i0 + i) * D_ + s * h_, s, idx[s][i], frame.data() + i * D_ + s * h_);
-      }
+      int32_t cells[2 * kBlock];
+      nearest_cells(x + i0 * D_, nb, cells);
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t s = 0; s < 2; ++s) {
+          codes[(i0 + i) * width + s] = static_cast<CodeT>(cells[i * 2 + s]);
+          project_half(x + (i0 + i) * D_ + s * h_, s, cells[i * 2 + s],
+                       frame.data() + i * D_ + s * h_);
+        }
       int32_t fine[kBlock];
       for (int64_t m = 0; m < M_; ++m) {
         fine_nearest_[m].nearest(frame.data() + m * dsub_, nb, D_, fine);

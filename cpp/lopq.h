@@ -110,6 +110,7 @@ class LOPQ {
  private:
   void prepare_fine();
   void project_half(const float* x, int64_t s, int64_t c, float* out) const;
+  void nearest_cells(const float* x, int64_t nb, int32_t* cells) const;
   template <typename CodeT> void encode(const float* x, int64_t n, CodeT* codes) const;
   template <typename CodeT> void decode(const CodeT* codes, int64_t n, float* x) const;
   template <typename CodeT> void build_index(const CodeT* codes, int64_t n);

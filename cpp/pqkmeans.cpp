@@ -173,26 +173,16 @@ int64_t vote_argmin(const uint32_t* h, const float* T, int64_t Ks, float* vote) 
   return bi;
 }
 
-// Sparse voting. counts (k) and hist (k, M, Ks) are workspace; each thread
-// owns a range of clusters and scans all points.
+// Sparse voting. counts (k) and hist (k, M, Ks) are workspace.
 int64_t vote_update(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
                     const int64_t* labels, int64_t k, uint8_t* centers,
                     std::vector<int64_t>& counts, std::vector<uint32_t>& hist) {
-  std::fill(counts.begin(), counts.end(), 0);
   std::fill(hist.begin(), hist.end(), 0u);
-#pragma omp parallel if (n > kParallelWork)
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = labels[i];
-      if (c < c0 || c >= c1) continue;
-      ++counts[c];
-      uint32_t* h = hist.data() + c * M * Ks;
-      const uint8_t* code = codes + i * M;
-      for (int64_t m = 0; m < M; ++m) ++h[m * Ks + code[m]];
-    }
-  }
+  gather_by_cluster(n, k, labels, n > kParallelWork, counts, [&](int64_t c, int64_t i) {
+    uint32_t* h = hist.data() + c * M * Ks;
+    const uint8_t* code = codes + i * M;
+    for (int64_t m = 0; m < M; ++m) ++h[m * Ks + code[m]];
+  });
   int64_t changed = 0;
 #pragma omp parallel reduction(+ : changed) if (n > kParallelWork)
   {

@@ -5,6 +5,9 @@
 // CodeKMeansEmpty, modes.h).
 #pragma once
 
+#include <omp.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -30,6 +33,28 @@ std::vector<int64_t> distinct_code_rows(const uint8_t* codes, int64_t n, int64_t
 /// (called from several threads). Returns the number of points moved.
 int64_t reseed_empty_clusters(int64_t n, int64_t k, int64_t* labels, std::vector<int64_t>& counts,
                               const std::function<double(int64_t)>& distance);
+
+/// counts (k,) = the cluster sizes, and add(c, i) called for every point i
+/// of cluster c = labels[i] (the statistics of a centre update): each thread
+/// owns a range of clusters and scans all points in order, so a cluster's
+/// statistics are accumulated by one thread in point order, with no shared
+/// sums and the same result for any number of threads.
+template <typename Add>
+void gather_by_cluster(int64_t n, int64_t k, const int64_t* labels, bool parallel,
+                       std::vector<int64_t>& counts, Add add) {
+  std::fill(counts.begin(), counts.end(), 0);
+#pragma omp parallel if (parallel)
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t c = labels[i];
+      if (c < c0 || c >= c1) continue;
+      ++counts[c];
+      add(c, i);
+    }
+  }
+}
 
 /// The k-means loop over the codes (n, space.code_bytes) uint8 of a code
 /// space: niter assignment steps with an update between consecutive ones
