@@ -7,16 +7,14 @@
 #include <stdexcept>
 #include <vector>
 
+#include "internal/simd.h"
+
 namespace benchpq {
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
 typedef double v4d __attribute__((vector_size(32)));
 typedef double v4du __attribute__((vector_size(32), aligned(8)));
 
-inline v8 load8(const float* p) { return *reinterpret_cast<const v8u*>(p); }
-inline void store8(float* p, v8 v) { *reinterpret_cast<v8u*>(p) = v; }
 inline v4d load4d(const double* p) { return *reinterpret_cast<const v4du*>(p); }
 
 constexpr int64_t kRowBlock = 4;     // rows per register block of the projection
@@ -52,15 +50,7 @@ void project_block(const float* xc, int64_t d, const float* Wp, int64_t bp, floa
   for (int64_t c0 = 0; c0 < bp; c0 += kColTile) {
     v8 acc[P][2];
     for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = v8{};
-    const float* w = Wp + c0;
-    for (int64_t t = 0; t < d; ++t, w += bp) {
-      const v8 w0 = load8(w), w1 = load8(w + 8);
-      for (int p = 0; p < P; ++p) {
-        const float xv = xc[p * d + t];
-        acc[p][0] += xv * w0;
-        acc[p][1] += xv * w1;
-      }
-    }
+    gemm_tile<P>(xc, d, Wp + c0, bp, d, acc);
     for (int p = 0; p < P; ++p) {
       store8(out + p * ldo + c0, acc[p][0]);
       store8(out + p * ldo + c0 + 8, acc[p][1]);

@@ -12,15 +12,10 @@
 #include <vector>
 
 #include "internal/code_kmeans.h"
+#include "internal/simd.h"
 
 namespace benchpq {
 namespace {
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-
-inline v8 load(const float* p) { return *reinterpret_cast<const v8u*>(p); }
 
 constexpr int64_t kTile = 16;               // centres scored per step (two v8)
 constexpr int64_t kPointChunk = 2048;       // points per work item: a table block serves them all
@@ -83,29 +78,18 @@ class CenterTable {
   static void scan(const float* const* rows, int64_t M_rt, int64_t w, int64_t j0, float& best,
                    int64_t& best_j) {
     const int64_t M = MF ? MF : M_rt;
-    const float inf = std::numeric_limits<float>::infinity();
-    v8 b0 = v8{} + inf, b1 = v8{} + inf;
-    v8i i0 = v8i{}, i1 = v8i{};
-    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    ArgMin16 argmin;
     for (int64_t jj = 0; jj < w; jj += kTile) {
-      v8 s0 = load(rows[0] + jj), s1 = load(rows[0] + jj + 8);
+      v8 s0 = load8(rows[0] + jj), s1 = load8(rows[0] + jj + 8);
       for (int64_t m = 1; m < M; ++m) {  // sum in sub-space order, as the library
-        s0 += load(rows[m] + jj);
-        s1 += load(rows[m] + jj + 8);
+        s0 += load8(rows[m] + jj);
+        s1 += load8(rows[m] + jj + 8);
       }
-      const v8i j = lane + static_cast<int32_t>(jj);
-      const v8i lt0 = s0 < b0, lt1 = s1 < b1;
-      b0 = lt0 ? s0 : b0;
-      i0 = lt0 ? j : i0;
-      b1 = lt1 ? s1 : b1;
-      i1 = lt1 ? j + 8 : i1;
+      argmin.offer(s0, s1, static_cast<int32_t>(jj));
     }
-    float bv = inf;
-    int32_t bj = 0;
-    for (int l = 0; l < 8; ++l) {
-      if (b0[l] < bv || (b0[l] == bv && i0[l] < bj)) { bv = b0[l]; bj = i0[l]; }
-      if (b1[l] < bv || (b1[l] == bv && i1[l] < bj)) { bv = b1[l]; bj = i1[l]; }
-    }
+    float bv;
+    int32_t bj;
+    argmin.result(bv, bj);
     if (bv < best) {
       best = bv;
       best_j = j0 + bj;
