@@ -20,7 +20,7 @@ codes too.
   std::mt19937(seed); seed 0 is the library's). Empty clusters (``empty``):
   ``farthest``, re-seeded with the points farthest from their centres;
   ``keep``, the library's rule (the centre stays). Details in
-  ``cpp/pqkmeans_common.h``. (``pqkmeans`` holds n int32 row ids while it
+  ``cpp/modes.h``. (``pqkmeans`` holds n int32 row ids while it
   draws, as the library, freed before the first iteration.)
 
 Arrays: codes (n, M) uint8 (Ks <= 256), centres (k, M) uint8, tables (M, Ks,
