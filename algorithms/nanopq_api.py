@@ -81,7 +81,7 @@ __all__ = ["PQ", "OPQ", "DistanceTable", "nanopq_to_faiss", "faiss_to_nanopq",
 METRICS = ("l2", "dot")
 MINITS = ("random", "++", "points", "matrix")
 MAX_KS = 2 ** 16  # our C++ codes are uint8 / uint16
-HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN
+HOT_START = native.enum_value("KMEANS_INIT_GIVEN")
 
 
 class NanopqAssertionError(AssertionError, InputError):

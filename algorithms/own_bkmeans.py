@@ -63,7 +63,8 @@ def _prepare(ns) -> None:
     native.release_gil(ns, *NATIVE)
     codes, centers = np.array([[0], [255]], np.uint8), np.zeros((2, 1), np.uint8)
     labels = np.zeros(2, np.int64)
-    ns.bkmeans(codes, 2, 1, 2, 1, 0, 0, 0, centers, labels, np.zeros(1), np.zeros(1))
+    ns.bkmeans(codes, 2, 1, 2, 1, INITS["random"], EMPTY_RULES["farthest"], 0, centers, labels,
+               np.zeros(1), np.zeros(1))
     ns.bkmeans_assign(codes, 2, 1, centers, 2, labels, np.zeros(2, np.int32))
     ns.bkmeans_update(codes, 2, 1, labels, 2, centers)
 

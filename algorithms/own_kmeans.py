@@ -25,7 +25,7 @@ def _prepare(ns) -> None:
     """Release the GIL in k-means and warm its wrappers up."""
     native.release_gil(ns, "kmeans", "kmeans_assign")
     x, centroids = np.array([[0, 0], [1, 1]], np.float32), np.zeros((2, 2), np.float32)
-    ns.kmeans(x, 2, 2, 2, 1, 1, 0, 0, centroids, np.zeros(1))
+    ns.kmeans(x, 2, 2, 2, 1, INITS["random"], 0, 0, centroids, np.zeros(1))
     ns.kmeans_assign(x, 2, 2, centroids, 2, np.zeros(2, np.int64), np.zeros(2, np.float32))
 
 

@@ -75,8 +75,9 @@ from .own_pq import check_seed, subsample_arg
 from .rotations import eigenvalue_allocation
 
 MAX_V = 4096          # cpp/lopq.h: V * V cells, offsets held densely
-# k-means initialisations: cpp/kmeans.h KMEANS_INIT_*, cpp/lopq.h LOPQ_INIT_GREEDY_PLUSPLUS
-INITS = {"greedy-k-means++": 16, "k-means++": 0, "random": 1}
+INITS = {"greedy-k-means++": native.enum_value("KMEANS_INIT_GREEDY_PLUSPLUS"),
+         "k-means++": native.enum_value("KMEANS_INIT_PLUSPLUS"),
+         "random": native.enum_value("KMEANS_INIT_RANDOM")}
 ROTATIONS = ("eigen", "identity")
 CHUNK_ROWS = 65536    # rows PCA-projected at once
 
@@ -91,7 +92,7 @@ def _prepare(ns) -> None:
     f32, i32, i64 = np.float32, np.int32, np.int64
     x = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [2, 2, 2, 2]], f32)
     m = ns.LOPQ(4, 2, 2, 2)
-    m.train_coarse(x, 3, 1, 1, 0, 0, np.zeros((2, 1)))
+    m.train_coarse(x, 3, 1, INITS["random"], 0, 0, np.zeros((2, 1)))
     coarse = np.zeros((3, 2), i32)
     m.assign(x, 3, coarse)
     out = np.zeros((3, 4), f32)
@@ -100,7 +101,7 @@ def _prepare(ns) -> None:
     m.get_local(means, rots)
     m.set_local(means, rots)
     m.project(x, 3, coarse, out)
-    m.train_fine(out, 3, 1, 1, 0, 0, np.zeros((2, 1)))
+    m.train_fine(out, 3, 1, INITS["random"], 0, 0, np.zeros((2, 1)))
     cw, cen = np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2), f32)
     m.get_codewords(cw)
     m.set_codewords(cw)

@@ -30,8 +30,9 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
-HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN: k-means starts from the current codebooks
+INITS = {"k-means++": native.enum_value("KMEANS_INIT_PLUSPLUS"),
+         "random": native.enum_value("KMEANS_INIT_RANDOM")}
+HOT_START = native.enum_value("KMEANS_INIT_GIVEN")  # k-means starts from the current codebooks
 
 
 @native.on_load
@@ -45,7 +46,7 @@ def _prepare(ns) -> None:
     x, out = np.array([[0, 0], [1, 1]], f32), np.zeros((2, 2), f32)
     dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
     pq = ns.ProductQuantizer(2, 1, 2)
-    pq.train(x, 2, 1, 1, 0, 0, np.zeros((1, 1)))
+    pq.train(x, 2, 1, INITS["random"], 0, 0, np.zeros((1, 1)))
     pq.get_codewords(out)
     pq.set_codewords(out)
     pq.adc_tables(x, 2, np.zeros((2, 1, 2), f32))

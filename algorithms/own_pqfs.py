@@ -30,7 +30,8 @@ from benchpq.registry import register
 
 KS = 16          # codewords per sub-quantizer: 4-bit sub-codes
 BLOCK = 32       # vectors per block of the fast-scan layout
-SIMD_LEVELS = {"auto": -1, "scalar": 0, "avx2": 1, "avx512": 2}  # cpp/pqfs.h PQFS_SIMD_*
+SIMD_LEVELS = {level: native.enum_value(f"PQFS_SIMD_{level.upper()}")
+               for level in ("auto", "scalar", "avx2", "avx512")}
 SEARCH_PARAMS = {"k_factor": 1, "simd": "auto"}  # search-time parameters and their defaults
 
 
@@ -49,9 +50,10 @@ def _prepare(ns) -> None:
     ns.pqfs_unpack_blocks(blocks, 2, 2, codes)
     ns.pqfs_quantize_tables(np.zeros((1, 2, KS), f32), 1, 2, np.zeros((1, 2, KS), u8),
                             np.zeros(1, f32), np.zeros(1, f32))
-    ns.pqfs_search(pq, x, 2, blocks, 2, 1, 1, 0, np.zeros((2, 1), f32), np.zeros((2, 1), np.int64))
+    ns.pqfs_search(pq, x, 2, blocks, 2, 1, 1, SIMD_LEVELS["scalar"], np.zeros((2, 1), f32),
+                   np.zeros((2, 1), np.int64))
     ns.pqfs_blocks_bytes(2, 2)
-    ns.pqfs_simd_supported(0)
+    ns.pqfs_simd_supported(SIMD_LEVELS["scalar"])
 
 
 @functools.cache

@@ -20,7 +20,7 @@ codes too.
   std::mt19937(seed); seed 0 is the library's). Empty clusters (``empty``):
   ``farthest``, re-seeded with the points farthest from their centres;
   ``keep``, the library's rule (the centre stays). Details in
-  ``cpp/pqkmeans_common.h``. (``pqkmeans`` holds n int32 row ids while it
+  ``cpp/modes.h``. (``pqkmeans`` holds n int32 row ids while it
   draws, as the library, freed before the first iteration.)
 
 Arrays: codes (n, M) uint8 (Ks <= 256), centres (k, M) uint8, tables (M, Ks,
@@ -50,9 +50,11 @@ from benchpq.training_log import log_iterations
 
 from .own_pq import PQ, check_seed, pq_code_bits
 
-INITS = {"random": 0, "pqkmeans": 1}  # cpp/pqkmeans_common.h CODE_KMEANS_INIT_*
-INIT_GIVEN = 2
-EMPTY_RULES = {"farthest": 0, "keep": 1}  # CODE_KMEANS_EMPTY_*
+INITS = {"random": native.enum_value("CODE_KMEANS_INIT_DISTINCT"),
+         "pqkmeans": native.enum_value("CODE_KMEANS_INIT_LIBRARY")}
+INIT_GIVEN = native.enum_value("CODE_KMEANS_INIT_GIVEN")
+EMPTY_RULES = {"farthest": native.enum_value("CODE_KMEANS_EMPTY_FARTHEST"),
+               "keep": native.enum_value("CODE_KMEANS_EMPTY_KEEP")}
 NATIVE = ("pqkmeans_tables", "pqkmeans", "pqkmeans_assign", "pqkmeans_update")
 
 
@@ -70,7 +72,8 @@ def _prepare(ns) -> None:
     ns.pqkmeans_tables(codewords, 1, 2, 1, tables)
     codes, centers = np.array([[0], [1]], np.uint8), np.zeros((2, 1), np.uint8)
     labels = np.zeros(2, np.int64)
-    ns.pqkmeans(codes, 2, 1, 2, tables, 2, 1, 0, 0, 0, centers, labels, np.zeros(1),
+    ns.pqkmeans(codes, 2, 1, 2, tables, 2, 1, INITS["random"], EMPTY_RULES["farthest"], 0,
+                centers, labels, np.zeros(1),
                 np.zeros(1))
     ns.pqkmeans_assign(codes, 2, 1, 2, tables, centers, 2, labels, np.zeros(2, np.float32))
     ns.pqkmeans_update(codes, 2, 1, 2, tables, labels, 2, centers)

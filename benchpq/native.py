@@ -25,6 +25,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -92,11 +93,38 @@ def _compiler_version(cxx: tuple[str, ...]) -> str:
 
 
 def _files(src: Path) -> tuple[list[Path], list[Path]]:
-    sources = sorted(src.glob("*.cpp"))
-    headers = sorted([*src.glob("*.h"), *src.glob("*.hpp")])
+    """Every source and header below ``src``, sub-folders included (``internal/``)."""
+    sources = sorted(src.rglob("*.cpp"))
+    headers = sorted([*src.rglob("*.h"), *src.rglob("*.hpp")])
     if not sources:
         raise NativeBuildError(f"no C++ sources (*.cpp) in {src}")
     return sources, headers
+
+
+#: the public header that defines every mode number of the native API
+MODES_HEADER = "modes.h"
+
+
+def enum_value(name: str) -> int:
+    """The value of the C++ enumerator ``name`` of ``cpp/modes.h``, without building the library.
+
+    Python's tables of mode numbers take their values from here, so that the
+    header is their one definition; a test checks them against the loaded library.
+    """
+    values = _enum_values(source_dir() / MODES_HEADER)
+    if name not in values:
+        raise KeyError(f"{name} is not an enumerator of {MODES_HEADER}")
+    return values[name]
+
+
+@functools.lru_cache(maxsize=4)
+def _enum_values(header: Path) -> dict[str, int]:
+    text = re.sub(r"//[^\n]*", "", header.read_text())
+    values = {}
+    for body in re.findall(r"\benum\s+\w+\s*:\s*int\s*\{(.*?)\}", text, re.S):
+        for name, value in re.findall(r"\b([A-Z][A-Z0-9_]*)\s*=\s*(-?\d+)", body):
+            values[name] = int(value)
+    return values
 
 
 def build_key(src: Path | None = None, cxx: list[str] | None = None) -> str:
@@ -105,7 +133,7 @@ def build_key(src: Path | None = None, cxx: list[str] | None = None) -> str:
     cxx = cxx or compiler()
     digest = hashlib.sha256()
     for path in sum(_files(src), []):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(path.relative_to(src).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     for part in (*FLAGS, "|", *cxx, "|", _compiler_version(tuple(cxx))):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:20]
@@ -115,7 +143,8 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
     """Compile ``src`` (default :func:`source_dir`) unless cached; return the library path.
 
     The library's directory also holds ``include/`` (the headers it was built
-    from) and ``build.txt`` (the command). Raises :class:`NativeBuildError`
+    from, sub-folders kept: the public API headers at its top, what they
+    include below) and ``build.txt`` (the command). Raises :class:`NativeBuildError`
     with the command and the compiler's full output when compilation fails.
     """
     src = Path(src) if src else source_dir()
@@ -135,9 +164,10 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
         t0 = time.perf_counter()
         sources, headers = _files(src)
         include = out / "include"
-        include.mkdir(exist_ok=True)
         for header in headers:
-            shutil.copyfile(header, include / header.name)
+            target = include / header.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(header, target)
 
         def compile_to(tmp: Path) -> None:
             log.info("compiling %d C++ sources of %s -> %s", len(sources), src, library)
@@ -201,8 +231,9 @@ def load():
                     cppyy.load_library(str(library))
                 except (ImportError, RuntimeError, SyntaxError, OSError) as exc2:
                     raise NativeBuildError(f"cppyy cannot load {library}: {exc2}") from None
-            try:
-                for header in sorted((library.parent / "include").iterdir()):
+            try:  # the public API only; internal/ headers are read where a public one includes them
+                include = library.parent / "include"
+                for header in sorted([*include.glob("*.h"), *include.glob("*.hpp")]):
                     cppyy.include(str(header))
             except (ImportError, RuntimeError, SyntaxError) as exc:
                 raise NativeBuildError(f"cppyy cannot load {library}: {exc}") from None

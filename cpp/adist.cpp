@@ -1,6 +1,9 @@
 #include "adist.h"
 
 #include <algorithm>
+#include <vector>
+
+#include "internal/adc_scan.h"
 
 namespace benchpq {
 namespace {
@@ -9,30 +12,13 @@ constexpr int64_t kBlock = 4096;  // codes per parallel work item
 
 template <typename CodeT>
 void adist(const float* table, int64_t M, int64_t Ks, const CodeT* codes, int64_t n, float* out) {
+  std::vector<const float*> rows(M);
+  for (int64_t m = 0; m < M; ++m) rows[m] = table + m * Ks;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
-    const int64_t i1 = std::min(n, (b + 1) * kBlock);
-    if (M == 8) {  // the common case, unrolled: same additions, same order
-      for (int64_t i = b * kBlock; i < i1; ++i) {
-        const CodeT* c = codes + i * 8;
-        float s = table[c[0]];
-        s += table[Ks + c[1]];
-        s += table[2 * Ks + c[2]];
-        s += table[3 * Ks + c[3]];
-        s += table[4 * Ks + c[4]];
-        s += table[5 * Ks + c[5]];
-        s += table[6 * Ks + c[6]];
-        s += table[7 * Ks + c[7]];
-        out[i] = s;
-      }
-      continue;
-    }
-    for (int64_t i = b * kBlock; i < i1; ++i) {
-      const CodeT* c = codes + i * M;
-      float s = table[c[0]];
-      for (int64_t m = 1; m < M; ++m) s += table[m * Ks + c[m]];
-      out[i] = s;
-    }
+    const int64_t i0 = b * kBlock;
+    adc::score<adc::Order::kInOrder>(codes + i0 * M, std::min(kBlock, n - i0), M, rows.data(),
+                                     out + i0);
   }
 }
 

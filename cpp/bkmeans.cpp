@@ -1,15 +1,16 @@
 #include "bkmeans.h"
-#include "hamming.h"
 
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <cstring>
 #include <random>
 #include <stdexcept>
 #include <vector>
+
+#include "internal/bits.h"
+#include "internal/code_kmeans.h"
 
 namespace benchpq {
 namespace {
@@ -20,14 +21,6 @@ constexpr int64_t kParallelWork = int64_t(1) << 16;  // below this, a parallel r
 
 using bits::load_word;
 using bits::popcount;
-
-template <typename Word>
-uint32_t hamming_one(const uint8_t* a, const uint8_t* b, int64_t nw) {
-  uint32_t s = 0;
-  for (int64_t w = 0; w < nw; ++w)
-    s += popcount<Word>(load_word<Word>(a + w * sizeof(Word)) ^ load_word<Word>(b + w * sizeof(Word)));
-  return s;
-}
 
 // The k centres as words, transposed (nw, k), so that the distances of one
 // code to a block of centres are one vectorisable loop per word.
@@ -123,34 +116,18 @@ double assign(const uint8_t* codes, int64_t n, int64_t nbytes, const uint8_t* ce
   return assign_dispatch<uint8_t>(codes, n, nbytes, centers, k, labels, distances);
 }
 
-uint32_t hamming(const uint8_t* a, const uint8_t* b, int64_t nbytes) {
-  if (nbytes % 8 == 0) return hamming_one<uint64_t>(a, b, nbytes / 8);
-  if (nbytes % 4 == 0) return hamming_one<uint32_t>(a, b, nbytes / 4);
-  return hamming_one<uint8_t>(a, b, nbytes);
-}
-
-// Majority vote. counts (k) and ones (k, nbits) are workspace; each thread
-// owns a range of clusters and scans all points, so no sums are shared.
+// Majority vote. counts (k) and ones (k, nbits) are workspace.
 int64_t majority_update(const uint8_t* codes, int64_t n, int64_t nbytes, const int64_t* labels,
                         int64_t k, uint8_t* centers, std::vector<int64_t>& counts,
                         std::vector<int32_t>& ones) {
   const int64_t nbits = nbytes * 8;
-  std::fill(counts.begin(), counts.end(), 0);
   std::fill(ones.begin(), ones.end(), 0);
-#pragma omp parallel if (n > kParallelWork)
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = labels[i];
-      if (c < c0 || c >= c1) continue;
-      ++counts[c];
-      int32_t* o = ones.data() + c * nbits;
-      const uint8_t* x = codes + i * nbytes;
-      for (int64_t q = 0; q < nbytes; ++q)
-        for (int b = 0; b < 8; ++b) o[q * 8 + b] += (x[q] >> b) & 1;
-    }
-  }
+  gather_by_cluster(n, k, labels, n > kParallelWork, counts, [&](int64_t c, int64_t i) {
+    int32_t* o = ones.data() + c * nbits;
+    const uint8_t* x = codes + i * nbytes;
+    for (int64_t q = 0; q < nbytes; ++q)
+      for (int b = 0; b < 8; ++b) o[q * 8 + b] += (x[q] >> b) & 1;
+  });
   int64_t changed = 0;
 #pragma omp parallel for schedule(static) reduction(+ : changed) if (k * nbytes > kParallelWork)
   for (int64_t c = 0; c < k; ++c) {
@@ -173,6 +150,40 @@ int64_t majority_update(const uint8_t* codes, int64_t n, int64_t nbytes, const i
   return changed;
 }
 
+// Binary codes under the Hamming distance, for the shared k-means loop (code_kmeans.h).
+struct BinaryCodeSpace {
+  BinaryCodeSpace(const uint8_t* codes, int64_t n, int64_t nbytes, int64_t k)
+      : code_bytes(nbytes), codes_(codes), n_(n), k_(k), ones_(k * nbytes * 8) {}
+
+  double assign(const uint8_t* centers, int64_t* labels) const {
+    return benchpq::assign(codes_, n_, code_bytes, centers, k_, labels, nullptr);
+  }
+
+  double distance(int64_t i, const uint8_t* center) const {
+    return static_cast<double>(bits::hamming(codes_ + i * code_bytes, center, code_bytes));
+  }
+
+  // pqkmeans' BKmeansInternal, RandomPick
+  void library_init(uint64_t seed, uint8_t* centers) const {
+    std::mt19937 mt(static_cast<std::mt19937::result_type>(seed));
+    std::uniform_int_distribution<unsigned long> pick(0, static_cast<unsigned long>(n_ - 1));
+    for (int64_t j = 0; j < k_; ++j)
+      std::memcpy(centers + j * code_bytes, codes_ + static_cast<int64_t>(pick(mt)) * code_bytes,
+                  code_bytes);
+  }
+
+  int64_t update(const int64_t* labels, uint8_t* centers, std::vector<int64_t>& counts) {
+    return majority_update(codes_, n_, code_bytes, labels, k_, centers, counts, ones_);
+  }
+
+  const int64_t code_bytes;  // nbytes
+
+ private:
+  const uint8_t* codes_;
+  int64_t n_, k_;
+  std::vector<int32_t> ones_;  // (k, nbits) workspace of the update
+};
+
 }  // namespace
 
 int bkmeans(const uint8_t* codes, int64_t n, int64_t nbytes, int64_t k, int niter, int init,
@@ -180,39 +191,9 @@ int bkmeans(const uint8_t* codes, int64_t n, int64_t nbytes, int64_t k, int nite
             double* iter_seconds) {
   if (k < 1 || k > n || niter < 1 || nbytes < 1)
     throw std::invalid_argument("bkmeans: need 1 <= k <= n, niter >= 1 and nbytes >= 1");
-  if (init == CODE_KMEANS_INIT_DISTINCT) {
-    const std::vector<int64_t> rows = distinct_code_rows(codes, n, nbytes, k, seed);
-    for (int64_t j = 0; j < k; ++j) std::memcpy(centers + j * nbytes, codes + rows[j] * nbytes, nbytes);
-  } else if (init == CODE_KMEANS_INIT_LIBRARY) {  // pqkmeans' BKmeansInternal, RandomPick
-    std::mt19937 mt(static_cast<std::mt19937::result_type>(seed));
-    std::uniform_int_distribution<unsigned long> pick(0, static_cast<unsigned long>(n - 1));
-    for (int64_t j = 0; j < k; ++j)
-      std::memcpy(centers + j * nbytes, codes + static_cast<int64_t>(pick(mt)) * nbytes, nbytes);
-  } else if (init != CODE_KMEANS_INIT_GIVEN) {
-    throw std::invalid_argument("bkmeans: unknown init");
-  }
-  std::vector<int64_t> counts(k);
-  std::vector<int32_t> ones(k * nbytes * 8);
-  int ran = 0;
-  for (int it = 0; it < niter; ++it) {
-    const auto t0 = std::chrono::steady_clock::now();
-    objective[it] = assign(codes, n, nbytes, centers, k, labels, nullptr);
-    ran = it + 1;
-    int64_t moved = 0, changed = 0;
-    if (it + 1 < niter) {
-      if (empty == CODE_KMEANS_EMPTY_FARTHEST) {
-        std::fill(counts.begin(), counts.end(), 0);
-        for (int64_t i = 0; i < n; ++i) ++counts[labels[i]];
-        moved = reseed_empty_clusters(n, k, labels, counts, [&](int64_t i) {
-          return static_cast<double>(hamming(codes + i * nbytes, centers + labels[i] * nbytes, nbytes));
-        });
-      }
-      changed = majority_update(codes, n, nbytes, labels, k, centers, counts, ones);
-    }
-    iter_seconds[it] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (it + 1 < niter && changed == 0 && moved == 0) break;  // the next assignment would repeat
-  }
-  return ran;
+  BinaryCodeSpace space(codes, n, nbytes, k);
+  return code_kmeans("bkmeans", codes, n, k, niter, init, empty, seed, space, centers, labels,
+                     objective, iter_seconds);
 }
 
 void bkmeans_assign(const uint8_t* codes, int64_t n, int64_t nbytes, const uint8_t* centers,

@@ -5,15 +5,15 @@
 // (ties: the smaller centre index); a centre becomes the bitwise majority
 // vote of its members (a bit is 1 when more than half of the members have
 // it, 0 when fewer than half do, and keeps its previous value on a tie, as
-// the pqkmeans library does). Initialisation and empty clusters: see
-// pqkmeans_common.h. Memory: the codes plus O(k * nbits) tables; labels are
-// written into the caller's array. Results depend on the seed only, not on
-// the number of threads.
+// the pqkmeans library does). Initialisation and empty clusters:
+// CodeKMeansInit and CodeKMeansEmpty (modes.h). Memory: the codes plus
+// O(k * nbits) tables; labels are written into the caller's array. Results
+// depend on the seed only, not on the number of threads.
 #pragma once
 
 #include <cstdint>
 
-#include "pqkmeans_common.h"
+#include "modes.h"
 
 namespace benchpq {
 
@@ -26,8 +26,8 @@ namespace benchpq {
 /// final centre of every code. objective: out (niter,) float64, the sum of
 /// the Hamming distances of the codes to their centres at each assignment.
 /// iter_seconds: out (niter,) float64, wall time of each iteration
-/// (assignment plus update). init: CODE_KMEANS_INIT_*, empty:
-/// CODE_KMEANS_EMPTY_*. Returns the number of assignment steps run.
+/// (assignment plus update). init: a CodeKMeansInit, empty: a
+/// CodeKMeansEmpty (modes.h). Returns the number of assignment steps run.
 /// Requires 1 <= k <= n, niter >= 1, nbytes >= 1.
 int bkmeans(const uint8_t* codes, int64_t n, int64_t nbytes, int64_t k, int niter, int init,
             int empty, uint64_t seed, uint8_t* centers, int64_t* labels, double* objective,

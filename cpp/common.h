@@ -1,8 +1,10 @@
 // Shared declarations of benchpq's native layer: thread control.
 //
-// Headers declare the API seen from Python through cppyy; the loops and the
-// OpenMP pragmas live in the .cpp files, compiled by the system compiler
-// (cppyy's JIT cannot compile OpenMP).
+// The headers at the top of cpp/ declare the API seen from Python through
+// cppyy; cpp/internal/ holds what the sources share, which cppyy reads only
+// where a public header includes it (nearest.h). The loops and the OpenMP
+// pragmas live in the .cpp files and in internal headers no public header
+// includes, compiled by the system compiler (cppyy's JIT cannot compile OpenMP).
 #pragma once
 
 #include <cstdint>

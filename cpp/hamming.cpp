@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "internal/bits.h"
+
 namespace benchpq {
 namespace {
 
@@ -21,13 +23,7 @@ void distances_to(const uint8_t* q, const uint8_t* codes, int64_t n, int64_t nw,
   const int64_t stride = words * static_cast<int64_t>(sizeof(Word));
   Word qw[NW ? NW : 64];
   if (!NW && words > 64) {  // very long codes: plain loop
-    for (int64_t i = 0; i < n; ++i) {
-      uint32_t s = 0;
-      for (int64_t w = 0; w < words; ++w)
-        s += popcount<Word>(load_word<Word>(q + w * sizeof(Word)) ^
-                            load_word<Word>(codes + i * stride + w * sizeof(Word)));
-      dist[i] = s;
-    }
+    for (int64_t i = 0; i < n; ++i) dist[i] = bits::hamming_words<Word>(q, codes + i * stride, words);
     return;
   }
   for (int64_t w = 0; w < words; ++w) qw[w] = load_word<Word>(q + w * sizeof(Word));

@@ -8,31 +8,8 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
 namespace benchpq {
-
-/// Word-wise helpers of the Hamming kernels (here and in bkmeans.cpp).
-namespace bits {
-
-/// The Word stored at p, which need not be aligned.
-template <typename Word>
-inline Word load_word(const uint8_t* p) {
-  Word w;
-  std::memcpy(&w, p, sizeof(Word));
-  return w;
-}
-
-/// Number of set bits of w (8- or 4-byte words, or narrower ones widened).
-template <typename Word>
-inline uint32_t popcount(Word w) {
-  if constexpr (sizeof(Word) == 8)
-    return static_cast<uint32_t>(__builtin_popcountll(w));
-  else
-    return static_cast<uint32_t>(__builtin_popcount(w));
-}
-
-}  // namespace bits
 
 /// out (na, nb) int32: Hamming distance between every row of a (na, nbytes)
 /// and every row of b (nb, nbytes).

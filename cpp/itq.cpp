@@ -7,16 +7,14 @@
 #include <stdexcept>
 #include <vector>
 
+#include "internal/simd.h"
+
 namespace benchpq {
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
 typedef double v4d __attribute__((vector_size(32)));
 typedef double v4du __attribute__((vector_size(32), aligned(8)));
 
-inline v8 load8(const float* p) { return *reinterpret_cast<const v8u*>(p); }
-inline void store8(float* p, v8 v) { *reinterpret_cast<v8u*>(p) = v; }
 inline v4d load4d(const double* p) { return *reinterpret_cast<const v4du*>(p); }
 
 constexpr int64_t kRowBlock = 4;     // rows per register block of the projection
@@ -52,15 +50,7 @@ void project_block(const float* xc, int64_t d, const float* Wp, int64_t bp, floa
   for (int64_t c0 = 0; c0 < bp; c0 += kColTile) {
     v8 acc[P][2];
     for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = v8{};
-    const float* w = Wp + c0;
-    for (int64_t t = 0; t < d; ++t, w += bp) {
-      const v8 w0 = load8(w), w1 = load8(w + 8);
-      for (int p = 0; p < P; ++p) {
-        const float xv = xc[p * d + t];
-        acc[p][0] += xv * w0;
-        acc[p][1] += xv * w1;
-      }
-    }
+    gemm_tile<P>(xc, d, Wp + c0, bp, d, acc);
     for (int p = 0; p < P; ++p) {
       store8(out + p * ldo + c0, acc[p][0]);
       store8(out + p * ldo + c0 + 8, acc[p][1]);
@@ -81,6 +71,26 @@ void project_rows(const float* x, int64_t n, int64_t d, const float* mean, const
     else
       for (int64_t p = 0; p < rows; ++p)
         project_block<1>(xc.data() + p * d, d, Wp, bp, out + (i + p) * bp, bp);
+  }
+}
+
+// (x - mean) W for the n rows of x (n, d), W (d, b), in parallel blocks of
+// kEncodeRows rows: rows(i0, count, z, bp) receives each block's result z
+// (count, bp), columns b .. bp zero padding.
+template <typename Rows>
+void project_in_blocks(const float* x, int64_t n, int64_t d, const float* mean, const float* W,
+                       int64_t b, Rows rows) {
+  const std::vector<float> Wp = pad_columns(W, d, b);
+  const int64_t bp = round_up(b, kColTile);
+#pragma omp parallel
+  {
+    std::vector<float> z(kEncodeRows * bp);
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < (n + kEncodeRows - 1) / kEncodeRows; ++blk) {
+      const int64_t i0 = blk * kEncodeRows, count = std::min(kEncodeRows, n - i0);
+      project_rows(x + i0 * d, count, d, mean, Wp.data(), bp, z.data());
+      rows(i0, count, z.data(), bp);
+    }
   }
 }
 
@@ -147,19 +157,10 @@ void itq_mean_cov(const float* x, int64_t n, int64_t d, double* mean, double* co
 
 void itq_project(const float* x, int64_t n, int64_t d, const float* mean, const float* W,
                  int64_t b, float* out) {
-  const std::vector<float> Wp = pad_columns(W, d, b);
-  const int64_t bp = round_up(b, kColTile);
-#pragma omp parallel
-  {
-    std::vector<float> z(kEncodeRows * bp);
-#pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < (n + kEncodeRows - 1) / kEncodeRows; ++blk) {
-      const int64_t i0 = blk * kEncodeRows, rows = std::min(kEncodeRows, n - i0);
-      project_rows(x + i0 * d, rows, d, mean, Wp.data(), bp, z.data());
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(out + (i0 + r) * b, z.data() + r * bp, b * sizeof(float));
-    }
-  }
+  project_in_blocks(x, n, d, mean, W, b, [&](int64_t i0, int64_t count, const float* z, int64_t bp) {
+    for (int64_t r = 0; r < count; ++r)
+      std::memcpy(out + (i0 + r) * b, z + r * bp, b * sizeof(float));
+  });
 }
 
 double itq_step(const float* V, int64_t n, int64_t b, const float* R, double* cross) {
@@ -213,26 +214,18 @@ double itq_step(const float* V, int64_t n, int64_t b, const float* R, double* cr
 void itq_encode(const float* x, int64_t n, int64_t d, const float* mean, const float* P,
                 int64_t b, uint8_t* codes) {
   if (b % 8 != 0) throw std::invalid_argument("itq_encode: the number of bits must be a multiple of 8");
-  const std::vector<float> Pp = pad_columns(P, d, b);
-  const int64_t bp = round_up(b, kColTile), nbytes = b / 8;
-#pragma omp parallel
-  {
-    std::vector<float> z(kEncodeRows * bp);
-#pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < (n + kEncodeRows - 1) / kEncodeRows; ++blk) {
-      const int64_t i0 = blk * kEncodeRows, rows = std::min(kEncodeRows, n - i0);
-      project_rows(x + i0 * d, rows, d, mean, Pp.data(), bp, z.data());
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* zr = z.data() + r * bp;
-        uint8_t* code = codes + (i0 + r) * nbytes;
-        for (int64_t q = 0; q < nbytes; ++q) {
-          unsigned byte = 0;
-          for (int t = 0; t < 8; ++t) byte |= static_cast<unsigned>(zr[q * 8 + t] >= 0.0f) << t;
-          code[q] = static_cast<uint8_t>(byte);
-        }
+  const int64_t nbytes = b / 8;
+  project_in_blocks(x, n, d, mean, P, b, [&](int64_t i0, int64_t count, const float* z, int64_t bp) {
+    for (int64_t r = 0; r < count; ++r) {
+      const float* zr = z + r * bp;
+      uint8_t* code = codes + (i0 + r) * nbytes;
+      for (int64_t q = 0; q < nbytes; ++q) {
+        unsigned byte = 0;
+        for (int t = 0; t < 8; ++t) byte |= static_cast<unsigned>(zr[q * 8 + t] >= 0.0f) << t;
+        code[q] = static_cast<uint8_t>(byte);
       }
     }
-  }
+  });
 }
 
 }  // namespace benchpq

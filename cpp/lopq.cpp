@@ -8,79 +8,18 @@
 #include <stdexcept>
 #include <utility>
 
+#include "internal/adc_scan.h"
+#include "internal/rng.h"
+#include "internal/sampling.h"
+#include "internal/topk.h"
 #include "kmeans.h"
-#include "lopq_seeding.h"
 #include "multisequence.h"
 #include "pq.h"
-#include "sampling.h"
 
 namespace benchpq {
 namespace {
 
 constexpr int64_t kBlock = 64;  // vectors per encoding work item
-
-uint64_t mix(uint64_t x) {  // splitmix64: decorrelated seeds from one seed
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-// Bounded max-heap of the k best (distance, id) pairs; ties keep the smaller id.
-class Best {
- public:
-  explicit Best(int64_t k) : k_(k) { items_.reserve(k); }
-  float threshold() const {
-    return int64_t(items_.size()) < k_ ? std::numeric_limits<float>::infinity() : items_[0].first;
-  }
-  void push(float d, int64_t id) {
-    if (int64_t(items_.size()) < k_) {
-      items_.emplace_back(d, id);
-      std::push_heap(items_.begin(), items_.end());
-    } else if (std::make_pair(d, id) < items_[0]) {
-      std::pop_heap(items_.begin(), items_.end());
-      items_.back() = {d, id};
-      std::push_heap(items_.begin(), items_.end());
-    }
-  }
-  /// Sorted ascending into distances, ids (k,); padding (+inf, -1).
-  void write(float* distances, int64_t* ids) {
-    std::sort_heap(items_.begin(), items_.end());
-    for (int64_t i = 0; i < k_; ++i) {
-      const bool have = i < int64_t(items_.size());
-      distances[i] = have ? items_[i].first : std::numeric_limits<float>::infinity();
-      ids[i] = have ? items_[i].second : -1;
-    }
-  }
-
- private:
-  int64_t k_;
-  std::vector<std::pair<float, int64_t>> items_;
-};
-
-// Sum over m of rows[m][code[m]] for each of the nb codes. MF: M at compile time (0: runtime).
-template <int MF, typename FineT>
-inline void score(const FineT* codes, int64_t nb, int64_t M, const float* const* rows,
-                  float* out) {
-  const int64_t m_count = MF ? MF : M;
-  for (int64_t i = 0; i < nb; ++i, codes += m_count) {
-    float s = 0;
-    for (int64_t m = 0; m < m_count; ++m) s += rows[m][codes[m]];
-    out[i] = s;
-  }
-}
-
-template <typename FineT>
-inline void score_dispatch(const FineT* codes, int64_t nb, int64_t M, const float* const* rows,
-                           float* out) {
-  switch (M) {
-    case 2: return score<2>(codes, nb, M, rows, out);
-    case 4: return score<4>(codes, nb, M, rows, out);
-    case 8: return score<8>(codes, nb, M, rows, out);
-    case 16: return score<16>(codes, nb, M, rows, out);
-    default: return score<0>(codes, nb, M, rows, out);
-  }
-}
 
 // The rows (copied, (ns, D)) k-means would train k centroids on: a sample of
 // k * max_points_per_centroid rows when that is fewer than n, else all.
@@ -119,13 +58,13 @@ void LOPQ::train_coarse(const float* x, int64_t n, int niter, int init, uint64_t
   std::vector<float> half(n * h_);
   std::fill(objective, objective + 2 * niter, 0.0);
   int kinit = init;
-  if (init == LOPQ_INIT_GREEDY_PLUSPLUS) {  // seeds of both halves, on one row sample
+  if (init == KMEANS_INIT_GREEDY_PLUSPLUS) {  // seeds of both halves, on one row sample
     const std::vector<float> sample =
-        seeding_sample(x, n, D_, V_, max_points_per_centroid, mix(seed));
+        seeding_sample(x, n, D_, V_, max_points_per_centroid, splitmix64(seed));
     const int64_t ns = static_cast<int64_t>(sample.size()) / D_;
 #pragma omp parallel for schedule(static, 1)
     for (int64_t s = 0; s < 2; ++s)
-      greedy_kmeanspp(sample.data() + s * h_, ns, h_, D_, V_, 0, mix(seed * 2 + s + 101),
+      greedy_kmeanspp(sample.data() + s * h_, ns, h_, D_, V_, 0, splitmix64(seed * 2 + s + 101),
                       coarse_.data() + s * V_ * h_);
     kinit = KMEANS_INIT_GIVEN;
   }
@@ -133,23 +72,27 @@ void LOPQ::train_coarse(const float* x, int64_t n, int niter, int init, uint64_t
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i)
       std::memcpy(half.data() + i * h_, x + i * D_ + s * h_, h_ * sizeof(float));
-    kmeans(half.data(), n, h_, V_, niter, kinit, mix(seed * 2 + s + 1), max_points_per_centroid,
+    kmeans(half.data(), n, h_, V_, niter, kinit, splitmix64(seed * 2 + s + 1), max_points_per_centroid,
            coarse_.data() + s * V_ * h_, objective + s * niter);
   }
   set_coarse(coarse_.data());
 }
 
+// cells (nb, 2): the nearest coarse centroid of each half of the nb <= kBlock vectors x (nb, D).
+void LOPQ::nearest_cells(const float* x, int64_t nb, int32_t* cells) const {
+  int32_t idx[2][kBlock];
+  for (int64_t s = 0; s < 2; ++s) coarse_nearest_[s].nearest(x + s * h_, nb, D_, idx[s]);
+  for (int64_t i = 0; i < nb; ++i) {
+    cells[i * 2] = idx[0][i];
+    cells[i * 2 + 1] = idx[1][i];
+  }
+}
+
 void LOPQ::assign(const float* x, int64_t n, int32_t* coarse) const {
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
-    const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
-    int32_t idx[2][kBlock];
-    for (int64_t s = 0; s < 2; ++s)
-      coarse_nearest_[s].nearest(x + i0 * D_ + s * h_, nb, D_, idx[s]);
-    for (int64_t i = 0; i < nb; ++i) {
-      coarse[(i0 + i) * 2] = idx[0][i];
-      coarse[(i0 + i) * 2 + 1] = idx[1][i];
-    }
+    const int64_t i0 = b * kBlock;
+    nearest_cells(x + i0 * D_, std::min(kBlock, n - i0), coarse + i0 * 2);
   }
 }
 
@@ -197,14 +140,14 @@ void LOPQ::project(const float* x, int64_t n, const int32_t* coarse, float* out)
 void LOPQ::train_fine(const float* projected, int64_t n, int niter, int init, uint64_t seed,
                       int64_t max_points_per_centroid, double* objective) {
   ProductQuantizer pq(D_, M_, Ks_);
-  if (init == LOPQ_INIT_GREEDY_PLUSPLUS) {
+  if (init == KMEANS_INIT_GREEDY_PLUSPLUS) {
     const std::vector<float> sample =
-        seeding_sample(projected, n, D_, Ks_, max_points_per_centroid, mix(seed + 7));
+        seeding_sample(projected, n, D_, Ks_, max_points_per_centroid, splitmix64(seed + 7));
     const int64_t ns = static_cast<int64_t>(sample.size()) / D_;
     std::vector<float> seeds(M_ * Ks_ * dsub_);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t m = 0; m < M_; ++m)
-      greedy_kmeanspp(sample.data() + m * dsub_, ns, dsub_, D_, Ks_, 0, mix(seed + 1 + m),
+      greedy_kmeanspp(sample.data() + m * dsub_, ns, dsub_, D_, Ks_, 0, splitmix64(seed + 1 + m),
                       seeds.data() + m * Ks_ * dsub_);
     pq.set_codewords(seeds.data());
     init = KMEANS_INIT_GIVEN;
@@ -253,15 +196,14 @@ void LOPQ::encode(const float* x, int64_t n, CodeT* codes) const {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
       const int64_t i0 = b * kBlock, nb = std::min(kBlock, n - i0);
-      int32_t idx[2][kBlock];
-      for (int64_t s = 0; s < 2; ++s)
-        coarse_nearest_[s].nearest(x + i0 * D_ + s * h_, nb, D_, idx[s]);
-      for (int64_t i = 0; i < nb; ++i) {
-        codes[(i0 + i) * width] = static_cast<CodeT>(idx[0][i]);
-        codes[(i0 + i) * width + 1] = static_cast<CodeT>(idx[1][i]);
-        for (int64_t s = 0; s < 2; ++s)
-          project_half(x + (i0 + i) * D_ + s * h_, s, idx[s][i], frame.data() + i * D_ + s * h_);
-      }
+      int32_t cells[2 * kBlock];
+      nearest_cells(x + i0 * D_, nb, cells);
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t s = 0; s < 2; ++s) {
+          codes[(i0 + i) * width + s] = static_cast<CodeT>(cells[i * 2 + s]);
+          project_half(x + (i0 + i) * D_ + s * h_, s, cells[i * 2 + s],
+                       frame.data() + i * D_ + s * h_);
+        }
       int32_t fine[kBlock];
       for (int64_t m = 0; m < M_; ++m) {
         fine_nearest_[m].nearest(frame.data() + m * dsub_, nb, D_, fine);
@@ -364,10 +306,10 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
                        int64_t quota, int64_t max_cells, bool exact_quota, float* distances,
                        int64_t* ids, int64_t* candidates, int64_t* cells) const {
   const int64_t Mh = M_ / 2, table_size = Mh * Ks_;
-  constexpr int64_t kScan = 256;
+  const auto list_id = [this](int64_t i) { return list_ids_[i]; };
 #pragma omp parallel
   {
-    std::vector<float> d0(V_), d1(V_), frame(h_), tables, dis(kScan);
+    std::vector<float> d0(V_), d1(V_), frame(h_), tables;
     std::vector<int32_t> slot[2] = {std::vector<int32_t>(V_, -1), std::vector<int32_t>(V_, -1)};
     std::vector<std::pair<int32_t, int32_t>> used;  // (half, centroid) holding a table
     std::vector<const float*> rows(M_);
@@ -380,7 +322,7 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
         d1[v] = l2sqr(y + h_, coarse_.data() + (V_ + v) * h_, h_);
       }
       ms.reset(d0.data(), V_, d1.data(), V_);
-      Best best(k);
+      TopK<float> best(distances + q * k, ids + q * k, k);
       int64_t ncand = 0, ncells = 0;
       int32_t c[2];
       float cell_dist;
@@ -410,19 +352,10 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
           const float* t = tables.data() + slot[s][c[s]] * table_size;
           for (int64_t m = 0; m < Mh; ++m) rows[s * Mh + m] = t + m * Ks_;
         }
-        for (int64_t i0 = begin; i0 < end; i0 += kScan) {
-          const int64_t nb = std::min(kScan, end - i0);
-          score_dispatch(list_codes + i0 * M_, nb, M_, rows.data(), dis.data());
-          float threshold = best.threshold();
-          for (int64_t i = 0; i < nb; ++i)
-            if (dis[i] <= threshold) {
-              best.push(dis[i], list_ids_[i0 + i]);
-              threshold = best.threshold();
-            }
-        }
+        adc::scan(list_codes, begin, end, M_, rows.data(), best, list_id);
         ncand += end - begin;
       }
-      best.write(distances + q * k, ids + q * k);
+      best.finish();
       candidates[q] = ncand;
       cells[q] = ncells;
       for (const auto& u : used) slot[u.first][u.second] = -1;

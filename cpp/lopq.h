@@ -28,13 +28,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "nearest.h"
+#include "internal/nearest.h"
+#include "modes.h"
 
 namespace benchpq {
-
-/// Training init of LOPQ's k-means, besides KMEANS_INIT_*: greedy k-means++
-/// seeds (lopq_seeding.h) on the k-means sample, then Lloyd from them.
-constexpr int LOPQ_INIT_GREEDY_PLUSPLUS = 16;
 
 class LOPQ {
  public:
@@ -52,7 +49,8 @@ class LOPQ {
   // -- training, in stages (the caller computes the local rotations in between) --
 
   /// k-means of each half of x (n, D) into V centroids: niter iterations, init
-  /// KMEANS_INIT_PLUSPLUS, _RANDOM or LOPQ_INIT_GREEDY_PLUSPLUS, at most
+  /// KMEANS_INIT_PLUSPLUS, _RANDOM or _GREEDY_PLUSPLUS (greedy seeds of both
+  /// halves on one row sample, then Lloyd from them), at most
   /// max_points_per_centroid * V sampled rows (<= 0: all). objective: out
   /// (2, niter) float64. Requires n >= V.
   void train_coarse(const float* x, int64_t n, int niter, int init, uint64_t seed,
@@ -66,8 +64,8 @@ class LOPQ {
   /// out (n, D): the local frames [p_0, p_1] of x (n, D) in the cells coarse (n, 2).
   void project(const float* x, int64_t n, const int32_t* coarse, float* out) const;
   /// The fine sub-quantizers, by ProductQuantizer::train on projected (n, D),
-  /// same arguments (LOPQ_INIT_GREEDY_PLUSPLUS: seeded here, on the rows
-  /// k-means would sample, then hot-started). objective: out (M, niter)
+  /// same arguments (KMEANS_INIT_GREEDY_PLUSPLUS: every sub-space seeded
+  /// here on one row sample, then hot-started). objective: out (M, niter)
   /// float64. Requires n >= Ks.
   void train_fine(const float* projected, int64_t n, int niter, int init, uint64_t seed,
                   int64_t max_points_per_centroid, double* objective);
@@ -112,6 +110,7 @@ class LOPQ {
  private:
   void prepare_fine();
   void project_half(const float* x, int64_t s, int64_t c, float* out) const;
+  void nearest_cells(const float* x, int64_t nb, int32_t* cells) const;
   template <typename CodeT> void encode(const float* x, int64_t n, CodeT* codes) const;
   template <typename CodeT> void decode(const CodeT* codes, int64_t n, float* x) const;
   template <typename CodeT> void build_index(const CodeT* codes, int64_t n);

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "nearest.h"
+#include "internal/nearest.h"
 
 namespace benchpq {
 

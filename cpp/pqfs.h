@@ -29,18 +29,14 @@
 
 #include <cstdint>
 
+#include "modes.h"
 #include "pq.h"
 
 namespace benchpq {
 
-constexpr int PQFS_SIMD_AUTO = -1;    ///< the best level the CPU supports
-constexpr int PQFS_SIMD_SCALAR = 0;   ///< portable loop
-constexpr int PQFS_SIMD_AVX2 = 1;     ///< 256-bit byte shuffles
-constexpr int PQFS_SIMD_AVX512 = 2;   ///< 512-bit byte shuffles (AVX-512F + BW)
-
-/// Whether this CPU can run the given PQFS_SIMD_* level.
+/// Whether this CPU can run the given PqfsSimd level (modes.h).
 bool pqfs_simd_supported(int level);
-/// The best PQFS_SIMD_* level this CPU supports.
+/// The best PqfsSimd level this CPU supports.
 int pqfs_best_simd();
 
 /// Bytes of the blocks holding n codes of M sub-codes: ceil(n/32) * 32 * M/2.
@@ -64,7 +60,7 @@ void pqfs_quantize_tables(const float* tables, int64_t nq, int64_t M, uint8_t* q
 /// k-NN of queries (nq, D) over the n codes held in blocks: distances, ids (nq, k),
 /// nearest first. k_factor = 1: quantized distances; k_factor > 1: the
 /// min(n, k_factor * k) best by quantized distance re-ranked by float ADC
-/// distance. simd: PQFS_SIMD_*. Parallel over queries, or over the blocks when
+/// distance. simd: a PqfsSimd (modes.h). Parallel over queries, or over the blocks when
 /// there are fewer queries than threads; the result does not depend on the
 /// number of threads. Requires 1 <= k <= n < 2^40.
 void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,

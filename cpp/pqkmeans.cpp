@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <cstring>
 #include <limits>
@@ -12,14 +11,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "internal/code_kmeans.h"
+#include "internal/simd.h"
+
 namespace benchpq {
 namespace {
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-
-inline v8 load(const float* p) { return *reinterpret_cast<const v8u*>(p); }
 
 constexpr int64_t kTile = 16;               // centres scored per step (two v8)
 constexpr int64_t kPointChunk = 2048;       // points per work item: a table block serves them all
@@ -82,29 +78,18 @@ class CenterTable {
   static void scan(const float* const* rows, int64_t M_rt, int64_t w, int64_t j0, float& best,
                    int64_t& best_j) {
     const int64_t M = MF ? MF : M_rt;
-    const float inf = std::numeric_limits<float>::infinity();
-    v8 b0 = v8{} + inf, b1 = v8{} + inf;
-    v8i i0 = v8i{}, i1 = v8i{};
-    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    ArgMin16 argmin;
     for (int64_t jj = 0; jj < w; jj += kTile) {
-      v8 s0 = load(rows[0] + jj), s1 = load(rows[0] + jj + 8);
+      v8 s0 = load8(rows[0] + jj), s1 = load8(rows[0] + jj + 8);
       for (int64_t m = 1; m < M; ++m) {  // sum in sub-space order, as the library
-        s0 += load(rows[m] + jj);
-        s1 += load(rows[m] + jj + 8);
+        s0 += load8(rows[m] + jj);
+        s1 += load8(rows[m] + jj + 8);
       }
-      const v8i j = lane + static_cast<int32_t>(jj);
-      const v8i lt0 = s0 < b0, lt1 = s1 < b1;
-      b0 = lt0 ? s0 : b0;
-      i0 = lt0 ? j : i0;
-      b1 = lt1 ? s1 : b1;
-      i1 = lt1 ? j + 8 : i1;
+      argmin.offer(s0, s1, static_cast<int32_t>(jj));
     }
-    float bv = inf;
-    int32_t bj = 0;
-    for (int l = 0; l < 8; ++l) {
-      if (b0[l] < bv || (b0[l] == bv && i0[l] < bj)) { bv = b0[l]; bj = i0[l]; }
-      if (b1[l] < bv || (b1[l] == bv && i1[l] < bj)) { bv = b1[l]; bj = i1[l]; }
-    }
+    float bv;
+    int32_t bj;
+    argmin.result(bv, bj);
     if (bv < best) {
       best = bv;
       best_j = j0 + bj;
@@ -172,26 +157,16 @@ int64_t vote_argmin(const uint32_t* h, const float* T, int64_t Ks, float* vote) 
   return bi;
 }
 
-// Sparse voting. counts (k) and hist (k, M, Ks) are workspace; each thread
-// owns a range of clusters and scans all points.
+// Sparse voting. counts (k) and hist (k, M, Ks) are workspace.
 int64_t vote_update(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
                     const int64_t* labels, int64_t k, uint8_t* centers,
                     std::vector<int64_t>& counts, std::vector<uint32_t>& hist) {
-  std::fill(counts.begin(), counts.end(), 0);
   std::fill(hist.begin(), hist.end(), 0u);
-#pragma omp parallel if (n > kParallelWork)
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t c0 = k * t / nt, c1 = k * (t + 1) / nt;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t c = labels[i];
-      if (c < c0 || c >= c1) continue;
-      ++counts[c];
-      uint32_t* h = hist.data() + c * M * Ks;
-      const uint8_t* code = codes + i * M;
-      for (int64_t m = 0; m < M; ++m) ++h[m * Ks + code[m]];
-    }
-  }
+  gather_by_cluster(n, k, labels, n > kParallelWork, counts, [&](int64_t c, int64_t i) {
+    uint32_t* h = hist.data() + c * M * Ks;
+    const uint8_t* code = codes + i * M;
+    for (int64_t m = 0; m < M; ++m) ++h[m * Ks + code[m]];
+  });
   int64_t changed = 0;
 #pragma omp parallel reduction(+ : changed) if (n > kParallelWork)
   {
@@ -211,6 +186,47 @@ int64_t vote_update(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, cons
   }
   return changed;
 }
+
+// PQ codes under the symmetric distance, for the shared k-means loop (code_kmeans.h).
+struct PQCodeSpace {
+  PQCodeSpace(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
+              int64_t k)
+      : code_bytes(M), codes_(codes), n_(n), Ks_(Ks), k_(k), tables_(tables), hist_(k * M * Ks) {}
+
+  double assign(const uint8_t* centers, int64_t* labels) const {
+    return benchpq::assign(codes_, n_, code_bytes, Ks_, tables_, centers, k_, labels, nullptr);
+  }
+
+  double distance(int64_t i, const uint8_t* center) const {
+    const uint8_t* x = codes_ + i * code_bytes;
+    float s = 0.0f;
+    for (int64_t m = 0; m < code_bytes; ++m) s += tables_[(m * Ks_ + x[m]) * Ks_ + center[m]];
+    return static_cast<double>(s);
+  }
+
+  // pqkmeans' InitializeCentersByRandomPicking
+  void library_init(uint64_t seed, uint8_t* centers) const {
+    if (n_ > INT_MAX) throw std::invalid_argument("pqkmeans: the library's init needs n <= INT_MAX");
+    std::vector<int> ids(n_);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::mt19937 random_engine(static_cast<std::mt19937::result_type>(seed));
+    std::shuffle(ids.begin(), ids.end(), random_engine);
+    for (int64_t j = 0; j < k_; ++j)
+      std::memcpy(centers + j * code_bytes, codes_ + int64_t(ids[j]) * code_bytes, code_bytes);
+  }
+
+  int64_t update(const int64_t* labels, uint8_t* centers, std::vector<int64_t>& counts) {
+    return vote_update(codes_, n_, code_bytes, Ks_, tables_, labels, k_, centers, counts, hist_);
+  }
+
+  const int64_t code_bytes;  // M
+
+ private:
+  const uint8_t* codes_;
+  int64_t n_, Ks_, k_;
+  const float* tables_;
+  std::vector<uint32_t> hist_;  // (k, M, Ks) workspace of the update
+};
 
 }  // namespace
 
@@ -234,45 +250,9 @@ int pqkmeans(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float
              int64_t* labels, double* objective, double* iter_seconds) {
   if (k < 1 || k > n || niter < 1 || M < 1 || Ks < 1 || Ks > 256)
     throw std::invalid_argument("pqkmeans: need 1 <= k <= n, niter >= 1, M >= 1, 1 <= Ks <= 256");
-  if (init == CODE_KMEANS_INIT_DISTINCT) {
-    const std::vector<int64_t> rows = distinct_code_rows(codes, n, M, k, seed);
-    for (int64_t j = 0; j < k; ++j) std::memcpy(centers + j * M, codes + rows[j] * M, M);
-  } else if (init == CODE_KMEANS_INIT_LIBRARY) {  // pqkmeans' InitializeCentersByRandomPicking
-    if (n > INT_MAX) throw std::invalid_argument("pqkmeans: the library's init needs n <= INT_MAX");
-    std::vector<int> ids(n);
-    std::iota(ids.begin(), ids.end(), 0);
-    std::mt19937 random_engine(static_cast<std::mt19937::result_type>(seed));
-    std::shuffle(ids.begin(), ids.end(), random_engine);
-    for (int64_t j = 0; j < k; ++j) std::memcpy(centers + j * M, codes + int64_t(ids[j]) * M, M);
-  } else if (init != CODE_KMEANS_INIT_GIVEN) {
-    throw std::invalid_argument("pqkmeans: unknown init");
-  }
-  std::vector<int64_t> counts(k);
-  std::vector<uint32_t> hist(k * M * Ks);
-  int ran = 0;
-  for (int it = 0; it < niter; ++it) {
-    const auto t0 = std::chrono::steady_clock::now();
-    objective[it] = assign(codes, n, M, Ks, tables, centers, k, labels, nullptr);
-    ran = it + 1;
-    int64_t moved = 0, changed = 0;
-    if (it + 1 < niter) {
-      if (empty == CODE_KMEANS_EMPTY_FARTHEST) {
-        std::fill(counts.begin(), counts.end(), 0);
-        for (int64_t i = 0; i < n; ++i) ++counts[labels[i]];
-        moved = reseed_empty_clusters(n, k, labels, counts, [&](int64_t i) {
-          const uint8_t* x = codes + i * M;
-          const uint8_t* c = centers + labels[i] * M;
-          float s = 0.0f;
-          for (int64_t m = 0; m < M; ++m) s += tables[(m * Ks + x[m]) * Ks + c[m]];
-          return static_cast<double>(s);
-        });
-      }
-      changed = vote_update(codes, n, M, Ks, tables, labels, k, centers, counts, hist);
-    }
-    iter_seconds[it] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (it + 1 < niter && changed == 0 && moved == 0) break;  // the next assignment would repeat
-  }
-  return ran;
+  PQCodeSpace space(codes, n, M, Ks, tables, k);
+  return code_kmeans("pqkmeans", codes, n, k, niter, init, empty, seed, space, centers, labels,
+                     objective, iter_seconds);
 }
 
 void pqkmeans_assign(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,

@@ -11,7 +11,8 @@
 // Update, by sparse voting: per cluster and sub-space a histogram h of the
 // members' sub-codes, and the new sub-code argmin_c sum_a h[a] T_m[a][c]
 // (float sums over a ascending, as the pqkmeans library; ties: the smaller
-// codeword). Empty clusters and initialisation: pqkmeans_common.h.
+// codeword). Initialisation and empty clusters: CodeKMeansInit and
+// CodeKMeansEmpty (modes.h).
 //
 // Memory: the codes and labels of the caller, plus O(k) tables: the centre
 // layout M * Ks * k floats and the histograms k * M * Ks uint32. Results
@@ -22,7 +23,7 @@
 
 #include <cstdint>
 
-#include "pqkmeans_common.h"
+#include "modes.h"
 
 namespace benchpq {
 
@@ -41,7 +42,8 @@ void pqkmeans_tables(const float* codewords, int64_t M, int64_t Ks, int64_t dsub
 /// labels: out (n,) int64, the nearest final centre of every code.
 /// objective: out (niter,) float64, the sum of the symmetric distances of
 /// the codes to their centres at each assignment. iter_seconds: out (niter,)
-/// float64, wall time per iteration. Returns the number of assignments run.
+/// float64, wall time per iteration. init: a CodeKMeansInit, empty: a
+/// CodeKMeansEmpty (modes.h). Returns the number of assignments run.
 /// Requires 1 <= k <= n, niter >= 1, 1 <= Ks <= 256.
 int pqkmeans(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
              int64_t k, int niter, int init, int empty, uint64_t seed, uint8_t* centers,

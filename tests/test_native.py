@@ -43,8 +43,9 @@ def test_cache_rebuilds_after_a_source_change(tiny_native_src, tmp_path):
     src, cache = tiny_native_src, tmp_path / "cache"
     first = native.build(src, cache)
     assert first.is_file() and first.name == "libbenchpq.so"
-    assert sorted(p.name for p in (first.parent / "include").iterdir()) == \
-        sorted(p.name for p in src.glob("*.h"))
+    include = first.parent / "include"  # every header, the sub-folders kept (internal/)
+    assert sorted(p.relative_to(include) for p in include.rglob("*.h")) == \
+        sorted(p.relative_to(src) for p in src.rglob("*.h"))
     mtime = first.stat().st_mtime_ns
     assert native.build(src, cache) == first and first.stat().st_mtime_ns == mtime  # cached
     source = src / "tiny.cpp"

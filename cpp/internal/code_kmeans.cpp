@@ -1,4 +1,4 @@
-#include "pqkmeans_common.h"
+#include "code_kmeans.h"
 
 #include <omp.h>
 
@@ -7,6 +7,8 @@
 #include <string>
 #include <unordered_set>
 #include <utility>
+
+#include "topk.h"
 
 namespace benchpq {
 
@@ -37,37 +39,26 @@ int64_t reseed_empty_clusters(int64_t n, int64_t k, int64_t* labels, std::vector
   for (int64_t c = 0; c < k; ++c)
     if (counts[c] == 0) empty.push_back(c);
   if (empty.empty()) return 0;
-  const size_t want = 2 * empty.size() + 64;
-  // (distance, id) ranked by distance descending, then id ascending.
-  typedef std::pair<double, int64_t> Cand;
-  auto before = [](const Cand& a, const Cand& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  };
-  std::vector<Cand> all;
+  const int64_t want = 2 * static_cast<int64_t>(empty.size()) + 64;
+  // The `want` farthest points, as the smallest keys (-distance, id): farthest
+  // first, ties by the smaller id.
+  std::vector<std::pair<double, int64_t>> all;
 #pragma omp parallel if (n > (int64_t(1) << 16))
   {
-    std::vector<Cand> heap;  // the best `want` seen, heap ordered with the worst on top
-    heap.reserve(want + 1);
+    std::vector<double> key(want);
+    std::vector<int64_t> id(want);
+    TopK<double> top(key.data(), id.data(), want);
 #pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < n; ++i) {
       const double d = distance(i);
-      if (!(d > 0)) continue;
-      const Cand c(d, i);
-      if (heap.size() < want) {
-        heap.push_back(c);
-        std::push_heap(heap.begin(), heap.end(), before);
-      } else if (before(c, heap.front())) {
-        std::pop_heap(heap.begin(), heap.end(), before);
-        heap.back() = c;
-        std::push_heap(heap.begin(), heap.end(), before);
-      }
+      if (d > 0) top.push(-d, i);
     }
 #pragma omp critical
-    all.insert(all.end(), heap.begin(), heap.end());
+    for (int64_t r = 0; r < top.size(); ++r) all.emplace_back(top.dist(r), top.id(r));
   }
-  std::sort(all.begin(), all.end(), before);
+  std::sort(all.begin(), all.end());
   size_t moved = 0;
-  for (const Cand& cand : all) {
+  for (const auto& cand : all) {
     if (moved == empty.size()) break;
     const int64_t from = labels[cand.second];
     if (counts[from] < 2) continue;

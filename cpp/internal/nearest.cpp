@@ -3,72 +3,33 @@
 #include <cstring>
 #include <limits>
 
+#include "simd.h"
+
 namespace benchpq {
 namespace {
 
-// GCC/Clang vector extensions: portable SIMD without intrinsics (-march=native
-// picks the instructions). 8 floats = one AVX register.
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-
 constexpr int64_t kTile = 16;  // codewords scored per step (two v8)
 constexpr int kRows = 8;       // rows per register block
-
-inline v8 load(const float* p) { return *reinterpret_cast<const v8u*>(p); }
 
 // Nearest codeword of P rows: for every tile of 16 codewords, accumulate
 // ||c||^2 - 2 x.c in 2P registers, then keep a per-lane running minimum.
 template <int P>
 void nearest_rows(const float* x, int64_t ldx, int64_t d, const float* ct, const float* norms,
                   int64_t kp, int32_t* idx) {
-  const float inf = std::numeric_limits<float>::infinity();
-  v8 best[P][2];
-  v8i best_j[P][2];
-  for (int p = 0; p < P; ++p)
-    for (int h = 0; h < 2; ++h) {
-      best[p][h] = v8{} + inf;
-      best_j[p][h] = v8i{};
-    }
-  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  ArgMin16 best[P];
   for (int64_t j0 = 0; j0 < kp; j0 += kTile) {
     v8 acc[P][2];
-    const v8 n0 = load(norms + j0), n1 = load(norms + j0 + 8);
+    const v8 n0 = load8(norms + j0), n1 = load8(norms + j0 + 8);
     for (int p = 0; p < P; ++p) {
       acc[p][0] = n0;
       acc[p][1] = n1;
     }
-    const float* c = ct + j0;
-    for (int64_t t = 0; t < d; ++t, c += kp) {
-      const v8 c0 = load(c), c1 = load(c + 8);
-      for (int p = 0; p < P; ++p) {
-        const float xv = x[p * ldx + t];
-        acc[p][0] += xv * c0;
-        acc[p][1] += xv * c1;
-      }
-    }
-    const v8i j_lo = lane + static_cast<int32_t>(j0), j_hi = j_lo + 8;
-    for (int p = 0; p < P; ++p) {
-      const v8i lt0 = acc[p][0] < best[p][0], lt1 = acc[p][1] < best[p][1];
-      best[p][0] = lt0 ? acc[p][0] : best[p][0];
-      best_j[p][0] = lt0 ? j_lo : best_j[p][0];
-      best[p][1] = lt1 ? acc[p][1] : best[p][1];
-      best_j[p][1] = lt1 ? j_hi : best_j[p][1];
-    }
+    gemm_tile<P>(x, ldx, ct + j0, kp, d, acc);
+    for (int p = 0; p < P; ++p) best[p].offer(acc[p][0], acc[p][1], static_cast<int32_t>(j0));
   }
   for (int p = 0; p < P; ++p) {
-    float bv = inf;
-    int32_t bj = 0;
-    for (int h = 0; h < 2; ++h)
-      for (int l = 0; l < 8; ++l) {
-        const float v = best[p][h][l];
-        const int32_t j = best_j[p][h][l];
-        if (v < bv || (v == bv && j < bj)) {
-          bv = v;
-          bj = j;
-        }
-      }
-    idx[p] = bj;
+    float value;
+    best[p].result(value, idx[p]);
   }
 }
 
@@ -99,7 +60,7 @@ float l2sqr(const float* a, const float* b, int64_t d) {
   v8 acc = {};
   int64_t t = 0;
   for (; t + 8 <= d; t += 8) {
-    const v8 diff = load(a + t) - load(b + t);
+    const v8 diff = load8(a + t) - load8(b + t);
     acc += diff * diff;
   }
   float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));

@@ -1,0 +1,71 @@
+// 8-float vectors by the GCC/Clang vector extensions: portable SIMD without
+// intrinsics (-march=native picks the instructions; 8 floats fill one AVX
+// register). The register kernels of nearest-codeword search, ITQ's
+// projection and PQk-means' assignment are built from these pieces.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+namespace benchpq {
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));  // for unaligned access
+
+inline v8 load8(const float* p) { return *reinterpret_cast<const v8u*>(p); }
+inline void store8(float* p, v8 v) { *reinterpret_cast<v8u*>(p) = v; }
+
+/// acc[p] += x_p C[:, 0..16) for the P rows x_p = x + p * ldx (d floats each)
+/// and C (d, >= 16) with rows ldc floats apart: a P x 16 tile of a matrix
+/// product, summed in dimension order, in 2P registers.
+template <int P>
+inline void gemm_tile(const float* x, int64_t ldx, const float* c, int64_t ldc, int64_t d,
+                      v8 (&acc)[P][2]) {
+  for (int64_t t = 0; t < d; ++t, c += ldc) {
+    const v8 c0 = load8(c), c1 = load8(c + 8);
+    for (int p = 0; p < P; ++p) {
+      const float xv = x[p * ldx + t];
+      acc[p][0] += xv * c0;
+      acc[p][1] += xv * c1;
+    }
+  }
+}
+
+/// The smallest of scores offered 16 at a time, and its column; ties keep the
+/// smaller column whatever the order of the offers.
+class ArgMin16 {
+ public:
+  /// Scores of columns j0 .. j0 + 7 (lo) and j0 + 8 .. j0 + 15 (hi).
+  void offer(v8 lo, v8 hi, int32_t j0) {
+    const v8i j_lo = kLane + j0, j_hi = j_lo + 8;
+    const v8i lt0 = lo < best_[0], lt1 = hi < best_[1];
+    best_[0] = lt0 ? lo : best_[0];
+    column_[0] = lt0 ? j_lo : column_[0];
+    best_[1] = lt1 ? hi : best_[1];
+    column_[1] = lt1 ? j_hi : column_[1];
+  }
+
+  /// The smallest score offered (+inf if none) and its column (0 if none).
+  void result(float& value, int32_t& column) const {
+    value = std::numeric_limits<float>::infinity();
+    column = 0;
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 8; ++l) {
+        const float v = best_[h][l];
+        const int32_t j = column_[h][l];
+        if (v < value || (v == value && j < column)) {
+          value = v;
+          column = j;
+        }
+      }
+  }
+
+ private:
+  static constexpr v8i kLane = {0, 1, 2, 3, 4, 5, 6, 7};
+  v8 best_[2] = {v8{} + std::numeric_limits<float>::infinity(),
+                 v8{} + std::numeric_limits<float>::infinity()};
+  v8i column_[2] = {v8i{}, v8i{}};
+};
+
+}  // namespace benchpq
