@@ -33,9 +33,9 @@ from benchpq import native
 from benchpq.checks import InputError, as_matrix, check_positive_int
 from benchpq.registry import register
 
-from .own_itq import ITQ, check_binary_codes, check_num_bit
-from .own_pq import check_seed
-from .own_pqkmeans import (
+from .itq import ITQ, check_binary_codes, check_num_bit
+from .pq import check_seed
+from .pqkmeans import (
     EMPTY_RULES,
     INIT_GIVEN,
     INITS,

@@ -33,9 +33,9 @@ from benchpq.registry import register
 from benchpq.threads import serial_blas
 from benchpq.training_log import log_iteration
 
-from .own_pq import check_seed
-from .own_pqkmeans import training_sample
-from .rotations import procrustes, random_rotation
+from ..primitives.rotations import procrustes, random_rotation
+from .pq import check_seed
+from .pqkmeans import training_sample
 
 NATIVE = ("itq_mean_cov", "itq_project", "itq_step", "itq_encode", "hamming_distances",
           "hamming_search")

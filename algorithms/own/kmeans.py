@@ -17,7 +17,7 @@ from benchpq.checks import InputError, as_matrix, check_codebook_size, check_pos
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-from .own_pq import INITS, check_seed, subsample_arg
+from .pq import INITS, check_seed, subsample_arg
 
 
 @native.on_load

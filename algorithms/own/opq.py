@@ -57,8 +57,14 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iteration
 
-from .own_pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
-from .rotations import blas_for, eigenvalue_allocation, procrustes, random_rotation, rotate
+from ..primitives.rotations import (
+    blas_for,
+    eigenvalue_allocation,
+    procrustes,
+    random_rotation,
+    rotate,
+)
+from .pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
 
 ROTATION_INITS = ("identity", "eigen", "random")
 FINAL_INITS = ("loop", "random")

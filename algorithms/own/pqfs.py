@@ -23,10 +23,11 @@ import functools
 import numpy as np
 
 from benchpq import native
-from benchpq.algorithms.own_pq import PQ
 from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register
+
+from .pq import PQ
 
 KS = 16          # codewords per sub-quantizer: 4-bit sub-codes
 BLOCK = 32       # vectors per block of the fast-scan layout

@@ -13,7 +13,8 @@ is used as::
 
 and switches to this module by changing the import::
 
-    from benchpq.algorithms import pqkmeans_api as pqkmeans   # .encoder, .clustering, .evaluation
+    # .encoder, .clustering, .evaluation as the library's
+    from benchpq.algorithms.compat import pqkmeans_api as pqkmeans
 
 Classes (same argument names, order and defaults as pqkmeans 1.0.6, same
 return types: ``fit`` returns None, ``fit_predict``, ``labels_`` and
@@ -78,10 +79,10 @@ import numpy as np
 
 from benchpq.checks import InputError, as_matrix, check_positive_int
 
-from .own_bkmeans import bkmeans, bkmeans_assign, majority_vote
-from .own_itq import ITQ, check_num_bit
-from .own_pq import PQ
-from .own_pqkmeans import (
+from ..own.bkmeans import bkmeans, bkmeans_assign, majority_vote
+from ..own.itq import ITQ, check_num_bit
+from ..own.pq import PQ
+from ..own.pqkmeans import (
     EMPTY_RULES,
     INITS,
     check_choice,
@@ -553,7 +554,7 @@ def get_sift1m_dataset(cache_directory=None):
 
 
 #: ``pqkmeans.encoder`` / ``.clustering`` / ``.evaluation`` look-alikes, for
-#: ``from benchpq.algorithms import pqkmeans_api as pqkmeans``.
+#: ``from benchpq.algorithms.compat import pqkmeans_api as pqkmeans``.
 encoder = types.SimpleNamespace(PQEncoder=PQEncoder, ITQEncoder=ITQEncoder)
 clustering = types.SimpleNamespace(PQKMeans=PQKMeans, BKMeans=BKMeans)
 evaluation = types.SimpleNamespace(calc_error=calc_error,

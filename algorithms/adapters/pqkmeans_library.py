@@ -38,10 +38,10 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.threads import serial_blas
 
-from .own_bkmeans import train_itq_encoder
-from .own_itq import HammingSearcher, check_num_bit
-from .own_pq import check_seed, pq_code_bits
-from .own_pqkmeans import (
+from ..own.bkmeans import train_itq_encoder
+from ..own.itq import HammingSearcher, check_num_bit
+from ..own.pq import check_seed, pq_code_bits
+from ..own.pqkmeans import (
     check_choice,
     check_finite_streaming,
     check_n_clusters,

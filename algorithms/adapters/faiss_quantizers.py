@@ -25,7 +25,7 @@ from benchpq.checks import (
 )
 from benchpq.registry import register
 
-from .own_pq import unpack_codes
+from ..own.pq import unpack_codes
 
 
 def search_with_stats(index, queries: np.ndarray, k: int):

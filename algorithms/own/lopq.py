@@ -70,9 +70,9 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-from .own_opq import rotate
-from .own_pq import check_seed, subsample_arg
-from .rotations import eigenvalue_allocation
+from ..primitives.rotations import eigenvalue_allocation
+from .opq import rotate
+from .pq import check_seed, subsample_arg
 
 MAX_V = 4096          # cpp/lopq.h: V * V cells, offsets held densely
 # k-means initialisations: cpp/kmeans.h KMEANS_INIT_*, cpp/lopq.h LOPQ_INIT_GREEDY_PLUSPLUS

@@ -13,7 +13,7 @@ as::
 
 and switches to this module by changing the import::
 
-    from benchpq.algorithms import nanopq_api as nanopq
+    from benchpq.algorithms.compat import nanopq_api as nanopq
 
 Same classes (``PQ``, ``OPQ``, ``DistanceTable``), functions
 (``nanopq_to_faiss``, ``faiss_to_nanopq``), argument names, defaults,
@@ -71,9 +71,9 @@ import numpy as np
 from benchpq import native
 from benchpq.checks import InputError, as_matrix
 
-from .own_pq import PQ as OwnPQ
-from .own_pq import unpack_codes
-from .rotations import procrustes
+from ..own.pq import PQ as OwnPQ
+from ..own.pq import unpack_codes
+from ..primitives.rotations import procrustes
 
 __all__ = ["PQ", "OPQ", "DistanceTable", "nanopq_to_faiss", "faiss_to_nanopq",
            "NanopqAssertionError", "CodeRangeError"]
@@ -382,7 +382,7 @@ class OPQ:
     def eigenvalue_allocation(self, vecs):
         """(D, D) float32 parametric OPQ rotation of vecs (N, D) (Ge et al. 2014, section 4)."""
         _require(vecs.shape[1] % self.M == 0, "input dimension must be dividable by M")
-        from .rotations import eigenvalue_allocation
+        from ..primitives.rotations import eigenvalue_allocation
         return eigenvalue_allocation(as_matrix(vecs, "vecs"), self.M)
 
     def fit(self, vecs, parametric_init=False, pq_iter=20, rotation_iter=10, seed=123,

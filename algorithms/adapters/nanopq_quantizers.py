@@ -24,7 +24,7 @@ from benchpq.checks import (
 )
 from benchpq.registry import register
 
-from .own_pq import pq_code_bits
+from ..own.pq import pq_code_bits
 
 
 def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

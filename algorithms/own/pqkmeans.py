@@ -48,7 +48,7 @@ from benchpq.memory import release_pages
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-from .own_pq import PQ, check_seed, pq_code_bits
+from .pq import PQ, check_seed, pq_code_bits
 
 INITS = {"random": 0, "pqkmeans": 1}  # cpp/pqkmeans_common.h CODE_KMEANS_INIT_*
 INIT_GIVEN = 2
