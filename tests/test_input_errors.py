@@ -337,7 +337,7 @@ CASES = [
      "needs Ks <= 256"),
     ("vote labels shape", lambda t: own("own.pqkmeans", "sparse_voting")(
         *pqkmeans_input(), np.zeros(3, np.int64), pqkmeans_input()[0][:2]),
-     r"labels: expected \(50,\)"),
+     r"labels: expected shape \(50,\)"),
     ("vote labels range", lambda t: own("own.pqkmeans", "sparse_voting")(
         *pqkmeans_input(), np.full(50, 2), pqkmeans_input()[0][:2]), r"values must be in \[0, 2\)"),
     ("pqkmeans centers rows", lambda t: own("own.pqkmeans", "pqkmeans")(

@@ -13,7 +13,6 @@ from benchpq.algorithms.own.pqkmeans import (
     PQKMeansClusterer,
     pqkmeans,
     pqkmeans_assign,
-    release_pages,
     sdc_tables,
     sparse_voting,
     train_pq_encoder,
@@ -21,6 +20,7 @@ from benchpq.algorithms.own.pqkmeans import (
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs
+from benchpq.memory import release_pages
 
 pqk = pytest.importorskip("pqkmeans")
 

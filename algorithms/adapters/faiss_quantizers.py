@@ -25,7 +25,8 @@ from benchpq.checks import (
 )
 from benchpq.registry import register
 
-from ..own.pq import unpack_codes
+from ..primitives.codes import unpack_codes
+from ..primitives.mixins import FittedGuard
 
 
 def search_with_stats(index, queries: np.ndarray, k: int):
@@ -46,7 +47,7 @@ def search_with_stats(index, queries: np.ndarray, k: int):
                             "mean_lists": float(stats.nlist) / nq}
 
 
-class FaissIndexPlugin(Quantizer, Searcher):
+class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     """Common plumbing for a faiss index used as quantizer and searcher.
 
     Subclasses build the index in :meth:`_build` and say how many codewords
@@ -101,8 +102,7 @@ class FaissIndexPlugin(Quantizer, Searcher):
         return self
 
     def _trained(self):
-        if self.index is None:
-            raise InputError(f"{self.name}: call fit() before using the index")
+        self.require_fitted(self.index is not None, "using the index")
         return self.index
 
     def encode(self, x):

@@ -24,7 +24,7 @@ from benchpq.checks import (
 )
 from benchpq.registry import register
 
-from ..own.pq import pq_code_bits
+from ..primitives.mixins import FittedGuard, PQCodeBits, StoredCodes
 
 
 def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +35,7 @@ def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return dists[ids].astype(np.float32), ids.astype(np.int64)
 
 
-class NanoPQBase(Quantizer, Searcher):
+class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
     """Encode/decode/ADC search shared by the nanopq PQ and OPQ adapters."""
 
     def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, seed: int | None = None):
@@ -55,8 +55,7 @@ class NanoPQBase(Quantizer, Searcher):
         return x
 
     def _trained(self):
-        if self.model is None:
-            raise InputError(f"{self.name}: call fit() before using the model")
+        self.require_fitted(self.model is not None, "using the model")
         return self.model
 
     def encode(self, x):
@@ -66,10 +65,6 @@ class NanoPQBase(Quantizer, Searcher):
         model = self._trained()
         codes = as_matrix(codes, "codes", dtype=model.code_dtype, dim=self.M, finite=False)
         return model.decode(codes).astype(np.float32, copy=False)
-
-    def add(self, x):
-        codes = self.encode(x)
-        self.codes = codes if self.codes is None else np.vstack([self.codes, codes])
 
     def _dtable(self, query):
         return self._trained().dtable(query)
@@ -84,14 +79,6 @@ class NanoPQBase(Quantizer, Searcher):
         for i, q in enumerate(queries):
             distances[i], ids[i] = top_k(self._dtable(q).adist(self.codes), k)
         return distances, ids
-
-    @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
 
     @property
     def model_bytes(self) -> int:

@@ -72,7 +72,8 @@ from benchpq import native
 from benchpq.checks import InputError, as_matrix
 
 from ..own.pq import PQ as OwnPQ
-from ..own.pq import unpack_codes
+from ..primitives.codes import code_dtype, unpack_codes
+from ..primitives.native_modes import HOT_START
 from ..primitives.rotations import procrustes
 
 __all__ = ["PQ", "OPQ", "DistanceTable", "nanopq_to_faiss", "faiss_to_nanopq",
@@ -81,7 +82,6 @@ __all__ = ["PQ", "OPQ", "DistanceTable", "nanopq_to_faiss", "faiss_to_nanopq",
 METRICS = ("l2", "dot")
 MINITS = ("random", "++", "points", "matrix")
 MAX_KS = 2 ** 16  # our C++ codes are uint8 / uint16
-HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN
 
 
 class NanopqAssertionError(AssertionError, InputError):
@@ -95,10 +95,6 @@ class CodeRangeError(IndexError, InputError):
 def _require(condition, message: str) -> None:
     if not condition:
         raise NanopqAssertionError(message)
-
-
-def _code_dtype(Ks: int):
-    return np.uint8 if Ks <= 2 ** 8 else (np.uint16 if Ks <= 2 ** 16 else np.uint32)
 
 
 @native.on_load
@@ -175,7 +171,7 @@ class PQ:
         _require(0 < Ks <= 2 ** 32, f"Ks must be in (0, 2**32], got {Ks}")
         _require(metric in METRICS, f"metric must be 'l2' or 'dot', got {metric!r}")
         self.M, self.Ks, self.metric, self.verbose = M, Ks, metric, verbose
-        self.code_dtype = _code_dtype(Ks)
+        self.code_dtype = code_dtype(Ks).type
         self.codewords: np.ndarray | None = None
         self.Ds: int | None = None
         self._own = None  # our PQ holding a copy of codewords, rebuilt when they change
@@ -330,7 +326,7 @@ class DistanceTable:
             _check_code_range(codes, Ks)
             if Ks > MAX_KS:
                 return np.sum(self.dtable[range(M), codes], axis=1)
-            codes = codes.astype(_code_dtype(Ks))
+            codes = codes.astype(code_dtype(Ks).type)
         elif Ks < np.iinfo(codes.dtype).max + 1:
             _check_code_range(codes, Ks)
         suffix = "u8" if codes.dtype == np.uint8 else "u16"

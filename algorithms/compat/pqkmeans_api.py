@@ -21,11 +21,11 @@ return types: ``fit`` returns None, ``fit_predict``, ``labels_`` and
 ``cluster_centers_`` are lists of Python ints, ``predict`` an int64 array):
 
 * ``PQEncoder(iteration=20, num_subdim=4, Ks=256)``: product quantization
-  (Jegou et al., TPAMI 2011) by :class:`benchpq.algorithms.own_pq.PQ`;
+  (Jegou et al., TPAMI 2011) by :class:`benchpq.algorithms.own.pq.PQ`;
   ``transform`` -> (n, num_subdim) uint8 codes (uint16 when Ks > 256),
   ``inverse_transform`` -> (n, D) float64, ``codewords`` (M, Ks, Ds) float64.
 * ``ITQEncoder(iteration=50, num_bit=32)``: ITQ (Gong & Lazebnik, CVPR 2011)
-  by :class:`benchpq.algorithms.own_itq.ITQ`, any num_bit <= D; ``transform`` ->
+  by :class:`benchpq.algorithms.own.itq.ITQ`, any num_bit <= D; ``transform`` ->
   (n, num_bit) bool, as the library (``transform_packed``: the
   (n, ceil(num_bit / 8)) uint8 packed codes).
 * ``PQKMeans(encoder, k, iteration=10, verbose=False)``: PQk-means (Matsui et
@@ -50,7 +50,7 @@ keep empty clusters' centres (``empty="keep"``). Keyword-only extras:
 ``seed`` (encoders: None draws one from numpy's global generator, which
 ``np.random.seed`` fixes, as the library's encoders use it), ``init="random"``
 (k distinct codes) and ``empty="farthest"`` (re-seed empty clusters), see
-:mod:`benchpq.algorithms.own_pqkmeans`; after fit, ``objective_`` (per iteration)
+:mod:`benchpq.algorithms.own.pqkmeans`; after fit, ``objective_`` (per iteration)
 and ``iterations_``.
 
 Differences, each for a reason: PQEncoder trains with our C++ k-means
@@ -80,17 +80,13 @@ import numpy as np
 from benchpq.checks import InputError, as_matrix, check_positive_int
 
 from ..own.bkmeans import bkmeans, bkmeans_assign, majority_vote
-from ..own.itq import ITQ, check_num_bit
+from ..own.itq import ITQ
 from ..own.pq import PQ
-from ..own.pqkmeans import (
-    EMPTY_RULES,
-    INITS,
-    check_choice,
-    pqkmeans,
-    pqkmeans_assign,
-    sdc_tables,
-    sparse_voting,
-)
+from ..own.pqkmeans import pqkmeans, pqkmeans_assign, sdc_tables, sparse_voting
+from ..primitives.checks import check_choice, check_num_bit
+from ..primitives.codes import code_dtype
+from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
+from ..primitives.native_modes import EMPTY_RULES
 
 BUFFER_SIZE = 10000  # rows per chunk of the *_generator methods, as the library
 
@@ -140,7 +136,7 @@ class PQEncoder(_Encoder):
         self.M = check_positive_int(num_subdim, "num_subdim")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
         self.Ds = None
-        self.code_dtype = np.uint8 if self.Ks <= 256 else np.uint16
+        self.code_dtype = code_dtype(self.Ks).type
         self.seed = seed
         self._pq = None
 
@@ -228,7 +224,7 @@ class ITQEncoder(_Encoder):
 
 # -- clustering ------------------------------------------------------------------------
 def _iterate_live(first, assign, update, rerun, iteration: int, empty: str, on_start, on_done):
-    """The clustering loop of :func:`benchpq.algorithms.own_pqkmeans.pqkmeans` run step by step, so
+    """The clustering loop of :func:`benchpq.algorithms.own.pqkmeans.pqkmeans` run step by step, so
     that each iteration is reported as it ends; same centres, labels and stopping rule.
 
     first(): the initial draw and first assignment (a 1-iteration run); assign(centers) ->

@@ -2,7 +2,7 @@
 
 Bk-means after Gong, Pawar, Yu, Lazebnik, "Web scale photo hash clustering on
 a single machine", CVPR 2015: vectors are encoded once into binary codes by
-ITQ (:mod:`benchpq.algorithms.own_itq`), then k-means runs in Hamming space on the
+ITQ (:mod:`benchpq.algorithms.own.itq`), then k-means runs in Hamming space on the
 packed codes, the centres being binary codes too.
 
 * Assignment: the centre at the smallest Hamming distance (popcount of XOR),
@@ -14,12 +14,12 @@ packed codes, the centres being binary codes too.
   early when an update changes no centre; labels are the nearest final
   centre. (The pqkmeans library's BKMeans updates once more after its last
   assignment, so its ``cluster_centers_`` are one vote ahead of its labels.)
-* Initialisation and empty clusters as in :mod:`benchpq.algorithms.own_pqkmeans`:
+* Initialisation and empty clusters as in :mod:`benchpq.algorithms.own.pqkmeans`:
   ``random`` (k distinct codes, seeded) or ``pqkmeans`` (the library's k
   draws with replacement from std::mt19937(seed)); ``farthest`` or ``keep``.
 
 Arrays: codes (n, nbytes) uint8 packed bits (bit order of
-:mod:`benchpq.algorithms.own_itq`), centres (k, nbytes) uint8, labels (n,) int64.
+:mod:`benchpq.algorithms.own.itq`), centres (k, nbytes) uint8, labels (n,) int64.
 Memory beyond codes and labels: O(k * bits) counters. Every input is checked
 here, before any C++ call.
 """
@@ -33,21 +33,21 @@ from benchpq import native
 from benchpq.checks import InputError, as_matrix, check_positive_int
 from benchpq.registry import register
 
-from .itq import ITQ, check_binary_codes, check_num_bit
-from .pq import check_seed
-from .pqkmeans import (
-    EMPTY_RULES,
-    INIT_GIVEN,
-    INITS,
-    CodeClusterer,
-    CodeClustering,
+from ..primitives.checks import (
+    check_binary_codes,
     check_choice,
-    check_finite_streaming,
     check_labels,
     check_n_clusters,
-    encode_streaming,
-    training_sample,
+    check_num_bit,
+    check_seed,
 )
+from ..primitives.code_clustering import CodeClusterer, CodeClustering
+from ..primitives.mixins import BinaryCodeBits
+from ..primitives.native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
+from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
+from ..primitives.native_modes import EMPTY_RULES
+from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
+from .itq import ITQ
 
 NATIVE = ("bkmeans", "bkmeans_assign", "bkmeans_update")
 
@@ -142,7 +142,7 @@ def train_itq_encoder(x: np.ndarray, num_bit: int, niter: int, train_size: int |
 
 
 @register("bkmeans")
-class BKMeansClusterer(CodeClusterer):
+class BKMeansClusterer(BinaryCodeBits, CodeClusterer):
     """Bk-means: our ITQ encoder, then k-means in Hamming space (C++ core, OpenMP over points).
 
     fit_predict encodes block by block (a memory-mapped input is streamed).
@@ -154,7 +154,7 @@ class BKMeansClusterer(CodeClusterer):
         niter: assignment steps (pqkmeans' ``iteration``).
         init: ``pqkmeans`` (the library's draw of k codes; with seed 0 the
             library's very centres) or ``random`` (k distinct codes).
-        empty: ``farthest`` or ``keep`` (see :mod:`benchpq.algorithms.own_pqkmeans`).
+        empty: ``farthest`` or ``keep`` (see :mod:`benchpq.algorithms.own.pqkmeans`).
         seed: seed of the sample, the ITQ rotation and the initialisation (None: 0).
 
     extra_metrics: ``encoder_train_s``, ``encode_s``, ``kmeans_s``,
@@ -169,7 +169,7 @@ class BKMeansClusterer(CodeClusterer):
         self.itq_iter = check_positive_int(itq_iter, "itq_iter")
         self.train_size = None if train_size is None else \
             check_positive_int(train_size, "train_size", 2)
-        self._set_loop(niter, init, empty, seed, verbose)
+        self.set_loop(niter, init, empty, seed, verbose)
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
@@ -185,7 +185,7 @@ class BKMeansClusterer(CodeClusterer):
         codes = encode_streaming(self.encoder.encode, x, self.num_bit // 8)
         t2 = time.perf_counter()
         self.result = bkmeans(codes, k, self.niter, self.init, self.empty, seed)
-        self._report_iterations()
+        self.report_iterations()
         t3 = time.perf_counter()
         r = self.result
         self._n = n
@@ -197,10 +197,6 @@ class BKMeansClusterer(CodeClusterer):
             "state_bytes": int(codes.nbytes + r.labels.nbytes + k * (self.num_bit * 4 + 16)),
             "n_train": int(self.encoder.n_train)}
         return r.labels
-
-    @property
-    def code_bits(self) -> int:
-        return int(self.num_bit)
 
     @property
     def codes_bytes(self) -> int:

@@ -33,9 +33,16 @@ from benchpq.registry import register
 from benchpq.threads import serial_blas
 from benchpq.training_log import log_iteration
 
+from ..primitives.checks import check_binary_codes, check_num_bit, check_seed
+from ..primitives.mixins import (
+    BinaryCodeBits,
+    FittedGuard,
+    ModelArrays,
+    NativeThreads,
+    StoredCodes,
+)
 from ..primitives.rotations import procrustes, random_rotation
-from .pq import check_seed
-from .pqkmeans import training_sample
+from ..primitives.streaming import training_sample
 
 NATIVE = ("itq_mean_cov", "itq_project", "itq_step", "itq_encode", "hamming_distances",
           "hamming_search")
@@ -61,36 +68,6 @@ def _prepare(ns) -> None:
     ns.hamming_distances(codes, 3, codes, 3, 1, np.zeros((3, 3), np.int32))
     ns.hamming_search(codes, 3, codes, 3, 1, 1, np.zeros((3, 1), np.float32),
                       np.zeros((3, 1), np.int64))
-
-
-# -- checks -------------------------------------------------------------------
-def check_num_bit(num_bit, dim: int | None = None, whole_bytes: bool = True) -> int:
-    """num_bit as a positive int <= dim; a multiple of 8 (whole bytes) unless whole_bytes=False."""
-    num_bit = check_positive_int(num_bit, "num_bit")
-    if whole_bytes and num_bit % 8:
-        raise InputError(f"num_bit: must be a multiple of 8 (codes are packed into bytes), "
-                         f"got {num_bit}")
-    if dim is not None and num_bit > dim:
-        raise InputError(f"num_bit={num_bit} exceeds the dimension D={dim}: ITQ projects on "
-                         f"num_bit principal directions")
-    return num_bit
-
-
-def check_binary_codes(codes, nbytes: int | None = None, name: str = "codes") -> np.ndarray:
-    """Packed binary codes as a C-contiguous (n, nbytes) uint8 array, or raise InputError."""
-    if not isinstance(codes, np.ndarray):
-        raise InputError(f"{name}: expected a numpy array of packed uint8 codes, got "
-                         f"{type(codes).__name__}")
-    if codes.dtype != np.uint8:
-        raise InputError(f"{name}: expected dtype uint8 (packed bits), got {codes.dtype}")
-    if codes.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D array (n, nbytes), got shape {codes.shape}")
-    if nbytes is not None and codes.shape[1] != nbytes:
-        raise InputError(f"{name}: code width mismatch, expected {nbytes} bytes "
-                         f"({nbytes * 8} bits), got {codes.shape[1]}")
-    if codes.shape[0] < 1 or codes.shape[1] < 1:
-        raise InputError(f"{name}: empty (shape {codes.shape})")
-    return np.ascontiguousarray(codes)
 
 
 # -- Hamming distances --------------------------------------------------------
@@ -138,18 +115,12 @@ def pca_directions(cov: np.ndarray, num_bit: int) -> np.ndarray:
     return top * np.where(signs == 0, 1, signs)
 
 
-class HammingSearcher(Searcher):
+class HammingSearcher(StoredCodes, BinaryCodeBits, Searcher):
     """Search over packed binary codes: a subclass gives ``encode`` and ``num_bit``.
 
     ``add`` encodes and appends database vectors (ids continue from the current
     size); ``search`` encodes the queries and scans the codes by Hamming distance.
     """
-
-    codes = None
-
-    def add(self, x) -> None:
-        codes = self.encode(x)
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
 
     def search(self, queries, k):
         """Hamming k-NN of the encoded queries: (distances (nq, k) float32, ids (nq, k) int64)."""
@@ -158,17 +129,9 @@ class HammingSearcher(Searcher):
         k = check_k(k, self.codes.shape[0])
         return hamming_search(self.encode(queries), self.codes, k)
 
-    @property
-    def code_bits(self) -> int:
-        return int(self.num_bit)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
-
 
 @register("itq")
-class ITQ(HammingSearcher):
+class ITQ(NativeThreads, FittedGuard, ModelArrays, HammingSearcher):
     """ITQ binary codes with exhaustive Hamming search (C++ core).
 
     Args:
@@ -185,6 +148,8 @@ class ITQ(HammingSearcher):
     and after the last one, ``loss`` the final one; after add: ``codes``
     (n, ceil(num_bit / 8)) uint8.
     """
+
+    model_arrays = ("mean", "projection")
 
     def __init__(self, num_bit: int = 64, niter: int = 50, seed: int | None = None,
                  train_size: int | None = None, verbose: bool = False):
@@ -204,9 +169,6 @@ class ITQ(HammingSearcher):
     def nbytes(self) -> int:
         """Bytes per code, ceil(num_bit / 8)."""
         return -(-self.num_bit // 8)
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
 
     def fit(self, x):
         """Learn mean, principal directions and rotation on x (n, D) float32, n >= 2;
@@ -263,8 +225,7 @@ class ITQ(HammingSearcher):
     def encode(self, x) -> np.ndarray:
         """(n, D) float32 -> (n, ceil(num_bit / 8)) uint8 packed codes (layout in the module
         doc)."""
-        if self.projection is None:
-            raise InputError(f"{self.name or 'itq'}: call fit() before encoding")
+        self.require_fitted(self.projection is not None, "encoding")
         x = as_matrix(x, "x", dim=self.dim)
         n, bits = x.shape[0], self.nbytes * 8
         projection = self.projection
@@ -280,14 +241,6 @@ class ITQ(HammingSearcher):
         if bits != self.num_bit:
             codes[:, -1] &= np.uint8((1 << (self.num_bit % 8)) - 1)
         return codes
-
-    # -- Searcher -----------------------------------------------------------
-    # -- sizes ----------------------------------------------------------------
-    @property
-    def model_bytes(self) -> int:
-        if self.projection is None:
-            return 0
-        return int(self.mean.nbytes + self.projection.nbytes)
 
     def extra_metrics(self) -> dict:
         if self.losses is None:

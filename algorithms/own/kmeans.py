@@ -13,11 +13,13 @@ import numpy as np
 
 from benchpq import native
 from benchpq.api import Clusterer
-from benchpq.checks import InputError, as_matrix, check_codebook_size, check_positive_int
+from benchpq.checks import as_matrix, check_codebook_size, check_positive_int
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-from .pq import INITS, check_seed, subsample_arg
+from ..primitives.checks import check_choice, check_seed, subsample_arg
+from ..primitives.mixins import NativeThreads
+from ..primitives.native_modes import INITS
 
 
 @native.on_load
@@ -30,7 +32,7 @@ def _prepare(ns) -> None:
 
 
 @register("kmeans")
-class KMeans(Clusterer):
+class KMeans(NativeThreads, Clusterer):
     """Seeded Lloyd k-means (C++ core, OpenMP over points).
 
     Args:
@@ -50,18 +52,13 @@ class KMeans(Clusterer):
                  max_points_per_centroid: int | None = None, verbose: bool = False):
         self.niter = check_positive_int(niter, "niter")
         self.verbose = bool(verbose)
-        if init not in INITS:
-            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
-        self.init = init
+        self.init = check_choice(init, INITS, "init")
         self.seed = seed
         self.max_points_per_centroid = None if max_points_per_centroid is None else \
             check_positive_int(max_points_per_centroid, "max_points_per_centroid")
         self.centroids = None
         self.objectives = None
         self._shape = (0, 0)
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
 
     def fit_predict(self, x, n_clusters):
         """(n, d) float32 -> (n,) int64 labels in [0, n_clusters); n >= n_clusters."""

@@ -14,7 +14,7 @@ Training (``fit``), for x (n, D) float32 cut into two halves of h = D/2:
 3. residuals to the cell's coarse centroids; for every coarse centroid of each
    half, the mean of its residuals and a local rotation, the eigenvalue
    allocation of their covariance into M/2 sub-spaces
-   (:func:`benchpq.algorithms.rotations.eigenvalue_allocation`, parametric OPQ), the
+   (:func:`benchpq.algorithms.primitives.rotations.eigenvalue_allocation`, parametric OPQ), the
    identity when the centroid has fewer than h residuals (as the reference);
 4. M fine sub-quantizers of Ks codewords (M/2 per half), k-means on the local
    frames p_s = (x_s - C_s - mu_s) R_s of the training vectors (C++).
@@ -70,13 +70,13 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-from ..primitives.rotations import eigenvalue_allocation
-from .opq import rotate
-from .pq import check_seed, subsample_arg
+from ..primitives.checks import check_choice, check_seed, subsample_arg
+from ..primitives.codes import code_dtype
+from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads
+from ..primitives.native_modes import LOPQ_INITS as INITS
+from ..primitives.rotations import eigenvalue_allocation, rotate
 
 MAX_V = 4096          # cpp/lopq.h: V * V cells, offsets held densely
-# k-means initialisations: cpp/kmeans.h KMEANS_INIT_*, cpp/lopq.h LOPQ_INIT_GREEDY_PLUSPLUS
-INITS = {"greedy-k-means++": 16, "k-means++": 0, "random": 1}
 ROTATIONS = ("eigen", "identity")
 CHUNK_ROWS = 65536    # rows PCA-projected at once
 
@@ -116,11 +116,6 @@ def _prepare(ns) -> None:
              np.zeros(3, i64), np.zeros(3, i64))
     d = np.zeros(2, f32)
     ns.multisequence_order(d, 2, d, 2, 4, np.zeros(4, i32), np.zeros(4, i32), np.zeros(4, f32))
-
-
-def code_dtype(V: int, Ks: int) -> np.dtype:
-    """uint8 when V <= 256 and Ks <= 256, else uint16."""
-    return np.dtype(np.uint8 if V <= 256 and Ks <= 256 else np.uint16)
 
 
 def multisequence_order(d1, d2, count: int | None = None):
@@ -166,7 +161,7 @@ def local_frames(residuals: np.ndarray, coarse: np.ndarray, V: int, M: int,
 
     A centroid with no residual gets a zero mean; one with fewer than h
     residuals the identity rotation (its covariance is rank-deficient; as the
-    reference code). Rotations follow :mod:`benchpq.algorithms.rotations`: p = r R.
+    reference code). Rotations follow :mod:`benchpq.algorithms.primitives.rotations`: p = r R.
     """
     h = residuals.shape[1] // 2
     means = np.zeros((2, V, h), np.float32)
@@ -191,7 +186,7 @@ MAX_QUOTA = 2 ** 62
 
 
 @register("lopq")
-class LOPQ(Quantizer, Searcher):
+class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Searcher):
     """LOPQ (Kalantidis & Avrithis 2014) on an inverted multi-index (Babenko & Lempitsky 2012).
 
     Args:
@@ -247,10 +242,8 @@ class LOPQ(Quantizer, Searcher):
         self.seed = seed
         self.max_points_per_centroid = None if max_points_per_centroid is None else \
             check_positive_int(max_points_per_centroid, "max_points_per_centroid")
-        if init not in INITS:
-            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
-        if rotation not in ROTATIONS:
-            raise InputError(f"rotation: expected one of {list(ROTATIONS)}, got {rotation!r}")
+        check_choice(init, INITS, "init")
+        check_choice(rotation, ROTATIONS, "rotation")
         if not isinstance(pca, (bool, np.bool_)):
             raise InputError(f"pca: expected true or false, got {pca!r}")
         self.pca_dim = None if pca_dim is None else check_positive_int(pca_dim, "pca_dim", 2)
@@ -265,6 +258,9 @@ class LOPQ(Quantizer, Searcher):
         self.last_search: dict = {}
         self._cpp = None
         self._indexed = 0            # rows of codes in the C++ index
+
+    model_arrays = ("coarse_centroids", "local_means", "local_rotations", "codewords",
+                    "pca_mean", "pca_matrix")
 
     # -- state ----------------------------------------------------------------
     @property
@@ -281,8 +277,7 @@ class LOPQ(Quantizer, Searcher):
 
     def _model(self):
         """The C++ LOPQ, rebuilt from the numpy state when absent (after unpickling)."""
-        if self.codewords is None:
-            raise InputError(f"{self.name or 'lopq'}: call fit() before using the quantizer")
+        self.require_fitted(self.codewords is not None)
         if self._cpp is None:
             D, V, h = self.qdim, self.V, self.qdim // 2
             cpp = native.load().LOPQ(D, V, self.M, self.Ks)
@@ -296,29 +291,13 @@ class LOPQ(Quantizer, Searcher):
             self._cpp, self._indexed = cpp, 0
         return self._cpp
 
-    @property
-    def codes(self) -> np.ndarray | None:
-        """The added database's (n, 2 + M) codes; checked whenever they are set."""
-        return self.__dict__.get("_codes")
+    transient = {"_cpp": None, "_indexed": 0}
 
-    @codes.setter
-    def codes(self, value) -> None:
-        # C++ indexes these codes without bounds checks: nothing unchecked gets in
-        self.__dict__["_codes"] = None if value is None else self.check_codes(value, "codes")
-        self._indexed = 0
+    def check_stored_codes(self, codes) -> np.ndarray:
+        return self.check_codes(codes, "codes")
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cpp"], state["_indexed"] = None, 0
-        return state
-
-    def __setstate__(self, state):
-        codes = state.pop("_codes", state.pop("codes", None))
-        self.__dict__.update(state)
-        self.codes = codes
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
+    def codes_changed(self) -> None:
+        self._indexed = 0  # the C++ index is rebuilt on the next search
 
     # -- training -------------------------------------------------------------
     def _fit_pca(self, x: np.ndarray) -> None:
@@ -449,8 +428,7 @@ class LOPQ(Quantizer, Searcher):
     # -- Searcher -------------------------------------------------------------
     def add(self, x) -> None:
         """Encode and append database vectors (n, D); the inverted lists are rebuilt."""
-        codes = self.encode(as_matrix(x, "base", dim=self.dim))
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+        super().add(x)
         self._index()
 
     def _index(self):
@@ -532,14 +510,6 @@ class LOPQ(Quantizer, Searcher):
             return 0
         fine = self.M * (1 if self.Ks <= 256 else 2)
         return int(self.codes.shape[0] * (fine + 8) + 8 * (self.V * self.V + 1))
-
-    @property
-    def model_bytes(self) -> int:
-        if self.codewords is None:
-            return 0
-        arrays = (self.coarse_centroids, self.local_means, self.local_rotations, self.codewords,
-                  self.pca_mean, self.pca_matrix)
-        return int(sum(a.nbytes for a in arrays if a is not None))
 
     def extra_metrics(self) -> dict:
         out = {"fine_bits": self.code_bits, "cell_bits": self.cell_bits,

@@ -20,7 +20,7 @@ natural sub-spaces suit PQ better than balanced principal ones).
 
 The loop runs on at most ``max_train_points`` sampled training vectors. The
 final PQ (``iter`` k-means iterations) trains on the rotated training set,
-subsampled as :class:`benchpq.algorithms.own_pq.PQ` does (only the rows it trains on
+subsampled as :class:`benchpq.algorithms.own.pq.PQ` does (only the rows it trains on
 are rotated), starting from the loop's last codebooks (``final_init="loop"``).
 Those codebooks have already had ``niter_pq_0 + (niter - 1) * niter_pq``
 iterations on nearly the final rotation, so the loop can afford few k-means
@@ -30,14 +30,14 @@ loop) and nanopq's (a single k-means iteration from scratch per step), see
 README "PQ / OPQ speed".
 
 Cost at high dimension: the data-sized product x R goes through numpy's BLAS
-(:func:`benchpq.algorithms.rotations.rotate`); the cross product x^T y of the rotation
+(:func:`benchpq.algorithms.primitives.rotations.rotate`); the cross product x^T y of the rotation
 update is summed from the codes (C++ ``sum_by_code``: x's rows added per
 codeword, then M small (D, Ks) x (Ks, D/M) products), never from the decoded
 data; the D x D SVD runs in LAPACK on the run's threads when D is large.
 Encoding rotates and encodes a block of rows at a time, so the rotated copy
 of the data is never held in full.
 
-Arrays: vectors float32 (n, D); codes (n, M) as :class:`benchpq.algorithms.own_pq.PQ`;
+Arrays: vectors float32 (n, D); codes (n, M) as :class:`benchpq.algorithms.own.pq.PQ`;
 ``rotation`` (D, D) float32; ``objective`` per iteration: mean squared
 distortion of the rotated sample before the rotation update.
 """
@@ -57,6 +57,10 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iteration
 
+from ..primitives.checks import check_choice, check_codes, check_seed
+from ..primitives.codes import code_dtype
+from ..primitives.mixins import FittedGuard, ModelArrays, NativeThreads, PQCodeBits, StoredCodes
+from ..primitives.native_modes import HOT_START, INITS
 from ..primitives.rotations import (
     blas_for,
     eigenvalue_allocation,
@@ -64,7 +68,7 @@ from ..primitives.rotations import (
     random_rotation,
     rotate,
 )
-from .pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
+from .pq import PQ
 
 ROTATION_INITS = ("identity", "eigen", "random")
 FINAL_INITS = ("loop", "random")
@@ -101,11 +105,12 @@ def code_cross_product(cpp, x: np.ndarray, codes: np.ndarray, codewords: np.ndar
 
 
 @register("opq")
-class OPQ(Quantizer, Searcher):
+class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quantizer,
+          Searcher):
     """Optimized product quantization: rotation learnt as in Ge et al. 2014, then our PQ.
 
     Args:
-        M, Ks: as :class:`benchpq.algorithms.own_pq.PQ` (M divides the dimension).
+        M, Ks: as :class:`benchpq.algorithms.own.pq.PQ` (M divides the dimension).
         niter: rotation updates (non-parametric OPQ); 0 keeps the initial rotation.
         niter_pq, niter_pq_0: k-means iterations of the PQ inside each update
             (the first update starts from scratch with niter_pq_0).
@@ -120,6 +125,8 @@ class OPQ(Quantizer, Searcher):
         seed: seeds sampling, k-means and a random initial rotation (None: 0).
     """
 
+    model_arrays = ("pq", "rotation")
+
     def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 2,
                  niter_pq_0: int = 10, iter: int = 25, init: str = "identity",
                  max_train_points: int = 65536, max_points_per_centroid: int | None = 256,
@@ -131,24 +138,17 @@ class OPQ(Quantizer, Searcher):
         self.niter_pq = check_positive_int(niter_pq, "niter_pq")
         self.niter_pq_0 = check_positive_int(niter_pq_0, "niter_pq_0")
         self.iter = check_positive_int(iter, "iter")
-        if init not in ROTATION_INITS:
-            raise InputError(f"init: expected one of {list(ROTATION_INITS)}, got {init!r}")
-        self.init = init
+        self.init = check_choice(init, ROTATION_INITS, "init")
         self.max_train_points = check_positive_int(max_train_points, "max_train_points", 2)
         if self.max_train_points < self.Ks:
             raise InputError(f"max_train_points={self.max_train_points} is below Ks={self.Ks}: "
                              f"k-means cannot learn {self.Ks} codewords from fewer vectors")
         self.max_points_per_centroid = max_points_per_centroid
-        if final_init not in FINAL_INITS:
-            raise InputError(f"final_init: expected one of {list(FINAL_INITS)}, got {final_init!r}")
-        self.final_init = final_init
+        self.final_init = check_choice(final_init, FINAL_INITS, "final_init")
         self.seed = seed
         self.rotation = None
         self.objective = []
         self.pq = None
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
 
     # -- training -------------------------------------------------------------
     def fit(self, x):
@@ -214,8 +214,7 @@ class OPQ(Quantizer, Searcher):
 
     # -- Quantizer ------------------------------------------------------------
     def _trained(self) -> PQ:
-        if self.pq is None:
-            raise InputError(f"{self.name or 'opq'}: call fit() before using the quantizer")
+        self.require_fitted(self.pq is not None)
         return self.pq
 
     def encode(self, x) -> np.ndarray:
@@ -243,28 +242,19 @@ class OPQ(Quantizer, Searcher):
         return out
 
     # -- Searcher -------------------------------------------------------------
-    def add(self, x) -> None:
-        pq = self._trained()
-        codes = self.encode(x)
-        pq.codes = codes if pq.codes is None else np.concatenate([pq.codes, codes])
+    @property
+    def codes(self) -> np.ndarray | None:
+        """The added database's (n, M) codes, held by the inner PQ."""
+        return None if self.pq is None else self.pq.codes
+
+    @codes.setter
+    def codes(self, value) -> None:
+        self._trained().codes = value
 
     def search(self, queries, k):
         """ADC k-NN of the rotated queries: (distances (nq, k) float32, ids (nq, k) int64)."""
         pq = self._trained()
         return pq.search(rotate(as_matrix(queries, "query", dim=pq.dim), self.rotation), k)
-
-    # -- sizes ----------------------------------------------------------------
-    @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
-
-    @property
-    def codes_bytes(self) -> int:
-        return self.pq.codes_bytes if self.pq is not None else 0
-
-    @property
-    def model_bytes(self) -> int:
-        return 0 if self.pq is None else self.pq.model_bytes + int(self.rotation.nbytes)
 
     # -- faiss interop ----------------------------------------------------------
     def to_faiss(self):

@@ -30,8 +30,10 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-INITS = {"k-means++": 0, "random": 1}  # cpp/kmeans.h KMEANS_INIT_*
-HOT_START = 2  # cpp/kmeans.h KMEANS_INIT_GIVEN: k-means starts from the current codebooks
+from ..primitives.checks import check_choice, check_codes, check_seed, subsample_arg
+from ..primitives.codes import code_dtype, pack_codes, unpack_codes
+from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
+from ..primitives.native_modes import HOT_START, INITS
 
 
 @native.on_load
@@ -59,43 +61,9 @@ def _prepare(ns) -> None:
     ns.ProductQuantizer.train_rows(4, 2, 0, 1, np.zeros(2, i64))
 
 
-def code_dtype(Ks: int) -> np.dtype:
-    """uint8 for Ks <= 256, else uint16."""
-    return np.dtype(np.uint8 if Ks <= 256 else np.uint16)
-
-
-def pq_code_bits(M: int, Ks: int) -> int:
-    """Bits of one PQ code: M sub-codes of ceil(log2 Ks) bits each."""
-    return int(M * np.ceil(np.log2(Ks)))
-
-
-def check_seed(seed) -> int:
-    """None -> 0 (as the nanopq adapter); else an integer in [0, 2**64)."""
-    return 0 if seed is None else check_positive_int(seed, "seed", 0, 2 ** 64 - 1)
-
-
-def subsample_arg(max_points_per_centroid: int | None, k: int, n: int) -> int:
-    """The C++ argument: 0 (train on all n points) unless subsampling leaves fewer than n."""
-    mppc = max_points_per_centroid
-    return mppc if mppc is not None and mppc * k < n else 0
-
-
-def check_codes(codes, M: int, Ks: int, name: str = "codes") -> np.ndarray:
-    """Return (n, M) codes of dtype ``code_dtype(Ks)`` with values < Ks, C-contiguous, or raise."""
-    dtype = code_dtype(Ks)
-    if not isinstance(codes, np.ndarray):
-        raise InputError(f"{name}: expected a numpy array of {dtype} codes, got "
-                         f"{type(codes).__name__}")
-    if codes.dtype != dtype:
-        raise InputError(f"{name}: expected dtype {dtype} (Ks={Ks}), got {codes.dtype}")
-    codes = as_matrix(codes, name, dtype=dtype, dim=M, finite=False)
-    if Ks < np.iinfo(dtype).max + 1 and codes.max() >= Ks:
-        raise InputError(f"{name}: code {int(codes.max())} out of range for Ks={Ks}")
-    return codes
-
-
 @register("pq")
-class PQ(Quantizer, Searcher):
+class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quantizer,
+         Searcher):
     """Product quantizer with ADC and SDC exhaustive search (C++ core).
 
     Args:
@@ -122,15 +90,15 @@ class PQ(Quantizer, Searcher):
         self.seed = seed
         self.max_points_per_centroid = None if max_points_per_centroid is None else \
             check_positive_int(max_points_per_centroid, "max_points_per_centroid")
-        if init not in INITS:
-            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
-        self.init = init
+        self.init = check_choice(init, INITS, "init")
         self.verbose = bool(verbose)
         self.dim = None
         self.codewords = None
         self.objective = None
         self.codes = None
         self._cpp = None
+
+    model_arrays = ("codewords",)
 
     # -- state --------------------------------------------------------------
     @property
@@ -142,8 +110,7 @@ class PQ(Quantizer, Searcher):
 
     def _quantizer(self):
         """The C++ ProductQuantizer, rebuilt from ``codewords`` when absent (after unpickling)."""
-        if self.codewords is None:
-            raise InputError(f"{self.name or 'pq'}: call fit() before using the quantizer")
+        self.require_fitted(self.codewords is not None)
         if self._cpp is None:
             cpp = native.load().ProductQuantizer(self.dim, self.M, self.Ks)
             cpp.set_codewords(native.array_arg(
@@ -151,28 +118,8 @@ class PQ(Quantizer, Searcher):
             self._cpp = cpp
         return self._cpp
 
-    @property
-    def codes(self) -> np.ndarray | None:
-        """The added database's (n, M) codes; checked whenever they are set."""
-        return self.__dict__.get("_codes")
-
-    @codes.setter
-    def codes(self, value) -> None:
-        # the C++ scans index tables with these codes without bounds checks
-        self.__dict__["_codes"] = None if value is None else check_codes(value, self.M, self.Ks)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cpp"] = None
-        return state
-
-    def __setstate__(self, state):
-        codes = state.pop("_codes", state.pop("codes", None))
-        self.__dict__.update(state)
-        self.codes = codes
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
+    def check_stored_codes(self, codes) -> np.ndarray:
+        return check_codes(codes, self.M, self.Ks)
 
     # -- Quantizer ----------------------------------------------------------
     def fit(self, x, codewords=None):
@@ -253,11 +200,6 @@ class PQ(Quantizer, Searcher):
         return x
 
     # -- Searcher -----------------------------------------------------------
-    def add(self, x) -> None:
-        """Encode and append database vectors (n, D); ids continue from the current size."""
-        codes = self.encode(as_matrix(x, "base", dim=self.dim))
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
-
     def _search(self, kind: str, queries, k: int):
         cpp = self._quantizer()
         if self.codes is None:
@@ -287,19 +229,6 @@ class PQ(Quantizer, Searcher):
     def search_sdc(self, queries, k):
         """SDC k-NN: queries are encoded first; same outputs as :meth:`search`."""
         return self._search("sdc", queries, k)
-
-    # -- sizes ----------------------------------------------------------------
-    @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
-
-    @property
-    def model_bytes(self) -> int:
-        return int(self.codewords.nbytes) if self.codewords is not None else 0
 
     # -- faiss interop ------------------------------------------------------------
     def to_faiss(self):
@@ -351,25 +280,3 @@ class PQ(Quantizer, Searcher):
         """Our codes are already one column per sub-space: ((n, M) codes, Ks)."""
         return check_codes(codes, self.M, self.Ks), self.Ks
 
-
-def pack_codes(codes: np.ndarray, nbits: int) -> np.ndarray:
-    """(n, M) codes -> (n, ceil(M * nbits / 8)) uint8, faiss's bit layout.
-
-    faiss (BitstringWriter) writes sub-code m at bits [m * nbits, (m + 1) * nbits)
-    of a little-endian bit string, least significant bit first.
-    """
-    if nbits in (8, 16):
-        return np.ascontiguousarray(codes.astype(f"<u{nbits // 8}")).view(np.uint8)
-    n, M = codes.shape
-    bits = (codes[:, :, None].astype(np.uint32) >> np.arange(nbits, dtype=np.uint32)) & 1
-    return np.packbits(bits.astype(np.uint8).reshape(n, M * nbits), axis=1, bitorder="little")
-
-
-def unpack_codes(packed: np.ndarray, M: int, nbits: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: (n, code_size) uint8 -> (n, M) of ``code_dtype(2**nbits)``."""
-    dtype = code_dtype(1 << nbits)
-    if nbits in (8, 16):
-        return np.ascontiguousarray(packed).view(f"<u{nbits // 8}").astype(dtype)
-    n = packed.shape[0]
-    bits = np.unpackbits(packed, axis=1, bitorder="little")[:, :M * nbits].reshape(n, M, nbits)
-    return (bits.astype(np.uint32) << np.arange(nbits, dtype=np.uint32)).sum(-1).astype(dtype)

@@ -27,11 +27,12 @@ from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register
 
+from ..primitives.mixins import FittedGuard, ModelArrays, NativeThreads
+from ..primitives.native_modes import SIMD_LEVELS
 from .pq import PQ
 
 KS = 16          # codewords per sub-quantizer: 4-bit sub-codes
 BLOCK = 32       # vectors per block of the fast-scan layout
-SIMD_LEVELS = {"auto": -1, "scalar": 0, "avx2": 1, "avx512": 2}  # cpp/pqfs.h PQFS_SIMD_*
 SEARCH_PARAMS = {"k_factor": 1, "simd": "auto"}  # search-time parameters and their defaults
 
 
@@ -82,7 +83,7 @@ def unpack_blocks(blocks: np.ndarray, n: int, M: int) -> np.ndarray:
 
 
 @register("pqfs")
-class PQFastScan(Quantizer, Searcher):
+class PQFastScan(NativeThreads, FittedGuard, ModelArrays, Quantizer, Searcher):
     """4-bit product quantizer with SIMD fast-scan search (C++ core).
 
     Args:
@@ -97,6 +98,8 @@ class PQFastScan(Quantizer, Searcher):
     Attributes after fit: ``codewords`` (M, 16, D/M) float32; after add:
     ``blocks`` (ceil(n/32), 16 * M) uint8 and ``ntotal`` = n.
     """
+
+    model_arrays = ("pq",)
 
     def __init__(self, M: int = 16, iter: int = 25, seed: int | None = None,
                  max_points_per_centroid: int | None = 256, init: str = "random"):
@@ -131,12 +134,8 @@ class PQFastScan(Quantizer, Searcher):
 
     def _quantizer(self):
         """The trained C++ ProductQuantizer (Ks = 16)."""
-        if self.pq.codewords is None:
-            raise InputError(f"{self.name or 'pqfs'}: call fit() before using the quantizer")
+        self.require_fitted(self.pq.codewords is not None)
         return self.pq._quantizer()
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
 
     def set_search_params(self, k_factor: int = UNSET, simd: str = UNSET, **params) -> None:
         """Set ``k_factor`` and/or ``simd`` (see the class docstring)."""
@@ -252,10 +251,6 @@ class PQFastScan(Quantizer, Searcher):
     @property
     def codes_bytes(self) -> int:
         return int(self.blocks.nbytes) if self.blocks is not None else 0
-
-    @property
-    def model_bytes(self) -> int:
-        return self.pq.model_bytes
 
     # -- faiss interop ------------------------------------------------------------
     def to_faiss(self):

@@ -31,12 +31,10 @@ histograms). Every input is checked here, before any C++ call.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from benchpq import native
-from benchpq.api import Clusterer
 from benchpq.checks import (
     InputError,
     as_matrix,
@@ -44,15 +42,24 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
-from benchpq.memory import release_pages
 from benchpq.registry import register
-from benchpq.training_log import log_iterations
 
-from .pq import PQ, check_seed, pq_code_bits
+from ..primitives.checks import (
+    check_choice,
+    check_labels,
+    check_n_clusters,
+    check_pq_codes,
+    check_seed,
+    check_tables,
+)
+from ..primitives.code_clustering import CodeClusterer, CodeClustering
+from ..primitives.mixins import PQCodeBits
+from ..primitives.native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
+from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
+from ..primitives.native_modes import EMPTY_RULES
+from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
+from .pq import PQ
 
-INITS = {"random": 0, "pqkmeans": 1}  # cpp/pqkmeans_common.h CODE_KMEANS_INIT_*
-INIT_GIVEN = 2
-EMPTY_RULES = {"farthest": 0, "keep": 1}  # CODE_KMEANS_EMPTY_*
 NATIVE = ("pqkmeans_tables", "pqkmeans", "pqkmeans_assign", "pqkmeans_update")
 
 
@@ -76,76 +83,7 @@ def _prepare(ns) -> None:
     ns.pqkmeans_update(codes, 2, 1, 2, tables, labels, 2, centers)
 
 
-@dataclass
-class CodeClustering:
-    """Result of k-means on codes (PQk-means or Bk-means).
-
-    centers: (k, code_size) uint8, the centres of the last assignment.
-    labels: (n,) int64, the nearest final centre of every code.
-    objective: (iterations,) float64, sum of the code-to-centre distances at each assignment.
-    iter_seconds: (iterations,) float64, wall time of each iteration.
-    """
-
-    centers: np.ndarray
-    labels: np.ndarray
-    objective: np.ndarray
-    iter_seconds: np.ndarray
-
-    @property
-    def iterations(self) -> int:
-        return int(len(self.objective))
-
-
-# -- checks -------------------------------------------------------------------
-def check_choice(value, choices, name: str):
-    if value not in choices:
-        raise InputError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
-    return value
-
-
-def check_n_clusters(k, n: int) -> int:
-    """k as an int in [1, n], or InputError."""
-    k = check_positive_int(k, "k")
-    if k > n:
-        raise InputError(f"k={k} is larger than the number of codes ({n})")
-    return k
-
-
-def check_pq_codes(codes, M: int, Ks: int = 256, name: str = "codes") -> np.ndarray:
-    """(n, M) uint8 PQ codes with values < Ks, C-contiguous, or InputError."""
-    if not isinstance(codes, np.ndarray):
-        raise InputError(f"{name}: expected a numpy array of uint8 PQ codes, got "
-                         f"{type(codes).__name__}")
-    if codes.dtype != np.uint8:
-        raise InputError(f"{name}: expected dtype uint8 (PQk-means needs Ks <= 256), got "
-                         f"{codes.dtype}")
-    if codes.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D array (n, M), got shape {codes.shape}")
-    if codes.shape[1] != M:
-        raise InputError(f"{name}: code width mismatch, expected M={M} sub-codes, got "
-                         f"{codes.shape[1]}")
-    if codes.shape[0] < 1:
-        raise InputError(f"{name}: empty (shape {codes.shape})")
-    codes = np.ascontiguousarray(codes)
-    if Ks < 256 and codes.max() >= Ks:
-        raise InputError(f"{name}: code {int(codes.max())} out of range for Ks={Ks}")
-    return codes
-
-
-def check_tables(tables) -> np.ndarray:
-    """(M, Ks, Ks) float32 finite tables with Ks <= 256, C-contiguous, or InputError."""
-    if not isinstance(tables, np.ndarray) or tables.ndim != 3 or \
-            tables.shape[1] != tables.shape[2]:
-        raise InputError(f"tables: expected an (M, Ks, Ks) array, got "
-                         f"{getattr(tables, 'shape', type(tables).__name__)}")
-    if tables.shape[1] > 256 or min(tables.shape) < 1:
-        raise InputError(f"tables: PQk-means needs 1 <= Ks <= 256, got shape {tables.shape}")
-    tables = np.ascontiguousarray(tables, dtype=np.float32)
-    if not np.isfinite(tables).all():
-        raise InputError("tables: contains NaN or Inf")
-    return tables
-
-
+# -- tables -------------------------------------------------------------------
 def sdc_tables(codewords) -> np.ndarray:
     """(M, Ks, Ks) float32 squared distances between the codewords (M, Ks, Ds) of each sub-space.
 
@@ -241,67 +179,10 @@ def sparse_voting(codes, tables, labels, centers) -> tuple[np.ndarray, int]:
     return out, int(changed)
 
 
-def check_labels(labels, n: int, k: int) -> np.ndarray:
-    """(n,) int64 labels in [0, k), C-contiguous, or InputError."""
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or labels.dtype.kind not in "iu":
-        raise InputError(f"labels: expected ({n},) integers, got {labels.shape} {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= k):
-        raise InputError(f"labels: values must be in [0, {k})")
-    return np.ascontiguousarray(labels, dtype=np.int64)
-
-
-# -- streaming over the input ---------------------------------------------------
-STREAM_ROWS = 65536  # rows checked / encoded at a time
-
-
-def training_sample(x: np.ndarray, train_size: int | None, seed: int) -> np.ndarray:
-    """x itself, or ``train_size`` rows drawn without replacement (seeded), in row order.
-
-    Rows are gathered block by block, each block's pages released if x is
-    memory-mapped (a random sample touches nearly every page).
-    """
-    n = x.shape[0]
-    if train_size is None or n <= train_size:
-        return x
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=train_size, replace=False))
-    out = np.empty((train_size, x.shape[1]), x.dtype)
-    for start in range(0, n, STREAM_ROWS):
-        lo, hi = np.searchsorted(rows, [start, start + STREAM_ROWS])
-        if hi > lo:
-            out[lo:hi] = x[rows[lo:hi]]
-        release_pages(x[start:start + STREAM_ROWS])
-    return out
-
-
-def check_finite_streaming(x: np.ndarray, name: str = "x") -> None:
-    """Raise InputError if x holds NaN or Inf (naming the first row), block by block,
-    releasing each block's pages if x is memory-mapped."""
-    for start in range(0, x.shape[0], STREAM_ROWS):
-        block = x[start:start + STREAM_ROWS]
-        bad = ~np.isfinite(block)
-        if bad.any():
-            row = start + int(np.flatnonzero(bad.any(axis=1))[0])
-            kind = "NaN" if np.isnan(block).any() else "Inf"
-            raise InputError(f"{name}: contains {kind} (first in row {row})")
-        release_pages(block)
-
-
-def encode_streaming(encode, x: np.ndarray, width: int) -> np.ndarray:
-    """(n, width) uint8 codes of x, encoded STREAM_ROWS rows at a time by ``encode``;
-    a memory-mapped x keeps only the block being encoded resident."""
-    codes = np.empty((x.shape[0], width), np.uint8)
-    for start in range(0, x.shape[0], STREAM_ROWS):
-        block = x[start:start + STREAM_ROWS]
-        codes[start:start + len(block)] = encode(block)
-        release_pages(block)
-    return codes
-
-
 # -- the plugin ----------------------------------------------------------------
 def train_pq_encoder(x: np.ndarray, M: int, Ks: int, niter: int, train_size: int | None,
                      seed: int) -> PQ:
-    """Our PQ (:class:`benchpq.algorithms.own_pq.PQ`) trained on a seeded sample of x.
+    """Our PQ (:class:`benchpq.algorithms.own.pq.PQ`) trained on a seeded sample of x.
 
     k-means on all the sample's rows (no further subsampling), random-point
     initialisation, ``niter`` iterations. Shared with the pqkmeans-library
@@ -312,40 +193,8 @@ def train_pq_encoder(x: np.ndarray, M: int, Ks: int, niter: int, train_size: int
               init="random").fit(sample)
 
 
-class CodeClusterer(Clusterer):
-    """What our code clusterers (``pqkmeans``, ``bkmeans``) share: the clustering
-    loop's settings, the thread setting and the metrics of the last fit_predict.
-
-    Subclasses set their encoder's parameters, then call :meth:`_set_loop`.
-    """
-
-    def _set_loop(self, niter: int, init: str, empty: str, seed: int | None,
-                  verbose: bool = False) -> None:
-        self.niter = check_positive_int(niter, "niter")
-        self.verbose = bool(verbose)
-        self.init = check_choice(init, INITS, "init")
-        self.empty = check_choice(empty, EMPTY_RULES, "empty")
-        self.seed = seed
-        self.encoder = None
-        self.result = None
-        self._metrics: dict = {}
-        self._n = 0
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
-
-    def _report_iterations(self) -> None:
-        """With ``verbose``, log each iteration of the last clustering (objective, time)."""
-        if self.verbose and self.result is not None:
-            log_iterations(f"{self.name}: k-means on codes", self.result.objective,
-                           self.result.iter_seconds)
-
-    def extra_metrics(self) -> dict:
-        return dict(self._metrics)
-
-
 @register("pqkmeans")
-class PQKMeansClusterer(CodeClusterer):
+class PQKMeansClusterer(PQCodeBits, CodeClusterer):
     """PQk-means: our PQ encoder, then k-means on the codes (C++ core, OpenMP over points).
 
     Args:
@@ -377,7 +226,7 @@ class PQKMeansClusterer(CodeClusterer):
         self.encoder_iter = check_positive_int(encoder_iter, "encoder_iter")
         self.train_size = None if train_size is None else \
             check_positive_int(train_size, "train_size")
-        self._set_loop(niter, init, empty, seed, verbose)
+        self.set_loop(niter, init, empty, seed, verbose)
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
@@ -396,7 +245,7 @@ class PQKMeansClusterer(CodeClusterer):
         t2 = time.perf_counter()
         tables = sdc_tables(self.encoder.codewords)
         self.result = pqkmeans(codes, tables, k, self.niter, self.init, self.empty, seed)
-        self._report_iterations()
+        self.report_iterations()
         t3 = time.perf_counter()
         r = self.result
         self._n = n
@@ -408,10 +257,6 @@ class PQKMeansClusterer(CodeClusterer):
                                + 4 * self.M * self.Ks * k * 2 + r.centers.nbytes),
             "n_train": int(min(n, self.train_size or n))}
         return r.labels
-
-    @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
 
     @property
     def codes_bytes(self) -> int:
