@@ -33,32 +33,46 @@ from benchpq.training_log import log_iterations
 from ..primitives.checks import check_choice, check_codes, check_seed, subsample_arg
 from ..primitives.codes import code_dtype, pack_codes, unpack_codes
 from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
 from ..primitives.native_modes import HOT_START, INITS
 
 
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the long ProductQuantizer calls and warm their wrappers up."""
-    native.release_gil(ns.ProductQuantizer, "train", "encode_u8", "encode_u16", "decode_u8",
-                       "decode_u16", "adc_tables", "search_adc_u8", "search_adc_u16",
-                       "search_sdc_u8", "search_sdc_u16", "set_codewords", "sum_by_code_u8",
-                       "sum_by_code_u16")
-    f32, i64 = np.float32, np.int64
-    x, out = np.array([[0, 0], [1, 1]], f32), np.zeros((2, 2), f32)
-    dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
-    pq = ns.ProductQuantizer(2, 1, 2)
-    pq.train(x, 2, 1, 1, 0, 0, np.zeros((1, 1)))
-    pq.get_codewords(out)
-    pq.set_codewords(out)
-    pq.adc_tables(x, 2, np.zeros((2, 1, 2), f32))
-    for codes, suffix in ((np.array([[0], [1]], np.uint8), "u8"),
-                          (np.array([[0], [1]], np.uint16), "u16")):
-        getattr(pq, "encode_" + suffix)(x, 2, codes)
-        getattr(pq, "decode_" + suffix)(codes, 2, out)
-        getattr(pq, "search_adc_" + suffix)(x, 2, codes, 2, 1, dist, ids)
-        getattr(pq, "search_sdc_" + suffix)(codes, 2, codes, 2, 1, dist, ids)
-        getattr(pq, "sum_by_code_" + suffix)(x, 2, 2, codes, np.zeros((1, 2, 2)))
-    ns.ProductQuantizer.train_rows(4, 2, 0, 1, np.zeros(2, i64))
+def _pq_calls() -> dict:
+    f32, f64, i64 = np.float32, np.float64, np.int64
+    x, dist, ids = A("x", f32, ("n", "d")), A("distances", f32, ("nq", "k"), out=True), \
+        A("ids", i64, ("nq", "k"), out=True)
+    codewords = ("M", "Ks", "ds")
+    calls = {
+        "train": Call((A("learn", f32, ("n", "d")), S("n"), S("iter"), S("init"), S("seed"),
+                       S("mppc"), A("objective", f64, ("M", "iter"), out=True))),
+        "get_codewords": Call((A("codewords", f32, codewords, out=True),), quick=True),
+        "set_codewords": Call((A("codewords", f32, codewords),)),
+        "adc_tables": Call((x, S("n"), A("tables", f32, ("n", "M", "Ks"), out=True))),
+    }
+    for suffix, dtype in (("u8", np.uint8), ("u16", np.uint16)):
+        codes = A("codes", dtype, ("n", "M"))
+        calls.update({
+            "encode_" + suffix: Call((x, S("n"), A("codes", dtype, ("n", "M"), out=True))),
+            "decode_" + suffix: Call((codes, S("n"), A("x", f32, ("n", "d"), out=True))),
+            "search_adc_" + suffix: Call((A("query", f32, ("nq", "d")), S("nq"), codes, S("n"),
+                                          S("k"), dist, ids)),
+            "search_sdc_" + suffix: Call((A("query", dtype, ("nq", "M")), S("nq"), codes, S("n"),
+                                          S("k"), dist, ids)),
+            "sum_by_code_" + suffix: Call((x, S("n"), S("d"), codes,
+                                           A("sums", f64, ("M", "Ks", "d"), out=True))),
+        })
+    calls["train_rows"] = Call((S("n"), S("Ks"), S("seed"), S("mppc"),
+                                A("rows", i64, ("rows",), out=True)),
+                               warm={"n": 4, "mppc": 1}, static=True)
+    return calls
+
+
+#: the C++ ProductQuantizer (cpp/pq.h): D, M, Ks; codewords (M, Ks, Ds = D / M)
+PQ_CALLS = NativeTable("ProductQuantizer", _pq_calls(), constructor=("d", "M", "Ks"),
+                       warm=dict(d=2, M=1, Ks=2, ds=2, n=2, nq=2, k=1, iter=1, init=0, seed=0,
+                                 mppc=0, rows=2))
 
 
 @register("pq")
@@ -105,6 +119,10 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
     def code_dtype(self) -> np.dtype:
         return code_dtype(self.Ks)
 
+    def _dims(self) -> dict:
+        """The dims of the C++ model every array it is given must match."""
+        return dict(d=self.dim, M=self.M, Ks=self.Ks, ds=self.dim // self.M)
+
     def _suffix(self) -> str:
         return "u8" if self.Ks <= 256 else "u16"
 
@@ -113,8 +131,7 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
         self.require_fitted(self.codewords is not None)
         if self._cpp is None:
             cpp = native.load().ProductQuantizer(self.dim, self.M, self.Ks)
-            cpp.set_codewords(native.array_arg(
-                self.codewords, np.float32, (self.M, self.Ks, self.dim // self.M), "codewords"))
+            PQ_CALLS.call(cpp, "set_codewords", self.codewords, **self._dims())
             self._cpp = cpp
         return self._cpp
 
@@ -140,14 +157,13 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
             if np.shape(codewords) != shape:
                 raise InputError(f"codewords: expected shape {shape}, got {np.shape(codewords)}")
             start = as_matrix(np.reshape(codewords, (-1, dsub)), "codewords").reshape(shape)
-            cpp.set_codewords(native.array_arg(start, np.float32, shape, "codewords"))
+            PQ_CALLS.call(cpp, "set_codewords", start, M=self.M, Ks=self.Ks, ds=dsub)
             init = HOT_START
         objective = np.zeros((self.M, self.iter), np.float64)
-        cpp.train(native.array_arg(x, np.float32, (n, dim), "learn"), n, self.iter,
-                  init, seed, subsample_arg(self.max_points_per_centroid, self.Ks, n),
-                  native.array_arg(objective, np.float64, (self.M, self.iter), writeable=True))
+        PQ_CALLS.call(cpp, "train", x, n, self.iter, init, seed,
+                      subsample_arg(self.max_points_per_centroid, self.Ks, n), objective, M=self.M)
         codewords = np.empty((self.M, self.Ks, dsub), np.float32)
-        cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))
+        PQ_CALLS.call(cpp, "get_codewords", codewords)
         self.dim, self.codewords, self.objective, self.codes, self._cpp = \
             dim, codewords, objective, None, cpp
         if getattr(self, "verbose", False):
@@ -159,9 +175,7 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
         cpp = self._quantizer()
         x = as_matrix(x, "x", dim=self.dim)
         codes = np.empty((x.shape[0], self.M), self.code_dtype)
-        getattr(cpp, "encode_" + self._suffix())(
-            native.array_arg(x, np.float32, (None, self.dim), "x"), x.shape[0],
-            native.array_arg(codes, self.code_dtype, (None, self.M), "codes", writeable=True))
+        PQ_CALLS.call(cpp, "encode_" + self._suffix(), x, x.shape[0], codes, **self._dims())
         return codes
 
     def encode_into(self, x: np.ndarray, codes: np.ndarray) -> None:
@@ -171,9 +185,7 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
         :meth:`encode`'s input check.
         """
         n = x.shape[0]
-        getattr(self._quantizer(), "encode_" + self._suffix())(
-            native.array_arg(x, np.float32, (n, self.dim), "x"), n,
-            native.array_arg(codes, self.code_dtype, (n, self.M), "codes", writeable=True))
+        PQ_CALLS.call(self._quantizer(), "encode_" + self._suffix(), x, n, codes, **self._dims())
 
     def training_rows(self, n: int) -> np.ndarray | None:
         """The rows (sorted, int64) that :meth:`fit` on n vectors trains on; None: all of them.
@@ -184,9 +196,8 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
         if mppc == 0:
             return None
         rows = np.empty(self.Ks * mppc, np.int64)
-        count = native.load().ProductQuantizer.train_rows(
-            n, self.Ks, check_seed(self.seed), mppc,
-            native.array_arg(rows, np.int64, rows.shape, writeable=True))
+        count = PQ_CALLS.call(native.load().ProductQuantizer, "train_rows", n, self.Ks,
+                              check_seed(self.seed), mppc, rows)
         return rows[:count]
 
     def decode(self, codes) -> np.ndarray:
@@ -194,9 +205,7 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
         cpp = self._quantizer()
         codes = check_codes(codes, self.M, self.Ks)
         x = np.empty((codes.shape[0], self.dim), np.float32)
-        getattr(cpp, "decode_" + self._suffix())(
-            native.array_arg(codes, self.code_dtype, (None, self.M), "codes"), codes.shape[0],
-            native.array_arg(x, np.float32, x.shape, "x", writeable=True))
+        PQ_CALLS.call(cpp, "decode_" + self._suffix(), codes, codes.shape[0], x, **self._dims())
         return x
 
     # -- Searcher -----------------------------------------------------------
@@ -210,16 +219,10 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
         nq = queries.shape[0]
         if kind == "sdc":
             queries = self.encode(queries)
-            qshape, qdtype = (nq, self.M), self.code_dtype
-        else:
-            qshape, qdtype = (nq, self.dim), np.float32
         distances = np.empty((nq, k), np.float32)
         ids = np.empty((nq, k), np.int64)
-        getattr(cpp, f"search_{kind}_{self._suffix()}")(
-            native.array_arg(queries, qdtype, qshape, "query"), nq,
-            native.array_arg(self.codes, self.code_dtype, (n, self.M), "codes"), n, k,
-            native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
-            native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True))
+        PQ_CALLS.call(cpp, f"search_{kind}_{self._suffix()}", queries, nq, self.codes, n, k,
+                      distances, ids, **self._dims())
         return distances, ids
 
     def search(self, queries, k):
