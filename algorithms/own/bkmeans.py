@@ -43,29 +43,30 @@ from ..primitives.checks import (
 )
 from ..primitives.code_clustering import CodeClusterer, CodeClustering
 from ..primitives.mixins import BinaryCodeBits
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
 from ..primitives.native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
 from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
 from ..primitives.native_modes import EMPTY_RULES
 from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
 from .itq import ITQ
 
-NATIVE = ("bkmeans", "bkmeans_assign", "bkmeans_update")
+_U8, _I64, _F64 = np.uint8, np.int64, np.float64
+_CODES, _LABELS = A("codes", _U8, ("n", "w")), A("labels", _I64, ("n",))
 
-
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the Bk-means calls and warm their wrappers up.
-
-    A library built without cpp/bkmeans.* is left alone (only this module's calls fail).
-    """
-    if not all(hasattr(ns, name) for name in NATIVE):
-        return
-    native.release_gil(ns, *NATIVE)
-    codes, centers = np.array([[0], [255]], np.uint8), np.zeros((2, 1), np.uint8)
-    labels = np.zeros(2, np.int64)
-    ns.bkmeans(codes, 2, 1, 2, 1, 0, 0, 0, centers, labels, np.zeros(1), np.zeros(1))
-    ns.bkmeans_assign(codes, 2, 1, centers, 2, labels, np.zeros(2, np.int32))
-    ns.bkmeans_update(codes, 2, 1, labels, 2, centers)
+#: cpp/bkmeans.h: packed codes (n, w) uint8, centres (k, w) uint8
+BKMEANS_CALLS = NativeTable(None, {
+    "bkmeans": Call((_CODES, S("n"), S("w"), S("k"), S("niter"), S("init"), S("empty"), S("seed"),
+                     A("centers", _U8, ("k", "w"), out=True), A("labels", _I64, ("n",), out=True),
+                     A("objective", _F64, ("niter",), out=True),
+                     A("iter_seconds", _F64, ("niter",), out=True))),
+    "bkmeans_assign": Call((_CODES, S("n"), S("w"), A("centers", _U8, ("k", "w")), S("k"),
+                            A("labels", _I64, ("n",), out=True),
+                            A("distances", np.int32, ("n",), out=True))),
+    "bkmeans_update": Call((_CODES, S("n"), S("w"), _LABELS, S("k"),
+                            A("centers", _U8, ("k", "w"), out=True))),
+}, warm=dict(n=2, w=1, k=2, niter=1, init=INIT_GIVEN, empty=0, seed=0))
 
 
 def bkmeans(codes, k: int, niter: int = 20, init: str = "pqkmeans", empty: str = "farthest",
@@ -90,13 +91,8 @@ def bkmeans(codes, k: int, niter: int = 20, init: str = "pqkmeans", empty: str =
         out, mode = np.zeros((k, w), np.uint8), INITS[init]
     labels = np.empty(n, np.int64)
     objective, seconds = np.zeros(niter), np.zeros(niter)
-    ran = native.load().bkmeans(
-        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w, k, niter, mode,
-        EMPTY_RULES[empty], seed,
-        native.array_arg(out, np.uint8, (k, w), "centers", writeable=True),
-        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
-        native.array_arg(objective, np.float64, (niter,), "objective", writeable=True),
-        native.array_arg(seconds, np.float64, (niter,), "iter_seconds", writeable=True))
+    ran = BKMEANS_CALLS.call(native.load(), "bkmeans", codes, n, w, k, niter, mode,
+                             EMPTY_RULES[empty], seed, out, labels, objective, seconds)
     return CodeClustering(out, labels, objective[:ran], seconds[:ran])
 
 
@@ -107,11 +103,8 @@ def bkmeans_assign(codes, centers) -> tuple[np.ndarray, np.ndarray]:
     centers = check_binary_codes(centers, w, "centers")
     k = centers.shape[0]
     labels, distances = np.empty(n, np.int64), np.empty(n, np.int32)
-    native.load().bkmeans_assign(
-        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w,
-        native.array_arg(centers, np.uint8, (k, w), "centers"), k,
-        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
-        native.array_arg(distances, np.int32, (n,), "distances", writeable=True))
+    BKMEANS_CALLS.call(native.load(), "bkmeans_assign", codes, n, w, centers, k, labels,
+                       distances)
     return labels, distances
 
 
@@ -125,10 +118,7 @@ def majority_vote(codes, labels, centers) -> tuple[np.ndarray, int]:
     out = check_binary_codes(centers, w, "centers").copy()
     k = out.shape[0]
     labels = check_labels(labels, n, k)
-    changed = native.load().bkmeans_update(
-        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w,
-        native.array_arg(labels, np.int64, (n,), "labels"), k,
-        native.array_arg(out, np.uint8, (k, w), "centers", writeable=True))
+    changed = BKMEANS_CALLS.call(native.load(), "bkmeans_update", codes, n, w, labels, k, out)
     return out, int(changed)
 
 

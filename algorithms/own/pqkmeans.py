@@ -54,33 +54,34 @@ from ..primitives.checks import (
 )
 from ..primitives.code_clustering import CodeClusterer, CodeClustering
 from ..primitives.mixins import PQCodeBits
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
 from ..primitives.native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
 from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
 from ..primitives.native_modes import EMPTY_RULES
 from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
 from .pq import PQ
 
-NATIVE = ("pqkmeans_tables", "pqkmeans", "pqkmeans_assign", "pqkmeans_update")
+_U8, _I64, _F32, _F64 = np.uint8, np.int64, np.float32, np.float64
+_CODES, _TABLES = A("codes", _U8, ("n", "M")), A("tables", _F32, ("M", "Ks", "Ks"))
 
-
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the PQk-means calls and warm their wrappers up.
-
-    A library built without cpp/pqkmeans.* is left alone (only this module's calls fail).
-    """
-    if not all(hasattr(ns, name) for name in NATIVE):
-        return
-    native.release_gil(ns, *NATIVE)
-    codewords = np.array([[[0.0], [1.0]]], np.float32)
-    tables = np.zeros((1, 2, 2), np.float32)
-    ns.pqkmeans_tables(codewords, 1, 2, 1, tables)
-    codes, centers = np.array([[0], [1]], np.uint8), np.zeros((2, 1), np.uint8)
-    labels = np.zeros(2, np.int64)
-    ns.pqkmeans(codes, 2, 1, 2, tables, 2, 1, 0, 0, 0, centers, labels, np.zeros(1),
-                np.zeros(1))
-    ns.pqkmeans_assign(codes, 2, 1, 2, tables, centers, 2, labels, np.zeros(2, np.float32))
-    ns.pqkmeans_update(codes, 2, 1, 2, tables, labels, 2, centers)
+#: cpp/pqkmeans.h: PQ codes (n, M) uint8, symmetric-distance tables (M, Ks, Ks) float32
+PQKMEANS_CALLS = NativeTable(None, {
+    "pqkmeans_tables": Call((A("codewords", _F32, ("M", "Ks", "ds")), S("M"), S("Ks"), S("ds"),
+                             A("tables", _F32, ("M", "Ks", "Ks"), out=True))),
+    "pqkmeans": Call((_CODES, S("n"), S("M"), S("Ks"), _TABLES, S("k"), S("niter"), S("init"),
+                      S("empty"), S("seed"), A("centers", _U8, ("k", "M"), out=True),
+                      A("labels", _I64, ("n",), out=True),
+                      A("objective", _F64, ("niter",), out=True),
+                      A("iter_seconds", _F64, ("niter",), out=True))),
+    "pqkmeans_assign": Call((_CODES, S("n"), S("M"), S("Ks"), _TABLES,
+                             A("centers", _U8, ("k", "M")), S("k"),
+                             A("labels", _I64, ("n",), out=True),
+                             A("distances", _F32, ("n",), out=True))),
+    "pqkmeans_update": Call((_CODES, S("n"), S("M"), S("Ks"), _TABLES, A("labels", _I64, ("n",)),
+                             S("k"), A("centers", _U8, ("k", "M"), out=True))),
+}, warm=dict(n=2, M=1, Ks=2, ds=1, k=2, niter=1, init=INIT_GIVEN, empty=0, seed=0))
 
 
 # -- tables -------------------------------------------------------------------
@@ -99,9 +100,7 @@ def sdc_tables(codewords) -> np.ndarray:
         raise InputError(f"codewords: PQk-means needs Ks <= 256 (uint8 codes), got Ks={Ks}")
     cw = as_matrix(codewords.reshape(M * Ks, ds), "codewords").reshape(M, Ks, ds)
     tables = np.empty((M, Ks, Ks), np.float32)
-    native.load().pqkmeans_tables(
-        native.array_arg(cw, np.float32, (M, Ks, ds), "codewords"), M, Ks, ds,
-        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables", writeable=True))
+    PQKMEANS_CALLS.call(native.load(), "pqkmeans_tables", cw, M, Ks, ds, tables)
     return tables
 
 
@@ -132,14 +131,8 @@ def pqkmeans(codes, tables, k: int, niter: int = 20, init: str = "pqkmeans",
         out, mode = np.zeros((k, M), np.uint8), INITS[init]
     labels = np.empty(n, np.int64)
     objective, seconds = np.zeros(niter), np.zeros(niter)
-    ran = native.load().pqkmeans(
-        native.array_arg(codes, np.uint8, (n, M), "codes"), n, M, Ks,
-        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables"), k, niter, mode,
-        EMPTY_RULES[empty], seed,
-        native.array_arg(out, np.uint8, (k, M), "centers", writeable=True),
-        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
-        native.array_arg(objective, np.float64, (niter,), "objective", writeable=True),
-        native.array_arg(seconds, np.float64, (niter,), "iter_seconds", writeable=True))
+    ran = PQKMEANS_CALLS.call(native.load(), "pqkmeans", codes, n, M, Ks, tables, k, niter, mode,
+                              EMPTY_RULES[empty], seed, out, labels, objective, seconds)
     return CodeClustering(out, labels, objective[:ran], seconds[:ran])
 
 
@@ -151,12 +144,8 @@ def pqkmeans_assign(codes, tables, centers) -> tuple[np.ndarray, np.ndarray]:
     centers = check_pq_codes(centers, M, Ks, "centers")
     n, k = codes.shape[0], centers.shape[0]
     labels, distances = np.empty(n, np.int64), np.empty(n, np.float32)
-    native.load().pqkmeans_assign(
-        native.array_arg(codes, np.uint8, (n, M), "codes"), n, M, Ks,
-        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables"),
-        native.array_arg(centers, np.uint8, (k, M), "centers"), k,
-        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
-        native.array_arg(distances, np.float32, (n,), "distances", writeable=True))
+    PQKMEANS_CALLS.call(native.load(), "pqkmeans_assign", codes, n, M, Ks, tables, centers, k,
+                        labels, distances)
     return labels, distances
 
 
@@ -171,11 +160,8 @@ def sparse_voting(codes, tables, labels, centers) -> tuple[np.ndarray, int]:
     out = check_pq_codes(centers, M, Ks, "centers").copy()
     n, k = codes.shape[0], out.shape[0]
     labels = check_labels(labels, n, k)
-    changed = native.load().pqkmeans_update(
-        native.array_arg(codes, np.uint8, (n, M), "codes"), n, M, Ks,
-        native.array_arg(tables, np.float32, (M, Ks, Ks), "tables"),
-        native.array_arg(labels, np.int64, (n,), "labels"), k,
-        native.array_arg(out, np.uint8, (k, M), "centers", writeable=True))
+    changed = PQKMEANS_CALLS.call(native.load(), "pqkmeans_update", codes, n, M, Ks, tables,
+                                  labels, k, out)
     return out, int(changed)
 
 
