@@ -73,6 +73,9 @@ from benchpq.training_log import log_iterations
 from ..primitives.checks import check_choice, check_seed, subsample_arg
 from ..primitives.codes import code_dtype
 from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
 from ..primitives.native_modes import LOPQ_INITS as INITS
 from ..primitives.rotations import eigenvalue_allocation, rotate
 
@@ -81,41 +84,57 @@ ROTATIONS = ("eigen", "identity")
 CHUNK_ROWS = 65536    # rows PCA-projected at once
 
 
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the long LOPQ calls and warm their wrappers up."""
-    native.release_gil(ns.LOPQ, "train_coarse", "assign", "residuals", "project", "train_fine",
-                       "encode_u8", "encode_u16", "decode_u8", "decode_u16", "build_index_u8",
-                       "build_index_u16", "search")
-    native.release_gil(ns, "multisequence_order")
-    f32, i32, i64 = np.float32, np.int32, np.int64
-    x = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [2, 2, 2, 2]], f32)
-    m = ns.LOPQ(4, 2, 2, 2)
-    m.train_coarse(x, 3, 1, 1, 0, 0, np.zeros((2, 1)))
-    coarse = np.zeros((3, 2), i32)
-    m.assign(x, 3, coarse)
-    out = np.zeros((3, 4), f32)
-    m.residuals(x, 3, coarse, out)
-    means, rots = np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2, 2), f32)
-    m.get_local(means, rots)
-    m.set_local(means, rots)
-    m.project(x, 3, coarse, out)
-    m.train_fine(out, 3, 1, 1, 0, 0, np.zeros((2, 1)))
-    cw, cen = np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2), f32)
-    m.get_codewords(cw)
-    m.set_codewords(cw)
-    m.get_coarse(cen)
-    m.set_coarse(cen)
-    for dtype, suffix in ((np.uint8, "u8"), (np.uint16, "u16")):
-        codes = np.zeros((3, 4), dtype)
-        getattr(m, "encode_" + suffix)(x, 3, codes)
-        getattr(m, "decode_" + suffix)(codes, 3, out)
-        getattr(m, "build_index_" + suffix)(codes, 3)
-    m.get_offsets(np.zeros(5, i64))
-    m.search(x, 3, 1, 1, 0, False, np.zeros((3, 1), f32), np.zeros((3, 1), i64),
-             np.zeros(3, i64), np.zeros(3, i64))
-    d = np.zeros(2, f32)
-    ns.multisequence_order(d, 2, d, 2, 4, np.zeros(4, i32), np.zeros(4, i32), np.zeros(4, f32))
+def _lopq_calls() -> dict:
+    f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
+    y, coarse = A("x", f32, ("n", "D")), A("coarse", i32, ("n", 2))
+    means, rotations = ("local_means", f32, (2, "V", "h")), \
+        ("local_rotations", f32, (2, "V", "h", "h"))
+    train = (S("n"), S("iter"), S("init"), S("seed"), S("mppc"))
+    calls = {
+        "train_coarse": Call((y, *train, A("objective", f64, (2, "iter"), out=True))),
+        "assign": Call((y, S("n"), A("coarse", i32, ("n", 2), out=True))),
+        "residuals": Call((y, S("n"), coarse, A("out", f32, ("n", "D"), out=True))),
+        "get_local": Call((A(*means, out=True), A(*rotations, out=True)), quick=True),
+        "set_local": Call((A(*means), A(*rotations)), quick=True),
+        "project": Call((y, S("n"), coarse, A("out", f32, ("n", "D"), out=True))),
+        "train_fine": Call((y, *train, A("objective", f64, ("M", "iter"), out=True))),
+        "get_codewords": Call((A("codewords", f32, ("M", "Ks", "ds"), out=True),), quick=True),
+        "set_codewords": Call((A("codewords", f32, ("M", "Ks", "ds")),), quick=True),
+        "get_coarse": Call((A("coarse_centroids", f32, (2, "V", "h"), out=True),), quick=True),
+        "set_coarse": Call((A("coarse_centroids", f32, (2, "V", "h")),), quick=True),
+    }
+    for suffix, dtype in (("u8", np.uint8), ("u16", np.uint16)):
+        codes = A("codes", dtype, ("n", "w"))  # w = 2 + M: [c0, c1, f_1 .. f_M]
+        calls.update({
+            "encode_" + suffix: Call((y, S("n"), A("codes", dtype, ("n", "w"), out=True))),
+            "decode_" + suffix: Call((codes, S("n"), A("x", f32, ("n", "D"), out=True))),
+            "build_index_" + suffix: Call((codes, S("n"))),
+        })
+    calls["get_offsets"] = Call((A("offsets", i64, ("cells",), out=True),), quick=True)
+    calls["search"] = Call((A("query", f32, ("nq", "D")), S("nq"), S("k"), S("quota"),
+                            S("max_cells"), S("exact_quota"),
+                            A("distances", f32, ("nq", "k"), out=True),
+                            A("ids", i64, ("nq", "k"), out=True),
+                            A("candidates", i64, ("nq",), out=True),
+                            A("cells", i64, ("nq",), out=True)))
+    return calls
+
+
+#: the C++ LOPQ (cpp/lopq.h): D (after PCA), V coarse centroids per half, M, Ks; h = D / 2,
+#: ds = D / M, cells = V * V + 1 offsets of the inverted multi-index
+LOPQ_CALLS = NativeTable("LOPQ", _lopq_calls(), constructor=("D", "V", "M", "Ks"),
+                         warm=dict(D=4, V=2, M=2, Ks=2, h=2, ds=2, n=3, w=4, cells=5, iter=1,
+                                   init=1, seed=0, mppc=0, nq=3, k=1, quota=1, max_cells=0,
+                                   exact_quota=False))
+
+#: cpp/lopq.h multisequence_order: the cells of two halves in order of summed distance
+MULTISEQUENCE_CALLS = NativeTable(None, {
+    "multisequence_order": Call((A("d1", np.float32, ("n1",)), S("n1"),
+                                 A("d2", np.float32, ("n2",)), S("n2"), S("count"),
+                                 A("i", np.int32, ("count",), out=True),
+                                 A("j", np.int32, ("count",), out=True),
+                                 A("dist", np.float32, ("count",), out=True))),
+}, warm=dict(n1=2, n2=2, count=4))
 
 
 def multisequence_order(d1, d2, count: int | None = None):
@@ -139,12 +158,8 @@ def multisequence_order(d1, d2, count: int | None = None):
     count = total if count is None else check_positive_int(count, "count", 1, total)
     i, j = np.empty(count, np.int32), np.empty(count, np.int32)
     dist = np.empty(count, np.float32)
-    written = native.load().multisequence_order(
-        native.array_arg(d1, np.float32, (d1.size,), "d1"), d1.size,
-        native.array_arg(d2, np.float32, (d2.size,), "d2"), d2.size, count,
-        native.array_arg(i, np.int32, (count,), "i", writeable=True),
-        native.array_arg(j, np.int32, (count,), "j", writeable=True),
-        native.array_arg(dist, np.float32, (count,), "dist", writeable=True))
+    written = MULTISEQUENCE_CALLS.call(native.load(), "multisequence_order", d1, d1.size, d2,
+                                       d2.size, count, i, j, dist)
     return i[:written], j[:written], dist[:written]
 
 
@@ -275,19 +290,21 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
     def _suffix(self) -> str:
         return "u8" if self.code_dtype == np.uint8 else "u16"
 
+    def _dims(self) -> dict:
+        """The dims of the C++ model every array it is given must match."""
+        D = self.qdim
+        return dict(D=D, V=self.V, M=self.M, Ks=self.Ks, h=D // 2, ds=D // self.M,
+                    w=2 + self.M, cells=self.V * self.V + 1)
+
     def _model(self):
         """The C++ LOPQ, rebuilt from the numpy state when absent (after unpickling)."""
         self.require_fitted(self.codewords is not None)
         if self._cpp is None:
-            D, V, h = self.qdim, self.V, self.qdim // 2
-            cpp = native.load().LOPQ(D, V, self.M, self.Ks)
-            cpp.set_coarse(native.array_arg(self.coarse_centroids, np.float32, (2, V, h),
-                                            "coarse_centroids"))
-            cpp.set_local(native.array_arg(self.local_means, np.float32, (2, V, h), "local_means"),
-                          native.array_arg(self.local_rotations, np.float32, (2, V, h, h),
-                                           "local_rotations"))
-            cpp.set_codewords(native.array_arg(self.codewords, np.float32,
-                                               (self.M, self.Ks, D // self.M), "codewords"))
+            cpp = native.load().LOPQ(self.qdim, self.V, self.M, self.Ks)
+            dims = self._dims()
+            LOPQ_CALLS.call(cpp, "set_coarse", self.coarse_centroids, **dims)
+            LOPQ_CALLS.call(cpp, "set_local", self.local_means, self.local_rotations, **dims)
+            LOPQ_CALLS.call(cpp, "set_codewords", self.codewords, **dims)
             self._cpp, self._indexed = cpp, 0
         return self._cpp
 
@@ -348,31 +365,26 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
         D, V, M, h = y.shape[1], self.V, self.M, y.shape[1] // 2
         ns = native.load()
         cpp = ns.LOPQ(D, V, M, self.Ks)
-        y = native.array_arg(y, np.float32, (n, D), "learn")
+        dims = dict(D=D, V=V, M=M, Ks=self.Ks, h=h, ds=D // M)
         coarse_objective = np.zeros((2, self.coarse_iter))
-        cpp.train_coarse(y, n, self.coarse_iter, INITS[self.init], seed,
-                         subsample_arg(self.max_points_per_centroid, V, n),
-                         native.array_arg(coarse_objective, np.float64, (2, self.coarse_iter),
-                                          writeable=True))
+        LOPQ_CALLS.call(cpp, "train_coarse", y, n, self.coarse_iter, INITS[self.init], seed,
+                        subsample_arg(self.max_points_per_centroid, V, n), coarse_objective,
+                        **dims)
         coarse = np.empty((n, 2), np.int32)
-        cpp.assign(y, n, native.array_arg(coarse, np.int32, (n, 2), "coarse", writeable=True))
+        LOPQ_CALLS.call(cpp, "assign", y, n, coarse, **dims)
         work = np.empty((n, D), np.float32)
-        coarse = native.array_arg(coarse, np.int32, (n, 2), "coarse")
-        cpp.residuals(y, n, coarse, native.array_arg(work, np.float32, (n, D), writeable=True))
+        LOPQ_CALLS.call(cpp, "residuals", y, n, coarse, work, **dims)
         means, rotations = local_frames(work, coarse, V, M, self.rotation)
-        cpp.set_local(native.array_arg(means, np.float32, (2, V, h), "local_means"),
-                      native.array_arg(rotations, np.float32, (2, V, h, h), "local_rotations"))
-        cpp.project(y, n, coarse, work)
+        LOPQ_CALLS.call(cpp, "set_local", means, rotations, **dims)
+        LOPQ_CALLS.call(cpp, "project", y, n, coarse, work, **dims)
         fine_objective = np.zeros((M, self.iter))
-        cpp.train_fine(work, n, self.iter, INITS[self.init], seed,
-                       subsample_arg(self.max_points_per_centroid, self.Ks, n),
-                       native.array_arg(fine_objective, np.float64, (M, self.iter),
-                                        writeable=True))
+        LOPQ_CALLS.call(cpp, "train_fine", work, n, self.iter, INITS[self.init], seed,
+                        subsample_arg(self.max_points_per_centroid, self.Ks, n), fine_objective,
+                        **dims)
         centroids = np.empty((2, V, h), np.float32)
         codewords = np.empty((M, self.Ks, D // M), np.float32)
-        cpp.get_coarse(native.array_arg(centroids, np.float32, centroids.shape, writeable=True))
-        cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape,
-                                           writeable=True))
+        LOPQ_CALLS.call(cpp, "get_coarse", centroids, **dims)
+        LOPQ_CALLS.call(cpp, "get_codewords", codewords, **dims)
         self.coarse_centroids, self.local_means, self.local_rotations = centroids, means, rotations
         self.codewords = codewords
         self.objective = {"coarse": coarse_objective, "fine": fine_objective}
@@ -389,10 +401,7 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
         cpp = self._model()
         y = self._project_pca(as_matrix(x, "x", dim=self.dim))
         codes = np.empty((y.shape[0], 2 + self.M), self.code_dtype)
-        getattr(cpp, "encode_" + self._suffix())(
-            native.array_arg(y, np.float32, (None, self.qdim), "x"), y.shape[0],
-            native.array_arg(codes, self.code_dtype, (None, 2 + self.M), "codes",
-                             writeable=True))
+        LOPQ_CALLS.call(cpp, "encode_" + self._suffix(), y, y.shape[0], codes, **self._dims())
         return codes
 
     def check_codes(self, codes, name: str = "codes") -> np.ndarray:
@@ -418,9 +427,8 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
         cpp = self._model()
         codes = self.check_codes(codes)
         y = np.empty((codes.shape[0], self.qdim), np.float32)
-        getattr(cpp, "decode_" + self._suffix())(
-            native.array_arg(codes, self.code_dtype, (None, 2 + self.M), "codes"),
-            codes.shape[0], native.array_arg(y, np.float32, y.shape, "x", writeable=True))
+        LOPQ_CALLS.call(cpp, "decode_" + self._suffix(), codes, codes.shape[0], y,
+                        **self._dims())
         if self.pca_matrix is None:
             return y
         return rotate(y, np.ascontiguousarray(self.pca_matrix.T)) + self.pca_mean
@@ -438,8 +446,7 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
             raise InputError(f"{self.name or 'lopq'}: add() vectors before searching")
         n = self.codes.shape[0]
         if self._indexed != n:
-            getattr(cpp, "build_index_" + self._suffix())(
-                native.array_arg(self.codes, self.code_dtype, (n, 2 + self.M), "codes"), n)
+            LOPQ_CALLS.call(cpp, "build_index_" + self._suffix(), self.codes, n, **self._dims())
             self._indexed = n
         return cpp
 
@@ -474,12 +481,8 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
         ids = np.empty((nq, k), np.int64)
         candidates = np.empty(nq, np.int64)
         cells = np.empty(nq, np.int64)
-        cpp.search(native.array_arg(y, np.float32, (nq, self.qdim), "query"), nq, k, self.quota,
-                   self.max_cells or 0, self.exact_quota,
-                   native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
-                   native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True),
-                   native.array_arg(candidates, np.int64, (nq,), "candidates", writeable=True),
-                   native.array_arg(cells, np.int64, (nq,), "cells", writeable=True))
+        LOPQ_CALLS.call(cpp, "search", y, nq, k, self.quota, self.max_cells or 0,
+                        self.exact_quota, distances, ids, candidates, cells, **self._dims())
         self.last_search = {"mean_candidates": float(candidates.mean()),
                             "max_candidates": int(candidates.max()),
                             "mean_cells": float(cells.mean())}
@@ -489,7 +492,7 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
         """(V, V) int64: vectors in each cell (c0, c1) of the index."""
         cpp = self._index()
         offsets = np.empty(self.V * self.V + 1, np.int64)
-        cpp.get_offsets(native.array_arg(offsets, np.int64, offsets.shape, writeable=True))
+        LOPQ_CALLS.call(cpp, "get_offsets", offsets, **self._dims())
         return np.diff(offsets).reshape(self.V, self.V)
 
     # -- sizes and metrics --------------------------------------------------------
