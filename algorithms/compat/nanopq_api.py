@@ -72,7 +72,11 @@ from benchpq import native
 from benchpq.checks import InputError, as_matrix
 
 from ..own.pq import PQ as OwnPQ
+from ..own.pq import PQ_CALLS
 from ..primitives.codes import code_dtype, unpack_codes
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
 from ..primitives.native_modes import HOT_START
 from ..primitives.rotations import procrustes
 
@@ -97,15 +101,13 @@ def _require(condition, message: str) -> None:
         raise NanopqAssertionError(message)
 
 
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the adist kernels and warm their wrappers up."""
-    if not hasattr(ns, "pq_adist_u8"):
-        return
-    native.release_gil(ns, "pq_adist_u8", "pq_adist_u16")
-    table, out = np.zeros((1, 2), np.float32), np.zeros(2, np.float32)
-    ns.pq_adist_u8(table, 1, 2, np.array([[0], [1]], np.uint8), 2, out)
-    ns.pq_adist_u16(table, 1, 2, np.array([[0], [1]], np.uint16), 2, out)
+#: cpp/adist.h: distances of (N, M) codes to a query through its (M, Ks) table
+ADIST_CALLS = NativeTable(None, {
+    f"pq_adist_{suffix}": Call((A("dtable", np.float32, ("M", "Ks")), S("M"), S("Ks"),
+                               A("codes", dtype, ("N", "M")), S("N"),
+                               A("distances", np.float32, ("N",), out=True)))
+    for suffix, dtype in (("u8", np.uint8), ("u16", np.uint16))
+}, warm=dict(M=1, Ks=2, N=2))
 
 
 # -- k-means initialisation as scipy's kmeans2 draws it ----------------------------
@@ -141,14 +143,12 @@ def _train_codewords(vecs: np.ndarray, M: int, Ks: int, iter: int, seed: int,
     init = np.stack([_initial_codewords(vecs[:, m * ds:(m + 1) * ds], Ks, minit)
                      for m in range(M)])
     cpp = native.load().ProductQuantizer(dim, M, Ks)
-    cpp.set_codewords(native.array_arg(np.ascontiguousarray(init, np.float32), np.float32,
-                                       (M, Ks, ds), "codewords"))
+    dims = dict(d=dim, M=M, Ks=Ks, ds=ds)
+    PQ_CALLS.call(cpp, "set_codewords", np.ascontiguousarray(init, np.float32), **dims)
     objective = np.zeros((M, iter), np.float64)
-    cpp.train(native.array_arg(vecs, np.float32, (n, dim), "vecs"), n, iter, HOT_START,
-              seed % 2 ** 64, 0, native.array_arg(objective, np.float64, (M, iter),
-                                                  writeable=True))
+    PQ_CALLS.call(cpp, "train", vecs, n, iter, HOT_START, seed % 2 ** 64, 0, objective, **dims)
     codewords = np.empty((M, Ks, ds), np.float32)
-    cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))
+    PQ_CALLS.call(cpp, "get_codewords", codewords, **dims)
     return codewords
 
 
@@ -333,10 +333,7 @@ class DistanceTable:
         codes = np.ascontiguousarray(codes)
         table = np.ascontiguousarray(self.dtable)
         out = np.empty(N, np.float32)
-        getattr(native.load(), "pq_adist_" + suffix)(
-            native.array_arg(table, np.float32, (M, Ks), "dtable"), M, Ks,
-            native.array_arg(codes, codes.dtype, (N, M), "codes"), N,
-            native.array_arg(out, np.float32, (N,), "distances", writeable=True))
+        ADIST_CALLS.call(native.load(), "pq_adist_" + suffix, table, M, Ks, codes, N, out)
         return out
 
 

@@ -68,7 +68,7 @@ from ..primitives.rotations import (
     random_rotation,
     rotate,
 )
-from .pq import PQ
+from .pq import PQ, PQ_CALLS
 
 ROTATION_INITS = ("identity", "eigen", "random")
 FINAL_INITS = ("loop", "random")
@@ -89,16 +89,14 @@ def code_cross_product(cpp, x: np.ndarray, codes: np.ndarray, codewords: np.ndar
         x: (n, D) float32; codes: (n, M) of ``code_dtype(Ks)``.
     """
     (n, dim), (M, Ks, dsub) = x.shape, codewords.shape
+    dims = dict(d=dim, M=M, Ks=Ks, ds=dsub)
     if M * Ks > n:  # fewer rows than codewords: the plain product is the cheaper one
         recon = np.empty((n, M * dsub), np.float32)
-        getattr(cpp, f"decode_u{8 * codes.itemsize}")(codes, n, recon)
+        PQ_CALLS.call(cpp, f"decode_u{8 * codes.itemsize}", codes, n, recon, **dims)
         with blas_for(n * dim * M * dsub):
             return (x.T @ recon).astype(np.float64)
     sums = np.empty((M, Ks, dim), np.float64)
-    getattr(cpp, f"sum_by_code_u{8 * codes.itemsize}")(
-        native.array_arg(x, np.float32, (n, dim), "x"), n, dim,
-        native.array_arg(codes, codes.dtype, (n, M), "codes"),
-        native.array_arg(sums, np.float64, sums.shape, writeable=True))
+    PQ_CALLS.call(cpp, f"sum_by_code_u{8 * codes.itemsize}", x, n, dim, codes, sums, **dims)
     with blas_for(M * Ks * dim * dsub):
         blocks = np.matmul(sums.transpose(0, 2, 1), codewords.astype(np.float64))  # (M, D, Ds)
     return np.ascontiguousarray(blocks.transpose(1, 0, 2).reshape(dim, M * dsub))
@@ -195,20 +193,22 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
         rotated = np.empty((n, dim), np.float32)
         recon = np.empty((n, dim), np.float32)
         codewords = np.empty((self.M, self.Ks, dsub), np.float32)
+        dims = dict(d=dim, M=self.M, Ks=self.Ks, ds=dsub)
         for it in range(self.niter):
             rotate(sample, R, out=rotated)
             niter = self.niter_pq_0 if it == 0 else self.niter_pq
             objective = np.zeros((self.M, niter))
-            cpp.train(rotated, n, niter, INITS["random"] if it == 0 else HOT_START,
-                      (seed + it) % 2**64, 0, objective)
-            getattr(cpp, "encode_" + suffix)(rotated, n, codes)
-            getattr(cpp, "decode_" + suffix)(codes, n, recon)
+            PQ_CALLS.call(cpp, "train", rotated, n, niter,
+                          INITS["random"] if it == 0 else HOT_START, (seed + it) % 2**64, 0,
+                          objective, **dims)
+            PQ_CALLS.call(cpp, "encode_" + suffix, rotated, n, codes, **dims)
+            PQ_CALLS.call(cpp, "decode_" + suffix, codes, n, recon, **dims)
             np.subtract(rotated, recon, out=recon)
             self.objective.append(float(np.einsum("ij,ij->", recon, recon)) / n)
             if self.verbose:
                 log_iteration(f"{self.name or 'opq'}: rotation", it + 1, self.niter,
                               self.objective[-1], "training mse")
-            cpp.get_codewords(codewords)
+            PQ_CALLS.call(cpp, "get_codewords", codewords, **dims)
             R = procrustes(code_cross_product(cpp, sample, codes, codewords))
         return R, codewords
 
