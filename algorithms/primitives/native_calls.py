@@ -64,10 +64,17 @@ class NativeTable:
     """The C++ calls of one class (``scope``, built from ``constructor`` dims) or of the
     namespace (``scope=None``), registered for GIL release and warm-up on load."""
 
+    #: every table declared, in order (for tests and diagnostics)
+    declared: list[NativeTable] = []
+
     def __init__(self, scope: str | None, calls: dict[str, Call], warm: dict,
                  constructor: tuple = ()):
         self.scope, self.calls, self.warm, self.constructor = scope, calls, warm, constructor
+        NativeTable.declared.append(self)
         native.on_load(self._prepare)
+
+    def __repr__(self) -> str:
+        return f"NativeTable({self.scope or 'benchpq'}: {', '.join(self.calls)})"
 
     # -- load time ------------------------------------------------------------
     def _prepare(self, ns) -> None:
