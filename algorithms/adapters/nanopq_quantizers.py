@@ -38,6 +38,8 @@ def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
     """Encode/decode/ADC search shared by the nanopq PQ and OPQ adapters."""
 
+    fitted_attribute, fitted_action = "model", "using the model"
+
     def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, seed: int | None = None):
         self.M = check_positive_int(M, "M")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 32)
@@ -54,20 +56,16 @@ class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
         self.dim = x.shape[1]
         return x
 
-    def _trained(self):
-        self.require_fitted(self.model is not None, "using the model")
-        return self.model
-
     def encode(self, x):
-        return self._trained().encode(as_matrix(x, "x", dim=self.dim))
+        return self.trained().encode(as_matrix(x, "x", dim=self.dim))
 
     def decode(self, codes):
-        model = self._trained()
+        model = self.trained()
         codes = as_matrix(codes, "codes", dtype=model.code_dtype, dim=self.M, finite=False)
         return model.decode(codes).astype(np.float32, copy=False)
 
     def _dtable(self, query):
-        return self._trained().dtable(query)
+        return self.trained().dtable(query)
 
     def search(self, queries, k):
         if self.codes is None:
@@ -86,7 +84,7 @@ class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
 
     def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
         """nanopq's codes are one column per sub-space: ((n, M) codes, Ks)."""
-        model = self._trained()
+        model = self.trained()
         return as_matrix(codes, "codes", dtype=model.code_dtype, dim=self.M, finite=False), \
             self.Ks
 
@@ -128,6 +126,6 @@ class NanoOPQ(NanoPQBase):
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x R (nanopq's learnt rotation), where the PQ's sub-spaces are equal blocks."""
         from benchpq.diagnostics import equal_bounds
-        model = self._trained()
+        model = self.trained()
         return model.rotate(as_matrix(x, "x", dim=self.dim)).astype(np.float32, copy=False), \
             equal_bounds(self.dim, self.M)

@@ -25,31 +25,32 @@ here, before any C++ call.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from benchpq import native
-from benchpq.checks import InputError, as_matrix, check_positive_int
+from benchpq.checks import as_matrix, check_positive_int
 from benchpq.registry import register
 
 from ..primitives.checks import (
     check_binary_codes,
-    check_choice,
     check_labels,
     check_n_clusters,
     check_num_bit,
     check_seed,
 )
-from ..primitives.code_clustering import CodeClusterer, CodeClustering
+from ..primitives.code_clustering import (
+    CodeClusterer,
+    CodeClustering,
+    check_loop,
+    initial_centers,
+)
 from ..primitives.mixins import BinaryCodeBits
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
 from ..primitives.native_calls import Scalar as S
 from ..primitives.native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
-from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
 from ..primitives.native_modes import EMPTY_RULES
-from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
+from ..primitives.streaming import training_sample
 from .itq import ITQ
 
 _U8, _I64, _F64 = np.uint8, np.int64, np.float64
@@ -77,18 +78,9 @@ def bkmeans(codes, k: int, niter: int = 20, init: str = "pqkmeans", empty: str =
     """
     codes = check_binary_codes(codes)
     n, w = codes.shape
-    k = check_n_clusters(k, n)
-    niter = check_positive_int(niter, "niter")
-    check_choice(init, INITS, "init")
-    check_choice(empty, EMPTY_RULES, "empty")
-    seed = check_seed(seed)
-    if centers is not None:
-        out = check_binary_codes(centers, w, "centers").copy()
-        if out.shape[0] != k:
-            raise InputError(f"centers: expected {k} rows (k), got {out.shape[0]}")
-        mode = INIT_GIVEN
-    else:
-        out, mode = np.zeros((k, w), np.uint8), INITS[init]
+    k, niter, seed = check_loop(n, k, niter, init, empty, seed)
+    out, mode = initial_centers(None if centers is None else
+                                check_binary_codes(centers, w, "centers"), k, w, init)
     labels = np.empty(n, np.int64)
     objective, seconds = np.zeros(niter), np.zeros(niter)
     ran = BKMEANS_CALLS.call(native.load(), "bkmeans", codes, n, w, k, niter, mode,
@@ -168,32 +160,13 @@ class BKMeansClusterer(BinaryCodeBits, CodeClusterer):
         check_num_bit(self.num_bit, dim)
         k = check_n_clusters(n_clusters, n)
         seed = check_seed(self.seed)
-        check_finite_streaming(x, "x")
-        t0 = time.perf_counter()
-        self.encoder = train_itq_encoder(x, self.num_bit, self.itq_iter, self.train_size, seed)
-        t1 = time.perf_counter()
-        codes = encode_streaming(self.encoder.encode, x, self.num_bit // 8)
-        t2 = time.perf_counter()
-        self.result = bkmeans(codes, k, self.niter, self.init, self.empty, seed)
-        self.report_iterations()
-        t3 = time.perf_counter()
+        codes = self.encode_and_cluster(
+            x, lambda: train_itq_encoder(x, self.num_bit, self.itq_iter, self.train_size, seed),
+            self.num_bit // 8, lambda codes: bkmeans(codes, k, self.niter, self.init, self.empty,
+                                                     seed))
         r = self.result
-        self._n = n
-        self._metrics = {
-            "encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
-            "iterations": r.iterations, "iter_s": float(r.iter_seconds.mean()),
-            "objective": float(r.objective[-1]),
+        self._metrics.update({
             "quantization_loss": self.encoder.loss,
             "state_bytes": int(codes.nbytes + r.labels.nbytes + k * (self.num_bit * 4 + 16)),
-            "n_train": int(self.encoder.n_train)}
+            "n_train": int(self.encoder.n_train)})
         return r.labels
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self._n * self.num_bit // 8)
-
-    @property
-    def model_bytes(self) -> int:
-        if self.encoder is None:
-            return 0
-        return int(self.encoder.model_bytes + self.result.centers.nbytes)

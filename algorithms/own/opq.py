@@ -124,6 +124,7 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
     """
 
     model_arrays = ("pq", "rotation")
+    fitted_attribute = "pq"
 
     def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 2,
                  niter_pq_0: int = 10, iter: int = 25, init: str = "identity",
@@ -213,13 +214,9 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
         return R, codewords
 
     # -- Quantizer ------------------------------------------------------------
-    def _trained(self) -> PQ:
-        self.require_fitted(self.pq is not None)
-        return self.pq
-
     def encode(self, x) -> np.ndarray:
         """(n, D) float32 -> (n, M) codes; each block of rows is rotated, then encoded."""
-        pq = self._trained()
+        pq = self.trained()
         x = as_matrix(x, "x", dim=pq.dim)
         n, step = x.shape[0], block_rows(pq.dim)
         codes = np.empty((n, self.M), pq.code_dtype)
@@ -232,7 +229,7 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
 
     def decode(self, codes) -> np.ndarray:
         """(n, M) codes -> (n, D) float32: PQ reconstruction rotated back by R^T, by blocks."""
-        pq = self._trained()
+        pq = self.trained()
         codes = check_codes(codes, self.M, self.Ks)
         back = np.ascontiguousarray(self.rotation.T)
         out = np.empty((len(codes), pq.dim), np.float32)
@@ -249,11 +246,11 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
 
     @codes.setter
     def codes(self, value) -> None:
-        self._trained().codes = value
+        self.trained().codes = value
 
     def search(self, queries, k):
         """ADC k-NN of the rotated queries: (distances (nq, k) float32, ids (nq, k) int64)."""
-        pq = self._trained()
+        pq = self.trained()
         return pq.search(rotate(as_matrix(queries, "query", dim=pq.dim), self.rotation), k)
 
     # -- faiss interop ----------------------------------------------------------
@@ -264,7 +261,7 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
         added to this model are carried over.
         """
         import faiss
-        pq = self._trained()
+        pq = self.trained()
         dim = pq.dim
         transform = faiss.LinearTransform(dim, dim, False)
         faiss.copy_array_to_vector(np.ascontiguousarray(self.rotation.T).ravel(), transform.A)
@@ -300,11 +297,11 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
 
     # -- diagnostics ------------------------------------------------------------
     def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
-        return self._trained().subspace_codes(codes)
+        return self.trained().subspace_codes(codes)
 
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x R (n, D): the rotated space, where the PQ's M sub-spaces are equal blocks."""
-        pq = self._trained()
+        pq = self.trained()
         rotated = rotate(as_matrix(x, "x", dim=pq.dim), self.rotation)
         from benchpq.diagnostics import equal_bounds
         return rotated, equal_bounds(pq.dim, self.M)

@@ -30,8 +30,6 @@ histograms). Every input is checked here, before any C++ call.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from benchpq import native
@@ -45,22 +43,25 @@ from benchpq.checks import (
 from benchpq.registry import register
 
 from ..primitives.checks import (
-    check_choice,
     check_labels,
     check_n_clusters,
     check_pq_codes,
     check_seed,
     check_tables,
 )
-from ..primitives.code_clustering import CodeClusterer, CodeClustering
+from ..primitives.code_clustering import (
+    CodeClusterer,
+    CodeClustering,
+    check_loop,
+    initial_centers,
+)
 from ..primitives.mixins import PQCodeBits
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
 from ..primitives.native_calls import Scalar as S
 from ..primitives.native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
-from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
 from ..primitives.native_modes import EMPTY_RULES
-from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
+from ..primitives.streaming import training_sample
 from .pq import PQ
 
 _U8, _I64, _F32, _F64 = np.uint8, np.int64, np.float32, np.float64
@@ -115,20 +116,11 @@ def pqkmeans(codes, tables, k: int, niter: int = 20, init: str = "pqkmeans",
     M, Ks = tables.shape[0], tables.shape[1]
     codes = check_pq_codes(codes, M, Ks)
     n = codes.shape[0]
-    k = check_n_clusters(k, n)
-    niter = check_positive_int(niter, "niter")
-    check_choice(init, INITS, "init")
-    check_choice(empty, EMPTY_RULES, "empty")
-    seed = check_seed(seed)
-    if centers is not None:
-        out = check_pq_codes(centers, M, Ks, "centers").copy()
-        if out.shape[0] != k:
-            raise InputError(f"centers: expected {k} rows (k), got {out.shape[0]}")
-        mode = INIT_GIVEN
-    else:
-        if init == "pqkmeans" and n > 2 ** 31 - 1:
-            raise InputError(f"init='pqkmeans' (the library's draw) needs n < 2**31, got {n}")
-        out, mode = np.zeros((k, M), np.uint8), INITS[init]
+    k, niter, seed = check_loop(n, k, niter, init, empty, seed)
+    out, mode = initial_centers(None if centers is None else
+                                check_pq_codes(centers, M, Ks, "centers"), k, M, init)
+    if centers is None and init == "pqkmeans" and n > 2 ** 31 - 1:
+        raise InputError(f"init='pqkmeans' (the library's draw) needs n < 2**31, got {n}")
     labels = np.empty(n, np.int64)
     objective, seconds = np.zeros(niter), np.zeros(niter)
     ran = PQKMEANS_CALLS.call(native.load(), "pqkmeans", codes, n, M, Ks, tables, k, niter, mode,
@@ -222,34 +214,19 @@ class PQKMeansClusterer(PQCodeBits, CodeClusterer):
         k = check_n_clusters(n_clusters, n)
         seed = check_seed(self.seed)
         check_codebook_size(min(n, self.train_size or n), self.Ks)
-        check_finite_streaming(x, "x")
-        t0 = time.perf_counter()
-        self.encoder = train_pq_encoder(x, self.M, self.Ks, self.encoder_iter,
-                                        self.train_size, seed)
-        t1 = time.perf_counter()
-        codes = encode_streaming(self.encoder.encode, x, self.M)
-        t2 = time.perf_counter()
-        tables = sdc_tables(self.encoder.codewords)
-        self.result = pqkmeans(codes, tables, k, self.niter, self.init, self.empty, seed)
-        self.report_iterations()
-        t3 = time.perf_counter()
+        tables = None
+
+        def cluster(codes):
+            nonlocal tables
+            tables = sdc_tables(self.encoder.codewords)
+            return pqkmeans(codes, tables, k, self.niter, self.init, self.empty, seed)
+
+        codes = self.encode_and_cluster(
+            x, lambda: train_pq_encoder(x, self.M, self.Ks, self.encoder_iter, self.train_size,
+                                        seed), self.M, cluster)
         r = self.result
-        self._n = n
-        self._metrics = {
-            "encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
-            "iterations": r.iterations, "iter_s": float(r.iter_seconds.mean()),
-            "objective": float(r.objective[-1]),
+        self._metrics.update({
             "state_bytes": int(codes.nbytes + r.labels.nbytes + tables.nbytes
                                + 4 * self.M * self.Ks * k * 2 + r.centers.nbytes),
-            "n_train": int(min(n, self.train_size or n))}
+            "n_train": int(min(n, self.train_size or n))})
         return r.labels
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self._n * self.M)
-
-    @property
-    def model_bytes(self) -> int:
-        if self.encoder is None:
-            return 0
-        return int(self.encoder.model_bytes + self.result.centers.nbytes)

@@ -22,7 +22,20 @@ class NativeThreads:
 
 
 class FittedGuard:
-    """:meth:`require_fitted`: the one "call fit() first" error of every plugin."""
+    """:meth:`require_fitted`: the one "call fit() first" error of every plugin.
+
+    A plugin whose fit sets one attribute (None before) names it in
+    ``fitted_attribute``; :meth:`trained` then returns it or raises.
+    """
+
+    fitted_attribute = ""
+    fitted_action = "using the quantizer"
+
+    def trained(self):
+        """The attribute ``fitted_attribute`` set by fit, or InputError if fit was not called."""
+        value = getattr(self, self.fitted_attribute, None)
+        self.require_fitted(value is not None, self.fitted_action)
+        return value
 
     def require_fitted(self, fitted: bool, before: str = "using the quantizer") -> None:
         """Raise InputError unless ``fitted``: ``<name>: call fit() before <before>``."""
