@@ -18,6 +18,18 @@ def plugin_package(tmp_path, monkeypatch):
     (pkg / "broken.py").write_text(
         "import a_library_that_is_not_installed\nfrom benchpq.registry import register\n\n"
         "@register('tmp_broken')\nclass Broken:\n    pass\n")
+    sub = pkg / "layer"  # plugins live in sub-packages too (own/, adapters/...)
+    sub.mkdir()
+    (sub / "__init__.py").write_text("")
+    (sub / "deep.py").write_text(
+        "from benchpq.api import Searcher\nfrom benchpq.registry import register\n\n"
+        "@register('tmp_deep')\nclass Deep(Searcher):\n    pass\n")
+    (sub / "deep_broken.py").write_text(
+        "raise RuntimeError('broken at import')\nfrom benchpq.registry import register\n\n"
+        "@register('tmp_deep_broken')\nclass DeepBroken:\n    pass\n")
+    bad = pkg / "bad_layer"  # a sub-package whose __init__ itself fails
+    bad.mkdir()
+    (bad / "__init__.py").write_text("raise ValueError('bad package')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "PLUGIN_PACKAGE", "tmp_plugins")
     monkeypatch.setattr(registry, "_discovered", False)
@@ -35,11 +47,22 @@ def test_other_algorithms_still_work_and_the_broken_one_says_why(plugin_package)
                              r"tmp_plugins.broken, which failed to import: ModuleNotFoundError: "
                              r"No module named 'a_library_that_is_not_installed'"):
         registry.get("tmp_broken")
-    assert list(registry.import_failures()) == ["tmp_plugins.broken"]
+    assert sorted(registry.import_failures()) == ["tmp_plugins.bad_layer", "tmp_plugins.broken",
+                                                  "tmp_plugins.layer.deep_broken"]
+
+
+def test_modules_of_sub_packages_are_found_and_isolated(plugin_package):
+    assert registry.get("tmp_deep").__name__ == "Deep"
+    with pytest.raises(registry.PluginImportError,
+                       match=r"tmp_plugins.layer.deep_broken, which failed to import: "
+                             r"RuntimeError: broken at import"):
+        registry.get("tmp_deep_broken")
+    assert registry.import_failures()["tmp_plugins.bad_layer"] == "ValueError: bad package"
 
 
 def test_an_unknown_name_lists_the_modules_that_failed(plugin_package):
     with pytest.raises(registry.UnknownAlgorithmError,
-                       match=r"unknown algorithm 'nope'; registered: tmp_good; plugin modules "
-                             r"that failed to import: tmp_plugins.broken"):
+                       match=r"unknown algorithm 'nope'; registered: tmp_deep, tmp_good; plugin "
+                             r"modules that failed to import: tmp_plugins.bad_layer, "
+                             r"tmp_plugins.broken, tmp_plugins.layer.deep_broken"):
         registry.get("nope")
