@@ -97,6 +97,13 @@ def _seed(seed) -> int:
     return check_positive_int(seed, "seed", 0, 2 ** 64 - 1)
 
 
+def _require_fitted(obj, state) -> None:
+    """The library's (scikit-learn's) error when ``state`` is None: fit was not called."""
+    if state is None:
+        raise InputError(f"This {type(obj).__name__} instance is not fitted yet: "
+                         f"call fit() first")
+
+
 def _chunks(rows, process):
     """Apply ``process`` to buffers of BUFFER_SIZE rows of an iterable and yield row by row."""
     buffer = []
@@ -148,8 +155,7 @@ class PQEncoder(_Encoder):
         self.Ds = pq.dim // self.M
 
     def _fitted(self) -> PQ:
-        if self._pq is None:
-            raise InputError("This PQEncoder instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._pq)
         return self._pq
 
     @property
@@ -197,8 +203,7 @@ class ITQEncoder(_Encoder):
         self._itq = ITQ(self.num_bit, self.iteration, _seed(self.seed)).fit(x_train)
 
     def _fitted(self) -> ITQ:
-        if self._itq is None:
-            raise InputError("This ITQEncoder instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._itq)
         return self._itq
 
     @property
@@ -358,8 +363,7 @@ class PQKMeans(_Clusterer):
 
     def predict(self, x_test) -> np.ndarray:
         """(N, M) uint8 codes -> (N,) int64 nearest centre by symmetric distance."""
-        if self._centers is None:
-            raise InputError("This PQKMeans instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._centers)
         return pqkmeans_assign(np.asarray(x_test), self._tables, self._centers)[0]
 
 
@@ -431,8 +435,7 @@ class BKMeans(_Clusterer):
 
     def predict(self, x_test) -> np.ndarray:
         """Codes -> (N,) int64 nearest centre by Hamming distance."""
-        if self._centers is None:
-            raise InputError("This BKMeans instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._centers)
         return bkmeans_assign(self._pack(x_test), self._centers)[0]
 
 

@@ -72,7 +72,7 @@ from benchpq.training_log import log_iterations
 
 from ..primitives.checks import check_choice, check_seed, subsample_arg
 from ..primitives.codes import code_dtype
-from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads
+from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
 from ..primitives.native_calls import Scalar as S
@@ -201,7 +201,8 @@ MAX_QUOTA = 2 ** 62
 
 
 @register("lopq")
-class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Searcher):
+class LOPQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quantizer,
+           Searcher):
     """LOPQ (Kalantidis & Avrithis 2014) on an inverted multi-index (Babenko & Lempitsky 2012).
 
     Args:
@@ -496,11 +497,6 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, ModelArrays, Quantizer, Sea
         return np.diff(offsets).reshape(self.V, self.V)
 
     # -- sizes and metrics --------------------------------------------------------
-    @property
-    def code_bits(self) -> int:
-        """Fine bits M * ceil(log2 Ks): the cell is implied by the inverted list."""
-        return int(self.M * math.ceil(math.log2(self.Ks)))
-
     @property
     def cell_bits(self) -> int:
         """Bits of the cell id (c0, c1): 2 * ceil(log2 V)."""
