@@ -6,30 +6,31 @@ import pytest
 from benchpq import registry
 
 
+def plugin_module(name: str, cls: str, first_line: str = "from benchpq.api import Searcher",
+                  base: str = "Searcher") -> str:
+    """The source of a module registering class ``cls`` as ``name``, after ``first_line``."""
+    return (f"{first_line}\nfrom benchpq.registry import register\n\n"
+            f"@register('{name}')\nclass {cls}({base}):\n    pass\n")
+
+
 @pytest.fixture
 def plugin_package(tmp_path, monkeypatch):
-    """A plugin package with a good module and one whose library is missing."""
+    """A plugin package with a good module and one whose library is missing, and a
+    sub-package with a good and a broken module beside a sub-package that fails."""
     pkg = tmp_path / "tmp_plugins"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "good.py").write_text(
-        "from benchpq.api import Searcher\nfrom benchpq.registry import register\n\n"
-        "@register('tmp_good')\nclass Good(Searcher):\n    pass\n")
-    (pkg / "broken.py").write_text(
-        "import a_library_that_is_not_installed\nfrom benchpq.registry import register\n\n"
-        "@register('tmp_broken')\nclass Broken:\n    pass\n")
     sub = pkg / "layer"  # plugins live in sub-packages too (own/, adapters/...)
-    sub.mkdir()
-    (sub / "__init__.py").write_text("")
-    (sub / "deep.py").write_text(
-        "from benchpq.api import Searcher\nfrom benchpq.registry import register\n\n"
-        "@register('tmp_deep')\nclass Deep(Searcher):\n    pass\n")
-    (sub / "deep_broken.py").write_text(
-        "raise RuntimeError('broken at import')\nfrom benchpq.registry import register\n\n"
-        "@register('tmp_deep_broken')\nclass DeepBroken:\n    pass\n")
     bad = pkg / "bad_layer"  # a sub-package whose __init__ itself fails
-    bad.mkdir()
+    for folder in (pkg, sub, bad):
+        folder.mkdir()
+        (folder / "__init__.py").write_text("")
     (bad / "__init__.py").write_text("raise ValueError('bad package')\n")
+    (pkg / "good.py").write_text(plugin_module("tmp_good", "Good"))
+    (pkg / "broken.py").write_text(plugin_module("tmp_broken", "Broken",
+                                                 "import a_library_that_is_not_installed",
+                                                 "object"))
+    (sub / "deep.py").write_text(plugin_module("tmp_deep", "Deep"))
+    (sub / "deep_broken.py").write_text(plugin_module(
+        "tmp_deep_broken", "DeepBroken", "raise RuntimeError('broken at import')", "object"))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "PLUGIN_PACKAGE", "tmp_plugins")
     monkeypatch.setattr(registry, "_discovered", False)
