@@ -19,6 +19,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -72,7 +73,8 @@ def discover() -> None:
         return
     _discovered = True
     package = importlib.import_module(PLUGIN_PACKAGE)
-    for info in pkgutil.walk_packages(package.__path__, PLUGIN_PACKAGE + "."):
+    for info in pkgutil.walk_packages(package.__path__, PLUGIN_PACKAGE + ".",
+                                      onerror=_package_failed):
         if info.ispkg:
             continue
         try:
@@ -88,6 +90,12 @@ def discover() -> None:
             continue
         if isinstance(loaded, type):
             register(ep.name)(loaded)
+
+
+def _package_failed(name: str) -> None:
+    """walk_packages' error hook: a sub-package whose __init__ fails is remembered, not raised."""
+    exc = sys.exc_info()[1]
+    _failed[name] = (f"{type(exc).__name__}: {exc}", [])
 
 
 def _declared_names(info) -> list[str]:

@@ -5,7 +5,7 @@
 
 Each library runs the code of its README / tutorial, changing only what ``lib`` is:
 
-* nanopq (``nanopq`` vs ``benchpq.algorithms.nanopq_api``)::
+* nanopq (``nanopq`` vs ``benchpq.algorithms.compat.nanopq_api``)::
 
       pq = lib.PQ(M=8, verbose=False).fit(learn)          # iter=20, seed=123, minit="points"
       codes = pq.encode(base)
@@ -13,7 +13,7 @@ Each library runs the code of its README / tutorial, changing only what ``lib`` 
       opq = lib.OPQ(M=8, verbose=False).fit(learn)        # pq_iter=20, rotation_iter=10
 
   quality: mse of the base reconstructions (mean squared L2 per vector).
-* pqkmeans (``pqkmeans`` vs ``benchpq.algorithms.pqkmeans_api``)::
+* pqkmeans (``pqkmeans`` vs ``benchpq.algorithms.compat.pqkmeans_api``)::
 
       encoder = lib.encoder.PQEncoder(num_subdim=4, Ks=256); encoder.fit(learn)
       codes = encoder.transform(base)
@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchpq import metrics  # noqa: E402
-from benchpq.algorithms import nanopq_api, pqkmeans_api  # noqa: E402
+from benchpq.algorithms.compat import nanopq_api, pqkmeans_api  # noqa: E402
 from benchpq.datasets.registry import load_dataset  # noqa: E402
 
 DATASETS = {  # name: (dataset config, learn rows, base rows, clusters)

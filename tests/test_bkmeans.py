@@ -1,4 +1,4 @@
-"""Our Bk-means (plugin ``bkmeans``, ``benchpq.algorithms.own_bkmeans``): Hamming assignment and
+"""Our Bk-means (plugin ``bkmeans``, ``benchpq.algorithms.own.bkmeans``): Hamming assignment and
 majority vote against numpy definitions, equality with the pqkmeans library from the same initial
 centres, error within 1% of the library's on siftsmall, empty clusters, determinism,
 pickling, bad input rejected before C++."""
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from benchpq import metrics, native, registry
-from benchpq.algorithms.own_bkmeans import BKMeansClusterer, bkmeans, bkmeans_assign, majority_vote
-from benchpq.algorithms.own_itq import ITQ
+from benchpq.algorithms.own.bkmeans import BKMeansClusterer, bkmeans, bkmeans_assign, majority_vote
+from benchpq.algorithms.own.itq import ITQ
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs

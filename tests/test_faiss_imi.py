@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from benchpq import metrics, registry
-from benchpq.algorithms.faiss_imi import FaissIMI, search_with_stats
+from benchpq.algorithms.adapters.faiss_imi import FaissIMI, search_with_stats
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 

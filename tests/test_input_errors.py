@@ -71,7 +71,7 @@ def broken_searcher(ids_dtype=np.float32, rows=None):
 
 
 def pqkmeans_input():
-    from benchpq.algorithms.own_pqkmeans import sdc_tables
+    from benchpq.algorithms.own.pqkmeans import sdc_tables
     codewords = np.random.default_rng(1).normal(size=(2, 16, 2)).astype(np.float32)
     codes = np.random.default_rng(2).integers(0, 16, (50, 2)).astype(np.uint8)
     return codes, sdc_tables(codewords)
@@ -271,102 +271,106 @@ CASES = [
     ("nanopq search before add", lambda t: fitted("nanopq_pq", M=4, Ks=16).search(X[:2], 1),
      "add() vectors before searching"),
     # our PQ, OPQ, LOPQ, ITQ, k-means, rotations
-    ("pq init", lambda t: own("own_pq", "PQ")(init="kmeans"), "init: expected one of"),
-    ("pq before fit", lambda t: own("own_pq", "PQ")().encode(X), "call fit() before using"),
-    ("pq search before add", lambda t: own("own_pq", "PQ")(M=4, Ks=16).fit(X).search(X[:2], 1),
+    ("pq init", lambda t: own("own.pq", "PQ")(init="kmeans"), "init: expected one of"),
+    ("pq before fit", lambda t: own("own.pq", "PQ")().encode(X), "call fit() before using"),
+    ("pq search before add", lambda t: own("own.pq", "PQ")(M=4, Ks=16).fit(X).search(X[:2], 1),
      "add() vectors before searching"),
-    ("pq to_faiss Ks", lambda t: own("own_pq", "PQ")(M=4, Ks=24).fit(X).to_faiss(),
+    ("pq to_faiss Ks", lambda t: own("own.pq", "PQ")(M=4, Ks=24).fit(X).to_faiss(),
      "faiss needs Ks a power of two"),
-    ("pq from_faiss type", lambda t: own("own_pq", "PQ").from_faiss(faiss.IndexFlatL2(16)),
+    ("pq from_faiss type", lambda t: own("own.pq", "PQ").from_faiss(faiss.IndexFlatL2(16)),
      "expected a faiss.IndexPQ, got IndexFlatL2"),
-    ("pq from_faiss untrained", lambda t: own("own_pq", "PQ").from_faiss(faiss.IndexPQ(16, 4, 4)),
+    ("pq from_faiss untrained", lambda t: own("own.pq", "PQ").from_faiss(faiss.IndexPQ(16, 4, 4)),
      "the faiss index is not trained"),
-    ("pq from_faiss nbits", lambda t: own("own_pq", "PQ").from_faiss(trained_pq_index(17)),
+    ("pq from_faiss nbits", lambda t: own("own.pq", "PQ").from_faiss(trained_pq_index(17)),
      "at most 16 bits per sub-code, got nbits=17"),
-    ("opq init", lambda t: own("own_opq", "OPQ")(init="pca"), "init: expected one of"),
-    ("opq before fit", lambda t: own("own_opq", "OPQ")().encode(X), "call fit() before using"),
-    ("opq from_faiss type", lambda t: own("own_opq", "OPQ").from_faiss(faiss.IndexPQ(16, 4, 4)),
+    ("opq init", lambda t: own("own.opq", "OPQ")(init="pca"), "init: expected one of"),
+    ("opq before fit", lambda t: own("own.opq", "OPQ")().encode(X), "call fit() before using"),
+    ("opq from_faiss type", lambda t: own("own.opq", "OPQ").from_faiss(faiss.IndexPQ(16, 4, 4)),
      "expected a faiss IndexPreTransform with one rotation"),
-    ("opq from_faiss not square", lambda t: own("own_opq", "OPQ").from_faiss(pca_then_pq()),
+    ("opq from_faiss not square", lambda t: own("own.opq", "OPQ").from_faiss(pca_then_pq()),
      "not a square linear transform"),
-    ("lopq odd M", lambda t: own("own_lopq", "LOPQ")(M=3), "M=3 must be even"),
-    ("lopq init", lambda t: own("own_lopq", "LOPQ")(init="kmeans"), "init: expected one of"),
-    ("lopq rotation", lambda t: own("own_lopq", "LOPQ")(rotation="random"),
+    ("lopq odd M", lambda t: own("own.lopq", "LOPQ")(M=3), "M=3 must be even"),
+    ("lopq init", lambda t: own("own.lopq", "LOPQ")(init="kmeans"), "init: expected one of"),
+    ("lopq rotation", lambda t: own("own.lopq", "LOPQ")(rotation="random"),
      "rotation: expected one of"),
-    ("lopq pca flag", lambda t: own("own_lopq", "LOPQ")(pca="yes"), "pca: expected true or false"),
+    ("lopq pca flag", lambda t: own("own.lopq", "LOPQ")(pca="yes"), "pca: expected true or false"),
     ("lopq exact_quota flag",
-     lambda t: own("own_lopq", "LOPQ")().set_search_params(exact_quota="yes"),
+     lambda t: own("own.lopq", "LOPQ")().set_search_params(exact_quota="yes"),
      "exact_quota: expected true or false"),
-    ("lopq lists before add", lambda t: own("own_lopq", "LOPQ")(V=2, M=2, Ks=4, coarse_iter=2,
+    ("lopq lists before add", lambda t: own("own.lopq", "LOPQ")(V=2, M=2, Ks=4, coarse_iter=2,
                                                                  iter=2).fit(X).list_sizes(),
      "add() vectors before searching"),
-    ("lopq before fit", lambda t: own("own_lopq", "LOPQ")().encode(X), "call fit() before using"),
-    ("lopq search before add", lambda t: own("own_lopq", "LOPQ")(V=2, M=2, Ks=4, coarse_iter=2,
+    ("lopq before fit", lambda t: own("own.lopq", "LOPQ")().encode(X), "call fit() before using"),
+    ("lopq search before add", lambda t: own("own.lopq", "LOPQ")(V=2, M=2, Ks=4, coarse_iter=2,
                                                                   iter=2).fit(X).search(X[:2], 1),
      "add() vectors before searching"),
-    ("itq before fit", lambda t: own("own_itq", "ITQ")(num_bit=8).encode(X),
+    ("itq before fit", lambda t: own("own.itq", "ITQ")(num_bit=8).encode(X),
      "call fit() before encoding"),
-    ("itq search before add", lambda t: own("own_itq", "ITQ")(num_bit=8).fit(X).search(X[:2], 1),
+    ("itq search before add", lambda t: own("own.itq", "ITQ")(num_bit=8).fit(X).search(X[:2], 1),
      "add() vectors before searching"),
-    ("hamming empty codes", lambda t: own("own_itq", "hamming_distances")(
+    ("hamming empty codes", lambda t: own("own.itq", "hamming_distances")(
         np.zeros((0, 2), np.uint8), np.zeros((1, 2), np.uint8)), "empty"),
-    ("kmeans init", lambda t: own("own_kmeans", "KMeans")(init="kmeans"), "init: expected one of"),
-    ("eigenvalue allocation n", lambda t: own("rotations", "eigenvalue_allocation")(X[:1], 4),
+    ("kmeans init", lambda t: own("own.kmeans", "KMeans")(init="kmeans"), "init: expected one of"),
+    ("eigenvalue allocation n",
+     lambda t: own("primitives.rotations", "eigenvalue_allocation")(X[:1], 4),
      "needs at least 2 vectors, got 1"),
     # PQk-means and Bk-means kernels
-    ("pq codes not array", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
+    ("pq codes not array", lambda t: own("own.pqkmeans", "pqkmeans_assign")(
         [[0, 1]], pqkmeans_input()[1], pqkmeans_input()[0][:2]), "expected a numpy array of uint8"),
-    ("pq codes 1-D", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
+    ("pq codes 1-D", lambda t: own("own.pqkmeans", "pqkmeans_assign")(
         np.zeros(4, np.uint8), pqkmeans_input()[1], pqkmeans_input()[0][:2]),
      "expected a 2-D array (n, M)"),
-    ("pq codes empty", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
+    ("pq codes empty", lambda t: own("own.pqkmeans", "pqkmeans_assign")(
         np.zeros((0, 2), np.uint8), pqkmeans_input()[1], pqkmeans_input()[0][:2]), "empty"),
-    ("tables not 3-D", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
+    ("tables not 3-D", lambda t: own("own.pqkmeans", "pqkmeans_assign")(
         pqkmeans_input()[0], np.zeros((16, 16), np.float32), pqkmeans_input()[0][:2]),
      r"tables: expected an \(M, Ks, Ks\) array"),
-    ("tables Ks", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
+    ("tables Ks", lambda t: own("own.pqkmeans", "pqkmeans_assign")(
         pqkmeans_input()[0], np.zeros((2, 300, 300), np.float32), pqkmeans_input()[0][:2]),
      "PQk-means needs 1 <= Ks <= 256"),
-    ("tables NaN", lambda t: own("own_pqkmeans", "pqkmeans_assign")(
+    ("tables NaN", lambda t: own("own.pqkmeans", "pqkmeans_assign")(
         pqkmeans_input()[0], np.full((2, 16, 16), np.nan, np.float32), pqkmeans_input()[0][:2]),
      "tables: contains NaN or Inf"),
-    ("codewords not 3-D", lambda t: own("own_pqkmeans", "sdc_tables")(np.zeros((4, 4), np.float32)),
+    ("codewords not 3-D", lambda t: own("own.pqkmeans", "sdc_tables")(np.zeros((4, 4), np.float32)),
      r"codewords: expected an \(M, Ks, Ds\) array"),
-    ("codewords Ks", lambda t: own("own_pqkmeans", "sdc_tables")(np.zeros((2, 300, 2), np.float32)),
+    ("codewords Ks", lambda t: own("own.pqkmeans", "sdc_tables")(np.zeros((2, 300, 2), np.float32)),
      "needs Ks <= 256"),
-    ("vote labels shape", lambda t: own("own_pqkmeans", "sparse_voting")(
+    ("vote labels shape", lambda t: own("own.pqkmeans", "sparse_voting")(
         *pqkmeans_input(), np.zeros(3, np.int64), pqkmeans_input()[0][:2]),
-     r"labels: expected \(50,\)"),
-    ("vote labels range", lambda t: own("own_pqkmeans", "sparse_voting")(
+     r"labels: expected shape \(50,\)"),
+    ("vote labels range", lambda t: own("own.pqkmeans", "sparse_voting")(
         *pqkmeans_input(), np.full(50, 2), pqkmeans_input()[0][:2]), r"values must be in \[0, 2\)"),
-    ("pqkmeans centers rows", lambda t: own("own_pqkmeans", "pqkmeans")(
+    ("pqkmeans centers rows", lambda t: own("own.pqkmeans", "pqkmeans")(
         *pqkmeans_input(), 3, centers=pqkmeans_input()[0][:2]), "centers: expected 3 rows"),
-    ("bkmeans centers rows", lambda t: own("own_bkmeans", "bkmeans")(
+    ("bkmeans centers rows", lambda t: own("own.bkmeans", "bkmeans")(
         np.zeros((10, 2), np.uint8), 3, centers=np.zeros((2, 2), np.uint8)),
      "centers: expected 3 rows"),
     # the pqkmeans-compatible API and the library adapters
-    ("PQEncoder not fitted", lambda t: own("pqkmeans_api", "PQEncoder")().transform(X),
+    ("PQEncoder not fitted", lambda t: own("compat.pqkmeans_api", "PQEncoder")().transform(X),
      "This PQEncoder instance is not fitted yet"),
     ("PQEncoder codes", lambda t: fitted_encoder(
-        own("pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)).inverse_transform(np.zeros(4)),
+        own("compat.pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)).inverse_transform(
+        np.zeros(4)),
      "expected a 2-D integer array"),
     ("PQEncoder code range", lambda t: fitted_encoder(
-        own("pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)).inverse_transform(
+        own("compat.pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)).inverse_transform(
         np.full((2, 4), 16)), r"values must be in \[0, 16\)"),
-    ("ITQEncoder not fitted", lambda t: own("pqkmeans_api", "ITQEncoder")(num_bit=8).transform(X),
+    ("ITQEncoder not fitted",
+     lambda t: own("compat.pqkmeans_api", "ITQEncoder")(num_bit=8).transform(X),
      "This ITQEncoder instance is not fitted yet"),
-    ("PQKMeans encoder", lambda t: own("pqkmeans_api", "PQKMeans")(object(), 3),
+    ("PQKMeans encoder", lambda t: own("compat.pqkmeans_api", "PQKMeans")(object(), 3),
      "expected a fitted PQ encoder"),
-    ("PQKMeans not fitted", lambda t: own("pqkmeans_api", "PQKMeans")(
-        fitted_encoder(own("pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)), 3).predict(
+    ("PQKMeans not fitted", lambda t: own("compat.pqkmeans_api", "PQKMeans")(
+        fitted_encoder(own("compat.pqkmeans_api", "PQEncoder")(num_subdim=4, Ks=16)), 3).predict(
         np.zeros((2, 4), np.uint8)), "This PQKMeans instance is not fitted yet"),
-    ("BKMeans not fitted", lambda t: own("pqkmeans_api", "BKMeans")(3, 16).predict(
+    ("BKMeans not fitted", lambda t: own("compat.pqkmeans_api", "BKMeans")(3, 16).predict(
         np.zeros((2, 16), bool)), "This BKMeans instance is not fitted yet"),
-    ("BKMeans codes 1-D", lambda t: own("pqkmeans_api", "BKMeans")(3, 16).fit(np.zeros(16, bool)),
+    ("BKMeans codes 1-D",
+     lambda t: own("compat.pqkmeans_api", "BKMeans")(3, 16).fit(np.zeros(16, bool)),
      "codes: expected a 2-D array"),
-    ("BKMeans code width", lambda t: own("pqkmeans_api", "BKMeans")(3, 16).fit(
+    ("BKMeans code width", lambda t: own("compat.pqkmeans_api", "BKMeans")(3, 16).fit(
         np.zeros((5, 12), bool)), "code width mismatch, expected 16 bits or 2 packed bytes"),
-    ("BKMeans code dtype", lambda t: own("pqkmeans_api", "BKMeans")(3, 16).fit(
+    ("BKMeans code dtype", lambda t: own("compat.pqkmeans_api", "BKMeans")(3, 16).fit(
         np.zeros((5, 16), np.float32)), "expected bits"),
     ("library ITQ before fit", lambda t: registry.create({"name": "pqkmeans_lib_itq"}).encode(X),
      "call fit() before encoding"),
@@ -487,7 +491,7 @@ def test_cppyy_cannot_load(monkeypatch, tmp_path):
 
 
 def test_pqkmeans_library_missing(monkeypatch):
-    adapters = __import__("benchpq.algorithms.pqkmeans_adapters", fromlist=["_library"])
+    adapters = __import__("benchpq.algorithms.adapters.pqkmeans_library", fromlist=["_library"])
     monkeypatch.setitem(sys.modules, "pqkmeans", None)  # import fails
     with pytest.raises(InputError, match="the pqkmeans library is not installed"):
         adapters._library()
@@ -503,8 +507,8 @@ def test_every_row_names_a_distinct_case():
 def test_from_faiss_reads_a_temporary_index():
     """A faiss index passed as a temporary is freed as soon as nothing references it; the
     importers keep it alive while they read it (this used to crash in OPQ.from_faiss)."""
-    from benchpq.algorithms.own_opq import OPQ
-    from benchpq.algorithms.own_pq import PQ
+    from benchpq.algorithms.own.opq import OPQ
+    from benchpq.algorithms.own.pq import PQ
 
     def trained(spec):
         index = faiss.index_factory(16, spec)

@@ -1,4 +1,4 @@
-"""Our ITQ (plugin ``itq``, ``benchpq.algorithms.own_itq``) and the Hamming search: the C++ loops
+"""Our ITQ (plugin ``itq``, ``benchpq.algorithms.own.itq``) and the Hamming search: the C++ loops
 against numpy, the loss within 1% of the pqkmeans library's ITQEncoder on siftsmall, the search
 contract (exact top-k, ties by id), determinism, pickling, bad input rejected before C++."""
 import pickle
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchpq import metrics, native, registry
-from benchpq.algorithms.own_itq import ITQ, hamming_distances, hamming_search, serial_blas
+from benchpq.algorithms.own.itq import ITQ, hamming_distances, hamming_search, serial_blas
 from benchpq.api import Searcher
 from benchpq.checks import InputError
 

@@ -14,11 +14,11 @@ runner's core count.
 import numpy as np
 import pytest
 
-from benchpq.algorithms.own_itq import ITQ, hamming_search
-from benchpq.algorithms.own_kmeans import KMeans
-from benchpq.algorithms.own_lopq import LOPQ
-from benchpq.algorithms.own_opq import OPQ
-from benchpq.algorithms.own_pq import PQ
+from benchpq.algorithms.own.itq import ITQ, hamming_search
+from benchpq.algorithms.own.kmeans import KMeans
+from benchpq.algorithms.own.lopq import LOPQ
+from benchpq.algorithms.own.opq import OPQ
+from benchpq.algorithms.own.pq import PQ
 
 import reference as ref
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from benchpq import metrics, native, registry
-from benchpq.algorithms.own_lopq import LOPQ
-from benchpq.algorithms.own_pq import PQ
+from benchpq.algorithms.own.lopq import LOPQ
+from benchpq.algorithms.own.pq import PQ
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets import ensure_groundtruth, load_dataset

@@ -4,7 +4,7 @@ traverses cells in that order."""
 import numpy as np
 import pytest
 
-from benchpq.algorithms.own_lopq import LOPQ, multisequence_order
+from benchpq.algorithms.own.lopq import LOPQ, multisequence_order
 from benchpq.checks import InputError
 
 

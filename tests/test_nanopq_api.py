@@ -1,7 +1,7 @@
-"""The nanopq-compatible API (``benchpq.algorithms.nanopq_api``): the same signatures, attributes,
-dtypes, equality, pickling and errors as nanopq; the same training (same initial draws, so
-the same codewords up to float rounding, mse within 1% on siftsmall and Fashion-MNIST);
-adist equal to nanopq's; faiss conversion both ways for PQ and OPQ."""
+"""The nanopq-compatible API (``benchpq.algorithms.compat.nanopq_api``): the same signatures,
+attributes, dtypes, equality, pickling and errors as nanopq; the same training (same initial
+draws, so the same codewords up to float rounding, mse within 1% on siftsmall and Fashion-
+MNIST); adist equal to nanopq's; faiss conversion both ways for PQ and OPQ."""
 import copy
 import inspect
 import pickle
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchpq import native
-from benchpq.algorithms import nanopq_api
+from benchpq.algorithms.compat import nanopq_api
 from benchpq.checks import InputError
 from benchpq.datasets.idx import read_idx
 from benchpq.datasets.vecs import read_vecs

@@ -150,7 +150,7 @@ def test_cpp_writes_into_numpy_buffers_in_place():
 
 
 def test_threads_setting_and_gil_released_in_long_calls():
-    import benchpq.algorithms.own_pq  # noqa: F401  its load hook releases the GIL in train()
+    import benchpq.algorithms.own.pq  # noqa: F401  its load hook releases the GIL in train()
     ns = native.load()
     before = ns.get_num_threads()
     native.set_num_threads(1)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchpq import metrics, native, registry
-from benchpq.algorithms.own_kmeans import KMeans
+from benchpq.algorithms.own.kmeans import KMeans
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 

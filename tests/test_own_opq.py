@@ -5,11 +5,16 @@ import faiss
 import numpy as np
 import pytest
 
-import benchpq.algorithms.own_opq as own_opq
+import benchpq.algorithms.own.opq as own_opq
 from benchpq import metrics
-from benchpq.algorithms.own_opq import OPQ, code_cross_product
-from benchpq.algorithms.own_pq import PQ
-from benchpq.algorithms.rotations import eigenvalue_allocation, procrustes, random_rotation, rotate
+from benchpq.algorithms.own.opq import OPQ, code_cross_product
+from benchpq.algorithms.own.pq import PQ
+from benchpq.algorithms.primitives.rotations import (
+    eigenvalue_allocation,
+    procrustes,
+    random_rotation,
+    rotate,
+)
 from benchpq.checks import InputError
 from benchpq.datasets import read_vecs
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from benchpq import metrics, native, registry
-from benchpq.algorithms.own_pq import PQ, pack_codes, unpack_codes
+from benchpq.algorithms.own.pq import PQ
+from benchpq.algorithms.primitives.codes import pack_codes, unpack_codes
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from benchpq import metrics, native, registry
-from benchpq.algorithms.own_pq import PQ
-from benchpq.algorithms.own_pqfs import BLOCK, PQFastScan, simd_supported
+from benchpq.algorithms.own.pq import PQ
+from benchpq.algorithms.own.pqfs import BLOCK, PQFastScan, simd_supported
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 

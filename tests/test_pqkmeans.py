@@ -1,4 +1,4 @@
-"""Our PQk-means (plugin ``pqkmeans``, ``benchpq.algorithms.own_pqkmeans``): assignment and sparse
+"""Our PQk-means (plugin ``pqkmeans``, ``benchpq.algorithms.own.pqkmeans``): assignment and sparse
 voting against numpy definitions, equality with the pqkmeans library given the same initial
 centres, error within 1% of the library's on siftsmall, empty clusters, determinism,
 pickling, bad input rejected before C++. The pqkmeans-compatible API: test_pqkmeans_api.py."""
@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from benchpq import metrics, native, registry
-from benchpq.algorithms.own_bkmeans import BKMeansClusterer
-from benchpq.algorithms.own_pqkmeans import (
+from benchpq.algorithms.own.bkmeans import BKMeansClusterer
+from benchpq.algorithms.own.pqkmeans import (
     PQKMeansClusterer,
     pqkmeans,
     pqkmeans_assign,
-    release_pages,
     sdc_tables,
     sparse_voting,
     train_pq_encoder,
@@ -21,6 +20,7 @@ from benchpq.algorithms.own_pqkmeans import (
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs
+from benchpq.memory import release_pages
 
 pqk = pytest.importorskip("pqkmeans")
 

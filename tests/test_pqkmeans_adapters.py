@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from benchpq import registry
-from benchpq.algorithms.pqkmeans_adapters import LibraryBKMeans, LibraryITQ, LibraryPQKMeans
+from benchpq.algorithms.adapters.pqkmeans_library import LibraryBKMeans, LibraryITQ, LibraryPQKMeans
 from benchpq.api import Clusterer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.dataset import Dataset

@@ -1,7 +1,7 @@
-"""The pqkmeans-compatible API (``benchpq.algorithms.pqkmeans_api``): the library's signatures,
-return types and dtypes, its labels from the same codes, any num_bit for ITQ, generators, live
-verbose output, pickles no larger than twice the library's, the evaluation module, bad input
-rejected before C++."""
+"""The pqkmeans-compatible API (``benchpq.algorithms.compat.pqkmeans_api``): the library's
+signatures, return types and dtypes, its labels from the same codes, any num_bit for ITQ,
+generators, live verbose output, pickles no larger than twice the library's, the evaluation
+module, bad input rejected before C++."""
 import inspect
 import io
 import pickle
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchpq import metrics, native
-from benchpq.algorithms import pqkmeans_api
+from benchpq.algorithms.compat import pqkmeans_api
 from benchpq.checks import InputError
 from benchpq.datasets.download import DownloadDisabledError
 from benchpq.datasets.vecs import read_vecs, write_vecs

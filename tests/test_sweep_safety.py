@@ -264,7 +264,7 @@ def test_nan_is_written_as_null(tmp_path):
 def test_out_of_range_stored_lopq_codes_are_refused(clustered):
     import pickle
 
-    from benchpq.algorithms.own_lopq import LOPQ
+    from benchpq.algorithms.own.lopq import LOPQ
     x = clustered[:3000]
     lopq = LOPQ(V=8, M=4, Ks=16, seed=0).fit(x)
     lopq.add(x)
@@ -357,7 +357,7 @@ def test_the_cluster_task_computes_no_search_ground_truth(tmp_path):
 
 
 def test_an_enormous_lopq_quota_is_a_named_error():
-    from benchpq.algorithms.own_lopq import LOPQ
+    from benchpq.algorithms.own.lopq import LOPQ
     with pytest.raises(InputError, match=r"quota: must be \[1, 4611686018427387904\]"):
         LOPQ(quota=2 ** 70)
     with pytest.raises(InputError, match="quota: must be"):
@@ -367,7 +367,7 @@ def test_an_enormous_lopq_quota_is_a_named_error():
 def test_out_of_range_stored_pq_codes_are_refused(clustered):
     import pickle
 
-    from benchpq.algorithms.own_pq import PQ
+    from benchpq.algorithms.own.pq import PQ
     pq = PQ(M=4, Ks=16, seed=0).fit(clustered)
     pq.add(clustered)
     bad = pq.codes.copy()
@@ -386,6 +386,6 @@ def test_out_of_range_stored_pq_codes_are_refused(clustered):
 
 
 def test_opq_with_fewer_training_points_than_codewords_is_a_named_error():
-    from benchpq.algorithms.own_opq import OPQ
+    from benchpq.algorithms.own.opq import OPQ
     with pytest.raises(InputError, match="max_train_points=100 is below Ks=256"):
         OPQ(M=4, max_train_points=100)

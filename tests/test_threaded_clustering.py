@@ -10,8 +10,8 @@ every vote is an exact integer in float32 and the results must equal the referen
 import numpy as np
 import pytest
 
-from benchpq.algorithms.own_bkmeans import bkmeans, bkmeans_assign, majority_vote
-from benchpq.algorithms.own_pqkmeans import pqkmeans, pqkmeans_assign, sdc_tables, sparse_voting
+from benchpq.algorithms.own.bkmeans import bkmeans, bkmeans_assign, majority_vote
+from benchpq.algorithms.own.pqkmeans import pqkmeans, pqkmeans_assign, sdc_tables, sparse_voting
 
 import reference as ref
 

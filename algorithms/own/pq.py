@@ -30,73 +30,54 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-INITS = {"k-means++": native.enum_value("KMEANS_INIT_PLUSPLUS"),
-         "random": native.enum_value("KMEANS_INIT_RANDOM")}
-HOT_START = native.enum_value("KMEANS_INIT_GIVEN")  # k-means starts from the current codebooks
+from ..primitives.checks import check_choice, check_codes, check_seed, subsample_arg
+from ..primitives.codes import code_dtype, pack_codes, unpack_codes
+from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
+from ..primitives.native_modes import HOT_START, INITS
 
 
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the long ProductQuantizer calls and warm their wrappers up."""
-    native.release_gil(ns.ProductQuantizer, "train", "encode_u8", "encode_u16", "decode_u8",
-                       "decode_u16", "adc_tables", "search_adc_u8", "search_adc_u16",
-                       "search_sdc_u8", "search_sdc_u16", "set_codewords", "sum_by_code_u8",
-                       "sum_by_code_u16")
-    f32, i64 = np.float32, np.int64
-    x, out = np.array([[0, 0], [1, 1]], f32), np.zeros((2, 2), f32)
-    dist, ids = np.zeros((2, 1), f32), np.zeros((2, 1), i64)
-    pq = ns.ProductQuantizer(2, 1, 2)
-    pq.train(x, 2, 1, INITS["random"], 0, 0, np.zeros((1, 1)))
-    pq.get_codewords(out)
-    pq.set_codewords(out)
-    pq.adc_tables(x, 2, np.zeros((2, 1, 2), f32))
-    for codes, suffix in ((np.array([[0], [1]], np.uint8), "u8"),
-                          (np.array([[0], [1]], np.uint16), "u16")):
-        getattr(pq, "encode_" + suffix)(x, 2, codes)
-        getattr(pq, "decode_" + suffix)(codes, 2, out)
-        getattr(pq, "search_adc_" + suffix)(x, 2, codes, 2, 1, dist, ids)
-        getattr(pq, "search_sdc_" + suffix)(codes, 2, codes, 2, 1, dist, ids)
-        getattr(pq, "sum_by_code_" + suffix)(x, 2, 2, codes, np.zeros((1, 2, 2)))
-    ns.ProductQuantizer.train_rows(4, 2, 0, 1, np.zeros(2, i64))
+def _pq_calls() -> dict:
+    f32, f64, i64 = np.float32, np.float64, np.int64
+    x, dist, ids = A("x", f32, ("n", "d")), A("distances", f32, ("nq", "k"), out=True), \
+        A("ids", i64, ("nq", "k"), out=True)
+    codewords = ("M", "Ks", "ds")
+    calls = {
+        "train": Call((A("learn", f32, ("n", "d")), S("n"), S("iter"), S("init"), S("seed"),
+                       S("mppc"), A("objective", f64, ("M", "iter"), out=True))),
+        "get_codewords": Call((A("codewords", f32, codewords, out=True),), quick=True),
+        "set_codewords": Call((A("codewords", f32, codewords),)),
+        "adc_tables": Call((x, S("n"), A("tables", f32, ("n", "M", "Ks"), out=True))),
+    }
+    for suffix, dtype in (("u8", np.uint8), ("u16", np.uint16)):
+        codes = A("codes", dtype, ("n", "M"))
+        calls.update({
+            "encode_" + suffix: Call((x, S("n"), A("codes", dtype, ("n", "M"), out=True))),
+            "decode_" + suffix: Call((codes, S("n"), A("x", f32, ("n", "d"), out=True))),
+            "search_adc_" + suffix: Call((A("query", f32, ("nq", "d")), S("nq"), codes, S("n"),
+                                          S("k"), dist, ids)),
+            "search_sdc_" + suffix: Call((A("query", dtype, ("nq", "M")), S("nq"), codes, S("n"),
+                                          S("k"), dist, ids)),
+            "sum_by_code_" + suffix: Call((x, S("n"), S("d"), codes,
+                                           A("sums", f64, ("M", "Ks", "d"), out=True))),
+        })
+    calls["train_rows"] = Call((S("n"), S("Ks"), S("seed"), S("mppc"),
+                                A("rows", i64, ("rows",), out=True)),
+                               warm={"n": 4, "mppc": 1}, static=True)
+    return calls
 
 
-def code_dtype(Ks: int) -> np.dtype:
-    """uint8 for Ks <= 256, else uint16."""
-    return np.dtype(np.uint8 if Ks <= 256 else np.uint16)
-
-
-def pq_code_bits(M: int, Ks: int) -> int:
-    """Bits of one PQ code: M sub-codes of ceil(log2 Ks) bits each."""
-    return int(M * np.ceil(np.log2(Ks)))
-
-
-def check_seed(seed) -> int:
-    """None -> 0 (as the nanopq adapter); else an integer in [0, 2**64)."""
-    return 0 if seed is None else check_positive_int(seed, "seed", 0, 2 ** 64 - 1)
-
-
-def subsample_arg(max_points_per_centroid: int | None, k: int, n: int) -> int:
-    """The C++ argument: 0 (train on all n points) unless subsampling leaves fewer than n."""
-    mppc = max_points_per_centroid
-    return mppc if mppc is not None and mppc * k < n else 0
-
-
-def check_codes(codes, M: int, Ks: int, name: str = "codes") -> np.ndarray:
-    """Return (n, M) codes of dtype ``code_dtype(Ks)`` with values < Ks, C-contiguous, or raise."""
-    dtype = code_dtype(Ks)
-    if not isinstance(codes, np.ndarray):
-        raise InputError(f"{name}: expected a numpy array of {dtype} codes, got "
-                         f"{type(codes).__name__}")
-    if codes.dtype != dtype:
-        raise InputError(f"{name}: expected dtype {dtype} (Ks={Ks}), got {codes.dtype}")
-    codes = as_matrix(codes, name, dtype=dtype, dim=M, finite=False)
-    if Ks < np.iinfo(dtype).max + 1 and codes.max() >= Ks:
-        raise InputError(f"{name}: code {int(codes.max())} out of range for Ks={Ks}")
-    return codes
+#: the C++ ProductQuantizer (cpp/pq.h): D, M, Ks; codewords (M, Ks, Ds = D / M)
+PQ_CALLS = NativeTable("ProductQuantizer", _pq_calls(), constructor=("d", "M", "Ks"),
+                       warm=dict(d=2, M=1, Ks=2, ds=2, n=2, nq=2, k=1, iter=1,
+                                 init=INITS["random"], seed=0, mppc=0, rows=2))
 
 
 @register("pq")
-class PQ(Quantizer, Searcher):
+class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quantizer,
+         Searcher):
     """Product quantizer with ADC and SDC exhaustive search (C++ core).
 
     Args:
@@ -123,9 +104,7 @@ class PQ(Quantizer, Searcher):
         self.seed = seed
         self.max_points_per_centroid = None if max_points_per_centroid is None else \
             check_positive_int(max_points_per_centroid, "max_points_per_centroid")
-        if init not in INITS:
-            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
-        self.init = init
+        self.init = check_choice(init, INITS, "init")
         self.verbose = bool(verbose)
         self.dim = None
         self.codewords = None
@@ -133,47 +112,31 @@ class PQ(Quantizer, Searcher):
         self.codes = None
         self._cpp = None
 
+    model_arrays = ("codewords",)
+
     # -- state --------------------------------------------------------------
     @property
     def code_dtype(self) -> np.dtype:
         return code_dtype(self.Ks)
+
+    def _dims(self) -> dict:
+        """The dims of the C++ model every array it is given must match."""
+        return dict(d=self.dim, M=self.M, Ks=self.Ks, ds=self.dim // self.M)
 
     def _suffix(self) -> str:
         return "u8" if self.Ks <= 256 else "u16"
 
     def _quantizer(self):
         """The C++ ProductQuantizer, rebuilt from ``codewords`` when absent (after unpickling)."""
-        if self.codewords is None:
-            raise InputError(f"{self.name or 'pq'}: call fit() before using the quantizer")
+        self.require_fitted(self.codewords is not None)
         if self._cpp is None:
             cpp = native.load().ProductQuantizer(self.dim, self.M, self.Ks)
-            cpp.set_codewords(native.array_arg(
-                self.codewords, np.float32, (self.M, self.Ks, self.dim // self.M), "codewords"))
+            PQ_CALLS.call(cpp, "set_codewords", self.codewords, **self._dims())
             self._cpp = cpp
         return self._cpp
 
-    @property
-    def codes(self) -> np.ndarray | None:
-        """The added database's (n, M) codes; checked whenever they are set."""
-        return self.__dict__.get("_codes")
-
-    @codes.setter
-    def codes(self, value) -> None:
-        # the C++ scans index tables with these codes without bounds checks
-        self.__dict__["_codes"] = None if value is None else check_codes(value, self.M, self.Ks)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cpp"] = None
-        return state
-
-    def __setstate__(self, state):
-        codes = state.pop("_codes", state.pop("codes", None))
-        self.__dict__.update(state)
-        self.codes = codes
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
+    def check_stored_codes(self, codes) -> np.ndarray:
+        return check_codes(codes, self.M, self.Ks)
 
     # -- Quantizer ----------------------------------------------------------
     def fit(self, x, codewords=None):
@@ -194,14 +157,13 @@ class PQ(Quantizer, Searcher):
             if np.shape(codewords) != shape:
                 raise InputError(f"codewords: expected shape {shape}, got {np.shape(codewords)}")
             start = as_matrix(np.reshape(codewords, (-1, dsub)), "codewords").reshape(shape)
-            cpp.set_codewords(native.array_arg(start, np.float32, shape, "codewords"))
+            PQ_CALLS.call(cpp, "set_codewords", start, M=self.M, Ks=self.Ks, ds=dsub)
             init = HOT_START
         objective = np.zeros((self.M, self.iter), np.float64)
-        cpp.train(native.array_arg(x, np.float32, (n, dim), "learn"), n, self.iter,
-                  init, seed, subsample_arg(self.max_points_per_centroid, self.Ks, n),
-                  native.array_arg(objective, np.float64, (self.M, self.iter), writeable=True))
+        PQ_CALLS.call(cpp, "train", x, n, self.iter, init, seed,
+                      subsample_arg(self.max_points_per_centroid, self.Ks, n), objective, M=self.M)
         codewords = np.empty((self.M, self.Ks, dsub), np.float32)
-        cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))
+        PQ_CALLS.call(cpp, "get_codewords", codewords)
         self.dim, self.codewords, self.objective, self.codes, self._cpp = \
             dim, codewords, objective, None, cpp
         if getattr(self, "verbose", False):
@@ -213,9 +175,7 @@ class PQ(Quantizer, Searcher):
         cpp = self._quantizer()
         x = as_matrix(x, "x", dim=self.dim)
         codes = np.empty((x.shape[0], self.M), self.code_dtype)
-        getattr(cpp, "encode_" + self._suffix())(
-            native.array_arg(x, np.float32, (None, self.dim), "x"), x.shape[0],
-            native.array_arg(codes, self.code_dtype, (None, self.M), "codes", writeable=True))
+        PQ_CALLS.call(cpp, "encode_" + self._suffix(), x, x.shape[0], codes, **self._dims())
         return codes
 
     def encode_into(self, x: np.ndarray, codes: np.ndarray) -> None:
@@ -225,9 +185,7 @@ class PQ(Quantizer, Searcher):
         :meth:`encode`'s input check.
         """
         n = x.shape[0]
-        getattr(self._quantizer(), "encode_" + self._suffix())(
-            native.array_arg(x, np.float32, (n, self.dim), "x"), n,
-            native.array_arg(codes, self.code_dtype, (n, self.M), "codes", writeable=True))
+        PQ_CALLS.call(self._quantizer(), "encode_" + self._suffix(), x, n, codes, **self._dims())
 
     def training_rows(self, n: int) -> np.ndarray | None:
         """The rows (sorted, int64) that :meth:`fit` on n vectors trains on; None: all of them.
@@ -238,9 +196,8 @@ class PQ(Quantizer, Searcher):
         if mppc == 0:
             return None
         rows = np.empty(self.Ks * mppc, np.int64)
-        count = native.load().ProductQuantizer.train_rows(
-            n, self.Ks, check_seed(self.seed), mppc,
-            native.array_arg(rows, np.int64, rows.shape, writeable=True))
+        count = PQ_CALLS.call(native.load().ProductQuantizer, "train_rows", n, self.Ks,
+                              check_seed(self.seed), mppc, rows)
         return rows[:count]
 
     def decode(self, codes) -> np.ndarray:
@@ -248,17 +205,10 @@ class PQ(Quantizer, Searcher):
         cpp = self._quantizer()
         codes = check_codes(codes, self.M, self.Ks)
         x = np.empty((codes.shape[0], self.dim), np.float32)
-        getattr(cpp, "decode_" + self._suffix())(
-            native.array_arg(codes, self.code_dtype, (None, self.M), "codes"), codes.shape[0],
-            native.array_arg(x, np.float32, x.shape, "x", writeable=True))
+        PQ_CALLS.call(cpp, "decode_" + self._suffix(), codes, codes.shape[0], x, **self._dims())
         return x
 
     # -- Searcher -----------------------------------------------------------
-    def add(self, x) -> None:
-        """Encode and append database vectors (n, D); ids continue from the current size."""
-        codes = self.encode(as_matrix(x, "base", dim=self.dim))
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
-
     def _search(self, kind: str, queries, k: int):
         cpp = self._quantizer()
         if self.codes is None:
@@ -269,16 +219,10 @@ class PQ(Quantizer, Searcher):
         nq = queries.shape[0]
         if kind == "sdc":
             queries = self.encode(queries)
-            qshape, qdtype = (nq, self.M), self.code_dtype
-        else:
-            qshape, qdtype = (nq, self.dim), np.float32
         distances = np.empty((nq, k), np.float32)
         ids = np.empty((nq, k), np.int64)
-        getattr(cpp, f"search_{kind}_{self._suffix()}")(
-            native.array_arg(queries, qdtype, qshape, "query"), nq,
-            native.array_arg(self.codes, self.code_dtype, (n, self.M), "codes"), n, k,
-            native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
-            native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True))
+        PQ_CALLS.call(cpp, f"search_{kind}_{self._suffix()}", queries, nq, self.codes, n, k,
+                      distances, ids, **self._dims())
         return distances, ids
 
     def search(self, queries, k):
@@ -288,19 +232,6 @@ class PQ(Quantizer, Searcher):
     def search_sdc(self, queries, k):
         """SDC k-NN: queries are encoded first; same outputs as :meth:`search`."""
         return self._search("sdc", queries, k)
-
-    # -- sizes ----------------------------------------------------------------
-    @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
-
-    @property
-    def model_bytes(self) -> int:
-        return int(self.codewords.nbytes) if self.codewords is not None else 0
 
     # -- faiss interop ------------------------------------------------------------
     def to_faiss(self):
@@ -352,25 +283,3 @@ class PQ(Quantizer, Searcher):
         """Our codes are already one column per sub-space: ((n, M) codes, Ks)."""
         return check_codes(codes, self.M, self.Ks), self.Ks
 
-
-def pack_codes(codes: np.ndarray, nbits: int) -> np.ndarray:
-    """(n, M) codes -> (n, ceil(M * nbits / 8)) uint8, faiss's bit layout.
-
-    faiss (BitstringWriter) writes sub-code m at bits [m * nbits, (m + 1) * nbits)
-    of a little-endian bit string, least significant bit first.
-    """
-    if nbits in (8, 16):
-        return np.ascontiguousarray(codes.astype(f"<u{nbits // 8}")).view(np.uint8)
-    n, M = codes.shape
-    bits = (codes[:, :, None].astype(np.uint32) >> np.arange(nbits, dtype=np.uint32)) & 1
-    return np.packbits(bits.astype(np.uint8).reshape(n, M * nbits), axis=1, bitorder="little")
-
-
-def unpack_codes(packed: np.ndarray, M: int, nbits: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: (n, code_size) uint8 -> (n, M) of ``code_dtype(2**nbits)``."""
-    dtype = code_dtype(1 << nbits)
-    if nbits in (8, 16):
-        return np.ascontiguousarray(packed).view(f"<u{nbits // 8}").astype(dtype)
-    n = packed.shape[0]
-    bits = np.unpackbits(packed, axis=1, bitorder="little")[:, :M * nbits].reshape(n, M, nbits)
-    return (bits.astype(np.uint32) << np.arange(nbits, dtype=np.uint32)).sum(-1).astype(dtype)

@@ -20,7 +20,7 @@ natural sub-spaces suit PQ better than balanced principal ones).
 
 The loop runs on at most ``max_train_points`` sampled training vectors. The
 final PQ (``iter`` k-means iterations) trains on the rotated training set,
-subsampled as :class:`benchpq.algorithms.own_pq.PQ` does (only the rows it trains on
+subsampled as :class:`benchpq.algorithms.own.pq.PQ` does (only the rows it trains on
 are rotated), starting from the loop's last codebooks (``final_init="loop"``).
 Those codebooks have already had ``niter_pq_0 + (niter - 1) * niter_pq``
 iterations on nearly the final rotation, so the loop can afford few k-means
@@ -30,14 +30,14 @@ loop) and nanopq's (a single k-means iteration from scratch per step), see
 README "PQ / OPQ speed".
 
 Cost at high dimension: the data-sized product x R goes through numpy's BLAS
-(:func:`benchpq.algorithms.rotations.rotate`); the cross product x^T y of the rotation
+(:func:`benchpq.algorithms.primitives.rotations.rotate`); the cross product x^T y of the rotation
 update is summed from the codes (C++ ``sum_by_code``: x's rows added per
 codeword, then M small (D, Ks) x (Ks, D/M) products), never from the decoded
 data; the D x D SVD runs in LAPACK on the run's threads when D is large.
 Encoding rotates and encodes a block of rows at a time, so the rotated copy
 of the data is never held in full.
 
-Arrays: vectors float32 (n, D); codes (n, M) as :class:`benchpq.algorithms.own_pq.PQ`;
+Arrays: vectors float32 (n, D); codes (n, M) as :class:`benchpq.algorithms.own.pq.PQ`;
 ``rotation`` (D, D) float32; ``objective`` per iteration: mean squared
 distortion of the rotated sample before the rotation update.
 """
@@ -57,8 +57,18 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iteration
 
-from .own_pq import HOT_START, INITS, PQ, check_codes, check_seed, code_dtype, pq_code_bits
-from .rotations import blas_for, eigenvalue_allocation, procrustes, random_rotation, rotate
+from ..primitives.checks import check_choice, check_codes, check_seed
+from ..primitives.codes import code_dtype
+from ..primitives.mixins import FittedGuard, ModelArrays, NativeThreads, PQCodeBits, StoredCodes
+from ..primitives.native_modes import HOT_START, INITS
+from ..primitives.rotations import (
+    blas_for,
+    eigenvalue_allocation,
+    procrustes,
+    random_rotation,
+    rotate,
+)
+from .pq import PQ, PQ_CALLS
 
 ROTATION_INITS = ("identity", "eigen", "random")
 FINAL_INITS = ("loop", "random")
@@ -79,27 +89,26 @@ def code_cross_product(cpp, x: np.ndarray, codes: np.ndarray, codewords: np.ndar
         x: (n, D) float32; codes: (n, M) of ``code_dtype(Ks)``.
     """
     (n, dim), (M, Ks, dsub) = x.shape, codewords.shape
+    dims = dict(d=dim, M=M, Ks=Ks, ds=dsub)
     if M * Ks > n:  # fewer rows than codewords: the plain product is the cheaper one
         recon = np.empty((n, M * dsub), np.float32)
-        getattr(cpp, f"decode_u{8 * codes.itemsize}")(codes, n, recon)
+        PQ_CALLS.call(cpp, f"decode_u{8 * codes.itemsize}", codes, n, recon, **dims)
         with blas_for(n * dim * M * dsub):
             return (x.T @ recon).astype(np.float64)
     sums = np.empty((M, Ks, dim), np.float64)
-    getattr(cpp, f"sum_by_code_u{8 * codes.itemsize}")(
-        native.array_arg(x, np.float32, (n, dim), "x"), n, dim,
-        native.array_arg(codes, codes.dtype, (n, M), "codes"),
-        native.array_arg(sums, np.float64, sums.shape, writeable=True))
+    PQ_CALLS.call(cpp, f"sum_by_code_u{8 * codes.itemsize}", x, n, dim, codes, sums, **dims)
     with blas_for(M * Ks * dim * dsub):
         blocks = np.matmul(sums.transpose(0, 2, 1), codewords.astype(np.float64))  # (M, D, Ds)
     return np.ascontiguousarray(blocks.transpose(1, 0, 2).reshape(dim, M * dsub))
 
 
 @register("opq")
-class OPQ(Quantizer, Searcher):
+class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quantizer,
+          Searcher):
     """Optimized product quantization: rotation learnt as in Ge et al. 2014, then our PQ.
 
     Args:
-        M, Ks: as :class:`benchpq.algorithms.own_pq.PQ` (M divides the dimension).
+        M, Ks: as :class:`benchpq.algorithms.own.pq.PQ` (M divides the dimension).
         niter: rotation updates (non-parametric OPQ); 0 keeps the initial rotation.
         niter_pq, niter_pq_0: k-means iterations of the PQ inside each update
             (the first update starts from scratch with niter_pq_0).
@@ -114,6 +123,9 @@ class OPQ(Quantizer, Searcher):
         seed: seeds sampling, k-means and a random initial rotation (None: 0).
     """
 
+    model_arrays = ("pq", "rotation")
+    fitted_attribute = "pq"
+
     def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 2,
                  niter_pq_0: int = 10, iter: int = 25, init: str = "identity",
                  max_train_points: int = 65536, max_points_per_centroid: int | None = 256,
@@ -125,24 +137,17 @@ class OPQ(Quantizer, Searcher):
         self.niter_pq = check_positive_int(niter_pq, "niter_pq")
         self.niter_pq_0 = check_positive_int(niter_pq_0, "niter_pq_0")
         self.iter = check_positive_int(iter, "iter")
-        if init not in ROTATION_INITS:
-            raise InputError(f"init: expected one of {list(ROTATION_INITS)}, got {init!r}")
-        self.init = init
+        self.init = check_choice(init, ROTATION_INITS, "init")
         self.max_train_points = check_positive_int(max_train_points, "max_train_points", 2)
         if self.max_train_points < self.Ks:
             raise InputError(f"max_train_points={self.max_train_points} is below Ks={self.Ks}: "
                              f"k-means cannot learn {self.Ks} codewords from fewer vectors")
         self.max_points_per_centroid = max_points_per_centroid
-        if final_init not in FINAL_INITS:
-            raise InputError(f"final_init: expected one of {list(FINAL_INITS)}, got {final_init!r}")
-        self.final_init = final_init
+        self.final_init = check_choice(final_init, FINAL_INITS, "final_init")
         self.seed = seed
         self.rotation = None
         self.objective = []
         self.pq = None
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
 
     # -- training -------------------------------------------------------------
     def fit(self, x):
@@ -189,32 +194,29 @@ class OPQ(Quantizer, Searcher):
         rotated = np.empty((n, dim), np.float32)
         recon = np.empty((n, dim), np.float32)
         codewords = np.empty((self.M, self.Ks, dsub), np.float32)
+        dims = dict(d=dim, M=self.M, Ks=self.Ks, ds=dsub)
         for it in range(self.niter):
             rotate(sample, R, out=rotated)
             niter = self.niter_pq_0 if it == 0 else self.niter_pq
             objective = np.zeros((self.M, niter))
-            cpp.train(rotated, n, niter, INITS["random"] if it == 0 else HOT_START,
-                      (seed + it) % 2**64, 0, objective)
-            getattr(cpp, "encode_" + suffix)(rotated, n, codes)
-            getattr(cpp, "decode_" + suffix)(codes, n, recon)
+            PQ_CALLS.call(cpp, "train", rotated, n, niter,
+                          INITS["random"] if it == 0 else HOT_START, (seed + it) % 2**64, 0,
+                          objective, **dims)
+            PQ_CALLS.call(cpp, "encode_" + suffix, rotated, n, codes, **dims)
+            PQ_CALLS.call(cpp, "decode_" + suffix, codes, n, recon, **dims)
             np.subtract(rotated, recon, out=recon)
             self.objective.append(float(np.einsum("ij,ij->", recon, recon)) / n)
             if self.verbose:
                 log_iteration(f"{self.name or 'opq'}: rotation", it + 1, self.niter,
                               self.objective[-1], "training mse")
-            cpp.get_codewords(codewords)
+            PQ_CALLS.call(cpp, "get_codewords", codewords, **dims)
             R = procrustes(code_cross_product(cpp, sample, codes, codewords))
         return R, codewords
 
     # -- Quantizer ------------------------------------------------------------
-    def _trained(self) -> PQ:
-        if self.pq is None:
-            raise InputError(f"{self.name or 'opq'}: call fit() before using the quantizer")
-        return self.pq
-
     def encode(self, x) -> np.ndarray:
         """(n, D) float32 -> (n, M) codes; each block of rows is rotated, then encoded."""
-        pq = self._trained()
+        pq = self.trained()
         x = as_matrix(x, "x", dim=pq.dim)
         n, step = x.shape[0], block_rows(pq.dim)
         codes = np.empty((n, self.M), pq.code_dtype)
@@ -227,7 +229,7 @@ class OPQ(Quantizer, Searcher):
 
     def decode(self, codes) -> np.ndarray:
         """(n, M) codes -> (n, D) float32: PQ reconstruction rotated back by R^T, by blocks."""
-        pq = self._trained()
+        pq = self.trained()
         codes = check_codes(codes, self.M, self.Ks)
         back = np.ascontiguousarray(self.rotation.T)
         out = np.empty((len(codes), pq.dim), np.float32)
@@ -237,28 +239,19 @@ class OPQ(Quantizer, Searcher):
         return out
 
     # -- Searcher -------------------------------------------------------------
-    def add(self, x) -> None:
-        pq = self._trained()
-        codes = self.encode(x)
-        pq.codes = codes if pq.codes is None else np.concatenate([pq.codes, codes])
+    @property
+    def codes(self) -> np.ndarray | None:
+        """The added database's (n, M) codes, held by the inner PQ."""
+        return None if self.pq is None else self.pq.codes
+
+    @codes.setter
+    def codes(self, value) -> None:
+        self.trained().codes = value
 
     def search(self, queries, k):
         """ADC k-NN of the rotated queries: (distances (nq, k) float32, ids (nq, k) int64)."""
-        pq = self._trained()
+        pq = self.trained()
         return pq.search(rotate(as_matrix(queries, "query", dim=pq.dim), self.rotation), k)
-
-    # -- sizes ----------------------------------------------------------------
-    @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
-
-    @property
-    def codes_bytes(self) -> int:
-        return self.pq.codes_bytes if self.pq is not None else 0
-
-    @property
-    def model_bytes(self) -> int:
-        return 0 if self.pq is None else self.pq.model_bytes + int(self.rotation.nbytes)
 
     # -- faiss interop ----------------------------------------------------------
     def to_faiss(self):
@@ -268,7 +261,7 @@ class OPQ(Quantizer, Searcher):
         added to this model are carried over.
         """
         import faiss
-        pq = self._trained()
+        pq = self.trained()
         dim = pq.dim
         transform = faiss.LinearTransform(dim, dim, False)
         faiss.copy_array_to_vector(np.ascontiguousarray(self.rotation.T).ravel(), transform.A)
@@ -304,11 +297,11 @@ class OPQ(Quantizer, Searcher):
 
     # -- diagnostics ------------------------------------------------------------
     def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
-        return self._trained().subspace_codes(codes)
+        return self.trained().subspace_codes(codes)
 
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x R (n, D): the rotated space, where the PQ's M sub-spaces are equal blocks."""
-        pq = self._trained()
+        pq = self.trained()
         rotated = rotate(as_matrix(x, "x", dim=pq.dim), self.rotation)
         from benchpq.diagnostics import equal_bounds
         return rotated, equal_bounds(pq.dim, self.M)

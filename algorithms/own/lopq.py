@@ -14,7 +14,7 @@ Training (``fit``), for x (n, D) float32 cut into two halves of h = D/2:
 3. residuals to the cell's coarse centroids; for every coarse centroid of each
    half, the mean of its residuals and a local rotation, the eigenvalue
    allocation of their covariance into M/2 sub-spaces
-   (:func:`benchpq.algorithms.rotations.eigenvalue_allocation`, parametric OPQ), the
+   (:func:`benchpq.algorithms.primitives.rotations.eigenvalue_allocation`, parametric OPQ), the
    identity when the centroid has fewer than h residuals (as the reference);
 4. M fine sub-quantizers of Ks codewords (M/2 per half), k-means on the local
    frames p_s = (x_s - C_s - mu_s) R_s of the training vectors (C++).
@@ -70,58 +70,71 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-from .own_opq import rotate
-from .own_pq import check_seed, subsample_arg
-from .rotations import eigenvalue_allocation
+from ..primitives.checks import check_choice, check_seed, subsample_arg
+from ..primitives.codes import code_dtype
+from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
+from ..primitives.native_modes import LOPQ_INITS as INITS
+from ..primitives.rotations import eigenvalue_allocation, rotate
 
 MAX_V = 4096          # cpp/lopq.h: V * V cells, offsets held densely
-INITS = {"greedy-k-means++": native.enum_value("KMEANS_INIT_GREEDY_PLUSPLUS"),
-         "k-means++": native.enum_value("KMEANS_INIT_PLUSPLUS"),
-         "random": native.enum_value("KMEANS_INIT_RANDOM")}
 ROTATIONS = ("eigen", "identity")
 CHUNK_ROWS = 65536    # rows PCA-projected at once
 
 
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the long LOPQ calls and warm their wrappers up."""
-    native.release_gil(ns.LOPQ, "train_coarse", "assign", "residuals", "project", "train_fine",
-                       "encode_u8", "encode_u16", "decode_u8", "decode_u16", "build_index_u8",
-                       "build_index_u16", "search")
-    native.release_gil(ns, "multisequence_order")
-    f32, i32, i64 = np.float32, np.int32, np.int64
-    x = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [2, 2, 2, 2]], f32)
-    m = ns.LOPQ(4, 2, 2, 2)
-    m.train_coarse(x, 3, 1, INITS["random"], 0, 0, np.zeros((2, 1)))
-    coarse = np.zeros((3, 2), i32)
-    m.assign(x, 3, coarse)
-    out = np.zeros((3, 4), f32)
-    m.residuals(x, 3, coarse, out)
-    means, rots = np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2, 2), f32)
-    m.get_local(means, rots)
-    m.set_local(means, rots)
-    m.project(x, 3, coarse, out)
-    m.train_fine(out, 3, 1, INITS["random"], 0, 0, np.zeros((2, 1)))
-    cw, cen = np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2), f32)
-    m.get_codewords(cw)
-    m.set_codewords(cw)
-    m.get_coarse(cen)
-    m.set_coarse(cen)
-    for dtype, suffix in ((np.uint8, "u8"), (np.uint16, "u16")):
-        codes = np.zeros((3, 4), dtype)
-        getattr(m, "encode_" + suffix)(x, 3, codes)
-        getattr(m, "decode_" + suffix)(codes, 3, out)
-        getattr(m, "build_index_" + suffix)(codes, 3)
-    m.get_offsets(np.zeros(5, i64))
-    m.search(x, 3, 1, 1, 0, False, np.zeros((3, 1), f32), np.zeros((3, 1), i64),
-             np.zeros(3, i64), np.zeros(3, i64))
-    d = np.zeros(2, f32)
-    ns.multisequence_order(d, 2, d, 2, 4, np.zeros(4, i32), np.zeros(4, i32), np.zeros(4, f32))
+def _lopq_calls() -> dict:
+    f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
+    y, coarse = A("x", f32, ("n", "D")), A("coarse", i32, ("n", 2))
+    means, rotations = ("local_means", f32, (2, "V", "h")), \
+        ("local_rotations", f32, (2, "V", "h", "h"))
+    train = (S("n"), S("iter"), S("init"), S("seed"), S("mppc"))
+    calls = {
+        "train_coarse": Call((y, *train, A("objective", f64, (2, "iter"), out=True))),
+        "assign": Call((y, S("n"), A("coarse", i32, ("n", 2), out=True))),
+        "residuals": Call((y, S("n"), coarse, A("out", f32, ("n", "D"), out=True))),
+        "get_local": Call((A(*means, out=True), A(*rotations, out=True)), quick=True),
+        "set_local": Call((A(*means), A(*rotations)), quick=True),
+        "project": Call((y, S("n"), coarse, A("out", f32, ("n", "D"), out=True))),
+        "train_fine": Call((y, *train, A("objective", f64, ("M", "iter"), out=True))),
+        "get_codewords": Call((A("codewords", f32, ("M", "Ks", "ds"), out=True),), quick=True),
+        "set_codewords": Call((A("codewords", f32, ("M", "Ks", "ds")),), quick=True),
+        "get_coarse": Call((A("coarse_centroids", f32, (2, "V", "h"), out=True),), quick=True),
+        "set_coarse": Call((A("coarse_centroids", f32, (2, "V", "h")),), quick=True),
+    }
+    for suffix, dtype in (("u8", np.uint8), ("u16", np.uint16)):
+        codes = A("codes", dtype, ("n", "w"))  # w = 2 + M: [c0, c1, f_1 .. f_M]
+        calls.update({
+            "encode_" + suffix: Call((y, S("n"), A("codes", dtype, ("n", "w"), out=True))),
+            "decode_" + suffix: Call((codes, S("n"), A("x", f32, ("n", "D"), out=True))),
+            "build_index_" + suffix: Call((codes, S("n"))),
+        })
+    calls["get_offsets"] = Call((A("offsets", i64, ("cells",), out=True),), quick=True)
+    calls["search"] = Call((A("query", f32, ("nq", "D")), S("nq"), S("k"), S("quota"),
+                            S("max_cells"), S("exact_quota"),
+                            A("distances", f32, ("nq", "k"), out=True),
+                            A("ids", i64, ("nq", "k"), out=True),
+                            A("candidates", i64, ("nq",), out=True),
+                            A("cells", i64, ("nq",), out=True)))
+    return calls
 
 
-def code_dtype(V: int, Ks: int) -> np.dtype:
-    """uint8 when V <= 256 and Ks <= 256, else uint16."""
-    return np.dtype(np.uint8 if V <= 256 and Ks <= 256 else np.uint16)
+#: the C++ LOPQ (cpp/lopq.h): D (after PCA), V coarse centroids per half, M, Ks; h = D / 2,
+#: ds = D / M, cells = V * V + 1 offsets of the inverted multi-index
+LOPQ_CALLS = NativeTable("LOPQ", _lopq_calls(), constructor=("D", "V", "M", "Ks"),
+                         warm=dict(D=4, V=2, M=2, Ks=2, h=2, ds=2, n=3, w=4, cells=5, iter=1,
+                                   init=INITS["random"], seed=0, mppc=0, nq=3, k=1, quota=1,
+                                   max_cells=0, exact_quota=False))
+
+#: cpp/lopq.h multisequence_order: the cells of two halves in order of summed distance
+MULTISEQUENCE_CALLS = NativeTable(None, {
+    "multisequence_order": Call((A("d1", np.float32, ("n1",)), S("n1"),
+                                 A("d2", np.float32, ("n2",)), S("n2"), S("count"),
+                                 A("i", np.int32, ("count",), out=True),
+                                 A("j", np.int32, ("count",), out=True),
+                                 A("dist", np.float32, ("count",), out=True))),
+}, warm=dict(n1=2, n2=2, count=4))
 
 
 def multisequence_order(d1, d2, count: int | None = None):
@@ -145,12 +158,8 @@ def multisequence_order(d1, d2, count: int | None = None):
     count = total if count is None else check_positive_int(count, "count", 1, total)
     i, j = np.empty(count, np.int32), np.empty(count, np.int32)
     dist = np.empty(count, np.float32)
-    written = native.load().multisequence_order(
-        native.array_arg(d1, np.float32, (d1.size,), "d1"), d1.size,
-        native.array_arg(d2, np.float32, (d2.size,), "d2"), d2.size, count,
-        native.array_arg(i, np.int32, (count,), "i", writeable=True),
-        native.array_arg(j, np.int32, (count,), "j", writeable=True),
-        native.array_arg(dist, np.float32, (count,), "dist", writeable=True))
+    written = MULTISEQUENCE_CALLS.call(native.load(), "multisequence_order", d1, d1.size, d2,
+                                       d2.size, count, i, j, dist)
     return i[:written], j[:written], dist[:written]
 
 
@@ -167,7 +176,7 @@ def local_frames(residuals: np.ndarray, coarse: np.ndarray, V: int, M: int,
 
     A centroid with no residual gets a zero mean; one with fewer than h
     residuals the identity rotation (its covariance is rank-deficient; as the
-    reference code). Rotations follow :mod:`benchpq.algorithms.rotations`: p = r R.
+    reference code). Rotations follow :mod:`benchpq.algorithms.primitives.rotations`: p = r R.
     """
     h = residuals.shape[1] // 2
     means = np.zeros((2, V, h), np.float32)
@@ -192,7 +201,8 @@ MAX_QUOTA = 2 ** 62
 
 
 @register("lopq")
-class LOPQ(Quantizer, Searcher):
+class LOPQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quantizer,
+           Searcher):
     """LOPQ (Kalantidis & Avrithis 2014) on an inverted multi-index (Babenko & Lempitsky 2012).
 
     Args:
@@ -248,10 +258,8 @@ class LOPQ(Quantizer, Searcher):
         self.seed = seed
         self.max_points_per_centroid = None if max_points_per_centroid is None else \
             check_positive_int(max_points_per_centroid, "max_points_per_centroid")
-        if init not in INITS:
-            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
-        if rotation not in ROTATIONS:
-            raise InputError(f"rotation: expected one of {list(ROTATIONS)}, got {rotation!r}")
+        check_choice(init, INITS, "init")
+        check_choice(rotation, ROTATIONS, "rotation")
         if not isinstance(pca, (bool, np.bool_)):
             raise InputError(f"pca: expected true or false, got {pca!r}")
         self.pca_dim = None if pca_dim is None else check_positive_int(pca_dim, "pca_dim", 2)
@@ -267,6 +275,9 @@ class LOPQ(Quantizer, Searcher):
         self._cpp = None
         self._indexed = 0            # rows of codes in the C++ index
 
+    model_arrays = ("coarse_centroids", "local_means", "local_rotations", "codewords",
+                    "pca_mean", "pca_matrix")
+
     # -- state ----------------------------------------------------------------
     @property
     def code_dtype(self) -> np.dtype:
@@ -280,46 +291,31 @@ class LOPQ(Quantizer, Searcher):
     def _suffix(self) -> str:
         return "u8" if self.code_dtype == np.uint8 else "u16"
 
+    def _dims(self) -> dict:
+        """The dims of the C++ model every array it is given must match."""
+        D = self.qdim
+        return dict(D=D, V=self.V, M=self.M, Ks=self.Ks, h=D // 2, ds=D // self.M,
+                    w=2 + self.M, cells=self.V * self.V + 1)
+
     def _model(self):
         """The C++ LOPQ, rebuilt from the numpy state when absent (after unpickling)."""
-        if self.codewords is None:
-            raise InputError(f"{self.name or 'lopq'}: call fit() before using the quantizer")
+        self.require_fitted(self.codewords is not None)
         if self._cpp is None:
-            D, V, h = self.qdim, self.V, self.qdim // 2
-            cpp = native.load().LOPQ(D, V, self.M, self.Ks)
-            cpp.set_coarse(native.array_arg(self.coarse_centroids, np.float32, (2, V, h),
-                                            "coarse_centroids"))
-            cpp.set_local(native.array_arg(self.local_means, np.float32, (2, V, h), "local_means"),
-                          native.array_arg(self.local_rotations, np.float32, (2, V, h, h),
-                                           "local_rotations"))
-            cpp.set_codewords(native.array_arg(self.codewords, np.float32,
-                                               (self.M, self.Ks, D // self.M), "codewords"))
+            cpp = native.load().LOPQ(self.qdim, self.V, self.M, self.Ks)
+            dims = self._dims()
+            LOPQ_CALLS.call(cpp, "set_coarse", self.coarse_centroids, **dims)
+            LOPQ_CALLS.call(cpp, "set_local", self.local_means, self.local_rotations, **dims)
+            LOPQ_CALLS.call(cpp, "set_codewords", self.codewords, **dims)
             self._cpp, self._indexed = cpp, 0
         return self._cpp
 
-    @property
-    def codes(self) -> np.ndarray | None:
-        """The added database's (n, 2 + M) codes; checked whenever they are set."""
-        return self.__dict__.get("_codes")
+    transient = {"_cpp": None, "_indexed": 0}
 
-    @codes.setter
-    def codes(self, value) -> None:
-        # C++ indexes these codes without bounds checks: nothing unchecked gets in
-        self.__dict__["_codes"] = None if value is None else self.check_codes(value, "codes")
-        self._indexed = 0
+    def check_stored_codes(self, codes) -> np.ndarray:
+        return self.check_codes(codes, "codes")
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_cpp"], state["_indexed"] = None, 0
-        return state
-
-    def __setstate__(self, state):
-        codes = state.pop("_codes", state.pop("codes", None))
-        self.__dict__.update(state)
-        self.codes = codes
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
+    def codes_changed(self) -> None:
+        self._indexed = 0  # the C++ index is rebuilt on the next search
 
     # -- training -------------------------------------------------------------
     def _fit_pca(self, x: np.ndarray) -> None:
@@ -370,31 +366,26 @@ class LOPQ(Quantizer, Searcher):
         D, V, M, h = y.shape[1], self.V, self.M, y.shape[1] // 2
         ns = native.load()
         cpp = ns.LOPQ(D, V, M, self.Ks)
-        y = native.array_arg(y, np.float32, (n, D), "learn")
+        dims = dict(D=D, V=V, M=M, Ks=self.Ks, h=h, ds=D // M)
         coarse_objective = np.zeros((2, self.coarse_iter))
-        cpp.train_coarse(y, n, self.coarse_iter, INITS[self.init], seed,
-                         subsample_arg(self.max_points_per_centroid, V, n),
-                         native.array_arg(coarse_objective, np.float64, (2, self.coarse_iter),
-                                          writeable=True))
+        LOPQ_CALLS.call(cpp, "train_coarse", y, n, self.coarse_iter, INITS[self.init], seed,
+                        subsample_arg(self.max_points_per_centroid, V, n), coarse_objective,
+                        **dims)
         coarse = np.empty((n, 2), np.int32)
-        cpp.assign(y, n, native.array_arg(coarse, np.int32, (n, 2), "coarse", writeable=True))
+        LOPQ_CALLS.call(cpp, "assign", y, n, coarse, **dims)
         work = np.empty((n, D), np.float32)
-        coarse = native.array_arg(coarse, np.int32, (n, 2), "coarse")
-        cpp.residuals(y, n, coarse, native.array_arg(work, np.float32, (n, D), writeable=True))
+        LOPQ_CALLS.call(cpp, "residuals", y, n, coarse, work, **dims)
         means, rotations = local_frames(work, coarse, V, M, self.rotation)
-        cpp.set_local(native.array_arg(means, np.float32, (2, V, h), "local_means"),
-                      native.array_arg(rotations, np.float32, (2, V, h, h), "local_rotations"))
-        cpp.project(y, n, coarse, work)
+        LOPQ_CALLS.call(cpp, "set_local", means, rotations, **dims)
+        LOPQ_CALLS.call(cpp, "project", y, n, coarse, work, **dims)
         fine_objective = np.zeros((M, self.iter))
-        cpp.train_fine(work, n, self.iter, INITS[self.init], seed,
-                       subsample_arg(self.max_points_per_centroid, self.Ks, n),
-                       native.array_arg(fine_objective, np.float64, (M, self.iter),
-                                        writeable=True))
+        LOPQ_CALLS.call(cpp, "train_fine", work, n, self.iter, INITS[self.init], seed,
+                        subsample_arg(self.max_points_per_centroid, self.Ks, n), fine_objective,
+                        **dims)
         centroids = np.empty((2, V, h), np.float32)
         codewords = np.empty((M, self.Ks, D // M), np.float32)
-        cpp.get_coarse(native.array_arg(centroids, np.float32, centroids.shape, writeable=True))
-        cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape,
-                                           writeable=True))
+        LOPQ_CALLS.call(cpp, "get_coarse", centroids, **dims)
+        LOPQ_CALLS.call(cpp, "get_codewords", codewords, **dims)
         self.coarse_centroids, self.local_means, self.local_rotations = centroids, means, rotations
         self.codewords = codewords
         self.objective = {"coarse": coarse_objective, "fine": fine_objective}
@@ -411,10 +402,7 @@ class LOPQ(Quantizer, Searcher):
         cpp = self._model()
         y = self._project_pca(as_matrix(x, "x", dim=self.dim))
         codes = np.empty((y.shape[0], 2 + self.M), self.code_dtype)
-        getattr(cpp, "encode_" + self._suffix())(
-            native.array_arg(y, np.float32, (None, self.qdim), "x"), y.shape[0],
-            native.array_arg(codes, self.code_dtype, (None, 2 + self.M), "codes",
-                             writeable=True))
+        LOPQ_CALLS.call(cpp, "encode_" + self._suffix(), y, y.shape[0], codes, **self._dims())
         return codes
 
     def check_codes(self, codes, name: str = "codes") -> np.ndarray:
@@ -440,9 +428,8 @@ class LOPQ(Quantizer, Searcher):
         cpp = self._model()
         codes = self.check_codes(codes)
         y = np.empty((codes.shape[0], self.qdim), np.float32)
-        getattr(cpp, "decode_" + self._suffix())(
-            native.array_arg(codes, self.code_dtype, (None, 2 + self.M), "codes"),
-            codes.shape[0], native.array_arg(y, np.float32, y.shape, "x", writeable=True))
+        LOPQ_CALLS.call(cpp, "decode_" + self._suffix(), codes, codes.shape[0], y,
+                        **self._dims())
         if self.pca_matrix is None:
             return y
         return rotate(y, np.ascontiguousarray(self.pca_matrix.T)) + self.pca_mean
@@ -450,8 +437,7 @@ class LOPQ(Quantizer, Searcher):
     # -- Searcher -------------------------------------------------------------
     def add(self, x) -> None:
         """Encode and append database vectors (n, D); the inverted lists are rebuilt."""
-        codes = self.encode(as_matrix(x, "base", dim=self.dim))
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+        super().add(x)
         self._index()
 
     def _index(self):
@@ -461,8 +447,7 @@ class LOPQ(Quantizer, Searcher):
             raise InputError(f"{self.name or 'lopq'}: add() vectors before searching")
         n = self.codes.shape[0]
         if self._indexed != n:
-            getattr(cpp, "build_index_" + self._suffix())(
-                native.array_arg(self.codes, self.code_dtype, (n, 2 + self.M), "codes"), n)
+            LOPQ_CALLS.call(cpp, "build_index_" + self._suffix(), self.codes, n, **self._dims())
             self._indexed = n
         return cpp
 
@@ -497,12 +482,8 @@ class LOPQ(Quantizer, Searcher):
         ids = np.empty((nq, k), np.int64)
         candidates = np.empty(nq, np.int64)
         cells = np.empty(nq, np.int64)
-        cpp.search(native.array_arg(y, np.float32, (nq, self.qdim), "query"), nq, k, self.quota,
-                   self.max_cells or 0, self.exact_quota,
-                   native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
-                   native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True),
-                   native.array_arg(candidates, np.int64, (nq,), "candidates", writeable=True),
-                   native.array_arg(cells, np.int64, (nq,), "cells", writeable=True))
+        LOPQ_CALLS.call(cpp, "search", y, nq, k, self.quota, self.max_cells or 0,
+                        self.exact_quota, distances, ids, candidates, cells, **self._dims())
         self.last_search = {"mean_candidates": float(candidates.mean()),
                             "max_candidates": int(candidates.max()),
                             "mean_cells": float(cells.mean())}
@@ -512,15 +493,10 @@ class LOPQ(Quantizer, Searcher):
         """(V, V) int64: vectors in each cell (c0, c1) of the index."""
         cpp = self._index()
         offsets = np.empty(self.V * self.V + 1, np.int64)
-        cpp.get_offsets(native.array_arg(offsets, np.int64, offsets.shape, writeable=True))
+        LOPQ_CALLS.call(cpp, "get_offsets", offsets, **self._dims())
         return np.diff(offsets).reshape(self.V, self.V)
 
     # -- sizes and metrics --------------------------------------------------------
-    @property
-    def code_bits(self) -> int:
-        """Fine bits M * ceil(log2 Ks): the cell is implied by the inverted list."""
-        return int(self.M * math.ceil(math.log2(self.Ks)))
-
     @property
     def cell_bits(self) -> int:
         """Bits of the cell id (c0, c1): 2 * ceil(log2 V)."""
@@ -533,14 +509,6 @@ class LOPQ(Quantizer, Searcher):
             return 0
         fine = self.M * (1 if self.Ks <= 256 else 2)
         return int(self.codes.shape[0] * (fine + 8) + 8 * (self.V * self.V + 1))
-
-    @property
-    def model_bytes(self) -> int:
-        if self.codewords is None:
-            return 0
-        arrays = (self.coarse_centroids, self.local_means, self.local_rotations, self.codewords,
-                  self.pca_mean, self.pca_matrix)
-        return int(sum(a.nbytes for a in arrays if a is not None))
 
     def extra_metrics(self) -> dict:
         out = {"fine_bits": self.code_bits, "cell_bits": self.cell_bits,

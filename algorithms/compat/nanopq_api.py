@@ -13,7 +13,7 @@ as::
 
 and switches to this module by changing the import::
 
-    from benchpq.algorithms import nanopq_api as nanopq
+    from benchpq.algorithms.compat import nanopq_api as nanopq
 
 Same classes (``PQ``, ``OPQ``, ``DistanceTable``), functions
 (``nanopq_to_faiss``, ``faiss_to_nanopq``), argument names, defaults,
@@ -71,9 +71,14 @@ import numpy as np
 from benchpq import native
 from benchpq.checks import InputError, as_matrix
 
-from .own_pq import PQ as OwnPQ
-from .own_pq import unpack_codes
-from .rotations import procrustes
+from ..own.pq import PQ as OwnPQ
+from ..own.pq import PQ_CALLS
+from ..primitives.codes import code_dtype, unpack_codes
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
+from ..primitives.native_modes import HOT_START
+from ..primitives.rotations import procrustes
 
 __all__ = ["PQ", "OPQ", "DistanceTable", "nanopq_to_faiss", "faiss_to_nanopq",
            "NanopqAssertionError", "CodeRangeError"]
@@ -81,7 +86,6 @@ __all__ = ["PQ", "OPQ", "DistanceTable", "nanopq_to_faiss", "faiss_to_nanopq",
 METRICS = ("l2", "dot")
 MINITS = ("random", "++", "points", "matrix")
 MAX_KS = 2 ** 16  # our C++ codes are uint8 / uint16
-HOT_START = native.enum_value("KMEANS_INIT_GIVEN")
 
 
 class NanopqAssertionError(AssertionError, InputError):
@@ -97,19 +101,13 @@ def _require(condition, message: str) -> None:
         raise NanopqAssertionError(message)
 
 
-def _code_dtype(Ks: int):
-    return np.uint8 if Ks <= 2 ** 8 else (np.uint16 if Ks <= 2 ** 16 else np.uint32)
-
-
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the adist kernels and warm their wrappers up."""
-    if not hasattr(ns, "pq_adist_u8"):
-        return
-    native.release_gil(ns, "pq_adist_u8", "pq_adist_u16")
-    table, out = np.zeros((1, 2), np.float32), np.zeros(2, np.float32)
-    ns.pq_adist_u8(table, 1, 2, np.array([[0], [1]], np.uint8), 2, out)
-    ns.pq_adist_u16(table, 1, 2, np.array([[0], [1]], np.uint16), 2, out)
+#: cpp/adist.h: distances of (N, M) codes to a query through its (M, Ks) table
+ADIST_CALLS = NativeTable(None, {
+    f"pq_adist_{suffix}": Call((A("dtable", np.float32, ("M", "Ks")), S("M"), S("Ks"),
+                               A("codes", dtype, ("N", "M")), S("N"),
+                               A("distances", np.float32, ("N",), out=True)))
+    for suffix, dtype in (("u8", np.uint8), ("u16", np.uint16))
+}, warm=dict(M=1, Ks=2, N=2))
 
 
 # -- k-means initialisation as scipy's kmeans2 draws it ----------------------------
@@ -145,14 +143,12 @@ def _train_codewords(vecs: np.ndarray, M: int, Ks: int, iter: int, seed: int,
     init = np.stack([_initial_codewords(vecs[:, m * ds:(m + 1) * ds], Ks, minit)
                      for m in range(M)])
     cpp = native.load().ProductQuantizer(dim, M, Ks)
-    cpp.set_codewords(native.array_arg(np.ascontiguousarray(init, np.float32), np.float32,
-                                       (M, Ks, ds), "codewords"))
+    dims = dict(d=dim, M=M, Ks=Ks, ds=ds)
+    PQ_CALLS.call(cpp, "set_codewords", np.ascontiguousarray(init, np.float32), **dims)
     objective = np.zeros((M, iter), np.float64)
-    cpp.train(native.array_arg(vecs, np.float32, (n, dim), "vecs"), n, iter, HOT_START,
-              seed % 2 ** 64, 0, native.array_arg(objective, np.float64, (M, iter),
-                                                  writeable=True))
+    PQ_CALLS.call(cpp, "train", vecs, n, iter, HOT_START, seed % 2 ** 64, 0, objective, **dims)
     codewords = np.empty((M, Ks, ds), np.float32)
-    cpp.get_codewords(native.array_arg(codewords, np.float32, codewords.shape, writeable=True))
+    PQ_CALLS.call(cpp, "get_codewords", codewords, **dims)
     return codewords
 
 
@@ -175,7 +171,7 @@ class PQ:
         _require(0 < Ks <= 2 ** 32, f"Ks must be in (0, 2**32], got {Ks}")
         _require(metric in METRICS, f"metric must be 'l2' or 'dot', got {metric!r}")
         self.M, self.Ks, self.metric, self.verbose = M, Ks, metric, verbose
-        self.code_dtype = _code_dtype(Ks)
+        self.code_dtype = code_dtype(Ks).type
         self.codewords: np.ndarray | None = None
         self.Ds: int | None = None
         self._own = None  # our PQ holding a copy of codewords, rebuilt when they change
@@ -330,17 +326,14 @@ class DistanceTable:
             _check_code_range(codes, Ks)
             if Ks > MAX_KS:
                 return np.sum(self.dtable[range(M), codes], axis=1)
-            codes = codes.astype(_code_dtype(Ks))
+            codes = codes.astype(code_dtype(Ks).type)
         elif Ks < np.iinfo(codes.dtype).max + 1:
             _check_code_range(codes, Ks)
         suffix = "u8" if codes.dtype == np.uint8 else "u16"
         codes = np.ascontiguousarray(codes)
         table = np.ascontiguousarray(self.dtable)
         out = np.empty(N, np.float32)
-        getattr(native.load(), "pq_adist_" + suffix)(
-            native.array_arg(table, np.float32, (M, Ks), "dtable"), M, Ks,
-            native.array_arg(codes, codes.dtype, (N, M), "codes"), N,
-            native.array_arg(out, np.float32, (N,), "distances", writeable=True))
+        ADIST_CALLS.call(native.load(), "pq_adist_" + suffix, table, M, Ks, codes, N, out)
         return out
 
 
@@ -382,7 +375,7 @@ class OPQ:
     def eigenvalue_allocation(self, vecs):
         """(D, D) float32 parametric OPQ rotation of vecs (N, D) (Ge et al. 2014, section 4)."""
         _require(vecs.shape[1] % self.M == 0, "input dimension must be dividable by M")
-        from .rotations import eigenvalue_allocation
+        from ..primitives.rotations import eigenvalue_allocation
         return eigenvalue_allocation(as_matrix(vecs, "vecs"), self.M)
 
     def fit(self, vecs, parametric_init=False, pq_iter=20, rotation_iter=10, seed=123,

@@ -23,67 +23,78 @@ import functools
 import numpy as np
 
 from benchpq import native
-from benchpq.algorithms.own_pq import PQ
 from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register
 
+from ..primitives.mixins import FittedGuard, ModelArrays, NativeThreads
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable, Object
+from ..primitives.native_calls import Scalar as S
+from ..primitives.native_modes import SIMD_LEVELS
+from .pq import PQ, PQ_CALLS
+
 KS = 16          # codewords per sub-quantizer: 4-bit sub-codes
 BLOCK = 32       # vectors per block of the fast-scan layout
-SIMD_LEVELS = {level: native.enum_value(f"PQFS_SIMD_{level.upper()}")
-               for level in ("auto", "scalar", "avx2", "avx512")}
 SEARCH_PARAMS = {"k_factor": 1, "simd": "auto"}  # search-time parameters and their defaults
 
 
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the long pqfs calls and warm their wrappers up."""
-    native.release_gil(ns, "pqfs_encode", "pqfs_decode", "pqfs_pack_blocks",
-                       "pqfs_unpack_blocks", "pqfs_quantize_tables", "pqfs_search")
-    f32, u8 = np.float32, np.uint8
-    x = np.array([[0, 0], [1, 1]], f32)
-    pq = ns.ProductQuantizer(2, 2, KS)
-    codes, blocks = np.zeros((2, 1), u8), np.zeros(BLOCK, u8)
-    ns.pqfs_encode(pq, x, 2, codes)
-    ns.pqfs_decode(pq, codes, 2, np.zeros((2, 2), f32))
-    ns.pqfs_pack_blocks(codes, 2, 2, blocks)
-    ns.pqfs_unpack_blocks(blocks, 2, 2, codes)
-    ns.pqfs_quantize_tables(np.zeros((1, 2, KS), f32), 1, 2, np.zeros((1, 2, KS), u8),
-                            np.zeros(1, f32), np.zeros(1, f32))
-    ns.pqfs_search(pq, x, 2, blocks, 2, 1, 1, SIMD_LEVELS["scalar"], np.zeros((2, 1), f32),
-                   np.zeros((2, 1), np.int64))
-    ns.pqfs_blocks_bytes(2, 2)
-    ns.pqfs_simd_supported(SIMD_LEVELS["scalar"])
+_U8, _F32 = np.uint8, np.float32
+_CODES = A("codes", _U8, ("n", "half"))            # two 4-bit sub-codes per byte: half = M / 2
+_BLOCKS = A("blocks", _U8, ("nblocks", "width"))   # nblocks = ceil(n / 32), width = 32 * M / 2
+
+#: cpp/pqfs.h, on a ProductQuantizer of Ks = 16
+PQFS_CALLS = NativeTable(None, {
+    "pqfs_encode": Call((Object("pq"), A("x", _F32, ("n", "d")), S("n"),
+                         A("codes", _U8, ("n", "half"), out=True))),
+    "pqfs_decode": Call((Object("pq"), _CODES, S("n"), A("x", _F32, ("n", "d"), out=True))),
+    "pqfs_pack_blocks": Call((_CODES, S("n"), S("M"),
+                              A("blocks", _U8, ("nblocks", "width"), out=True))),
+    "pqfs_unpack_blocks": Call((_BLOCKS, S("n"), S("M"), A("codes", _U8, ("n", "half"), out=True))),
+    "pqfs_quantize_tables": Call((A("tables", _F32, ("nq", "M", KS)), S("nq"), S("M"),
+                                  A("qtables", _U8, ("nq", "M", KS), out=True),
+                                  A("scale", _F32, ("nq",), out=True),
+                                  A("offset", _F32, ("nq",), out=True))),
+    "pqfs_search": Call((Object("pq"), A("query", _F32, ("nq", "d")), S("nq"), _BLOCKS, S("n"),
+                         S("k"), S("k_factor"), S("simd"),
+                         A("distances", _F32, ("nq", "k"), out=True),
+                         A("ids", np.int64, ("nq", "k"), out=True))),
+    "pqfs_blocks_bytes": Call((S("n"), S("M")), quick=True),
+    "pqfs_simd_supported": Call((S("simd"),), quick=True),
+}, warm=dict(n=2, d=2, M=2, half=1, nblocks=1, width=BLOCK, nq=2, k=1, k_factor=1,
+             simd=SIMD_LEVELS["scalar"], pq=lambda ns: ns.ProductQuantizer(2, 2, KS)))
+
+
+def _block_dims(n: int, M: int) -> dict:
+    """The dims of n vectors' codes and blocks."""
+    return dict(n=n, M=M, half=M // 2, nblocks=(n + BLOCK - 1) // BLOCK, width=BLOCK * M // 2)
 
 
 @functools.cache
 def simd_supported(level: str) -> bool:
     """Whether this CPU runs the SIMD level ``level`` ('auto', 'scalar', 'avx2', 'avx512')."""
     return level in ("auto", "scalar") or bool(
-        native.load().pqfs_simd_supported(SIMD_LEVELS[level]))
+        PQFS_CALLS.call(native.load(), "pqfs_simd_supported", SIMD_LEVELS[level]))
 
 
 def pack_blocks(codes: np.ndarray, M: int) -> np.ndarray:
     """(n, M/2) uint8 codes -> (ceil(n/32), 32 * M/2) uint8 fast-scan blocks (cpp/pqfs.h)."""
     n = codes.shape[0]
     blocks = np.empty(((n + BLOCK - 1) // BLOCK, BLOCK * M // 2), np.uint8)
-    native.load().pqfs_pack_blocks(
-        native.array_arg(codes, np.uint8, (n, M // 2), "codes"), n, M,
-        native.array_arg(blocks, np.uint8, blocks.shape, "blocks", writeable=True))
+    PQFS_CALLS.call(native.load(), "pqfs_pack_blocks", codes, n, M, blocks, **_block_dims(n, M))
     return blocks
 
 
 def unpack_blocks(blocks: np.ndarray, n: int, M: int) -> np.ndarray:
     """Inverse of :func:`pack_blocks`: the (n, M/2) codes of the first n vectors."""
     codes = np.empty((n, M // 2), np.uint8)
-    native.load().pqfs_unpack_blocks(
-        native.array_arg(blocks, np.uint8, ((n + BLOCK - 1) // BLOCK, BLOCK * M // 2), "blocks"),
-        n, M, native.array_arg(codes, np.uint8, codes.shape, "codes", writeable=True))
+    PQFS_CALLS.call(native.load(), "pqfs_unpack_blocks", blocks, n, M, codes,
+                    **_block_dims(n, M))
     return codes
 
 
 @register("pqfs")
-class PQFastScan(Quantizer, Searcher):
+class PQFastScan(NativeThreads, FittedGuard, ModelArrays, Quantizer, Searcher):
     """4-bit product quantizer with SIMD fast-scan search (C++ core).
 
     Args:
@@ -98,6 +109,8 @@ class PQFastScan(Quantizer, Searcher):
     Attributes after fit: ``codewords`` (M, 16, D/M) float32; after add:
     ``blocks`` (ceil(n/32), 16 * M) uint8 and ``ntotal`` = n.
     """
+
+    model_arrays = ("pq",)
 
     def __init__(self, M: int = 16, iter: int = 25, seed: int | None = None,
                  max_points_per_centroid: int | None = 256, init: str = "random"):
@@ -132,12 +145,8 @@ class PQFastScan(Quantizer, Searcher):
 
     def _quantizer(self):
         """The trained C++ ProductQuantizer (Ks = 16)."""
-        if self.pq.codewords is None:
-            raise InputError(f"{self.name or 'pqfs'}: call fit() before using the quantizer")
+        self.require_fitted(self.pq.codewords is not None)
         return self.pq._quantizer()
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
 
     def set_search_params(self, k_factor: int = UNSET, simd: str = UNSET, **params) -> None:
         """Set ``k_factor`` and/or ``simd`` (see the class docstring)."""
@@ -163,9 +172,8 @@ class PQFastScan(Quantizer, Searcher):
         cpp = self._quantizer()
         x = as_matrix(x, "x", dim=self.dim)
         codes = np.empty((x.shape[0], self.M // 2), np.uint8)
-        native.load().pqfs_encode(
-            cpp, native.array_arg(x, np.float32, (None, self.dim), "x"), x.shape[0],
-            native.array_arg(codes, np.uint8, codes.shape, "codes", writeable=True))
+        PQFS_CALLS.call(native.load(), "pqfs_encode", cpp, x, x.shape[0], codes, d=self.dim,
+                        half=self.M // 2)
         return codes
 
     def decode(self, codes) -> np.ndarray:
@@ -173,9 +181,8 @@ class PQFastScan(Quantizer, Searcher):
         cpp = self._quantizer()
         codes = self._check_codes(codes)
         x = np.empty((codes.shape[0], self.dim), np.float32)
-        native.load().pqfs_decode(
-            cpp, native.array_arg(codes, np.uint8, codes.shape, "codes"), codes.shape[0],
-            native.array_arg(x, np.float32, x.shape, "x", writeable=True))
+        PQFS_CALLS.call(native.load(), "pqfs_decode", cpp, codes, codes.shape[0], x, d=self.dim,
+                        half=self.M // 2)
         return x
 
     def _check_codes(self, codes, name: str = "codes") -> np.ndarray:
@@ -214,12 +221,9 @@ class PQFastScan(Quantizer, Searcher):
         nq = queries.shape[0]
         distances = np.empty((nq, k), np.float32)
         ids = np.empty((nq, k), np.int64)
-        native.load().pqfs_search(
-            cpp, native.array_arg(queries, np.float32, (nq, self.dim), "query"), nq,
-            native.array_arg(self.blocks, np.uint8, self.blocks.shape, "blocks"), self.ntotal, k,
-            self.k_factor, SIMD_LEVELS[self.simd],
-            native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
-            native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True))
+        PQFS_CALLS.call(native.load(), "pqfs_search", cpp, queries, nq, self.blocks, self.ntotal,
+                        k, self.k_factor, SIMD_LEVELS[self.simd], distances, ids, d=self.dim,
+                        **_block_dims(self.ntotal, self.M))
         return distances, ids
 
     def lookup_tables(self, queries):
@@ -234,15 +238,11 @@ class PQFastScan(Quantizer, Searcher):
         queries = as_matrix(queries, "query", dim=self.dim)
         nq = queries.shape[0]
         tables = np.empty((nq, self.M, KS), np.float32)
-        cpp.adc_tables(native.array_arg(queries, np.float32, (nq, self.dim), "query"), nq,
-                       native.array_arg(tables, np.float32, tables.shape, "tables", writeable=True))
+        PQ_CALLS.call(cpp, "adc_tables", queries, nq, tables, d=self.dim, M=self.M, Ks=KS)
         qtables = np.empty(tables.shape, np.uint8)
         scale, offset = np.empty(nq, np.float32), np.empty(nq, np.float32)
-        native.load().pqfs_quantize_tables(
-            native.array_arg(tables, np.float32, tables.shape, "tables"), nq, self.M,
-            native.array_arg(qtables, np.uint8, qtables.shape, "qtables", True),
-            native.array_arg(scale, np.float32, (nq,), "scale", True),
-            native.array_arg(offset, np.float32, (nq,), "offset", True))
+        PQFS_CALLS.call(native.load(), "pqfs_quantize_tables", tables, nq, self.M, qtables, scale,
+                        offset)
         return tables, qtables, scale, offset
 
     # -- sizes --------------------------------------------------------------------
@@ -253,10 +253,6 @@ class PQFastScan(Quantizer, Searcher):
     @property
     def codes_bytes(self) -> int:
         return int(self.blocks.nbytes) if self.blocks is not None else 0
-
-    @property
-    def model_bytes(self) -> int:
-        return self.pq.model_bytes
 
     # -- faiss interop ------------------------------------------------------------
     def to_faiss(self):

@@ -25,7 +25,8 @@ from benchpq.checks import (
 )
 from benchpq.registry import register
 
-from .own_pq import unpack_codes
+from ..primitives.codes import unpack_codes
+from ..primitives.mixins import FittedGuard
 
 
 def search_with_stats(index, queries: np.ndarray, k: int):
@@ -46,12 +47,14 @@ def search_with_stats(index, queries: np.ndarray, k: int):
                             "mean_lists": float(stats.nlist) / nq}
 
 
-class FaissIndexPlugin(Quantizer, Searcher):
+class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     """Common plumbing for a faiss index used as quantizer and searcher.
 
     Subclasses build the index in :meth:`_build` and say how many codewords
     training must support in :meth:`_min_train`.
     """
+
+    fitted_attribute, fitted_action = "index", "using the index"
 
     def __init__(self, M: int = 8, nbits: int = 8, seed: int | None = None):
         self.M = check_positive_int(M, "M")
@@ -100,24 +103,19 @@ class FaissIndexPlugin(Quantizer, Searcher):
         self.index.train(x)
         return self
 
-    def _trained(self):
-        if self.index is None:
-            raise InputError(f"{self.name}: call fit() before using the index")
-        return self.index
-
     def encode(self, x):
-        return self._trained().sa_encode(as_matrix(x, "x", dim=self.dim))
+        return self.trained().sa_encode(as_matrix(x, "x", dim=self.dim))
 
     def decode(self, codes):
-        index = self._trained()
+        index = self.trained()
         codes = as_matrix(codes, "codes", dtype=np.uint8, dim=index.sa_code_size(), finite=False)
         return index.sa_decode(codes)
 
     def add(self, x):
-        self._trained().add(as_matrix(x, "base", dim=self.dim))
+        self.trained().add(as_matrix(x, "base", dim=self.dim))
 
     def search(self, queries, k):
-        index = self._trained()
+        index = self.trained()
         check_k(k, index.ntotal)
         return index.search(as_matrix(queries, "query", dim=self.dim), int(k))
 
@@ -136,13 +134,13 @@ class FaissIndexPlugin(Quantizer, Searcher):
     # -- diagnostics --------------------------------------------------------
     def _ivf(self):
         """The trained index as a faiss IndexIVF (IVFPQ, IMI), or None (PQ, OPQ, fast-scan)."""
-        index = faiss.downcast_index(self._trained())
+        index = faiss.downcast_index(self.trained())
         return index if isinstance(index, faiss.IndexIVF) else None
 
     def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
         """faiss's standalone codes -> ((n, M) PQ sub-codes, 2**nbits); an IVF's list number
         (its first coarse_code_size bytes) is dropped."""
-        index = self._trained()
+        index = self.trained()
         codes = as_matrix(codes, "codes", dtype=np.uint8, dim=index.sa_code_size(), finite=False)
         ivf = self._ivf()
         skip = ivf.coarse_code_size() if ivf is not None else 0
@@ -215,7 +213,7 @@ class FaissOPQ(FaissIndexPlugin):
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x rotated by the learnt OPQ matrix, where the PQ's sub-spaces are equal blocks."""
         from benchpq.diagnostics import equal_bounds
-        self._trained()
+        self.trained()
         return self._parts[0].apply(as_matrix(x, "x", dim=self.dim)), \
             equal_bounds(self.dim, self.M)
 
@@ -244,7 +242,7 @@ class FaissIVFPQ(FaissIndexPlugin):
         return max(self.nlist, 2 ** self.nbits)
 
     def search(self, queries, k):
-        index = self._trained()
+        index = self.trained()
         check_k(k, index.ntotal)
         distances, ids, self.last_search = search_with_stats(
             index, as_matrix(queries, "query", dim=self.dim), k)

@@ -33,64 +33,41 @@ from benchpq.registry import register
 from benchpq.threads import serial_blas
 from benchpq.training_log import log_iteration
 
-from .own_pq import check_seed
-from .own_pqkmeans import training_sample
-from .rotations import procrustes, random_rotation
+from ..primitives.checks import check_binary_codes, check_num_bit, check_seed
+from ..primitives.mixins import (
+    BinaryCodeBits,
+    FittedGuard,
+    ModelArrays,
+    NativeThreads,
+    StoredCodes,
+)
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
+from ..primitives.rotations import procrustes, random_rotation
+from ..primitives.streaming import training_sample
 
-NATIVE = ("itq_mean_cov", "itq_project", "itq_step", "itq_encode", "hamming_distances",
-          "hamming_search")
+_U8, _F32, _F64 = np.uint8, np.float32, np.float64
 
-
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the long ITQ / Hamming calls and warm their wrappers up.
-
-    A library built from sources without cpp/itq.* and cpp/hamming.* (an
-    older private copy of cpp/) is left alone: only this module's calls fail.
-    """
-    if not all(hasattr(ns, name) for name in NATIVE):
-        return
-    native.release_gil(ns, *NATIVE)
-    x = np.array([[0, 1], [1, 0], [2, 2]], np.float32)
-    mean, w = np.zeros(2, np.float32), np.eye(2, 8, dtype=np.float32)
-    ns.itq_mean_cov(x, 3, 2, np.zeros(2), np.zeros((2, 2)))
-    ns.itq_project(x, 3, 2, mean, w[:, :2].copy(), 2, np.zeros((3, 2), np.float32))
-    ns.itq_step(x, 3, 2, np.eye(2, dtype=np.float32), np.zeros((2, 2)))
-    codes = np.zeros((3, 1), np.uint8)
-    ns.itq_encode(x, 3, 2, mean, w, 8, codes)
-    ns.hamming_distances(codes, 3, codes, 3, 1, np.zeros((3, 3), np.int32))
-    ns.hamming_search(codes, 3, codes, 3, 1, 1, np.zeros((3, 1), np.float32),
-                      np.zeros((3, 1), np.int64))
-
-
-# -- checks -------------------------------------------------------------------
-def check_num_bit(num_bit, dim: int | None = None, whole_bytes: bool = True) -> int:
-    """num_bit as a positive int <= dim; a multiple of 8 (whole bytes) unless whole_bytes=False."""
-    num_bit = check_positive_int(num_bit, "num_bit")
-    if whole_bytes and num_bit % 8:
-        raise InputError(f"num_bit: must be a multiple of 8 (codes are packed into bytes), "
-                         f"got {num_bit}")
-    if dim is not None and num_bit > dim:
-        raise InputError(f"num_bit={num_bit} exceeds the dimension D={dim}: ITQ projects on "
-                         f"num_bit principal directions")
-    return num_bit
-
-
-def check_binary_codes(codes, nbytes: int | None = None, name: str = "codes") -> np.ndarray:
-    """Packed binary codes as a C-contiguous (n, nbytes) uint8 array, or raise InputError."""
-    if not isinstance(codes, np.ndarray):
-        raise InputError(f"{name}: expected a numpy array of packed uint8 codes, got "
-                         f"{type(codes).__name__}")
-    if codes.dtype != np.uint8:
-        raise InputError(f"{name}: expected dtype uint8 (packed bits), got {codes.dtype}")
-    if codes.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D array (n, nbytes), got shape {codes.shape}")
-    if nbytes is not None and codes.shape[1] != nbytes:
-        raise InputError(f"{name}: code width mismatch, expected {nbytes} bytes "
-                         f"({nbytes * 8} bits), got {codes.shape[1]}")
-    if codes.shape[0] < 1 or codes.shape[1] < 1:
-        raise InputError(f"{name}: empty (shape {codes.shape})")
-    return np.ascontiguousarray(codes)
+#: cpp/itq.h and cpp/hamming.h: packed codes are (n, w) uint8, w = bits / 8
+ITQ_CALLS = NativeTable(None, {
+    "itq_mean_cov": Call((A("learn", _F32, ("n", "d")), S("n"), S("d"),
+                          A("mean", _F64, ("d",), out=True), A("cov", _F64, ("d", "d"), out=True))),
+    "itq_project": Call((A("learn", _F32, ("n", "d")), S("n"), S("d"), A("mean", _F32, ("d",)),
+                         A("components", _F32, ("d", "bits")), S("bits"),
+                         A("v", _F32, ("n", "bits"), out=True))),
+    "itq_step": Call((A("v", _F32, ("n", "bits")), S("n"), S("bits"),
+                      A("rotation", _F32, ("bits", "bits")),
+                      A("cross", _F64, ("bits", "bits"), out=True, optional=True))),
+    "itq_encode": Call((A("x", _F32, ("n", "d")), S("n"), S("d"), A("mean", _F32, ("d",)),
+                        A("projection", _F32, ("d", "bits")), S("bits"),
+                        A("codes", _U8, ("n", "w"), out=True))),
+    "hamming_distances": Call((A("a", _U8, ("na", "w")), S("na"), A("b", _U8, ("nb", "w")),
+                               S("nb"), S("w"), A("out", np.int32, ("na", "nb"), out=True))),
+    "hamming_search": Call((A("queries", _U8, ("nq", "w")), S("nq"), A("codes", _U8, ("n", "w")),
+                            S("n"), S("w"), S("k"), A("distances", _F32, ("nq", "k"), out=True),
+                            A("ids", np.int64, ("nq", "k"), out=True))),
+}, warm=dict(n=3, d=2, bits=8, w=1, na=3, nb=3, nq=3, k=1))
 
 
 # -- Hamming distances --------------------------------------------------------
@@ -100,10 +77,7 @@ def hamming_distances(a, b) -> np.ndarray:
     b = check_binary_codes(b, a.shape[1], name="b")
     na, nb, w = a.shape[0], b.shape[0], a.shape[1]
     out = np.empty((na, nb), np.int32)
-    native.load().hamming_distances(
-        native.array_arg(a, np.uint8, (na, w), "a"), na,
-        native.array_arg(b, np.uint8, (nb, w), "b"), nb, w,
-        native.array_arg(out, np.int32, (na, nb), "out", writeable=True))
+    ITQ_CALLS.call(native.load(), "hamming_distances", a, na, b, nb, w, out)
     return out
 
 
@@ -118,11 +92,7 @@ def hamming_search(queries, codes, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = check_k(k, n)
     distances = np.empty((nq, k), np.float32)
     ids = np.empty((nq, k), np.int64)
-    native.load().hamming_search(
-        native.array_arg(queries, np.uint8, (nq, w), "queries"), nq,
-        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w, k,
-        native.array_arg(distances, np.float32, (nq, k), "distances", writeable=True),
-        native.array_arg(ids, np.int64, (nq, k), "ids", writeable=True))
+    ITQ_CALLS.call(native.load(), "hamming_search", queries, nq, codes, n, w, k, distances, ids)
     return distances, ids
 
 
@@ -138,18 +108,12 @@ def pca_directions(cov: np.ndarray, num_bit: int) -> np.ndarray:
     return top * np.where(signs == 0, 1, signs)
 
 
-class HammingSearcher(Searcher):
+class HammingSearcher(StoredCodes, BinaryCodeBits, Searcher):
     """Search over packed binary codes: a subclass gives ``encode`` and ``num_bit``.
 
     ``add`` encodes and appends database vectors (ids continue from the current
     size); ``search`` encodes the queries and scans the codes by Hamming distance.
     """
-
-    codes = None
-
-    def add(self, x) -> None:
-        codes = self.encode(x)
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
 
     def search(self, queries, k):
         """Hamming k-NN of the encoded queries: (distances (nq, k) float32, ids (nq, k) int64)."""
@@ -158,17 +122,9 @@ class HammingSearcher(Searcher):
         k = check_k(k, self.codes.shape[0])
         return hamming_search(self.encode(queries), self.codes, k)
 
-    @property
-    def code_bits(self) -> int:
-        return int(self.num_bit)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
-
 
 @register("itq")
-class ITQ(HammingSearcher):
+class ITQ(NativeThreads, FittedGuard, ModelArrays, HammingSearcher):
     """ITQ binary codes with exhaustive Hamming search (C++ core).
 
     Args:
@@ -185,6 +141,8 @@ class ITQ(HammingSearcher):
     and after the last one, ``loss`` the final one; after add: ``codes``
     (n, ceil(num_bit / 8)) uint8.
     """
+
+    model_arrays = ("mean", "projection")
 
     def __init__(self, num_bit: int = 64, niter: int = 50, seed: int | None = None,
                  train_size: int | None = None, verbose: bool = False):
@@ -205,9 +163,6 @@ class ITQ(HammingSearcher):
         """Bytes per code, ceil(num_bit / 8)."""
         return -(-self.num_bit // 8)
 
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
-
     def fit(self, x):
         """Learn mean, principal directions and rotation on x (n, D) float32, n >= 2;
         returns self."""
@@ -225,31 +180,21 @@ class ITQ(HammingSearcher):
         cpp = native.load()
         mean = np.empty(dim, np.float64)
         cov = np.empty((dim, dim), np.float64)
-        cpp.itq_mean_cov(native.array_arg(xt, np.float32, (nt, dim), "learn"), nt, dim,
-                         native.array_arg(mean, np.float64, (dim,), "mean", writeable=True),
-                         native.array_arg(cov, np.float64, (dim, dim), "cov", writeable=True))
+        ITQ_CALLS.call(cpp, "itq_mean_cov", xt, nt, dim, mean, cov)
         mean32 = mean.astype(np.float32)
         components = np.ascontiguousarray(pca_directions(cov, num_bit), dtype=np.float32)
         v = np.empty((nt, num_bit), np.float32)
-        cpp.itq_project(native.array_arg(xt, np.float32, (nt, dim), "learn"), nt, dim,
-                        native.array_arg(mean32, np.float32, (dim,), "mean"),
-                        native.array_arg(components, np.float32, (dim, num_bit), "components"),
-                        num_bit,
-                        native.array_arg(v, np.float32, (nt, num_bit), "v", writeable=True))
+        ITQ_CALLS.call(cpp, "itq_project", xt, nt, dim, mean32, components, num_bit, v)
         rotation = random_rotation(num_bit, seed)
         cross = np.empty((num_bit, num_bit), np.float64)
         losses = []
-        v_arg = native.array_arg(v, np.float32, (nt, num_bit), "v")
         for it in range(self.niter):
-            losses.append(cpp.itq_step(
-                v_arg, nt, num_bit, native.array_arg(rotation, np.float32, (num_bit, num_bit)),
-                native.array_arg(cross, np.float64, (num_bit, num_bit), "cross", writeable=True)))
+            losses.append(ITQ_CALLS.call(cpp, "itq_step", v, nt, num_bit, rotation, cross))
             rotation = procrustes(cross)
             if getattr(self, "verbose", False):
                 log_iteration(f"{getattr(self, 'name', '') or 'itq'}: rotation", it + 1,
                               self.niter, losses[-1], "quantization loss")
-        losses.append(cpp.itq_step(v_arg, nt, num_bit, native.array_arg(
-            rotation, np.float32, (num_bit, num_bit)), native.nullptr()))
+        losses.append(ITQ_CALLS.call(cpp, "itq_step", v, nt, num_bit, rotation, None))
         self.dim, self.mean, self.components, self.rotation = dim, mean32, components, rotation
         self.projection = np.ascontiguousarray(
             components.astype(np.float64) @ rotation.astype(np.float64), dtype=np.float32)
@@ -263,8 +208,7 @@ class ITQ(HammingSearcher):
     def encode(self, x) -> np.ndarray:
         """(n, D) float32 -> (n, ceil(num_bit / 8)) uint8 packed codes (layout in the module
         doc)."""
-        if self.projection is None:
-            raise InputError(f"{self.name or 'itq'}: call fit() before encoding")
+        self.require_fitted(self.projection is not None, "encoding")
         x = as_matrix(x, "x", dim=self.dim)
         n, bits = x.shape[0], self.nbytes * 8
         projection = self.projection
@@ -272,22 +216,11 @@ class ITQ(HammingSearcher):
             projection = np.zeros((self.dim, bits), np.float32)
             projection[:, :self.num_bit] = self.projection
         codes = np.empty((n, self.nbytes), np.uint8)
-        native.load().itq_encode(
-            native.array_arg(x, np.float32, (n, self.dim), "x"), n, self.dim,
-            native.array_arg(self.mean, np.float32, (self.dim,), "mean"),
-            native.array_arg(projection, np.float32, (self.dim, bits), "projection"),
-            bits, native.array_arg(codes, np.uint8, (n, self.nbytes), "codes", writeable=True))
+        ITQ_CALLS.call(native.load(), "itq_encode", x, n, self.dim, self.mean, projection, bits,
+                       codes)
         if bits != self.num_bit:
             codes[:, -1] &= np.uint8((1 << (self.num_bit % 8)) - 1)
         return codes
-
-    # -- Searcher -----------------------------------------------------------
-    # -- sizes ----------------------------------------------------------------
-    @property
-    def model_bytes(self) -> int:
-        if self.projection is None:
-            return 0
-        return int(self.mean.nbytes + self.projection.nbytes)
 
     def extra_metrics(self) -> dict:
         if self.losses is None:

@@ -2,7 +2,7 @@
 
 Bk-means after Gong, Pawar, Yu, Lazebnik, "Web scale photo hash clustering on
 a single machine", CVPR 2015: vectors are encoded once into binary codes by
-ITQ (:mod:`benchpq.algorithms.own_itq`), then k-means runs in Hamming space on the
+ITQ (:mod:`benchpq.algorithms.own.itq`), then k-means runs in Hamming space on the
 packed codes, the centres being binary codes too.
 
 * Assignment: the centre at the smallest Hamming distance (popcount of XOR),
@@ -14,59 +14,60 @@ packed codes, the centres being binary codes too.
   early when an update changes no centre; labels are the nearest final
   centre. (The pqkmeans library's BKMeans updates once more after its last
   assignment, so its ``cluster_centers_`` are one vote ahead of its labels.)
-* Initialisation and empty clusters as in :mod:`benchpq.algorithms.own_pqkmeans`:
+* Initialisation and empty clusters as in :mod:`benchpq.algorithms.own.pqkmeans`:
   ``random`` (k distinct codes, seeded) or ``pqkmeans`` (the library's k
   draws with replacement from std::mt19937(seed)); ``farthest`` or ``keep``.
 
 Arrays: codes (n, nbytes) uint8 packed bits (bit order of
-:mod:`benchpq.algorithms.own_itq`), centres (k, nbytes) uint8, labels (n,) int64.
+:mod:`benchpq.algorithms.own.itq`), centres (k, nbytes) uint8, labels (n,) int64.
 Memory beyond codes and labels: O(k * bits) counters. Every input is checked
 here, before any C++ call.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from benchpq import native
-from benchpq.checks import InputError, as_matrix, check_positive_int
+from benchpq.checks import as_matrix, check_positive_int
 from benchpq.registry import register
 
-from .own_itq import ITQ, check_binary_codes, check_num_bit
-from .own_pq import check_seed
-from .own_pqkmeans import (
-    EMPTY_RULES,
-    INIT_GIVEN,
-    INITS,
-    CodeClusterer,
-    CodeClustering,
-    check_choice,
-    check_finite_streaming,
+from ..primitives.checks import (
+    check_binary_codes,
     check_labels,
     check_n_clusters,
-    encode_streaming,
-    training_sample,
+    check_num_bit,
+    check_seed,
 )
+from ..primitives.code_clustering import (
+    CodeClusterer,
+    CodeClustering,
+    check_loop,
+    initial_centers,
+)
+from ..primitives.mixins import BinaryCodeBits
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
+from ..primitives.native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
+from ..primitives.native_modes import EMPTY_RULES
+from ..primitives.streaming import training_sample
+from .itq import ITQ
 
-NATIVE = ("bkmeans", "bkmeans_assign", "bkmeans_update")
+_U8, _I64, _F64 = np.uint8, np.int64, np.float64
+_CODES, _LABELS = A("codes", _U8, ("n", "w")), A("labels", _I64, ("n",))
 
-
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in the Bk-means calls and warm their wrappers up.
-
-    A library built without cpp/bkmeans.* is left alone (only this module's calls fail).
-    """
-    if not all(hasattr(ns, name) for name in NATIVE):
-        return
-    native.release_gil(ns, *NATIVE)
-    codes, centers = np.array([[0], [255]], np.uint8), np.zeros((2, 1), np.uint8)
-    labels = np.zeros(2, np.int64)
-    ns.bkmeans(codes, 2, 1, 2, 1, INITS["random"], EMPTY_RULES["farthest"], 0, centers, labels,
-               np.zeros(1), np.zeros(1))
-    ns.bkmeans_assign(codes, 2, 1, centers, 2, labels, np.zeros(2, np.int32))
-    ns.bkmeans_update(codes, 2, 1, labels, 2, centers)
+#: cpp/bkmeans.h: packed codes (n, w) uint8, centres (k, w) uint8
+BKMEANS_CALLS = NativeTable(None, {
+    "bkmeans": Call((_CODES, S("n"), S("w"), S("k"), S("niter"), S("init"), S("empty"), S("seed"),
+                     A("centers", _U8, ("k", "w"), out=True), A("labels", _I64, ("n",), out=True),
+                     A("objective", _F64, ("niter",), out=True),
+                     A("iter_seconds", _F64, ("niter",), out=True))),
+    "bkmeans_assign": Call((_CODES, S("n"), S("w"), A("centers", _U8, ("k", "w")), S("k"),
+                            A("labels", _I64, ("n",), out=True),
+                            A("distances", np.int32, ("n",), out=True))),
+    "bkmeans_update": Call((_CODES, S("n"), S("w"), _LABELS, S("k"),
+                            A("centers", _U8, ("k", "w"), out=True))),
+}, warm=dict(n=2, w=1, k=2, niter=1, init=INIT_GIVEN, empty=EMPTY_RULES["farthest"], seed=0))
 
 
 def bkmeans(codes, k: int, niter: int = 20, init: str = "pqkmeans", empty: str = "farthest",
@@ -77,27 +78,13 @@ def bkmeans(codes, k: int, niter: int = 20, init: str = "pqkmeans", empty: str =
     """
     codes = check_binary_codes(codes)
     n, w = codes.shape
-    k = check_n_clusters(k, n)
-    niter = check_positive_int(niter, "niter")
-    check_choice(init, INITS, "init")
-    check_choice(empty, EMPTY_RULES, "empty")
-    seed = check_seed(seed)
-    if centers is not None:
-        out = check_binary_codes(centers, w, "centers").copy()
-        if out.shape[0] != k:
-            raise InputError(f"centers: expected {k} rows (k), got {out.shape[0]}")
-        mode = INIT_GIVEN
-    else:
-        out, mode = np.zeros((k, w), np.uint8), INITS[init]
+    k, niter, seed = check_loop(n, k, niter, init, empty, seed)
+    out, mode = initial_centers(None if centers is None else
+                                check_binary_codes(centers, w, "centers"), k, w, init)
     labels = np.empty(n, np.int64)
     objective, seconds = np.zeros(niter), np.zeros(niter)
-    ran = native.load().bkmeans(
-        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w, k, niter, mode,
-        EMPTY_RULES[empty], seed,
-        native.array_arg(out, np.uint8, (k, w), "centers", writeable=True),
-        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
-        native.array_arg(objective, np.float64, (niter,), "objective", writeable=True),
-        native.array_arg(seconds, np.float64, (niter,), "iter_seconds", writeable=True))
+    ran = BKMEANS_CALLS.call(native.load(), "bkmeans", codes, n, w, k, niter, mode,
+                             EMPTY_RULES[empty], seed, out, labels, objective, seconds)
     return CodeClustering(out, labels, objective[:ran], seconds[:ran])
 
 
@@ -108,11 +95,8 @@ def bkmeans_assign(codes, centers) -> tuple[np.ndarray, np.ndarray]:
     centers = check_binary_codes(centers, w, "centers")
     k = centers.shape[0]
     labels, distances = np.empty(n, np.int64), np.empty(n, np.int32)
-    native.load().bkmeans_assign(
-        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w,
-        native.array_arg(centers, np.uint8, (k, w), "centers"), k,
-        native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
-        native.array_arg(distances, np.int32, (n,), "distances", writeable=True))
+    BKMEANS_CALLS.call(native.load(), "bkmeans_assign", codes, n, w, centers, k, labels,
+                       distances)
     return labels, distances
 
 
@@ -126,10 +110,7 @@ def majority_vote(codes, labels, centers) -> tuple[np.ndarray, int]:
     out = check_binary_codes(centers, w, "centers").copy()
     k = out.shape[0]
     labels = check_labels(labels, n, k)
-    changed = native.load().bkmeans_update(
-        native.array_arg(codes, np.uint8, (n, w), "codes"), n, w,
-        native.array_arg(labels, np.int64, (n,), "labels"), k,
-        native.array_arg(out, np.uint8, (k, w), "centers", writeable=True))
+    changed = BKMEANS_CALLS.call(native.load(), "bkmeans_update", codes, n, w, labels, k, out)
     return out, int(changed)
 
 
@@ -143,7 +124,7 @@ def train_itq_encoder(x: np.ndarray, num_bit: int, niter: int, train_size: int |
 
 
 @register("bkmeans")
-class BKMeansClusterer(CodeClusterer):
+class BKMeansClusterer(BinaryCodeBits, CodeClusterer):
     """Bk-means: our ITQ encoder, then k-means in Hamming space (C++ core, OpenMP over points).
 
     fit_predict encodes block by block (a memory-mapped input is streamed).
@@ -155,7 +136,7 @@ class BKMeansClusterer(CodeClusterer):
         niter: assignment steps (pqkmeans' ``iteration``).
         init: ``pqkmeans`` (the library's draw of k codes; with seed 0 the
             library's very centres) or ``random`` (k distinct codes).
-        empty: ``farthest`` or ``keep`` (see :mod:`benchpq.algorithms.own_pqkmeans`).
+        empty: ``farthest`` or ``keep`` (see :mod:`benchpq.algorithms.own.pqkmeans`).
         seed: seed of the sample, the ITQ rotation and the initialisation (None: 0).
 
     extra_metrics: ``encoder_train_s``, ``encode_s``, ``kmeans_s``,
@@ -170,7 +151,7 @@ class BKMeansClusterer(CodeClusterer):
         self.itq_iter = check_positive_int(itq_iter, "itq_iter")
         self.train_size = None if train_size is None else \
             check_positive_int(train_size, "train_size", 2)
-        self._set_loop(niter, init, empty, seed, verbose)
+        self.set_loop(niter, init, empty, seed, verbose)
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
@@ -179,36 +160,13 @@ class BKMeansClusterer(CodeClusterer):
         check_num_bit(self.num_bit, dim)
         k = check_n_clusters(n_clusters, n)
         seed = check_seed(self.seed)
-        check_finite_streaming(x, "x")
-        t0 = time.perf_counter()
-        self.encoder = train_itq_encoder(x, self.num_bit, self.itq_iter, self.train_size, seed)
-        t1 = time.perf_counter()
-        codes = encode_streaming(self.encoder.encode, x, self.num_bit // 8)
-        t2 = time.perf_counter()
-        self.result = bkmeans(codes, k, self.niter, self.init, self.empty, seed)
-        self._report_iterations()
-        t3 = time.perf_counter()
+        codes = self.encode_and_cluster(
+            x, lambda: train_itq_encoder(x, self.num_bit, self.itq_iter, self.train_size, seed),
+            self.num_bit // 8, lambda codes: bkmeans(codes, k, self.niter, self.init, self.empty,
+                                                     seed))
         r = self.result
-        self._n = n
-        self._metrics = {
-            "encoder_train_s": t1 - t0, "encode_s": t2 - t1, "kmeans_s": t3 - t2,
-            "iterations": r.iterations, "iter_s": float(r.iter_seconds.mean()),
-            "objective": float(r.objective[-1]),
+        self._metrics.update({
             "quantization_loss": self.encoder.loss,
             "state_bytes": int(codes.nbytes + r.labels.nbytes + k * (self.num_bit * 4 + 16)),
-            "n_train": int(self.encoder.n_train)}
+            "n_train": int(self.encoder.n_train)})
         return r.labels
-
-    @property
-    def code_bits(self) -> int:
-        return int(self.num_bit)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self._n * self.num_bit // 8)
-
-    @property
-    def model_bytes(self) -> int:
-        if self.encoder is None:
-            return 0
-        return int(self.encoder.model_bytes + self.result.centers.nbytes)

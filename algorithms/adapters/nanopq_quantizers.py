@@ -24,7 +24,7 @@ from benchpq.checks import (
 )
 from benchpq.registry import register
 
-from .own_pq import pq_code_bits
+from ..primitives.mixins import FittedGuard, PQCodeBits, StoredCodes
 
 
 def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,8 +35,10 @@ def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return dists[ids].astype(np.float32), ids.astype(np.int64)
 
 
-class NanoPQBase(Quantizer, Searcher):
+class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
     """Encode/decode/ADC search shared by the nanopq PQ and OPQ adapters."""
+
+    fitted_attribute, fitted_action = "model", "using the model"
 
     def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, seed: int | None = None):
         self.M = check_positive_int(M, "M")
@@ -54,25 +56,16 @@ class NanoPQBase(Quantizer, Searcher):
         self.dim = x.shape[1]
         return x
 
-    def _trained(self):
-        if self.model is None:
-            raise InputError(f"{self.name}: call fit() before using the model")
-        return self.model
-
     def encode(self, x):
-        return self._trained().encode(as_matrix(x, "x", dim=self.dim))
+        return self.trained().encode(as_matrix(x, "x", dim=self.dim))
 
     def decode(self, codes):
-        model = self._trained()
+        model = self.trained()
         codes = as_matrix(codes, "codes", dtype=model.code_dtype, dim=self.M, finite=False)
         return model.decode(codes).astype(np.float32, copy=False)
 
-    def add(self, x):
-        codes = self.encode(x)
-        self.codes = codes if self.codes is None else np.vstack([self.codes, codes])
-
     def _dtable(self, query):
-        return self._trained().dtable(query)
+        return self.trained().dtable(query)
 
     def search(self, queries, k):
         if self.codes is None:
@@ -86,20 +79,12 @@ class NanoPQBase(Quantizer, Searcher):
         return distances, ids
 
     @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
-
-    @property
-    def codes_bytes(self) -> int:
-        return int(self.codes.nbytes) if self.codes is not None else 0
-
-    @property
     def model_bytes(self) -> int:
         return int(self.model.codewords.nbytes) if self.model is not None else 0
 
     def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
         """nanopq's codes are one column per sub-space: ((n, M) codes, Ks)."""
-        model = self._trained()
+        model = self.trained()
         return as_matrix(codes, "codes", dtype=model.code_dtype, dim=self.M, finite=False), \
             self.Ks
 
@@ -141,6 +126,6 @@ class NanoOPQ(NanoPQBase):
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x R (nanopq's learnt rotation), where the PQ's sub-spaces are equal blocks."""
         from benchpq.diagnostics import equal_bounds
-        model = self._trained()
+        model = self.trained()
         return model.rotate(as_matrix(x, "x", dim=self.dim)).astype(np.float32, copy=False), \
             equal_bounds(self.dim, self.M)

@@ -13,24 +13,32 @@ import numpy as np
 
 from benchpq import native
 from benchpq.api import Clusterer
-from benchpq.checks import InputError, as_matrix, check_codebook_size, check_positive_int
+from benchpq.checks import as_matrix, check_codebook_size, check_positive_int
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
-from .own_pq import INITS, check_seed, subsample_arg
+from ..primitives.checks import check_choice, check_seed, subsample_arg
+from ..primitives.mixins import NativeThreads
+from ..primitives.native_calls import Array as A
+from ..primitives.native_calls import Call, NativeTable
+from ..primitives.native_calls import Scalar as S
+from ..primitives.native_modes import INITS
 
-
-@native.on_load
-def _prepare(ns) -> None:
-    """Release the GIL in k-means and warm its wrappers up."""
-    native.release_gil(ns, "kmeans", "kmeans_assign")
-    x, centroids = np.array([[0, 0], [1, 1]], np.float32), np.zeros((2, 2), np.float32)
-    ns.kmeans(x, 2, 2, 2, 1, INITS["random"], 0, 0, centroids, np.zeros(1))
-    ns.kmeans_assign(x, 2, 2, centroids, 2, np.zeros(2, np.int64), np.zeros(2, np.float32))
+#: cpp/kmeans.h: Lloyd k-means of (n, d) float32 points into k centroids
+KMEANS_CALLS = NativeTable(None, {
+    "kmeans": Call((A("x", np.float32, ("n", "d")), S("n"), S("d"), S("k"), S("niter"),
+                    S("init"), S("seed"), S("mppc"),
+                    A("centroids", np.float32, ("k", "d"), out=True),
+                    A("objective", np.float64, ("niter",), out=True))),
+    "kmeans_assign": Call((A("x", np.float32, ("n", "d")), S("n"), S("d"),
+                           A("centroids", np.float32, ("k", "d")), S("k"),
+                           A("labels", np.int64, ("n",), out=True),
+                           A("distances", np.float32, ("n",), out=True, optional=True))),
+}, warm=dict(n=2, d=2, k=2, niter=1, init=INITS["random"], seed=0, mppc=0))
 
 
 @register("kmeans")
-class KMeans(Clusterer):
+class KMeans(NativeThreads, Clusterer):
     """Seeded Lloyd k-means (C++ core, OpenMP over points).
 
     Args:
@@ -50,18 +58,13 @@ class KMeans(Clusterer):
                  max_points_per_centroid: int | None = None, verbose: bool = False):
         self.niter = check_positive_int(niter, "niter")
         self.verbose = bool(verbose)
-        if init not in INITS:
-            raise InputError(f"init: expected one of {sorted(INITS)}, got {init!r}")
-        self.init = init
+        self.init = check_choice(init, INITS, "init")
         self.seed = seed
         self.max_points_per_centroid = None if max_points_per_centroid is None else \
             check_positive_int(max_points_per_centroid, "max_points_per_centroid")
         self.centroids = None
         self.objectives = None
         self._shape = (0, 0)
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
 
     def fit_predict(self, x, n_clusters):
         """(n, d) float32 -> (n,) int64 labels in [0, n_clusters); n >= n_clusters."""
@@ -73,17 +76,11 @@ class KMeans(Clusterer):
         cpp = native.load()
         centroids = np.empty((k, d), np.float32)
         objectives = np.zeros(self.niter, np.float64)
-        x_arg = native.array_arg(x, np.float32, (n, d), "x")
-        iterations = cpp.kmeans(
-            x_arg, n, d, k, self.niter, INITS[self.init], seed,
-            subsample_arg(self.max_points_per_centroid, k, n),
-            native.array_arg(centroids, np.float32, (k, d), "centroids", writeable=True),
-            native.array_arg(objectives, np.float64, (self.niter,), "objective", writeable=True))
+        iterations = KMEANS_CALLS.call(
+            cpp, "kmeans", x, n, d, k, self.niter, INITS[self.init], seed,
+            subsample_arg(self.max_points_per_centroid, k, n), centroids, objectives)
         labels = np.empty(n, np.int64)
-        cpp.kmeans_assign(x_arg, n, d,
-                          native.array_arg(centroids, np.float32, (k, d), "centroids"), k,
-                          native.array_arg(labels, np.int64, (n,), "labels", writeable=True),
-                          native.nullptr())
+        KMEANS_CALLS.call(cpp, "kmeans_assign", x, n, d, centroids, k, labels, None)
         self.centroids, self.objectives, self._shape = centroids, objectives[:iterations], (n, d)
         if self.verbose:
             log_iterations(f"{self.name or 'kmeans'}: k-means", self.objectives)

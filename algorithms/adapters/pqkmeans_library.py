@@ -6,7 +6,7 @@
   Pawar, Yu, Lazebnik, CVPR 2015).
 * ``pqkmeans_lib_itq``: ``pqkmeans.encoder.ITQEncoder`` (ITQ, Gong &
   Lazebnik, CVPR 2011) as a searcher; the library has no search, so its codes
-  are searched by our Hamming scan (:func:`benchpq.algorithms.own_itq.hamming_search`).
+  are searched by our Hamming scan (:func:`benchpq.algorithms.own.itq.hamming_search`).
 
 By default (``encoder: own``) the clusterers run on the very codes our
 plugins ``pqkmeans`` / ``bkmeans`` cluster: the same encoder (our PQ / ITQ,
@@ -26,7 +26,6 @@ import time
 
 import numpy as np
 
-from benchpq import native
 from benchpq.api import Clusterer
 from benchpq.checks import (
     InputError,
@@ -38,17 +37,12 @@ from benchpq.checks import (
 from benchpq.registry import register
 from benchpq.threads import serial_blas
 
-from .own_bkmeans import train_itq_encoder
-from .own_itq import HammingSearcher, check_num_bit
-from .own_pq import check_seed, pq_code_bits
-from .own_pqkmeans import (
-    check_choice,
-    check_finite_streaming,
-    check_n_clusters,
-    encode_streaming,
-    train_pq_encoder,
-    training_sample,
-)
+from ..own.bkmeans import train_itq_encoder
+from ..own.itq import HammingSearcher
+from ..own.pqkmeans import train_pq_encoder
+from ..primitives.checks import check_choice, check_n_clusters, check_num_bit, check_seed
+from ..primitives.mixins import BinaryCodeBits, FittedGuard, NativeThreads, PQCodeBits
+from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
 
 ENCODERS = ("own", "library")
 #: input_dim -> subspace_dim values the library's BKMeans is compiled for
@@ -73,7 +67,7 @@ def itq_loss(pca, rotation: np.ndarray, x: np.ndarray) -> float:
     return float(((b - z) ** 2).sum())
 
 
-class _LibraryClusterer(Clusterer):
+class _LibraryClusterer(NativeThreads, Clusterer):
     def __init__(self, niter: int, train_size: int | None, encoder: str, seed):
         self.niter = check_positive_int(niter, "niter")
         self.train_size = None if train_size is None else \
@@ -82,9 +76,6 @@ class _LibraryClusterer(Clusterer):
         self.seed = seed
         self._metrics: dict = {}
         self._n = 0
-
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))  # the process's OpenMP
 
     def _record(self, n: int, t0: float, t1: float, t2: float, t3: float) -> None:
         """Keep the phase times of a fit_predict: encoder training t0-t1, encoding
@@ -98,7 +89,7 @@ class _LibraryClusterer(Clusterer):
 
 
 @register("pqkmeans_lib_pqkmeans")
-class LibraryPQKMeans(_LibraryClusterer):
+class LibraryPQKMeans(PQCodeBits, _LibraryClusterer):
     """pqkmeans.clustering.PQKMeans on PQ codes (M sub-spaces of Ks <= 256 codewords).
 
     Args as the ``pqkmeans`` plugin: M, Ks, encoder_iter, train_size, niter,
@@ -142,10 +133,6 @@ class LibraryPQKMeans(_LibraryClusterer):
         return labels
 
     @property
-    def code_bits(self) -> int:
-        return pq_code_bits(self.M, self.Ks)
-
-    @property
     def codes_bytes(self) -> int:
         return int(self._n * self.M)
 
@@ -157,7 +144,7 @@ class LibraryPQKMeans(_LibraryClusterer):
 
 
 @register("pqkmeans_lib_bkmeans")
-class LibraryBKMeans(_LibraryClusterer):
+class LibraryBKMeans(BinaryCodeBits, _LibraryClusterer):
     """pqkmeans.clustering.BKMeans on ITQ codes (num_bit in 8, 16, ..., 1024).
 
     Args as the ``bkmeans`` plugin: num_bit, itq_iter, train_size, niter, seed;
@@ -210,16 +197,12 @@ class LibraryBKMeans(_LibraryClusterer):
         return labels
 
     @property
-    def code_bits(self) -> int:
-        return int(self.num_bit)
-
-    @property
     def codes_bytes(self) -> int:
         return int(self._n * self.num_bit // 8)
 
 
 @register("pqkmeans_lib_itq")
-class LibraryITQ(HammingSearcher):
+class LibraryITQ(NativeThreads, FittedGuard, HammingSearcher):
     """pqkmeans.encoder.ITQEncoder codes, searched by our Hamming scan.
 
     Args: num_bit (a multiple of 8), niter (the library's ``iteration``),
@@ -239,9 +222,6 @@ class LibraryITQ(HammingSearcher):
         self.dim = None
         self.loss = None
 
-    def set_threads(self, threads: int) -> None:
-        native.set_num_threads(check_positive_int(threads, "threads"))
-
     def fit(self, x):
         x = as_matrix(x, "learn", min_rows=2)
         check_num_bit(self.num_bit, x.shape[1])
@@ -258,8 +238,7 @@ class LibraryITQ(HammingSearcher):
 
     def encode(self, x) -> np.ndarray:
         """(n, D) -> (n, num_bit / 8) uint8 packed codes (our bit order)."""
-        if self.model is None:
-            raise InputError(f"{self.name or 'pqkmeans_lib_itq'}: call fit() before encoding")
+        self.require_fitted(self.model is not None, "encoding")
         x = as_matrix(x, "x", dim=self.dim)
         bits = self.model.transform(x)
         return np.packbits(bits, axis=1, bitorder="little")

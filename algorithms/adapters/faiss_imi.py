@@ -73,7 +73,7 @@ class FaissIMI(FaissIndexPlugin):
 
     def _ivf(self):
         """The IndexIVFPQ inside the index."""
-        return faiss.downcast_index(faiss.extract_index_ivf(self._trained()))
+        return faiss.downcast_index(faiss.extract_index_ivf(self.trained()))
 
     def _build(self, dim):
         index = faiss.index_factory(dim, self.factory)
@@ -110,7 +110,7 @@ class FaissIMI(FaissIndexPlugin):
 
     def search(self, queries, k):
         """IMI search within the budget: (distances (nq, k) float32, ids (nq, k) int64)."""
-        index = self._trained()
+        index = self.trained()
         check_k(k, index.ntotal)
         queries = as_matrix(queries, "query", dim=self.dim)
         ivf = self._ivf()

@@ -13,18 +13,19 @@ is used as::
 
 and switches to this module by changing the import::
 
-    from benchpq.algorithms import pqkmeans_api as pqkmeans   # .encoder, .clustering, .evaluation
+    # .encoder, .clustering, .evaluation as the library's
+    from benchpq.algorithms.compat import pqkmeans_api as pqkmeans
 
 Classes (same argument names, order and defaults as pqkmeans 1.0.6, same
 return types: ``fit`` returns None, ``fit_predict``, ``labels_`` and
 ``cluster_centers_`` are lists of Python ints, ``predict`` an int64 array):
 
 * ``PQEncoder(iteration=20, num_subdim=4, Ks=256)``: product quantization
-  (Jegou et al., TPAMI 2011) by :class:`benchpq.algorithms.own_pq.PQ`;
+  (Jegou et al., TPAMI 2011) by :class:`benchpq.algorithms.own.pq.PQ`;
   ``transform`` -> (n, num_subdim) uint8 codes (uint16 when Ks > 256),
   ``inverse_transform`` -> (n, D) float64, ``codewords`` (M, Ks, Ds) float64.
 * ``ITQEncoder(iteration=50, num_bit=32)``: ITQ (Gong & Lazebnik, CVPR 2011)
-  by :class:`benchpq.algorithms.own_itq.ITQ`, any num_bit <= D; ``transform`` ->
+  by :class:`benchpq.algorithms.own.itq.ITQ`, any num_bit <= D; ``transform`` ->
   (n, num_bit) bool, as the library (``transform_packed``: the
   (n, ceil(num_bit / 8)) uint8 packed codes).
 * ``PQKMeans(encoder, k, iteration=10, verbose=False)``: PQk-means (Matsui et
@@ -49,7 +50,7 @@ keep empty clusters' centres (``empty="keep"``). Keyword-only extras:
 ``seed`` (encoders: None draws one from numpy's global generator, which
 ``np.random.seed`` fixes, as the library's encoders use it), ``init="random"``
 (k distinct codes) and ``empty="farthest"`` (re-seed empty clusters), see
-:mod:`benchpq.algorithms.own_pqkmeans`; after fit, ``objective_`` (per iteration)
+:mod:`benchpq.algorithms.own.pqkmeans`; after fit, ``objective_`` (per iteration)
 and ``iterations_``.
 
 Differences, each for a reason: PQEncoder trains with our C++ k-means
@@ -78,18 +79,14 @@ import numpy as np
 
 from benchpq.checks import InputError, as_matrix, check_positive_int
 
-from .own_bkmeans import bkmeans, bkmeans_assign, majority_vote
-from .own_itq import ITQ, check_num_bit
-from .own_pq import PQ
-from .own_pqkmeans import (
-    EMPTY_RULES,
-    INITS,
-    check_choice,
-    pqkmeans,
-    pqkmeans_assign,
-    sdc_tables,
-    sparse_voting,
-)
+from ..own.bkmeans import bkmeans, bkmeans_assign, majority_vote
+from ..own.itq import ITQ
+from ..own.pq import PQ
+from ..own.pqkmeans import pqkmeans, pqkmeans_assign, sdc_tables, sparse_voting
+from ..primitives.checks import check_choice, check_num_bit
+from ..primitives.codes import code_dtype
+from ..primitives.native_modes import CODE_KMEANS_INITS as INITS
+from ..primitives.native_modes import EMPTY_RULES
 
 BUFFER_SIZE = 10000  # rows per chunk of the *_generator methods, as the library
 
@@ -98,6 +95,13 @@ def _seed(seed) -> int:
     if seed is None:
         return int(np.random.randint(0, 2 ** 31 - 1))
     return check_positive_int(seed, "seed", 0, 2 ** 64 - 1)
+
+
+def _require_fitted(obj, state) -> None:
+    """The library's (scikit-learn's) error when ``state`` is None: fit was not called."""
+    if state is None:
+        raise InputError(f"This {type(obj).__name__} instance is not fitted yet: "
+                         f"call fit() first")
 
 
 def _chunks(rows, process):
@@ -139,7 +143,7 @@ class PQEncoder(_Encoder):
         self.M = check_positive_int(num_subdim, "num_subdim")
         self.Ks = check_positive_int(Ks, "Ks", 2, 2 ** 16)
         self.Ds = None
-        self.code_dtype = np.uint8 if self.Ks <= 256 else np.uint16
+        self.code_dtype = code_dtype(self.Ks).type
         self.seed = seed
         self._pq = None
 
@@ -151,8 +155,7 @@ class PQEncoder(_Encoder):
         self.Ds = pq.dim // self.M
 
     def _fitted(self) -> PQ:
-        if self._pq is None:
-            raise InputError("This PQEncoder instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._pq)
         return self._pq
 
     @property
@@ -200,8 +203,7 @@ class ITQEncoder(_Encoder):
         self._itq = ITQ(self.num_bit, self.iteration, _seed(self.seed)).fit(x_train)
 
     def _fitted(self) -> ITQ:
-        if self._itq is None:
-            raise InputError("This ITQEncoder instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._itq)
         return self._itq
 
     @property
@@ -227,7 +229,7 @@ class ITQEncoder(_Encoder):
 
 # -- clustering ------------------------------------------------------------------------
 def _iterate_live(first, assign, update, rerun, iteration: int, empty: str, on_start, on_done):
-    """The clustering loop of :func:`benchpq.algorithms.own_pqkmeans.pqkmeans` run step by step, so
+    """The clustering loop of :func:`benchpq.algorithms.own.pqkmeans.pqkmeans` run step by step, so
     that each iteration is reported as it ends; same centres, labels and stopping rule.
 
     first(): the initial draw and first assignment (a 1-iteration run); assign(centers) ->
@@ -361,8 +363,7 @@ class PQKMeans(_Clusterer):
 
     def predict(self, x_test) -> np.ndarray:
         """(N, M) uint8 codes -> (N,) int64 nearest centre by symmetric distance."""
-        if self._centers is None:
-            raise InputError("This PQKMeans instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._centers)
         return pqkmeans_assign(np.asarray(x_test), self._tables, self._centers)[0]
 
 
@@ -434,8 +435,7 @@ class BKMeans(_Clusterer):
 
     def predict(self, x_test) -> np.ndarray:
         """Codes -> (N,) int64 nearest centre by Hamming distance."""
-        if self._centers is None:
-            raise InputError("This BKMeans instance is not fitted yet: call fit() first")
+        _require_fitted(self, self._centers)
         return bkmeans_assign(self._pack(x_test), self._centers)[0]
 
 
@@ -553,7 +553,7 @@ def get_sift1m_dataset(cache_directory=None):
 
 
 #: ``pqkmeans.encoder`` / ``.clustering`` / ``.evaluation`` look-alikes, for
-#: ``from benchpq.algorithms import pqkmeans_api as pqkmeans``.
+#: ``from benchpq.algorithms.compat import pqkmeans_api as pqkmeans``.
 encoder = types.SimpleNamespace(PQEncoder=PQEncoder, ITQEncoder=ITQEncoder)
 clustering = types.SimpleNamespace(PQKMeans=PQKMeans, BKMeans=BKMeans)
 evaluation = types.SimpleNamespace(calc_error=calc_error,

@@ -1,0 +1,1 @@
+"""Adapters of other libraries (faiss, nanopq, pqkmeans) to the plugin contract."""

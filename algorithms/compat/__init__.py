@@ -1,0 +1,1 @@
+"""Drop-in replacements for the nanopq and pqkmeans APIs, on our C++ core."""

@@ -1,0 +1,1 @@
+"""Our C++-backed algorithms (cpp/), one module each."""

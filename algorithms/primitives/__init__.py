@@ -1,0 +1,1 @@
+"""Shared building blocks of the plugins: checks, samples, rotations, code helpers, mixins."""

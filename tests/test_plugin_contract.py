@@ -1,0 +1,88 @@
+"""Every registered plugin keeps the contract of benchpq.api on tiny data.
+
+The plugins are discovered through benchpq.registry, so a new plugin is covered
+without editing this file; constructor arguments are shrunk to the tiny data
+through TINY (only the keys a constructor accepts are passed).
+"""
+import inspect
+import pickle
+
+import numpy as np
+import pytest
+
+from benchpq import registry
+from benchpq.api import Clusterer, Quantizer, Searcher
+
+N, D, NQ, K = 512, 16, 8, 5
+
+#: small settings for tiny data; each plugin gets the keys its constructor accepts
+TINY = {"M": 4, "Ks": 16, "nbits": 4, "num_bit": 16, "V": 4, "coarse_bits": 2, "nlist": 16,
+        "iter": 3, "niter": 2, "coarse_iter": 3, "encoder_iter": 3, "itq_iter": 3,
+        "niter_pq": 1, "niter_pq_0": 2, "max_train_points": 512, "subspace_dim": 8,
+        "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(8, D)) * 4
+    x = (centers[rng.integers(0, 8, N)] + rng.normal(size=(N, D))).astype(np.float32)
+    return x, x[:NQ] + np.float32(0.01)
+
+
+def build(name):
+    cls = registry.get(name)
+    params = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in TINY.items() if k in params})
+
+
+def outputs(plugin, x, queries):
+    """What a plugin computes: codes and reconstructions, search results."""
+    out = {}
+    if isinstance(plugin, Quantizer):
+        out["codes"] = plugin.encode(x)
+        out["decoded"] = plugin.decode(out["codes"])
+    if isinstance(plugin, Searcher):
+        out["search"] = plugin.search(queries, K)
+    return out
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_plugin_contract(name, data):
+    x, queries = data
+    plugin = build(name)
+    plugin.set_threads(1)  # as the runner would; tiny data gains nothing from threads
+    assert plugin.name == name and isinstance(plugin.code_bits, int)
+    if isinstance(plugin, Clusterer):
+        labels = plugin.fit_predict(x, 4)
+        assert labels.shape == (N,) and labels.dtype == np.int64
+        assert labels.min() >= 0 and labels.max() < 4 and len(np.unique(labels)) > 1
+        assert plugin.codes_bytes >= 0 and plugin.model_bytes >= 0
+        return
+    assert plugin.fit(x) is plugin
+    if isinstance(plugin, Quantizer):
+        codes = plugin.encode(x)
+        assert codes.ndim == 2 and codes.shape[0] == N and codes.dtype.kind == "u"
+        assert np.array_equal(plugin.encode(x), codes)
+        decoded = plugin.decode(codes)
+        assert decoded.shape == (N, D) and decoded.dtype == np.float32
+        mse = float(((decoded - x) ** 2).sum(1).mean())
+        assert mse < float(((x - x.mean(0)) ** 2).sum(1).mean())  # better than the mean
+    if isinstance(plugin, Searcher):
+        plugin.add(x)
+        distances, ids = plugin.search(queries, K)
+        assert distances.shape == ids.shape == (NQ, K)
+        assert distances.dtype == np.float32 and ids.dtype == np.int64
+        assert np.all((ids >= -1) & (ids < N))
+        assert np.all(np.diff(distances, axis=1) >= 0), "nearest first"
+        assert plugin.codes_bytes > 0
+    assert plugin.code_bits > 0 and plugin.model_bytes > 0
+    try:
+        copy = pickle.loads(pickle.dumps(plugin))
+    except (TypeError, pickle.PicklingError, AttributeError) as exc:
+        pytest.skip(f"{name} does not pickle: {exc}")
+    got, want = outputs(copy, x, queries), outputs(plugin, x, queries)
+    for key in want:
+        for a, b in zip(np.atleast_1d(got[key]) if key != "search" else got[key],
+                        np.atleast_1d(want[key]) if key != "search" else want[key]):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} {key} after pickling")
