@@ -18,6 +18,7 @@ import pandas as pd
 
 from .formatting import format_key
 from .load import ReportError
+from .plots import save_png
 from .tables import default_rows
 
 SUBSPACE_METRICS = {
@@ -111,11 +112,7 @@ def plot_diagnostics(df: pd.DataFrame, path: str | os.PathLike = "diagnostics.pn
         ax.set_title("cluster sizes")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
-    return path
+    return save_png(fig, path, dpi)
 
 
 def _grouped_bars(ax, series: dict[str, np.ndarray], ticks: list[str]) -> None:

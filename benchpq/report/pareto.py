@@ -24,7 +24,7 @@ import pandas as pd
 from .formatting import format_key
 from .load import ReportError, param_columns
 from .names import better_direction, number_kind
-from .plots import axis_label, default_title
+from .plots import axis_label, default_title, save_png
 from .tables import Table, as_list, check_columns, pivot
 
 #: the defaults of --pareto: recall against speed, as ann-benchmarks plots it
@@ -169,10 +169,6 @@ def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="al
     ax.set_title(title if title is not None else default_title(df, x, y, "Pareto fronts: "))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title=", ".join(by), fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
-    return path
+    return save_png(fig, path, dpi)
 
 

@@ -48,11 +48,7 @@ def plot(df: pd.DataFrame, x: str = "code_bits", y: str = "recall@10", by="algor
     ax.set_title(title if title is not None else default_title(df, x, y))
     ax.grid(True, alpha=0.3)
     ax.legend(title=", ".join(by), fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
-    return path
+    return save_png(fig, path, dpi)
 
 
 def _has_points(df: pd.DataFrame, x: str, y: str) -> bool:
@@ -86,3 +82,11 @@ def default_title(df: pd.DataFrame, x: str, y: str, what: str = "") -> str:
     where = f" on {', '.join(datasets)}" if datasets and len(datasets) <= 3 else ""
     return f"{what}{y} vs {x}{where}"
 
+
+def save_png(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Lay ``fig`` out tightly and write it to ``path`` as PNG (folders made as needed)."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=dpi)
+    return path
