@@ -23,11 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="output .npz")
     p.add_argument("--components", type=int, default=512)
     p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--knots", type=int, default=9,
+                   help="quantiles per component and dimension of the marginal remap")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     try:
         model = fit_calibration(read_array(args.base), args.components, args.rank,
-                                seed=args.seed)
+                                n_knots=args.knots, seed=args.seed)
     except (InputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
