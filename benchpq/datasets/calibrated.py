@@ -17,22 +17,33 @@ Model, for data x (n, D) (a sample of at most ``max_points`` rows):
    per dimension of what they leave, s_c (D,) -- a one-step elliptical
    (scale-mixture) fit, so that local density varies as in the data rather
    than as a Gaussian shell;
-3. pooled over components: the quantiles of t, of the standardised latent
-   coordinates and of the standardised residual entries (non-Gaussian
-   shapes, e.g. heavy tails), and W (D, D), a square root of the
-   correlation of the standardised residuals (the structure the local
-   directions leave, shared by all components);
-4. the value range of each dimension, whether x is integral, and the common
+3. pooled over components: the quantiles of t and of the standardised
+   latent coordinates; the residual entries standardised by s_c, as a
+   Gaussian copula: per dimension the quantiles of its residuals (its own
+   marginal: skew, heavy tails, a mass at a bound) and W (D, D), the
+   symmetric square root of the correlation of their normal scores;
+4. per component c and dimension d, a monotone marginal remap: the K
+   quantiles of the members' values x_d (``data_knots``) and the same
+   quantiles of draws of steps 1-3 for that component (``draw_knots``),
+   so that each component's per-dimension marginals -- in particular the
+   fraction of values at the data's lower bound (zeros of SIFT or of image
+   pixels) and which dimensions share it -- are the data's; this carries the
+   fine structure that sub-space quantizers see (PQ at 8 dimensions per
+   sub-space), which a Gaussian residual spreads out;
+5. the value range of each dimension, whether x is integral, and the common
    norm of its rows if they all have about the same norm (L2-normalised
    descriptors, e.g. SIFT's, whose norms vary by 0.1%).
 
-Sampling: c ~ w, tau ~ the t quantiles, z (r,) and e (D,) with entries from
-the latent and residual quantiles (inverse CDF, linear interpolation), x =
-mu_c + sqrt(tau) (L_c z + s_c * (W e)), clipped to the data range, rescaled
-to the common norm (if any) and clipped again, rounded when the data were
-integers. Chunk i of split s is drawn from
+Sampling: c ~ w, tau ~ the t quantiles, z (r,) with entries from the latent
+quantiles, e (D,) = per-dimension inverse CDFs of Phi(g), g ~ N(0, W W^T);
+y = mu_c + sqrt(tau) (L_c z + s_c * e); each entry moved by component c's
+remap (piecewise linear between knots, clamped to the end knots), clipped to
+the data range, rescaled to the common norm (if any) and clipped again,
+rounded when the data were integers. Chunk i of split s is drawn from
 ``np.random.default_rng([seed, s, i])`` (as :mod:`.synthetic`), so the bytes
 depend only on the parameters and memory stays at one chunk besides the output.
+The model stores summaries only (means, directions, scales and quantiles of
+groups of points), never a data vector.
 """
 from __future__ import annotations
 
@@ -121,13 +132,16 @@ def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int 
             left with fewer than 3 points are dropped.
         rank: directions kept per component (at most D).
         n_quantiles: quantiles stored of each pooled distribution (radial
-            scale, latent coordinates, residual entries).
+            scale, latent coordinates, each dimension's residuals).
+        n_knots: quantiles per component and dimension of the marginal remap
+            (step 4 of the module doc).
         iterations: k-means iterations. seed: sampling and k-means seed.
 
     The dict (see :func:`save_calibration`) holds ``weights`` (C,), ``means``
     (C, D), ``loadings`` (C, D, r), ``noise`` (C, D), ``scale_quantiles``
-    (n_quantiles,), ``latent_quantiles``, ``noise_quantiles``, ``noise_mixing`` (D, D),
-    ``low``/``high`` (D,), ``integer``, ``norm``, ``n_fit`` and ``version``.
+    (n_quantiles,), ``latent_quantiles``, ``noise_quantiles`` (D, n_quantiles),
+    ``noise_mixing`` (D, D), ``draw_knots`` and ``data_knots`` (C, n_knots, D)
+    float16, ``low``/``high`` (D,), ``integer``, ``norm``, ``n_fit`` and ``version``.
     """
     x = as_matrix(x, "x", finite=True)
     n, dim = x.shape
@@ -224,7 +238,7 @@ def save_calibration(model: dict, path) -> Path:
 
 def load_calibration(name_or_path) -> dict:
     """A model from a .npz path, or by name from the shipped ones (``siftsmall``)."""
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()
     if path.suffix != ".npz":
         path = CALIBRATION_DIR / f"{name_or_path}.npz"
     if not path.is_file():
@@ -293,20 +307,21 @@ def _remap(y: np.ndarray, comp: np.ndarray, draw_knots: np.ndarray,
     """Each entry y[i, d] moved by the piecewise-linear monotone map that sends component
     comp[i]'s draw quantiles draw_knots[c, :, d] (C, K, D) to its data quantiles
     data_knots[c, :, d], clamped to the end knots; y (n, D) float32, in place."""
-    knots = draw_knots.shape[1]
-    src = draw_knots.astype(np.float32)
-    dst = data_knots.astype(np.float32)
+    n_comp, knots, dim = draw_knots.shape
+    src = draw_knots.astype(np.float32).ravel()
+    dst = data_knots.astype(np.float32).ravel()
     for start in range(0, y.shape[0], REMAP_ROWS):
-        block, c = y[start:start + REMAP_ROWS], comp[start:start + REMAP_ROWS]
-        segment = np.zeros(block.shape, np.int64)
+        block = y[start:start + REMAP_ROWS]
+        # flat index of knot 0 of (comp[i], d), then of the segment's left knot
+        at = (comp[start:start + REMAP_ROWS, None] * (knots * dim)
+              + np.arange(dim)[None, :])
+        left = at.copy()
         for k in range(1, knots - 1):
-            segment += block >= src[c, k]
-        lo_src = np.take_along_axis(src[c], segment[:, None], 1)[:, 0]
-        hi_src = np.take_along_axis(src[c], segment[:, None] + 1, 1)[:, 0]
-        lo_dst = np.take_along_axis(dst[c], segment[:, None], 1)[:, 0]
-        hi_dst = np.take_along_axis(dst[c], segment[:, None] + 1, 1)[:, 0]
-        frac = np.clip((block - lo_src) / np.maximum(hi_src - lo_src, 1e-6), 0, 1)
-        block[:] = lo_dst + frac * (hi_dst - lo_dst)
+            left += (block >= src[at + k * dim]) * dim
+        lo_src, hi_src = src[left], src[left + dim]
+        frac = np.clip((block - lo_src) / np.maximum(hi_src - lo_src, np.float32(1e-6)), 0, 1)
+        lo_dst = dst[left]
+        block[:] = lo_dst + frac * (dst[left + dim] - lo_dst)
     return y
 
 
