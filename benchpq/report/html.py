@@ -16,13 +16,14 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..records import read_record
 from ..uncertainty import LEVEL, t_quantile
 from .formatting import column_label, format_key, interval_note, row_keys, styled_cells
 from .load import ReportError, param_columns
-from .names import better_direction
+from .names import better_direction, number_kind
 from .paired import PAIRED_NOTE, display_rows, paired_comparison
 from .pareto import plot_pareto
 from .plots import MARKERS
@@ -224,7 +225,7 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
     for i, (algorithm, group) in enumerate(data.groupby("algorithm", sort=True)):
         points = group.groupby(configs, dropna=False)[[x, y]].agg(["mean", "std", "count"])
         points = points.sort_values((x, "mean"))
-        err = {v: _half_widths(points[v]) for v in (x, y)}
+        err = {v: _bounded(points[(v, "mean")], _half_widths(points[v]), v) for v in (x, y)}
         ax.errorbar(points[(x, "mean")], points[(y, "mean")], xerr=err[x], yerr=err[y],
                     label=format_key(algorithm), marker=MARKERS[i % len(MARKERS)], capsize=2,
                     linestyle="none", elinewidth=1)
@@ -240,6 +241,15 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)
     return True
+
+
+def _bounded(means: pd.Series, half_widths: list[float], name: str):
+    """Error bars of ``name``: symmetric half-widths, or for a fraction (recall, usage) a
+    (2, n) array of lower / upper lengths cut at 0 and 1, which it cannot leave."""
+    if number_kind(name) != "fraction":
+        return half_widths
+    m, h = means.to_numpy(dtype=float), np.asarray(half_widths, dtype=float)
+    return np.vstack([np.minimum(h, np.maximum(m, 0)), np.minimum(h, np.maximum(1 - m, 0))])
 
 
 def _half_widths(stats: pd.DataFrame) -> list[float]:
