@@ -32,18 +32,18 @@ from .summary import describe_failure, summary_tables
 from .tables import Table, defining_columns
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1600px; color: #222;
        padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right;
          white-space: nowrap; }
-td.text { text-align: left; white-space: normal; }
+td.text { text-align: left; white-space: normal; min-width: 16em; }
 .wide { overflow-x: auto; }
 th { background: #f2f2f2; } td.key, th.key { text-align: left; }
 td.bad, span.bad { color: #b00; font-weight: bold; } td.good { color: #070; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
-.plots figure { margin: 0; } .plots img { width: 480px; border: 1px solid #ddd; }
+.plots figure { margin: 0; } .plots img { width: 560px; border: 1px solid #ddd; }
 .note { color: #555; font-size: 0.85em; max-width: 60em; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 nav a { margin-right: 1em; }
@@ -269,8 +269,8 @@ def _html_table(header, rows, keys: int = 0, bold=None, escaped: bool = False,
                 classes=None, text_cols=()) -> str:
     """An HTML table; the first ``keys`` columns and the ``text_cols`` left-aligned (text
     ones may wrap); ``bold[i][j]`` in <strong>; ``classes[i][j]``: a CSS class or ''."""
-    head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys else f"<th>{_e(h)}</th>"
-                   for j, h in enumerate(header))
+    head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys or j in text_cols
+                   else f"<th>{_e(h)}</th>" for j, h in enumerate(header))
     body = []
     for i, row in enumerate(rows):
         cells = []
