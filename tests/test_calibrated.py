@@ -97,10 +97,15 @@ def _pq16_mse(x: np.ndarray) -> float:
     """Mean squared error of faiss's PQ (M=16 sub-spaces of 8 dimensions, 256 codewords)
     trained and measured on x (n, 128) float32."""
     import faiss
-    pq = faiss.ProductQuantizer(x.shape[1], 16, 8)
-    pq.cp.seed = 0
-    pq.train(x)
-    return float(((pq.decode(pq.compute_codes(x)) - x) ** 2).sum(axis=1).mean())
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # tiny k-means: OpenMP waits cost more than they save
+    try:
+        pq = faiss.ProductQuantizer(x.shape[1], 16, 8)
+        pq.cp.seed = 0
+        pq.train(x)
+        return float(((pq.decode(pq.compute_codes(x)) - x) ** 2).sum(axis=1).mean())
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def test_siftsmall_calibration_matches_statistics_and_fine_structure(siftsmall):
