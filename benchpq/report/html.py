@@ -27,7 +27,7 @@ from .names import better_direction, number_kind
 from .paired import PAIRED_NOTE, display_rows, paired_comparison
 from .pareto import plot_pareto
 from .plots import MARKERS
-from .references import reference_rows, reference_table
+from .references import check_reference, reference_rows, reference_table
 from .summary import describe_failure, summary_tables
 from .tables import Table, defining_columns
 
@@ -77,7 +77,7 @@ def write_site(df: pd.DataFrame, out, compare=(), title: str = "benchpq report")
         name = slug(sweep, dataset, task)
         tables = summary_tables(runs)
         runs.attrs["references"] = [(r, s) for r, s in df.attrs.get("references") or []
-                                    if s in (None, sweep)]
+                                    if s in (None, sweep) and _may_concern(r, dataset)]
         mine = reference_table(runs) if runs.attrs["references"] else pd.DataFrame()
         if len(mine):   # an experiment file's references count where they found runs
             mine = mine[(mine["runs"] > 0) | (mine["sweep"] == sweep)]
@@ -98,6 +98,13 @@ def _write(path: Path, heading: str, body: str, site_title: str, is_index=False)
     path.write_text(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                     f"<title>{_e(page_title)}</title><style>{STYLE}</style>"
                     f"</head><body>{nav}<h1>{_e(heading)}</h1>\n{body}\n</body></html>\n")
+
+
+def _may_concern(reference: dict, dataset) -> bool:
+    """False if the reference names another dataset than ``dataset`` (its page would list it
+    as a published figure without a run)."""
+    named = check_reference(reference)["where"].get("dataset")
+    return named is None or str(named) == str(dataset)
 
 
 def _index_body(df, entries, references) -> str:
