@@ -55,7 +55,11 @@ def group_choice(experiment: str, group: str, value):
     path = CONF / group / f"{value}.yaml"
     assert path.is_file(), f"{group}={value}: no {path.relative_to(CONF.parent)}"
     own = experiment_file(experiment).get(group) or {}
-    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.load(path), own), resolve=True)
+    raw = OmegaConf.load(path)
+    if "defaults" in raw:  # a config that inherits another (fashion-mnist-10k): let Hydra merge
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            raw = compose(f"{group}/{value}")[group]
+    return OmegaConf.to_container(OmegaConf.merge(raw, own), resolve=True)
 
 
 def sweep_points(experiment: str):

@@ -16,7 +16,9 @@ def write_sweep(root: Path) -> Path:
     sweep = root / "results" / "toy"
     rng = np.random.default_rng(0)
     refs = [{"metric": "mse", "value": 50.0, "tolerance": 1, "where": {"algorithm": "pq", "M": 8},
-             "source": "paper Z"}]
+             "source": "paper Z"},
+            {"metric": "mse", "value": 9.0, "tolerance": 1, "where": {"dataset": "other data"},
+             "source": "paper on another set"}]
     n = 0
     for alg in ("pq", "faiss_pq"):
         for M in (4, 8):
@@ -73,6 +75,8 @@ def test_site_pages_and_images_all_exist(tmp_path):
     assert "abc123" in search and "&quot;name&quot;: &quot;toy&quot;" in search  # provenance
     assert "Paired comparison: pq vs faiss_pq" in search and "queries (2 seeds)" in search
     assert "paper Z" in search and "±" in search                     # references, intervals
+    assert ">paper on another set</td>" not in search  # another dataset's figure: index only
+    assert ">paper on another set</td>" in index.read_text()
     assert "<script" not in search
 
 

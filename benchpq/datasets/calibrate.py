@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..checks import InputError
+from ..checks import InputError, check_positive_int
 from .calibrated import fit_calibration, save_calibration
 from .formats import read_array
 
@@ -23,11 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="output .npz")
     p.add_argument("--components", type=int, default=512)
     p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--knots", type=int, default=9,
+                   help="quantiles per component and dimension of the marginal remap")
+    p.add_argument("--rows", type=int, default=None,
+                   help="fit the first ROWS vectors only (default: all)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     try:
-        model = fit_calibration(read_array(args.base), args.components, args.rank,
-                                seed=args.seed)
+        x = read_array(args.base)
+        if args.rows is not None:
+            x = x[:check_positive_int(args.rows, "--rows")]
+        model = fit_calibration(x, args.components, args.rank,
+                                n_knots=args.knots, seed=args.seed)
     except (InputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,22 +17,33 @@ Model, for data x (n, D) (a sample of at most ``max_points`` rows):
    per dimension of what they leave, s_c (D,) -- a one-step elliptical
    (scale-mixture) fit, so that local density varies as in the data rather
    than as a Gaussian shell;
-3. pooled over components: the quantiles of t, of the standardised latent
-   coordinates and of the standardised residual entries (non-Gaussian
-   shapes, e.g. heavy tails), and W (D, D), a square root of the
-   correlation of the standardised residuals (the structure the local
-   directions leave, shared by all components);
-4. the value range of each dimension, whether x is integral, and the common
+3. pooled over components: the quantiles of t and of the standardised
+   latent coordinates; the residual entries standardised by s_c, as a
+   Gaussian copula: per dimension the quantiles of its residuals (its own
+   marginal: skew, heavy tails, a mass at a bound) and W (D, D), the
+   symmetric square root of the correlation of their normal scores;
+4. per component c and dimension d, a monotone marginal remap: the K
+   quantiles of the members' values x_d (``data_knots``) and the same
+   quantiles of draws of steps 1-3 for that component (``draw_knots``),
+   so that each component's per-dimension marginals -- in particular the
+   fraction of values at the data's lower bound (zeros of SIFT or of image
+   pixels) and which dimensions share it -- are the data's; this carries the
+   fine structure that sub-space quantizers see (PQ at 8 dimensions per
+   sub-space), which a Gaussian residual spreads out;
+5. the value range of each dimension, whether x is integral, and the common
    norm of its rows if they all have about the same norm (L2-normalised
    descriptors, e.g. SIFT's, whose norms vary by 0.1%).
 
-Sampling: c ~ w, tau ~ the t quantiles, z (r,) and e (D,) with entries from
-the latent and residual quantiles (inverse CDF, linear interpolation), x =
-mu_c + sqrt(tau) (L_c z + s_c * (W e)), clipped to the data range, rescaled
-to the common norm (if any) and clipped again, rounded when the data were
-integers. Chunk i of split s is drawn from
+Sampling: c ~ w, tau ~ the t quantiles, z (r,) with entries from the latent
+quantiles, e (D,) = per-dimension inverse CDFs of Phi(g), g ~ N(0, W W^T);
+y = mu_c + sqrt(tau) (L_c z + s_c * e); each entry moved by component c's
+remap (piecewise linear between knots, clamped to the end knots), clipped to
+the data range, rescaled to the common norm (if any) and clipped again,
+rounded when the data were integers. Chunk i of split s is drawn from
 ``np.random.default_rng([seed, s, i])`` (as :mod:`.synthetic`), so the bytes
 depend only on the parameters and memory stays at one chunk besides the output.
+The model stores summaries only (means, directions, scales and quantiles of
+groups of points), never a data vector.
 """
 from __future__ import annotations
 
@@ -40,6 +51,8 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtr, ndtri
+from scipy.stats import rankdata
 
 from ..checks import InputError, as_matrix, check_positive_int
 from .context import LoadContext
@@ -48,8 +61,11 @@ from .registry import register_loader
 from .synthetic import CHUNK_ROWS, SPLITS, cached_array
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KMEANS_ROWS = 16384  # rows per block of the k-means assignment
+REMAP_ROWS = 8192    # rows per block of the marginal remap
+KNOT_DRAWS = 256     # draws per component to place its remap's source knots
+KNOT_BATCH_VALUES = 1 << 24  # values drawn at once while placing them
 NORM_SPREAD = 0.01   # norms' std over mean below which the data count as normalised
 
 
@@ -84,18 +100,28 @@ def _fixed_norm(x: np.ndarray) -> float:
     return float(mean) if mean > 0 and norms.std() < NORM_SPREAD * mean else 0.0
 
 
-def _correlation_root(residuals: np.ndarray) -> np.ndarray:
-    """(D, D) float32 W with W W^T the correlation of the pooled standardised residuals."""
-    cov = residuals.T @ residuals / residuals.shape[0]
+def _normal_scores(residuals: np.ndarray) -> np.ndarray:
+    """(n, D) float64: each column of residuals mapped through its own empirical CDF (mid
+    ranks) to standard normal scores -- the Gaussian copula's view of the residuals."""
+    n = residuals.shape[0]
+    ranks = np.empty_like(residuals)
+    for d in range(residuals.shape[1]):
+        ranks[:, d] = rankdata(residuals[:, d])
+    return ndtri((ranks - 0.5) / n)
+
+
+def _correlation_root(scores: np.ndarray) -> np.ndarray:
+    """(D, D) float32 W, the symmetric square root of the correlation of scores (n, D)."""
+    cov = scores.T @ scores / scores.shape[0]
     sd = np.sqrt(np.diag(cov))
     corr = cov / np.outer(np.where(sd > 0, sd, 1), np.where(sd > 0, sd, 1))
     np.fill_diagonal(corr, 1.0)
     values, vectors = np.linalg.eigh(corr)
-    return (vectors * np.sqrt(np.maximum(values, 0))).astype(np.float32)
+    return ((vectors * np.sqrt(np.maximum(values, 0))) @ vectors.T).astype(np.float32)
 
 
 def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int = 257,
-                    max_points: int = 200_000, iterations: int = 25,
+                    n_knots: int = 9, max_points: int = 200_000, iterations: int = 25,
                     seed: int = 0) -> dict:
     """Fit the mixture of the module doc to x (n, D); returns the model as a dict of arrays.
 
@@ -106,13 +132,16 @@ def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int 
             left with fewer than 3 points are dropped.
         rank: directions kept per component (at most D).
         n_quantiles: quantiles stored of each pooled distribution (radial
-            scale, latent coordinates, residual entries).
+            scale, latent coordinates, each dimension's residuals).
+        n_knots: quantiles per component and dimension of the marginal remap
+            (step 4 of the module doc).
         iterations: k-means iterations. seed: sampling and k-means seed.
 
     The dict (see :func:`save_calibration`) holds ``weights`` (C,), ``means``
     (C, D), ``loadings`` (C, D, r), ``noise`` (C, D), ``scale_quantiles``
-    (n_quantiles,), ``latent_quantiles``, ``noise_quantiles``, ``noise_mixing`` (D, D),
-    ``low``/``high`` (D,), ``integer``, ``norm``, ``n_fit`` and ``version``.
+    (n_quantiles,), ``latent_quantiles``, ``noise_quantiles`` (D, n_quantiles),
+    ``noise_mixing`` (D, D), ``draw_knots`` and ``data_knots`` (C, n_knots, D)
+    float16, ``low``/``high`` (D,), ``integer``, ``norm``, ``n_fit`` and ``version``.
     """
     x = as_matrix(x, "x", finite=True)
     n, dim = x.shape
@@ -129,11 +158,14 @@ def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int 
     y = np.asarray(x, dtype=np.float64)
     labels = kmeans(y, C, check_positive_int(iterations, "iterations"), rng)
 
-    def quantiles(parts) -> np.ndarray:
-        return np.quantile(np.concatenate(parts), np.linspace(0, 1, n_quantiles)) \
-            .astype(np.float32)
+    levels = np.linspace(0, 1, n_quantiles)
 
+    def quantiles(parts) -> np.ndarray:
+        return np.quantile(np.concatenate(parts), levels).astype(np.float32)
+
+    knot_levels = np.linspace(0, 1, check_positive_int(n_knots, "n_knots", 2))
     weights, means, loadings, noise, scales, latents, residuals = [], [], [], [], [], [], []
+    data_knots = []
     for c in range(C):
         members = y[labels == c]
         if members.shape[0] < 3:
@@ -157,20 +189,43 @@ def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int 
         scales.append(t)
         latents.append((coords / np.maximum(coords.std(axis=0), 1e-12)).ravel())
         residuals.append(np.divide(rest, sd, out=np.zeros_like(rest), where=sd > 0))
-    return {"weights": np.asarray(weights, np.float64) / sum(weights),
+        data_knots.append(np.quantile(members, knot_levels, axis=0))
+    model = {"weights": np.asarray(weights, np.float64) / sum(weights),
             "means": np.asarray(means, np.float16), "loadings": np.asarray(loadings, np.float16),
             "noise": np.asarray(noise, np.float16),
             "scale_quantiles": quantiles(scales), "latent_quantiles": quantiles(latents),
-            "noise_quantiles": quantiles([r[r != 0] for r in residuals]),
-            "noise_mixing": _correlation_root(np.concatenate(residuals)),
+            "noise_quantiles": np.quantile(np.concatenate(residuals), levels, axis=0)
+                                .T.astype(np.float32),
+            "noise_mixing": _correlation_root(_normal_scores(np.concatenate(residuals))),
             "low": y.min(axis=0).astype(np.float32), "high": y.max(axis=0).astype(np.float32),
             "integer": np.bool_(np.all(y == np.rint(y))), "norm": np.float64(_fixed_norm(y)),
-            "n_fit": np.int64(x.shape[0]), "version": np.int64(FORMAT_VERSION)}
+            "n_fit": np.int64(x.shape[0]), "version": np.int64(FORMAT_VERSION),
+            "data_knots": np.asarray(data_knots, np.float16)}
+    model["draw_knots"] = _draw_knots(model, knot_levels, rng)
+    return model
+
+
+def _draw_knots(model: dict, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(C, K, D) float16: per component, the quantiles at levels (K,) of KNOT_DRAWS draws
+    of the model before its remap, made strictly increasing along K."""
+    n_comp, dim = model["means"].shape
+    knots = np.empty((n_comp, levels.size, dim))
+    batch = max(1, KNOT_BATCH_VALUES // (KNOT_DRAWS * dim))
+    for start in range(0, n_comp, batch):
+        comps = np.arange(start, min(start + batch, n_comp))
+        y = _draw(model, rng, np.repeat(comps, KNOT_DRAWS)).reshape(comps.size, KNOT_DRAWS, dim)
+        knots[comps] = np.quantile(y, levels, axis=1).transpose(1, 0, 2)
+    # float16 steps, so that the remap's segments keep a positive width once stored
+    knots = knots.astype(np.float16).astype(np.float64)
+    step = np.maximum(np.abs(knots), 1) * 2.0 ** -9
+    for k in range(1, levels.size):
+        knots[:, k] = np.maximum(knots[:, k], knots[:, k - 1] + step[:, k - 1])
+    return knots.astype(np.float16)
 
 
 MODEL_KEYS = ("weights", "means", "loadings", "noise", "scale_quantiles", "latent_quantiles",
-              "noise_quantiles", "noise_mixing", "low", "high", "integer", "norm", "n_fit",
-              "version")
+              "noise_quantiles", "noise_mixing", "draw_knots", "data_knots", "low", "high",
+              "integer", "norm", "n_fit", "version")
 
 
 def save_calibration(model: dict, path) -> Path:
@@ -183,7 +238,7 @@ def save_calibration(model: dict, path) -> Path:
 
 def load_calibration(name_or_path) -> dict:
     """A model from a .npz path, or by name from the shipped ones (``siftsmall``)."""
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()
     if path.suffix != ".npz":
         path = CALIBRATION_DIR / f"{name_or_path}.npz"
     if not path.is_file():
@@ -209,24 +264,71 @@ def _inverse_cdf(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
                      quantiles).astype(np.float32)
 
 
-def _chunk(model: dict, rng: np.random.Generator, n: int) -> np.ndarray:
-    """n (n, D) float32 samples of the model (see the module doc)."""
-    weights, means = model["weights"], model["means"].astype(np.float32)
+def _marginals(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """(n, D) float32: column d of u (n, D) in [0, 1] through the inverse CDF with the
+    equally spaced quantiles quantiles[d] (D, Q), linear between them."""
+    steps = quantiles.shape[1] - 1
+    pos = np.clip(u, 0, 1) * steps
+    left = np.minimum(pos.astype(np.int64), steps - 1)
+    frac = (pos - left).astype(np.float32)
+    flat = quantiles.astype(np.float32).ravel()
+    left += np.arange(quantiles.shape[0]) * (steps + 1)
+    return flat[left] * (1 - frac) + flat[left + 1] * frac
+
+
+def _draw(model: dict, rng: np.random.Generator, comp: np.ndarray) -> np.ndarray:
+    """(n, D) float32 draws of the components comp (n,) of the model before its marginal
+    remap, clipping and rounding: mu_c + sqrt(tau) (L_c z + s_c * e)."""
+    means = model["means"].astype(np.float32)
     loadings = model["loadings"].astype(np.float32)
     noise = model["noise"].astype(np.float32)
-    dim, rank = loadings.shape[1], loadings.shape[2]
-    comp = rng.choice(weights.size, size=n, p=weights)
+    n, dim, rank = comp.size, loadings.shape[1], loadings.shape[2]
     tau = _inverse_cdf(model["scale_quantiles"], rng.random(n))
     z = _inverse_cdf(model["latent_quantiles"], rng.random((n, rank), dtype=np.float32))
-    y = _inverse_cdf(model["noise_quantiles"], rng.random((n, dim), dtype=np.float32)) \
-        @ model["noise_mixing"].T
+    y = _marginals(model["noise_quantiles"],
+                   ndtr(rng.standard_normal((n, dim), dtype=np.float32) @ model["noise_mixing"].T))
     root = np.sqrt(tau).astype(np.float32)[:, None]
+    for c, rows in _rows_by_component(comp, means.shape[0]):
+        y[rows] = means[c] + root[rows] * (z[rows] @ loadings[c].T + y[rows] * noise[c])
+    return y
+
+
+def _rows_by_component(comp: np.ndarray, n_components: int):
+    """(c, rows) for each component c that comp (n,) names, rows the indices into comp."""
     order = np.argsort(comp, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(comp, minlength=weights.size))])
-    for c in range(weights.size):
-        rows = order[bounds[c]:bounds[c + 1]]
-        if rows.size:
-            y[rows] = means[c] + root[rows] * (z[rows] @ loadings[c].T + y[rows] * noise[c])
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(comp, minlength=n_components))])
+    for c in range(n_components):
+        if bounds[c + 1] > bounds[c]:
+            yield c, order[bounds[c]:bounds[c + 1]]
+
+
+def _remap(y: np.ndarray, comp: np.ndarray, draw_knots: np.ndarray,
+           data_knots: np.ndarray) -> np.ndarray:
+    """Each entry y[i, d] moved by the piecewise-linear monotone map that sends component
+    comp[i]'s draw quantiles draw_knots[c, :, d] (C, K, D) to its data quantiles
+    data_knots[c, :, d], clamped to the end knots; y (n, D) float32, in place."""
+    n_comp, knots, dim = draw_knots.shape
+    src = draw_knots.astype(np.float32).ravel()
+    dst = data_knots.astype(np.float32).ravel()
+    for start in range(0, y.shape[0], REMAP_ROWS):
+        block = y[start:start + REMAP_ROWS]
+        # flat index of knot 0 of (comp[i], d), then of the segment's left knot
+        at = (comp[start:start + REMAP_ROWS, None] * (knots * dim)
+              + np.arange(dim)[None, :])
+        left = at.copy()
+        for k in range(1, knots - 1):
+            left += (block >= src[at + k * dim]) * dim
+        lo_src, hi_src = src[left], src[left + dim]
+        frac = np.clip((block - lo_src) / np.maximum(hi_src - lo_src, np.float32(1e-6)), 0, 1)
+        lo_dst = dst[left]
+        block[:] = lo_dst + frac * (dst[left + dim] - lo_dst)
+    return y
+
+
+def _chunk(model: dict, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n (n, D) float32 samples of the model (see the module doc)."""
+    comp = rng.choice(model["weights"].size, size=n, p=model["weights"])
+    y = _remap(_draw(model, rng, comp), comp, model["draw_knots"], model["data_knots"])
     np.clip(y, model["low"], model["high"], out=y)
     if float(model["norm"]) > 0:
         y *= np.float32(model["norm"]) / np.maximum(np.linalg.norm(y, axis=1, keepdims=True),

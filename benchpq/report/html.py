@@ -16,33 +16,34 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..records import read_record
 from ..uncertainty import LEVEL, t_quantile
 from .formatting import column_label, format_key, interval_note, row_keys, styled_cells
 from .load import ReportError, param_columns
-from .names import better_direction
+from .names import better_direction, number_kind
 from .paired import PAIRED_NOTE, display_rows, paired_comparison
 from .pareto import plot_pareto
 from .plots import MARKERS
-from .references import reference_rows, reference_table
+from .references import check_reference, reference_rows, reference_table
 from .summary import describe_failure, summary_tables
 from .tables import Table, defining_columns
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1600px; color: #222;
        padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right;
          white-space: nowrap; }
-td.text { text-align: left; white-space: normal; }
+td.text { text-align: left; white-space: normal; min-width: 16em; }
 .wide { overflow-x: auto; }
 th { background: #f2f2f2; } td.key, th.key { text-align: left; }
 td.bad, span.bad { color: #b00; font-weight: bold; } td.good { color: #070; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
-.plots figure { margin: 0; } .plots img { width: 480px; border: 1px solid #ddd; }
+.plots figure { margin: 0; } .plots img { width: 560px; border: 1px solid #ddd; }
 .note { color: #555; font-size: 0.85em; max-width: 60em; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 nav a { margin-right: 1em; }
@@ -76,7 +77,7 @@ def write_site(df: pd.DataFrame, out, compare=(), title: str = "benchpq report")
         name = slug(sweep, dataset, task)
         tables = summary_tables(runs)
         runs.attrs["references"] = [(r, s) for r, s in df.attrs.get("references") or []
-                                    if s in (None, sweep)]
+                                    if s in (None, sweep) and _may_concern(r, dataset)]
         mine = reference_table(runs) if runs.attrs["references"] else pd.DataFrame()
         if len(mine):   # an experiment file's references count where they found runs
             mine = mine[(mine["runs"] > 0) | (mine["sweep"] == sweep)]
@@ -97,6 +98,13 @@ def _write(path: Path, heading: str, body: str, site_title: str, is_index=False)
     path.write_text(f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                     f"<title>{_e(page_title)}</title><style>{STYLE}</style>"
                     f"</head><body>{nav}<h1>{_e(heading)}</h1>\n{body}\n</body></html>\n")
+
+
+def _may_concern(reference: dict, dataset) -> bool:
+    """False if the reference names another dataset than ``dataset`` (its page would list it
+    as a published figure without a run)."""
+    named = check_reference(reference)["where"].get("dataset")
+    return named is None or str(named) == str(dataset)
 
 
 def _index_body(df, entries, references) -> str:
@@ -224,7 +232,7 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
     for i, (algorithm, group) in enumerate(data.groupby("algorithm", sort=True)):
         points = group.groupby(configs, dropna=False)[[x, y]].agg(["mean", "std", "count"])
         points = points.sort_values((x, "mean"))
-        err = {v: _half_widths(points[v]) for v in (x, y)}
+        err = {v: _bounded(points[(v, "mean")], _half_widths(points[v]), v) for v in (x, y)}
         ax.errorbar(points[(x, "mean")], points[(y, "mean")], xerr=err[x], yerr=err[y],
                     label=format_key(algorithm), marker=MARKERS[i % len(MARKERS)], capsize=2,
                     linestyle="none", elinewidth=1)
@@ -240,6 +248,15 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)
     return True
+
+
+def _bounded(means: pd.Series, half_widths: list[float], name: str):
+    """Error bars of ``name``: symmetric half-widths, or for a fraction (recall, usage) a
+    (2, n) array of lower / upper lengths cut at 0 and 1, which it cannot leave."""
+    if number_kind(name) != "fraction":
+        return half_widths
+    m, h = means.to_numpy(dtype=float), np.asarray(half_widths, dtype=float)
+    return np.vstack([np.minimum(h, np.maximum(m, 0)), np.minimum(h, np.maximum(1 - m, 0))])
 
 
 def _half_widths(stats: pd.DataFrame) -> list[float]:
@@ -259,8 +276,8 @@ def _html_table(header, rows, keys: int = 0, bold=None, escaped: bool = False,
                 classes=None, text_cols=()) -> str:
     """An HTML table; the first ``keys`` columns and the ``text_cols`` left-aligned (text
     ones may wrap); ``bold[i][j]`` in <strong>; ``classes[i][j]``: a CSS class or ''."""
-    head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys else f"<th>{_e(h)}</th>"
-                   for j, h in enumerate(header))
+    head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys or j in text_cols
+                   else f"<th>{_e(h)}</th>" for j, h in enumerate(header))
     body = []
     for i, row in enumerate(rows):
         cells = []
