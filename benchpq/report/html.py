@@ -26,7 +26,7 @@ from .load import ReportError, param_columns
 from .names import better_direction, number_kind
 from .paired import PAIRED_NOTE, display_rows, paired_comparison
 from .pareto import plot_pareto
-from .plots import MARKERS
+from .plots import MARKERS, save_png
 from .references import check_reference, reference_rows, reference_table
 from .summary import describe_failure, summary_tables
 from .tables import Table, defining_columns
@@ -244,9 +244,7 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
     ax.set_title(f"{y} vs {x}: mean over seeds, 95% intervals")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    save_png(fig, path, dpi=100)
     return True
 
 
