@@ -13,10 +13,21 @@ constexpr int kRows = 8;       // rows per register block
 
 // Nearest codeword of P rows: for every tile of 16 codewords, accumulate
 // ||c||^2 - 2 x.c in 2P registers, then keep a per-lane running minimum.
+// The minimum is kept in plain register arrays rather than an array of
+// ArgMin16 objects: with those, encoding ran about 12% slower (1M x 128,
+// M=8, one thread), the compiler keeping them in memory.
 template <int P>
 void nearest_rows(const float* x, int64_t ldx, int64_t d, const float* ct, const float* norms,
                   int64_t kp, int32_t* idx) {
-  ArgMin16 best[P];
+  const float inf = std::numeric_limits<float>::infinity();
+  v8 best[P][2];
+  v8i best_j[P][2];
+  for (int p = 0; p < P; ++p)
+    for (int h = 0; h < 2; ++h) {
+      best[p][h] = v8{} + inf;
+      best_j[p][h] = v8i{};
+    }
+  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
   for (int64_t j0 = 0; j0 < kp; j0 += kTile) {
     v8 acc[P][2];
     const v8 n0 = load8(norms + j0), n1 = load8(norms + j0 + 8);
@@ -25,11 +36,28 @@ void nearest_rows(const float* x, int64_t ldx, int64_t d, const float* ct, const
       acc[p][1] = n1;
     }
     gemm_tile<P>(x, ldx, ct + j0, kp, d, acc);
-    for (int p = 0; p < P; ++p) best[p].offer(acc[p][0], acc[p][1], static_cast<int32_t>(j0));
+    const v8i j_lo = lane + static_cast<int32_t>(j0), j_hi = j_lo + 8;
+    for (int p = 0; p < P; ++p) {
+      const v8i lt0 = acc[p][0] < best[p][0], lt1 = acc[p][1] < best[p][1];
+      best[p][0] = lt0 ? acc[p][0] : best[p][0];
+      best_j[p][0] = lt0 ? j_lo : best_j[p][0];
+      best[p][1] = lt1 ? acc[p][1] : best[p][1];
+      best_j[p][1] = lt1 ? j_hi : best_j[p][1];
+    }
   }
   for (int p = 0; p < P; ++p) {
-    float value;
-    best[p].result(value, idx[p]);
+    float bv = inf;
+    int32_t bj = 0;
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 8; ++l) {
+        const float v = best[p][h][l];
+        const int32_t j = best_j[p][h][l];
+        if (v < bv || (v == bv && j < bj)) {
+          bv = v;
+          bj = j;
+        }
+      }
+    idx[p] = bj;
   }
 }
 
