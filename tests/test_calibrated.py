@@ -1,4 +1,4 @@
-"""The calibrated generator: fitting any base file, the shipped siftsmall model, the loader."""
+"""The calibrated generator: fitting any base file, the named siftsmall model, the loader."""
 import numpy as np
 import pytest
 
@@ -60,7 +60,7 @@ def test_save_load_round_trip_and_errors(small_model, tmp_path):
     loaded = calibrated.load_calibration(path)
     for key in calibrated.MODEL_KEYS:
         np.testing.assert_array_equal(loaded[key], model[key])
-    with pytest.raises(InputError, match="shipped: siftsmall"):
+    with pytest.raises(InputError, match=r"not a .npz file nor a named model \(named: siftsmall\)"):
         calibrated.load_calibration("nope")
     np.savez(tmp_path / "bad.npz", weights=np.ones(2))
     with pytest.raises(InputError, match="not a calibration file"):
@@ -85,12 +85,22 @@ def test_cli_fits_a_file(small_model, tmp_path, capsys):
     assert "error" in capsys.readouterr().err
 
 
-def test_shipped_siftsmall_model_loads_without_data(tmp_path):
-    ds = load_dataset({"name": "cal", "loader": "calibrated", "n_base": 2000, "n_query": 20,
-                       "groundtruth_k": 10}, data_dir=tmp_path / "nothing", cache_dir=tmp_path)
+def test_named_model_is_fitted_once_from_the_data_folder(siftsmall_dir, tmp_path):
+    """``siftsmall`` is fitted from the data folder's base on first use and cached; the
+    next load reads the cache (no data needed); without either, the error names the file."""
+    spec = {"name": "cal", "loader": "calibrated", "n_base": 2000, "n_query": 20,
+            "groundtruth_k": 10}
+    ds = load_dataset(spec, data_dir=siftsmall_dir.parent, cache_dir=tmp_path)
     assert ds.base.shape == (2000, 128) and ds.query.shape == (20, 128)
     assert ds.learn is ds.base and ds.groundtruth.shape == (20, 10)
     assert "siftsmall" in ds.info["source"]
+    cached = tmp_path / "calibration" / "siftsmall.npz"
+    stamp = cached.stat().st_mtime_ns
+    again = load_dataset(spec, data_dir=tmp_path / "nothing", cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.base, ds.base)
+    assert cached.stat().st_mtime_ns == stamp
+    with pytest.raises(InputError, match=r"siftsmall_base.fvecs, which is absent"):
+        load_dataset(spec, data_dir=tmp_path / "nothing", cache_dir=tmp_path / "empty")
 
 
 def _pq16_mse(x: np.ndarray) -> float:
@@ -108,7 +118,8 @@ def _pq16_mse(x: np.ndarray) -> float:
         faiss.omp_set_num_threads(threads)
 
 
-def test_siftsmall_calibration_matches_statistics_and_fine_structure(siftsmall):
+def test_siftsmall_calibration_matches_statistics_and_fine_structure(siftsmall, siftsmall_dir,
+                                                                     tmp_path):
     """10k generated vectors against siftsmall's base: total variance and mean norm within
     5%, fraction of zeros within 10% (0.209 against 0.230: the remap's 9 knots place the
     mass at zero to within a knot), and the distortion of a PQ with 8-dimensional sub-spaces
@@ -116,7 +127,8 @@ def test_siftsmall_calibration_matches_statistics_and_fine_structure(siftsmall):
     -0.4% with the per-component marginal remap) within 5%. The full PQ/OPQ mse and
     recall comparison over M is the calibrated_vs_siftsmall experiment."""
     real = np.asarray(siftsmall[0], np.float64)
-    fake = calibrated.generate_calibrated(calibrated.load_calibration("siftsmall"), 10000)
+    model = calibrated.load_calibration("siftsmall", siftsmall_dir.parent, tmp_path)
+    fake = calibrated.generate_calibrated(model, 10000)
     fake64 = fake.astype(np.float64)
     assert fake64.var(axis=0).sum() == pytest.approx(real.var(axis=0).sum(), rel=0.05)
     assert np.linalg.norm(fake64, axis=1).mean() == pytest.approx(

@@ -2,10 +2,11 @@
 
 A mixture of local low-rank elliptical Gaussians fitted to any base file
 (:func:`fit_calibration`), stored compactly as .npz, and sampled chunk by
-chunk (:func:`generate_calibrated`). The repository ships the fit of
-siftsmall's base (``calibration/siftsmall.npz``), so the default works
-without the data folder; ``python -m benchpq.datasets.calibrate FILE OUT.npz``
-fits another file (any format :func:`benchpq.datasets.read_array` reads).
+chunk (:func:`generate_calibrated`). The named model ``siftsmall`` is fitted
+on first use from the data folder's siftsmall base (about 6 s, deterministic)
+and cached as ``<cache_dir>/calibration/siftsmall.npz``;
+``python -m benchpq.datasets.calibrate FILE OUT.npz`` fits any other file (any
+format :func:`benchpq.datasets.read_array` reads).
 
 Model, for data x (n, D) (a sample of at most ``max_points`` rows):
 
@@ -54,13 +55,16 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
+from ..cachefiles import entry_lock, write_atomic
 from ..checks import InputError, as_matrix, check_positive_int
-from .context import LoadContext
+from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
+from .formats import read_array
 from .registry import register_loader
 from .synthetic import CHUNK_ROWS, SPLITS, cached_array
 
-CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+#: named models, fitted on first use from a base file of the data folder (then cached)
+NAMED_MODELS = {"siftsmall": "siftsmall/siftsmall_base.fvecs"}
 FORMAT_VERSION = 2
 KMEANS_ROWS = 16384  # rows per block of the k-means assignment
 REMAP_ROWS = 8192    # rows per block of the marginal remap
@@ -236,15 +240,14 @@ def save_calibration(model: dict, path) -> Path:
     return path
 
 
-def load_calibration(name_or_path) -> dict:
-    """A model from a .npz path, or by name from the shipped ones (``siftsmall``)."""
+def load_calibration(name_or_path, data_dir=None, cache_dir=None) -> dict:
+    """A model from a .npz path, or by name (:data:`NAMED_MODELS`): fitted from the data
+    folder's base file on first use and cached under ``<cache_dir>/calibration/``."""
     path = Path(name_or_path).expanduser()
     if path.suffix != ".npz":
-        path = CALIBRATION_DIR / f"{name_or_path}.npz"
+        path = named_model(str(name_or_path), data_dir, cache_dir)
     if not path.is_file():
-        shipped = sorted(p.stem for p in CALIBRATION_DIR.glob("*.npz"))
-        raise InputError(f"calibration {name_or_path!r}: no file {path} (shipped: "
-                         f"{', '.join(shipped)}; or give a .npz made by fit_calibration)")
+        raise InputError(f"calibration {name_or_path!r}: no file {path}")
     with np.load(path, allow_pickle=False) as f:
         missing = [k for k in MODEL_KEYS if k not in f.files]
         if missing:
@@ -255,6 +258,25 @@ def load_calibration(name_or_path) -> dict:
                          f"reads {FORMAT_VERSION}")
     model["digest"] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return model
+
+
+def named_model(name: str, data_dir=None, cache_dir=None) -> Path:
+    """The cached .npz of the named model, fitted (with the CLI's defaults) if absent."""
+    if name not in NAMED_MODELS:
+        raise InputError(f"calibration {name!r}: not a .npz file nor a named model "
+                         f"(named: {', '.join(sorted(NAMED_MODELS))})")
+    path = resolve_cache_dir(cache_dir) / "calibration" / f"{name}.npz"
+    if path.is_file():
+        return path
+    base = resolve_data_dir(data_dir) / NAMED_MODELS[name]
+    if not base.is_file():
+        raise InputError(f"calibration {name!r} is fitted from {base}, which is absent (set "
+                         f"BENCHPQ_DATA or data_dir to the folder holding {base.parent.name}/)")
+    with entry_lock(path):
+        if not path.is_file():
+            model = fit_calibration(read_array(base))
+            write_atomic(path, lambda tmp: save_calibration(model, tmp), suffix=".npz")
+    return path
 
 
 # -- sampling -----------------------------------------------------------------------------
@@ -362,12 +384,12 @@ def load_calibrated(ctx: LoadContext, calibration: str = "siftsmall", n_learn: i
                     cache_min_rows: int = 200_000) -> Dataset:
     """Learn / base / query sets sampled from a calibration model (module doc).
 
-    ``calibration``: a shipped model's name or a .npz path. ``n_learn`` None
+    ``calibration``: a named model (:data:`NAMED_MODELS`) or a .npz path. ``n_learn`` None
     trains on the base set (as siftsmall); otherwise learn is drawn
     independently. Sets with ``n_base >= cache_min_rows`` are written once to
     ``<cache_dir>/synthetic/`` and memory-mapped afterwards.
     """
-    model = load_calibration(calibration)
+    model = load_calibration(calibration, ctx.data_dir, ctx.cache_dir)
     dim = model["means"].shape[1]
     tag = f"calibrated-{Path(str(calibration)).stem}-{model['digest']}-seed{seed}"
     cache = n_base >= cache_min_rows
