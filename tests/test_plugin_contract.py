@@ -77,10 +77,7 @@ def test_plugin_contract(name, data):
         assert np.all(np.diff(distances, axis=1) >= 0), "nearest first"
         assert plugin.codes_bytes > 0
     assert plugin.code_bits > 0 and plugin.model_bytes > 0
-    try:
-        copy = pickle.loads(pickle.dumps(plugin))
-    except (TypeError, pickle.PicklingError, AttributeError) as exc:
-        pytest.skip(f"{name} does not pickle: {exc}")
+    copy = pickle.loads(pickle.dumps(plugin))  # every plugin pickles (the model cache needs it)
     got, want = outputs(copy, x, queries), outputs(plugin, x, queries)
     for key in want:
         for a, b in zip(np.atleast_1d(got[key]) if key != "search" else got[key],
