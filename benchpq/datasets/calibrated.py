@@ -4,7 +4,7 @@ A mixture of local low-rank elliptical Gaussians fitted to any base file
 (:func:`fit_calibration`), stored compactly as .npz, and sampled chunk by
 chunk (:func:`generate_calibrated`). The named model ``siftsmall`` is fitted
 on first use from the data folder's siftsmall base (about 6 s, deterministic)
-and cached as ``<cache_dir>/calibration/siftsmall.npz``;
+and cached as ``<cache_dir>/calibration/siftsmall-v<FORMAT_VERSION>.npz``;
 ``python -m benchpq.datasets.calibrate FILE OUT.npz`` fits any other file (any
 format :func:`benchpq.datasets.read_array` reads).
 
@@ -23,14 +23,20 @@ Model, for data x (n, D) (a sample of at most ``max_points`` rows):
    Gaussian copula: per dimension the quantiles of its residuals (its own
    marginal: skew, heavy tails, a mass at a bound) and W (D, D), the
    symmetric square root of the correlation of their normal scores;
-4. per component c and dimension d, a monotone marginal remap: the K
-   quantiles of the members' values x_d (``data_knots``) and the same
-   quantiles of draws of steps 1-3 for that component (``draw_knots``),
-   so that each component's per-dimension marginals -- in particular the
-   fraction of values at the data's lower bound (zeros of SIFT or of image
-   pixels) and which dimensions share it -- are the data's; this carries the
-   fine structure that sub-space quantizers see (PQ at 8 dimensions per
-   sub-space), which a Gaussian residual spreads out;
+4. per component c and dimension d, a monotone marginal remap from K
+   quantiles of draws of steps 1-3 for that component (``draw_knots``) to
+   the same quantiles of the members' values x_d (``data_knots``), so that
+   each component's per-dimension marginals -- in particular the fraction of
+   values at the data's lower bound (zeros of SIFT or of image pixels) and
+   which dimensions share it -- are the data's; this carries the fine
+   structure that sub-space quantizers see (PQ at 8 dimensions per
+   sub-space), which a Gaussian residual spreads out. The K levels are
+   equally spaced between the Hazen plotting positions of the smallest and
+   the largest of the component's n members, 1/(2n) and 1 - 1/(2n), so that
+   the end knots stand for the same probability among the members as among
+   the draws (mapping the whole range of 256 draws onto that of some 20
+   members squeezed every component's tails: PQ mse 13% low at 32
+   dimensions per sub-space on siftsmall, 21% on Fashion-MNIST);
 5. the value range of each dimension, whether x is integral, and the common
    norm of its rows if they all have about the same norm (L2-normalised
    descriptors, e.g. SIFT's, whose norms vary by 0.1%).
@@ -65,7 +71,7 @@ from .synthetic import CHUNK_ROWS, SPLITS, cached_array
 
 #: named models, fitted on first use from a base file of the data folder (then cached)
 NAMED_MODELS = {"siftsmall": "siftsmall/siftsmall_base.fvecs"}
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 KMEANS_ROWS = 16384  # rows per block of the k-means assignment
 REMAP_ROWS = 8192    # rows per block of the marginal remap
 KNOT_DRAWS = 256     # draws per component to place its remap's source knots
@@ -169,7 +175,7 @@ def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int 
 
     knot_levels = np.linspace(0, 1, check_positive_int(n_knots, "n_knots", 2))
     weights, means, loadings, noise, scales, latents, residuals = [], [], [], [], [], [], []
-    data_knots = []
+    data_knots, member_levels = [], []
     for c in range(C):
         members = y[labels == c]
         if members.shape[0] < 3:
@@ -193,7 +199,8 @@ def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int 
         scales.append(t)
         latents.append((coords / np.maximum(coords.std(axis=0), 1e-12)).ravel())
         residuals.append(np.divide(rest, sd, out=np.zeros_like(rest), where=sd > 0))
-        data_knots.append(np.quantile(members, knot_levels, axis=0))
+        member_levels.append(_hazen_levels(members.shape[0], knot_levels))
+        data_knots.append(np.quantile(members, member_levels[-1], axis=0, method="hazen"))
     model = {"weights": np.asarray(weights, np.float64) / sum(weights),
             "means": np.asarray(means, np.float16), "loadings": np.asarray(loadings, np.float16),
             "noise": np.asarray(noise, np.float16),
@@ -205,24 +212,31 @@ def fit_calibration(x, n_components: int = 512, rank: int = 8, n_quantiles: int 
             "integer": np.bool_(np.all(y == np.rint(y))), "norm": np.float64(_fixed_norm(y)),
             "n_fit": np.int64(x.shape[0]), "version": np.int64(FORMAT_VERSION),
             "data_knots": np.asarray(data_knots, np.float16)}
-    model["draw_knots"] = _draw_knots(model, knot_levels, rng)
+    model["draw_knots"] = _draw_knots(model, np.asarray(member_levels), rng)
     return model
 
 
+def _hazen_levels(n: int, spacing: np.ndarray) -> np.ndarray:
+    """(K,) levels spread as spacing (K,) over [0, 1] between the Hazen plotting positions
+    of the smallest and largest of n values, 1/(2n) and 1 - 1/(2n)."""
+    return 0.5 / n + spacing * (1 - 1 / n)
+
+
 def _draw_knots(model: dict, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(C, K, D) float16: per component, the quantiles at levels (K,) of KNOT_DRAWS draws
-    of the model before its remap, made strictly increasing along K."""
+    """(C, K, D) float16: per component c, the quantiles at levels[c] (C, K) of
+    KNOT_DRAWS draws of the model before its remap, made strictly increasing along K."""
     n_comp, dim = model["means"].shape
-    knots = np.empty((n_comp, levels.size, dim))
+    knots = np.empty((n_comp, levels.shape[1], dim))
     batch = max(1, KNOT_BATCH_VALUES // (KNOT_DRAWS * dim))
     for start in range(0, n_comp, batch):
         comps = np.arange(start, min(start + batch, n_comp))
         y = _draw(model, rng, np.repeat(comps, KNOT_DRAWS)).reshape(comps.size, KNOT_DRAWS, dim)
-        knots[comps] = np.quantile(y, levels, axis=1).transpose(1, 0, 2)
+        for i, c in enumerate(comps):
+            knots[c] = np.quantile(y[i], levels[c], axis=0, method="hazen")
     # float16 steps, so that the remap's segments keep a positive width once stored
     knots = knots.astype(np.float16).astype(np.float64)
     step = np.maximum(np.abs(knots), 1) * 2.0 ** -9
-    for k in range(1, levels.size):
+    for k in range(1, levels.shape[1]):
         knots[:, k] = np.maximum(knots[:, k], knots[:, k - 1] + step[:, k - 1])
     return knots.astype(np.float16)
 
@@ -261,11 +275,14 @@ def load_calibration(name_or_path, data_dir=None, cache_dir=None) -> dict:
 
 
 def named_model(name: str, data_dir=None, cache_dir=None) -> Path:
-    """The cached .npz of the named model, fitted (with the CLI's defaults) if absent."""
+    """The cached .npz of the named model, fitted (with the CLI's defaults) if absent.
+
+    The file name carries :data:`FORMAT_VERSION`, so a model cached by an older benchpq
+    is left alone and the named model refitted in the current format."""
     if name not in NAMED_MODELS:
         raise InputError(f"calibration {name!r}: not a .npz file nor a named model "
                          f"(named: {', '.join(sorted(NAMED_MODELS))})")
-    path = resolve_cache_dir(cache_dir) / "calibration" / f"{name}.npz"
+    path = resolve_cache_dir(cache_dir) / "calibration" / f"{name}-v{FORMAT_VERSION}.npz"
     if path.is_file():
         return path
     base = resolve_data_dir(data_dir) / NAMED_MODELS[name]
