@@ -18,7 +18,7 @@ import pandas as pd
 
 from .formatting import format_key
 from .load import ReportError
-from .plots import save_png
+from .plots import legend_outside, save_png
 from .tables import default_rows
 
 SUBSPACE_METRICS = {
@@ -123,4 +123,4 @@ def _grouped_bars(ax, series: dict[str, np.ndarray], ticks: list[str]) -> None:
         ax.bar(x, values, width=width, label=label)
     ax.set_xticks(np.arange(len(ticks)), ticks)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend_outside(ax)

@@ -26,7 +26,7 @@ from .load import ReportError, param_columns
 from .names import better_direction, number_kind
 from .paired import PAIRED_NOTE, display_rows, paired_comparison
 from .pareto import plot_pareto
-from .plots import MARKERS, save_png
+from .plots import MARKERS, legend_outside, save_png
 from .references import check_reference, reference_rows, reference_table
 from .summary import describe_failure, summary_tables
 from .tables import Table, defining_columns
@@ -243,7 +243,7 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
     ax.set_ylabel(f"{y} ({'higher' if better_direction(y) == 'max' else 'lower'} is better)")
     ax.set_title(f"{y} vs {x}: mean over seeds, 95% intervals")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    legend_outside(ax)
     save_png(fig, path, dpi=100)
     return True
 

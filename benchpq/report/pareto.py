@@ -24,7 +24,7 @@ import pandas as pd
 from .formatting import format_key
 from .load import ReportError, param_columns
 from .names import better_direction, number_kind
-from .plots import axis_label, default_title, save_png
+from .plots import axis_label, default_title, legend_outside, save_png
 from .tables import Table, as_list, check_columns, pivot
 
 #: the defaults of --pareto: recall against speed, as ann-benchmarks plots it
@@ -168,7 +168,7 @@ def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="al
     ax.set_ylabel(axis_label(y))
     ax.set_title(title if title is not None else default_title(df, x, y, "Pareto fronts: "))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title=", ".join(by), fontsize="small")
+    legend_outside(ax, ", ".join(by))
     return save_png(fig, path, dpi)
 
 

@@ -47,7 +47,7 @@ def plot(df: pd.DataFrame, x: str = "code_bits", y: str = "recall@10", by="algor
     ax.set_ylabel(axis_label(y))
     ax.set_title(title if title is not None else default_title(df, x, y))
     ax.grid(True, alpha=0.3)
-    ax.legend(title=", ".join(by), fontsize="small")
+    legend_outside(ax, ", ".join(by))
     return save_png(fig, path, dpi)
 
 
@@ -83,10 +83,16 @@ def default_title(df: pd.DataFrame, x: str, y: str, what: str = "") -> str:
     return f"{what}{y} vs {x}{where}"
 
 
+def legend_outside(ax, title: str | None = None) -> None:
+    """The legend of ax to the right of its axes, where it covers no point."""
+    ax.legend(title=title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
 def save_png(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Lay ``fig`` out tightly and write it to ``path`` as PNG (folders made as needed)."""
+    """Lay ``fig`` out tightly and write it to ``path`` as PNG (folders made as needed);
+    the image is cut to what is drawn, so a legend outside the axes is kept whole."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight")
     return path
