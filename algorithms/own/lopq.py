@@ -366,7 +366,7 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Qu
         D, V, M, h = y.shape[1], self.V, self.M, y.shape[1] // 2
         ns = native.load()
         cpp = ns.LOPQ(D, V, M, self.Ks)
-        dims = dict(D=D, V=V, M=M, Ks=self.Ks, h=h, ds=D // M)
+        dims = self._dims()
         coarse_objective = np.zeros((2, self.coarse_iter))
         LOPQ_CALLS.call(cpp, "train_coarse", y, n, self.coarse_iter, INITS[self.init], seed,
                         subsample_arg(self.max_points_per_centroid, V, n), coarse_objective,
