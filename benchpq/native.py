@@ -1,11 +1,16 @@
 """The native layer's loader: compile ``cpp/`` once, cache the library, load it with cppyy.
 
 Every ``cpp/*.cpp`` is compiled by the system C++ compiler (``$CXX``, else
-``c++``, else ``g++``) with :data:`FLAGS` into one shared library, cached at
+``c++``, else ``g++``) into one shared library, cached at
 ``$BENCHPQ_CACHE/native/<key>/libbenchpq.so`` (``BENCHPQ_CACHE`` defaults to
-``~/.cache/benchpq``). The key hashes the bytes of every source and header,
-the flags, the compiler command and its ``--version`` output, so a change to
-any of them builds a new library; a build holds a file lock on the library's
+``~/.cache/benchpq``). The flags are fixed: :data:`FLAGS`, the target flags of
+the SIMD path this process runs (:mod:`benchpq.simd`: ``scalar``, ``avx2`` or
+``avx512``, chosen from what the CPU reports or forced by ``BENCHPQ_SIMD``), and
+``-fopenmp`` where the compiler has OpenMP (else a single-threaded build, with
+one warning; ``BENCHPQ_OPENMP=off`` asks for that build). Each path is its own
+library; all give the same results. The key hashes the bytes of every source
+and header, the flags, the compiler command and its ``--version`` output, so a
+change to any of them builds a new library; a build holds a file lock on the library's
 name and renames the finished library into place (:mod:`benchpq.cachefiles`),
 so concurrent processes, on one machine or sharing the cache over NFS, build
 once and never load a half-written file. The headers are
@@ -36,12 +41,21 @@ from pathlib import Path
 import numpy as np
 
 from .cachefiles import entry_lock, write_atomic
+from . import simd
 from .checks import InputError
 from .resources import cpp_dir
 
 #: cpp/ of this checkout; $BENCHPQ_NATIVE_SRC overrides it
 SOURCE_DIR = cpp_dir()
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-shared")
+#: the flags of every portable build; -ffp-contract=off: no product and sum is fused
+#: unless the source asks for it, so every path rounds alike
+FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-ffp-contract=off")
+#: the flags of the ``native`` build (BENCHPQ_SIMD=native): the pre-portable build,
+#: kept to measure what the portable paths cost
+NATIVE_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared")
+OPENMP_FLAG = "-fopenmp"
+#: ``off`` builds without OpenMP (single-threaded); anything else uses it where it compiles
+OPENMP_ENV = "BENCHPQ_OPENMP"
 LIBRARY = "libbenchpq.so"
 
 log = logging.getLogger(__name__)
@@ -92,6 +106,47 @@ def _compiler_version(cxx: tuple[str, ...]) -> str:
     return done.stdout
 
 
+@functools.lru_cache(maxsize=8)
+def _has_openmp(cxx: tuple[str, ...]) -> bool:
+    """Whether the compiler takes -fopenmp and finds omp.h (a preprocessor run, ~20 ms)."""
+    try:
+        done = subprocess.run([*cxx, OPENMP_FLAG, "-x", "c++", "-E", "-o", os.devnull, "-"],
+                              input="#include <omp.h>\n", capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if done.returncode != 0:
+        log.warning("the C++ compiler %r has no OpenMP (%s): building benchpq's core "
+                    "single-threaded; every native call runs on one thread",
+                    shlex.join(cxx), (done.stderr.strip().splitlines() or ["no omp.h"])[-1])
+    return done.returncode == 0
+
+
+def openmp(cxx: list[str] | None = None) -> bool:
+    """Whether the library is built with OpenMP: not under ``BENCHPQ_OPENMP=off``, and
+    only where the compiler has it."""
+    if os.environ.get(OPENMP_ENV, "").strip().lower() in ("off", "0", "false", "no"):
+        return False
+    return _has_openmp(tuple(cxx or compiler()))
+
+
+def build_flags(cxx: list[str] | None = None) -> tuple[str, ...]:
+    """The compiler flags of this process's build: the SIMD path's and OpenMP's."""
+    path = simd.resolve()
+    base = NATIVE_FLAGS if path == simd.NATIVE else FLAGS
+    return (*base, *simd.compiler_flags(path), *((OPENMP_FLAG,) if openmp(cxx) else ()))
+
+
+def build_info() -> dict:
+    """What this process's native build is, for records and cache keys: SIMD path,
+    OpenMP, flags, compiler and its version, CPU model and the library's key."""
+    cxx = compiler()
+    return {"simd": simd.resolve(), "openmp": openmp(cxx), "flags": " ".join(build_flags(cxx)),
+            "compiler": shlex.join(cxx),
+            "compiler_version": _compiler_version(tuple(cxx)).strip().splitlines()[0],
+            "cpu_model": simd.cpu_model(), "key": build_key(cxx=cxx)}
+
+
 def _files(src: Path) -> tuple[list[Path], list[Path]]:
     """Every source and header below ``src``, sub-folders included (``internal/``)."""
     sources = sorted(src.rglob("*.cpp"))
@@ -128,13 +183,13 @@ def _enum_values(header: Path) -> dict[str, int]:
 
 
 def build_key(src: Path | None = None, cxx: list[str] | None = None) -> str:
-    """Hash of sources, headers, flags, compiler command and version (hex, 20 chars)."""
+    """Hash of sources, headers, :func:`build_flags`, compiler command and version (hex, 20 chars)."""
     src = Path(src) if src else source_dir()
     cxx = cxx or compiler()
     digest = hashlib.sha256()
     for path in sum(_files(src), []):
         digest.update(path.relative_to(src).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    for part in (*FLAGS, "|", *cxx, "|", _compiler_version(tuple(cxx))):
+    for part in (*build_flags(cxx), "|", *cxx, "|", _compiler_version(tuple(cxx))):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:20]
 
@@ -171,7 +226,7 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
 
         def compile_to(tmp: Path) -> None:
             log.info("compiling %d C++ sources of %s -> %s", len(sources), src, library)
-            cmd = [*cxx, *FLAGS, f"-I{src}", *map(str, sources), "-o", str(tmp)]
+            cmd = [*cxx, *build_flags(cxx), f"-I{src}", *map(str, sources), "-o", str(tmp)]
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True)
             except OSError as exc:
@@ -238,10 +293,22 @@ def load():
             except (ImportError, RuntimeError, SyntaxError) as exc:
                 raise NativeBuildError(f"cppyy cannot load {library}: {exc}") from None
             namespace = cppyy.gbl.benchpq
+            _check_level(namespace, library)
             for hook in _hooks:
                 hook(namespace)
             _loaded = namespace
         return _loaded
+
+
+def _check_level(namespace, library: Path) -> None:
+    """The loaded library was compiled for the SIMD path this process asked for."""
+    path = simd.resolve()
+    if path in simd.LEVELS and hasattr(namespace, "simd_level") \
+            and int(namespace.simd_level()) != simd.LEVELS[path]:
+        raise NativeBuildError(f"{library} was built for the {path} path but reports SIMD "
+                               f"level {int(namespace.simd_level())} (expected "
+                               f"{simd.LEVELS[path]}): the compiler flags "
+                               f"{' '.join(build_flags())!r} did not give that target")
 
 
 _hooks: list = []

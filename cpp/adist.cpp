@@ -17,7 +17,7 @@ void adist(const float* table, int64_t M, int64_t Ks, const CodeT* codes, int64_
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < (n + kBlock - 1) / kBlock; ++b) {
     const int64_t i0 = b * kBlock;
-    adc::score<adc::Order::kInOrder>(codes + i0 * M, std::min(kBlock, n - i0), M, rows.data(),
+    adc::score<adc::Order::kPairwise>(codes + i0 * M, std::min(kBlock, n - i0), M, rows.data(),
                                      out + i0);
   }
 }

@@ -4,7 +4,8 @@
 //
 // This is nanopq's DistanceTable.adist: all n distances, unsorted (the search
 // methods of ProductQuantizer keep only the top k). Sums run in float32 in
-// sub-space order, the order faiss's IndexPQ scan uses.
+// numpy's pairwise order (adc::pairwise_sum), so that the distances are
+// bit-equal to nanopq's np.sum(dtable[range(M), codes], axis=1).
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,5 @@
 #include "bkmeans.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -11,6 +9,7 @@
 
 #include "internal/bits.h"
 #include "internal/code_kmeans.h"
+#include "internal/parallel.h"
 
 namespace benchpq {
 namespace {

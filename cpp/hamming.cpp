@@ -1,13 +1,12 @@
 #include "hamming.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "internal/bits.h"
+#include "internal/parallel.h"
 
 namespace benchpq {
 namespace {

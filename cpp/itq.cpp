@@ -1,21 +1,15 @@
 #include "itq.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
+#include "internal/parallel.h"
 #include "internal/simd.h"
 
 namespace benchpq {
 namespace {
-
-typedef double v4d __attribute__((vector_size(32)));
-typedef double v4du __attribute__((vector_size(32), aligned(8)));
-
-inline v4d load4d(const double* p) { return *reinterpret_cast<const v4du*>(p); }
 
 constexpr int64_t kRowBlock = 4;     // rows per register block of the projection
 constexpr int64_t kColTile = 16;     // output columns per register block (two v8)
@@ -133,8 +127,8 @@ void itq_mean_cov(const float* x, int64_t n, int64_t d, double* mean, double* co
               const v4d b0 = load4d(row + j0), b1 = load4d(row + j0 + 4);
               for (int q = 0; q < 4; ++q) {
                 const double a = row[i0 + q];
-                acc[q][0] += a * b0;
-                acc[q][1] += a * b1;
+                acc[q][0] = fmadd(v4d{} + a, b0, acc[q][0]);
+                acc[q][1] = fmadd(v4d{} + a, b1, acc[q][1]);
               }
             }
             for (int q = 0; q < 4; ++q)
@@ -187,7 +181,7 @@ double itq_step(const float* V, int64_t n, int64_t b, const float* R, double* cr
           for (int64_t j = 0; j < b; ++j) {
             const float s = zr[j] >= 0.0f ? 1.0f : -1.0f;
             const double e = static_cast<double>(s) - zr[j];
-            loss += e * e;
+            loss = fmadd(e, e, loss);
             zr[j] = s;
           }
         }

@@ -1,7 +1,5 @@
 #include "kmeans.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,7 +9,9 @@
 #include <vector>
 
 #include "internal/nearest.h"
+#include "internal/parallel.h"
 #include "internal/sampling.h"
+#include "internal/simd.h"
 
 namespace benchpq {
 namespace {
@@ -101,19 +101,31 @@ void distances_to(const float* xt, int64_t n, int64_t d, const float* c, float* 
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
       const float diff = row[i] - ct;
-      dist[i] += diff * diff;
+      dist[i] = fmadd(diff, diff, dist[i]);
     }
   }
 }
 
-// dist[i] = min(dist[i], mind[i]); returns the sum.
+// dist[i] = min(dist[i], mind[i]); returns the sum. Each block of kSumBlock
+// values is summed in float in 8 lanes (lane l takes the values i0 + l, i0 + 8 + l,
+// ...), the lanes added as a fixed tree and the rest in order; the block sums are
+// added in double. The order is written out here, not left to the vectoriser, so
+// that every SIMD width gives the same sum.
 double clamp_sum(float* dist, const float* mind, int64_t n) {
   double total = 0;
   for (int64_t i0 = 0; i0 < n; i0 += kSumBlock) {
     const int64_t end = std::min(n, i0 + kSumBlock);
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = i0; i < end; ++i) {
+    v8 lanes = {};
+    int64_t i = i0;
+    for (; i + 8 <= end; i += 8) {
+      const v8 v = load8(dist + i), m = load8(mind + i);
+      const v8 clamped = v < m ? v : m;
+      store8(dist + i, clamped);
+      lanes += clamped;
+    }
+    float s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+              ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < end; ++i) {
       dist[i] = std::min(dist[i], mind[i]);
       s += dist[i];
     }
@@ -179,8 +191,8 @@ int64_t split_empty(const float* x, int64_t n, int64_t d, int64_t k, const int32
     for (int64_t t = 0; t < d; ++t) {
       const float delta = kSplitEps * (std::fabs(b[t]) + static_cast<float>(mean_abs));
       const float sign = (t % 2 == 0) ? 1.0f : -1.0f;
-      a[t] = b[t] + sign * delta;
-      b[t] = b[t] - sign * delta;
+      a[t] = fmadd(sign, delta, b[t]);
+      b[t] = fmadd(-sign, delta, b[t]);
     }
     counts[ci] = counts[cj] / 2;
     counts[cj] -= counts[ci];

@@ -1,7 +1,5 @@
 #include "lopq.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -9,8 +7,10 @@
 #include <utility>
 
 #include "internal/adc_scan.h"
+#include "internal/parallel.h"
 #include "internal/rng.h"
 #include "internal/sampling.h"
+#include "internal/simd.h"
 #include "internal/topk.h"
 #include "kmeans.h"
 #include "multisequence.h"
@@ -126,7 +126,7 @@ void LOPQ::project_half(const float* x, int64_t s, int64_t c, float* out) const 
   for (int64_t t = 0; t < h_; ++t) {
     const float r = x[t] - cen[t] - mu[t];
     const float* row = R + t * h_;
-    for (int64_t j = 0; j < h_; ++j) out[j] += r * row[j];
+    for (int64_t j = 0; j < h_; ++j) out[j] = fmadd(r, row[j], out[j]);
   }
 }
 

@@ -1,13 +1,12 @@
 #include "pq.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 
 #include "internal/adc_scan.h"
+#include "internal/parallel.h"
 #include "internal/rng.h"
 #include "internal/sampling.h"
 #include "internal/topk.h"

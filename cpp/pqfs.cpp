@@ -1,14 +1,18 @@
 #include "pqfs.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
+#include "internal/parallel.h"
+#include "internal/simd.h"
+
+// The AVX2 and AVX-512 scans exist in builds for those levels (the scalar
+// build has no x86 intrinsics at all); a build runs its own level's scan or a
+// lower one, never a higher one.
+#if BENCHPQ_SIMD_LEVEL >= 1
 #include <immintrin.h>
 #define BENCHPQ_PQFS_X86 1
 #endif
@@ -209,6 +213,7 @@ __attribute__((target("avx2"))) void scan_avx2(const uint8_t* blocks, int64_t np
   }
 }
 
+#if BENCHPQ_SIMD_LEVEL >= 2
 // AVX-512BW: two sub-quantizer pairs per 64-byte load (four 16-entry tables per
 // register, one per 128-bit lane); an odd last pair goes through the 256-bit step.
 template <int NQ>
@@ -253,6 +258,7 @@ __attribute__((target("avx512f,avx512bw,avx2"))) void scan_avx512(const uint8_t*
     for (int q = 0; q < NQ; ++q) offer_avx2(acc2[q], b * kBlock, n, qs[q].best);
   }
 }
+#endif  // BENCHPQ_SIMD_LEVEL >= 2
 
 #endif  // BENCHPQ_PQFS_X86
 
@@ -260,10 +266,6 @@ __attribute__((target("avx512f,avx512bw,avx2"))) void scan_avx512(const uint8_t*
 // The nearest of 16 codewords by the norm trick, argmin_j ||c_j||^2 - 2 x.c_j,
 // computed as NearestCodeword does (same prepared values, same order of
 // operations, so the same codes), with one vector argmin over the 16 scores.
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-inline v8 load8(const float* p) { return *reinterpret_cast<const v8u*>(p); }
 
 constexpr int kEncodeRows = 4;  // rows sharing each load of the codewords
 
@@ -331,8 +333,8 @@ void encode_rows(const Codebooks16& books, const float* x, uint8_t* codes) {
       const v8 c0 = load8(c), c1 = load8(c + 8);
       for (int p = 0; p < P; ++p) {
         const float xv = xm[p * D + t];
-        acc[p][0] += xv * c0;
-        acc[p][1] += xv * c1;
+        acc[p][0] = fmadd(v8{} + xv, c0, acc[p][0]);
+        acc[p][1] = fmadd(v8{} + xv, c1, acc[p][1]);
       }
     }
     for (int p = 0; p < P; ++p) {
@@ -358,12 +360,16 @@ static_assert(kQueryBatch == 3, "pick() instantiates kernels for 1..kQueryBatch 
 template <int NQ> struct ScalarKernel { static constexpr ScanFn fn = scan_scalar<NQ>; };
 #ifdef BENCHPQ_PQFS_X86
 template <int NQ> struct Avx2Kernel { static constexpr ScanFn fn = scan_avx2<NQ>; };
+#endif
+#if BENCHPQ_SIMD_LEVEL >= 2
 template <int NQ> struct Avx512Kernel { static constexpr ScanFn fn = scan_avx512<NQ>; };
 #endif
 
 ScanFn scan_function(int level, int nq) {
-#ifdef BENCHPQ_PQFS_X86
+#if BENCHPQ_SIMD_LEVEL >= 2
   if (level == PQFS_SIMD_AVX512) return pick<Avx512Kernel>(nq);
+#endif
+#ifdef BENCHPQ_PQFS_X86
   if (level == PQFS_SIMD_AVX2) return pick<Avx2Kernel>(nq);
 #endif
   return pick<ScalarKernel>(nq);
@@ -376,9 +382,11 @@ bool pqfs_simd_supported(int level) {
     case PQFS_SIMD_SCALAR: return true;
 #ifdef BENCHPQ_PQFS_X86
     case PQFS_SIMD_AVX2: return __builtin_cpu_supports("avx2");
+#if BENCHPQ_SIMD_LEVEL >= 2
     case PQFS_SIMD_AVX512:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw");
+#endif
 #endif
     default: return false;
   }
@@ -471,8 +479,7 @@ void pqfs_quantize_tables(const float* tables, int64_t nq, int64_t M, uint8_t* q
     if (sum_span > 0) a = std::min(a, float(65535 - M) / sum_span);
     for (int64_t m = 0; m < M; ++m)
       for (int64_t j = 0; j < Ks; ++j) {
-        const float r = (t[m * Ks + j] - mins[m]) * a;
-        const float e = std::floor(static_cast<float>(static_cast<double>(r) + 0.5));
+        const float e = std::floor(fmadd(t[m * Ks + j] - mins[m], a, 0.5f));
         qtables[(q * M + m) * Ks + j] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, e)));
       }
     scale[q] = a;
@@ -507,7 +514,7 @@ void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
     if (!rerank) {
       const float inv = 1.0f / scale[q];
       for (int64_t r = 0; r < k; ++r) {
-        dist[r] = offset[q] + float(keys[r] >> kIdBits) * inv;
+        dist[r] = fmadd(float(keys[r] >> kIdBits), inv, offset[q]);
         id[r] = int64_t(keys[r] & kIdMask);
       }
       return;

@@ -1,7 +1,5 @@
 #include "pqkmeans.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "internal/code_kmeans.h"
+#include "internal/parallel.h"
 #include "internal/simd.h"
 
 namespace benchpq {

@@ -58,9 +58,12 @@ Differences, each for a reason:
   and wants Ks a power of two (faiss stores log2(Ks) bits per sub-code;
   nanopq gives faiss 8 bits for any Ks <= 256, leaving codewords unset);
   ``faiss_to_nanopq`` keeps faiss's metric and unpacks codes of any nbits.
-* ``dtable`` is computed exactly (nanopq takes a square root and squares it
-  back), so values may differ from nanopq's in the last float32 bit; adist
-  sums in sub-space order (numpy sums 8 or more terms pairwise).
+* ``dtable`` of an ``l2`` quantizer is computed exactly (nanopq takes a
+  square root and squares it back), so values may differ from nanopq's in the
+  last float32 bit. A ``dot`` table is nanopq's own product, ``q_m @ C_m.T``
+  through numpy, bit-equal to nanopq's. ``adist`` sums each code's M lookups in
+  numpy's pairwise order, so its distances are bit-equal to nanopq's
+  ``np.sum(dtable[range(M), codes], axis=1)`` for every M.
 """
 from __future__ import annotations
 
@@ -290,8 +293,10 @@ class PQ:
         if self.metric == "l2":
             diff = np.asarray(self.codewords, np.float32) - sub
             table = np.einsum("mkd,mkd->mk", diff, diff)
-        else:
-            table = np.einsum("mkd,mzd->mk", np.asarray(self.codewords, np.float32), sub)
+        else:  # nanopq's dist_ip, q @ x.T, one sub-space at a time: the same BLAS calls
+            codewords = np.asarray(self.codewords, np.float32)
+            table = np.stack([query[m * self.Ds:(m + 1) * self.Ds] @ codewords[m].T
+                              for m in range(self.M)])
         return DistanceTable(np.ascontiguousarray(table, np.float32), metric=self.metric)
 
 

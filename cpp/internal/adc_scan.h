@@ -72,16 +72,51 @@ void score_u8_by_8(const uint8_t* codes, int64_t nb, int64_t M, const float* con
   }
 }
 
+/// The sum of the lookups rows[m][code[m]], m = m0 .. m0 + n - 1, in numpy's
+/// pairwise order (numpy's float add.reduce over a contiguous row): fewer than 8
+/// terms in order; up to 128 in 8 interleaved partial sums added as a tree, then
+/// the rest in order; more, split in two at a multiple of 8 below the middle.
+template <typename CodeT>
+float pairwise_sum(const CodeT* code, int64_t m0, int64_t n, const float* const* rows) {
+  if (n < 8) {
+    float s = 0.0f;
+    for (int64_t m = m0; m < m0 + n; ++m) s += rows[m][code[m]];
+    return s;
+  }
+  if (n <= 128) {
+    float r[8];
+    for (int j = 0; j < 8; ++j) r[j] = rows[m0 + j][code[m0 + j]];
+    int64_t i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += rows[m0 + i + j][code[m0 + i + j]];
+    float s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) s += rows[m0 + i][code[m0 + i]];
+    return s;
+  }
+  int64_t half = n / 2;
+  half -= half % 8;
+  return pairwise_sum(code, m0, half, rows) + pairwise_sum(code, m0 + half, n - half, rows);
+}
+
+/// dis[i] = 0 + pairwise_sum of code i (numpy's np.sum(table[range(M), codes], axis=1)).
+template <typename CodeT>
+void score_pairwise(const CodeT* codes, int64_t nb, int64_t M, const float* const* rows,
+                    float* dis) {
+  for (int64_t i = 0; i < nb; ++i, codes += M) dis[i] = 0.0f + pairwise_sum(codes, 0, M, rows);
+}
+
 /// How the M lookups of a code are summed.
 enum class Order {
-  kFast,     ///< the tree of score_u8_by_8 for uint8 codes with M % 8 == 0, else in order
-  kInOrder,  ///< always m = 0 .. M-1 (the order of faiss's IndexPQ scan and of nanopq)
+  kFast,      ///< the tree of score_u8_by_8 for uint8 codes with M % 8 == 0, else in order
+  kInOrder,   ///< always m = 0 .. M-1 (the order of faiss's IndexPQ scan)
+  kPairwise,  ///< numpy's pairwise order (score_pairwise: nanopq's adist)
 };
 
 /// dis (nb,): the distances of nb codes (nb, M); compile-time M for the common
 /// small code lengths, a runtime loop otherwise.
 template <Order order, typename CodeT>
 void score(const CodeT* codes, int64_t nb, int64_t M, const float* const* rows, float* dis) {
+  if constexpr (order == Order::kPairwise) return score_pairwise(codes, nb, M, rows, dis);
   if constexpr (order == Order::kFast && sizeof(CodeT) == 1) {
     if (M == 8) return score_u8_by_8<8>(codes, nb, M, rows, dis);
     if (M == 16) return score_u8_by_8<16>(codes, nb, M, rows, dis);

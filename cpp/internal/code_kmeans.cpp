@@ -1,13 +1,12 @@
 #include "code_kmeans.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <random>
 #include <string>
 #include <unordered_set>
 #include <utility>
 
+#include "parallel.h"
 #include "topk.h"
 
 namespace benchpq {

@@ -5,8 +5,6 @@
 // CodeKMeansEmpty, modes.h).
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "../modes.h"
+#include "parallel.h"
 
 namespace benchpq {
 

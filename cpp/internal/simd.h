@@ -1,11 +1,34 @@
 // 8-float vectors by the GCC/Clang vector extensions: portable SIMD without
-// intrinsics (-march=native picks the instructions; 8 floats fill one AVX
-// register). The register kernels of nearest-codeword search, ITQ's
+// intrinsics (the build's target flags pick the instructions; 8 floats fill
+// one AVX register). The register kernels of nearest-codeword search, ITQ's
 // projection and PQk-means' assignment are built from these pieces.
+//
+// Every lane of a vector operation is one IEEE operation, so a kernel written
+// with these types gives the same bits whether the compiler lowers a v8 to one
+// AVX register, two SSE registers or eight scalar operations. The library is
+// compiled with -ffp-contract=off: a product followed by an addition is never
+// fused behind our back, and where a kernel wants a fused multiply-add it
+// calls fmadd, which is fused (one rounding) on every path.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
+
+#if defined(__FMA__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define BENCHPQ_X86_FMA 1
+#endif
+
+// The SIMD level this translation unit is compiled for: 2 with AVX-512 (F, BW),
+// 1 with AVX2 and FMA, 0 otherwise (the portable path, any CPU).
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX2__) && defined(__FMA__)
+#define BENCHPQ_SIMD_LEVEL 2
+#elif defined(__AVX2__) && defined(__FMA__)
+#define BENCHPQ_SIMD_LEVEL 1
+#else
+#define BENCHPQ_SIMD_LEVEL 0
+#endif
 
 namespace benchpq {
 
@@ -16,9 +39,41 @@ typedef float v8u __attribute__((vector_size(32), aligned(4)));  // for unaligne
 inline v8 load8(const float* p) { return *reinterpret_cast<const v8u*>(p); }
 inline void store8(float* p, v8 v) { *reinterpret_cast<v8u*>(p) = v; }
 
+/// a * b + c with one rounding, lane by lane (a hardware FMA where the build has
+/// one, the C library's correctly rounded fmaf elsewhere: the same bits).
+inline v8 fmadd(v8 a, v8 b, v8 c) {
+#ifdef BENCHPQ_X86_FMA
+  return (v8)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  v8 r;
+  for (int l = 0; l < 8; ++l) r[l] = std::fma(a[l], b[l], c[l]);
+  return r;
+#endif
+}
+
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v4du __attribute__((vector_size(32), aligned(8)));  // for unaligned access
+
+inline v4d load4d(const double* p) { return *reinterpret_cast<const v4du*>(p); }
+
+/// a * b + c with one rounding, lane by lane (4 doubles).
+inline v4d fmadd(v4d a, v4d b, v4d c) {
+#ifdef BENCHPQ_X86_FMA
+  return (v4d)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+  v4d r;
+  for (int l = 0; l < 4; ++l) r[l] = std::fma(a[l], b[l], c[l]);
+  return r;
+#endif
+}
+
+/// a * b + c with one rounding (scalars).
+inline float fmadd(float a, float b, float c) { return std::fma(a, b, c); }
+inline double fmadd(double a, double b, double c) { return std::fma(a, b, c); }
+
 /// acc[p] += x_p C[:, 0..16) for the P rows x_p = x + p * ldx (d floats each)
 /// and C (d, >= 16) with rows ldc floats apart: a P x 16 tile of a matrix
-/// product, summed in dimension order, in 2P registers.
+/// product, summed in dimension order with fused multiply-adds, in 2P registers.
 template <int P>
 inline void gemm_tile(const float* x, int64_t ldx, const float* c, int64_t ldc, int64_t d,
                       v8 (&acc)[P][2]) {
@@ -26,8 +81,8 @@ inline void gemm_tile(const float* x, int64_t ldx, const float* c, int64_t ldc, 
     const v8 c0 = load8(c), c1 = load8(c + 8);
     for (int p = 0; p < P; ++p) {
       const float xv = x[p * ldx + t];
-      acc[p][0] += xv * c0;
-      acc[p][1] += xv * c1;
+      acc[p][0] = fmadd(v8{} + xv, c0, acc[p][0]);
+      acc[p][1] = fmadd(v8{} + xv, c1, acc[p][1]);
     }
   }
 }
