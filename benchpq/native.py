@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cachefiles import entry_lock, write_atomic
 from . import simd
+from .cachefiles import entry_lock, write_atomic
 from .checks import InputError
 from .resources import cpp_dir
 
@@ -183,7 +183,7 @@ def _enum_values(header: Path) -> dict[str, int]:
 
 
 def build_key(src: Path | None = None, cxx: list[str] | None = None) -> str:
-    """Hash of sources, headers, :func:`build_flags`, compiler command and version (hex, 20 chars)."""
+    """Hash of sources, headers, :func:`build_flags`, compiler and its version (20 hex digits)."""
     src = Path(src) if src else source_dir()
     cxx = cxx or compiler()
     digest = hashlib.sha256()
