@@ -18,12 +18,14 @@ import traceback
 
 
 def run(config: dict, settings: list[dict] | None = None) -> dict:
-    from . import registry
+    from . import registry, simd
     from .datasets import load_dataset
     from .tasks import run_task
     from .threads import apply_in_process
 
     threads = int(config.get("threads", 1))
+    if config.get("simd"):  # before anything loads the native core
+        os.environ[simd.ENV] = str(config["simd"])
     if config.get("cache_dir"):
         os.environ["BENCHPQ_CACHE"] = str(config["cache_dir"])
     dataset = dict(config["dataset"])
@@ -66,6 +68,9 @@ def runtime_threads() -> dict:
     """The thread settings in force in this process, as the libraries see them."""
     from .provenance import THREAD_VARIABLES
     out = {"thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES}}
+    from . import native
+    if native.loaded():  # what our C++ core ran as: SIMD path, OpenMP, flags, compiler
+        out["native"] = native.build_info()
     faiss = sys.modules.get("faiss")
     if faiss is not None:
         out["faiss_omp_max_threads"] = int(faiss.omp_get_max_threads())

@@ -7,10 +7,12 @@ stored after its build under ``<cache_dir>/models/<key>/`` as ``model.pkl``
 beside ``build.json`` (the build's metrics). The key hashes what defines the
 build (:func:`build_key`): the algorithm's build parameters, the dataset's
 config and content fingerprint (:func:`array_fingerprint`), the build-related
-task keys, seed, threads (times depend on them) and a stamp of the code that
-trains (:func:`code_version`). A later run that differs only in search
-settings, ``k``, ``recall_at``, ``k_recall`` or ``search_repeats`` loads the
-model and the build's metrics instead of training.
+task keys, seed, threads and SIMD path (times depend on them), the CPU model
+(third-party BLAS kernels, as in OPQ's rotations, differ in their last bits
+from CPU to CPU) and a stamp of the code that trains (:func:`code_version`).
+A later run that differs only in search settings, ``k``, ``recall_at``,
+``k_recall`` or ``search_repeats`` loads the model and the build's metrics
+instead of training.
 
 Writes are atomic: the entry is written into a temporary folder, fsynced and
 renamed into place, so a run killed while writing leaves nothing that a later
@@ -38,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .cachefiles import entry_lock
+from .simd import cpu_model
 
 log = logging.getLogger("benchpq")
 
@@ -64,6 +67,7 @@ def build_key(config: dict, fingerprint: str, code_stamp: str) -> str:
     dataset = {k: v for k, v in config["dataset"].items() if k not in SEARCH_ONLY_DATASET_KEYS}
     defining = {"format": FORMAT, "algorithm": algorithm, "dataset": dataset,
                 "task": task, "seed": config.get("seed"), "threads": config.get("threads"),
+                "simd": config.get("simd"), "cpu_model": cpu_model(),
                 "plugins": config.get("plugins") or [], "fingerprint": fingerprint,
                 "code": code_stamp}
     text = json.dumps(defining, sort_keys=True, default=str)

@@ -314,6 +314,11 @@ def _check_level(namespace, library: Path) -> None:
 _hooks: list = []
 
 
+def loaded() -> bool:
+    """Whether this process has loaded the native library."""
+    return _loaded is not None
+
+
 def on_load(hook):
     """Decorator: run ``hook(namespace)`` once the library is loaded (at once if it is).
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from . import simd
 from .checks import InputError, check_positive_int
 
 MAX_SEED = 2 ** 31 - 1
@@ -30,6 +31,10 @@ def check_run_options(config: dict) -> None:
     for key in BOOLEAN_OPTIONS:
         if key in config and not isinstance(config[key], bool):
             raise InputError(f"{key}: expected true or false, got {config[key]!r}")
+    if not isinstance(config.get("simd", "auto"), str):
+        raise InputError(f"simd: expected one of {', '.join(simd.CHOICES)}, "
+                         f"got {config.get('simd')!r}")
+    simd.resolve(config.get("simd", "auto"))  # raises SimdError naming the choices
     for key in ("algorithm", "dataset", "task"):
         if not isinstance(config.get(key), dict):
             raise InputError(f"{key}: expected a config mapping, got {config.get(key)!r}")

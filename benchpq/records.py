@@ -12,9 +12,12 @@ A sweep directory holds ``records/<run_id>.json``. A record is a dict::
       "search": {...},           # the search setting of this record ({} for none)
       "build_cached": bool,      # the model came from the trained-model cache
       "seed": int, "threads": int,
+      "simd": str,               # SIMD path of the native core: scalar, avx2, avx512, native
       "metrics": {...},          # names as in docs/metrics.md: "recall@10", "mse", "train_s", ...
       "config": {...},           # the full resolved config
-      "provenance": {...},       # git commit, package versions, CPU, threads, start time
+      "provenance": {...},       # git commit, package versions, CPU, threads, start time;
+                                 # "native": the core's build (SIMD path, OpenMP, flags,
+                                 # compiler) where the run loaded it
       "wall_s": float            # wall time of the child process
     }
 

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import lifecycle, provenance, search_grid
+from . import lifecycle, provenance, search_grid, simd
 from .checks import InputError
 from .options import check_run_options
 from .records import find_completed, read_record, record_path, run_id, write_record
@@ -52,7 +52,7 @@ def execute(config: dict, label: str = "") -> list[dict]:
     run's log lines.
     """
     check_run_options(config)
-    config = with_dataset_fingerprint(config)
+    config = with_dataset_fingerprint(with_simd_path(config))
     out_dir = sweep_dir(config)
     try:
         settings = search_grid.expand(config["algorithm"].get(search_grid.SEARCH_KEY))
@@ -107,6 +107,15 @@ def execute(config: dict, label: str = "") -> list[dict]:
                 raise KeyboardInterrupt
             raise SystemExit(128 + int(result["signal"]))
     return [records[run_id(cfg)] for _, cfg in points]
+
+
+def with_simd_path(config: dict) -> dict:
+    """The config with ``simd`` resolved on this CPU (``auto`` -> ``avx2``, say).
+
+    The path enters the run id: two runs that differ only in their SIMD path are
+    two runs, although the portable paths give the same results (their times differ).
+    """
+    return {**config, "simd": simd.resolve(config.get("simd") or simd.AUTO)}
 
 
 def with_dataset_fingerprint(config: dict) -> dict:
@@ -165,6 +174,7 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
         "search": dict(setting),
         "seed": cfg.get("seed"),
         "threads": int(cfg.get("threads", 1)),
+        "simd": cfg.get("simd"),
         "metrics": outcome.get("metrics", {}),
         "build_cached": outcome.get("build_cached", False),
         "model_key": outcome.get("model_key"),

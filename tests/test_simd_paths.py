@@ -183,3 +183,42 @@ def test_a_compiler_without_openmp_builds_single_threaded(tiny_native_src, tmp_p
     assert "-fopenmp" not in (library.parent / "build.txt").read_text().splitlines()[0]
     warnings = [r for r in caplog.records if "has no OpenMP" in r.getMessage()]
     assert len(warnings) == 1 and "single-threaded" in warnings[0].getMessage()
+
+
+# -- records ---------------------------------------------------------------------------------
+
+def test_records_name_their_path_and_cpu_and_paths_are_separate_runs(tmp_path):
+    """A run on the scalar path and the same run on the default path: two run ids, two
+    model-cache entries, each record naming its path, its CPU and the build it loaded."""
+    from benchpq import runner
+
+    from compose import compose_config
+    common = ["algorithm=pq", "algorithm.M=4", "algorithm.Ks=16", "algorithm.iter=3",
+              "dataset=synthetic", "++dataset.n_learn=2000", "++dataset.n_base=2000",
+              "++dataset.n_query=10", "experiment=none", f"results_dir={tmp_path / 'results'}",
+              f"cache_dir={tmp_path / 'cache'}"]
+    (scalar,) = runner.execute(compose_config([*common, "simd=scalar"]))
+    (default,) = runner.execute(compose_config(common))
+    assert scalar["status"] == default["status"] == "ok", (scalar["message"], default["message"])
+    assert scalar["simd"] == "scalar" and default["simd"] == simd.best()
+    for record in (scalar, default):
+        assert record["provenance"]["cpu_model"] == simd.cpu_model()
+        assert record["provenance"]["native"]["simd"] == record["simd"]
+        assert "-march=native" not in record["provenance"]["native"]["flags"]
+    if default["simd"] != "scalar":
+        assert scalar["run_id"] != default["run_id"]
+        assert scalar["model_key"] != default["model_key"]
+        # the portable paths agree: same codes, same search results
+        for metric in ("recall@1", "recall@10", "mse"):
+            assert scalar["metrics"][metric] == default["metrics"][metric], metric
+
+
+def test_an_unknown_simd_option_is_refused_before_the_run(tmp_path):
+    from benchpq import runner
+    from benchpq.checks import InputError
+
+    from compose import compose_config
+    config = compose_config(["algorithm=pq", "dataset=synthetic", "experiment=none",
+                             f"results_dir={tmp_path}", "simd=sse9"])
+    with pytest.raises(InputError, match="is not a SIMD path"):
+        runner.execute(config)
