@@ -125,8 +125,39 @@ def _skip_reason(report) -> str:
     return str(longrepr)
 
 
+def simd_path_not_run() -> str | None:
+    """Why the SIMD path BENCHPQ_SIMD names cannot run on this CPU (None: it can)."""
+    from benchpq import simd
+    requested = simd.requested()
+    missing = simd.missing_features(requested) if requested in simd.PATHS else []
+    if not missing:
+        return None
+    return (f"{simd.ENV}={requested}: this CPU ({simd.cpu_model()}) lacks {', '.join(missing)}, "
+            f"so the {requested} path's native-kernel tests did not run")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Native-kernel tests asked to run on a SIMD path this CPU lacks are skipped, saying
+    so, instead of running on a narrower path under the wider one's name."""
+    reason = simd_path_not_run()
+    if reason:
+        for item in items:
+            if "native_kernels" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def pytest_terminal_summary(terminalreporter):
-    """Say how many tests (reference checks) were skipped for missing data, and which data."""
+    """Name the native build the tests ran on; say how many tests (reference checks) were
+    skipped for missing data, and which data."""
+    from benchpq import native, simd
+    if native.loaded():
+        info = native.build_info()
+        terminalreporter.write_line(
+            f"native core: {info['simd']} path, OpenMP {'on' if info['openmp'] else 'off'}, "
+            f"{info['compiler_version']}, CPU {info['cpu_model']} (this CPU runs: "
+            f"{', '.join(simd.supported())})")
+    if simd_path_not_run():
+        terminalreporter.write_line(simd_path_not_run(), yellow=True)
     skipped = [r for r in terminalreporter.stats.get("skipped", [])
                if MISSING_DATA in _skip_reason(r)]
     if not skipped:

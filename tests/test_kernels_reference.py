@@ -22,6 +22,8 @@ from benchpq.algorithms.own.pq import PQ
 
 import reference as ref
 
+pytestmark = pytest.mark.native_kernels
+
 
 def integer_pq(M, Ks, dsub=2, n=3000, nq=12, seed=0, top=6):
     """A PQ holding integer codewords in [0, top], random codes, and integer queries."""

@@ -364,6 +364,7 @@ PINNED = {
 }
 
 
+@pytest.mark.native_kernels
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("M, Ks, mppc", list(PINNED))
 def test_results_equal_pinned_values(M, Ks, mppc, threads):

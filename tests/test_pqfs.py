@@ -15,6 +15,8 @@ from benchpq.algorithms.own.pqfs import BLOCK, PQFastScan, simd_supported
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 
+pytestmark = pytest.mark.native_kernels
+
 SIMD = [level for level in ("scalar", "avx2", "avx512") if simd_supported(level)]
 
 

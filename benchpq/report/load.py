@@ -1,9 +1,10 @@
 """Run records -> one pandas DataFrame, one row per run.
 
 Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, task,
-seed, threads``, then one column per algorithm param (``M``, ``nbits``, ...),
-one per metric (``recall@10``, ``mse``, ...), then ``wall_s, started_at, path,
-per_query`` (the run's per-query values as a dict, or None).
+seed, threads, simd`` (the native core's SIMD path; None in records older than it),
+then one column per algorithm param (``M``, ``nbits``, ...), one per metric
+(``recall@10``, ``mse``, ...), then ``wall_s, started_at, path, per_query`` (the
+run's per-query values as a dict, or None).
 A param whose name is also a metric or a fixed column is named ``param.<name>``;
 a metric whose name is a fixed column (e.g. ``threads``) is named ``metric.<name>``.
 The param and metric column names are kept in ``df.attrs["param_columns"]`` and
@@ -25,7 +26,7 @@ from ..records import read_record, records_dir
 from .names import is_known_metric
 
 BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
-                "seed", "threads")
+                "seed", "threads", "simd")
 TAIL_COLUMNS = ("wall_s", "started_at", "path", "per_query")
 # Key of a run's metrics holding per-query values (benchpq.uncertainty.search_uncertainty):
 # not a metric column; kept as a dict in the ``per_query`` column for paired tests.

@@ -4,8 +4,16 @@
 depend on module paths) on a seeded Gaussian mixture and returns the arrays that define
 its behaviour: codes, reconstruction mse, search ids and distances, cluster labels.
 ``python -m tests.golden.native_results`` records them in ``native_results.npz`` beside
-this file; record only from code whose results are known to be right, since the test
-holds every later version to them.
+this file (on the scalar path: ``BENCHPQ_SIMD=scalar``; every path gives the same bits);
+record only from code whose results are known to be right, since the test holds every
+later version to them.
+
+Where numpy's BLAS is in the loop (OPQ rotates every vector by a float32 product, ITQ
+projects by a rotation from an SVD), a CPU with other BLAS kernels may round differently
+in the last bits. For those, :func:`compute` also returns ``margin.<key>``: how close each
+discrete output was to going the other way (a code to its runner-up codeword, an id to the
+next distance, a bit to zero), which the test uses to tell a rounding flip from a change.
+Margins are not recorded.
 """
 from __future__ import annotations
 
@@ -37,6 +45,37 @@ def _quantizer(out: dict, key: str, q, x: np.ndarray, queries: np.ndarray, k: in
     out[f"{key}.distances"] = distances
 
 
+def _code_margins(sub_vectors: np.ndarray, codewords: np.ndarray) -> np.ndarray:
+    """(n, M) relative gap between the nearest and the second nearest codeword of each
+    sub-vector: (d2 - d1) / d2, d the squared distances; sub_vectors (n, M, dsub)."""
+    d = np.einsum("nmd,nmd->nm", sub_vectors, sub_vectors)[:, :, None] \
+        - 2 * np.einsum("nmd,mkd->nmk", sub_vectors, codewords) \
+        + np.einsum("mkd,mkd->mk", codewords, codewords)[None]
+    two = np.sort(d.astype(np.float64), axis=2)[:, :, :2]
+    return (two[:, :, 1] - two[:, :, 0]) / np.maximum(two[:, :, 1], 1e-30)
+
+
+def _rank_margins(distances: np.ndarray) -> np.ndarray:
+    """(nq, k) relative gap of each ranked distance to its nearest neighbour in the ranking."""
+    d = distances.astype(np.float64)
+    gaps = np.full(d.shape, np.inf)
+    step = np.diff(d, axis=1)
+    gaps[:, 1:] = np.minimum(gaps[:, 1:], step)
+    gaps[:, :-1] = np.minimum(gaps[:, :-1], step)
+    return gaps / np.maximum(np.abs(d), 1e-30)
+
+
+def _margins(out: dict, x64: np.ndarray, q64: np.ndarray, opq, itq) -> None:
+    """margin.* of the BLAS-dependent discrete outputs (see the module doc)."""
+    rotated = (x64.astype(np.float64) @ opq.rotation.astype(np.float64))
+    M, Ks, dsub = opq.pq.codewords.shape
+    out["margin.opq_m8.codes"] = _code_margins(rotated.reshape(len(x64), M, dsub),
+                                               opq.pq.codewords.astype(np.float64))
+    out["margin.opq_m8.ids"] = _rank_margins(out["opq_m8.distances"])
+    z = (x64.astype(np.float64) - itq.mean) @ itq.projection.astype(np.float64)
+    out["margin.itq.codes"] = np.abs(z) / np.abs(z).max(axis=1, keepdims=True)
+
+
 def compute() -> dict[str, np.ndarray]:
     """name -> array for every plugin covered (about 20 s on two cores)."""
     from benchpq import registry
@@ -47,13 +86,15 @@ def compute() -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     _quantizer(out, "pq_m8", make("pq")(M=8, Ks=256, iter=10, seed=5), x32, q32)
     _quantizer(out, "pq_m4_ks4096", make("pq")(M=4, Ks=4096, iter=3, seed=6), x32, q32)
-    _quantizer(out, "opq_m8", make("opq")(M=8, Ks=256, niter=4, iter=5, seed=7), x64, q64)
+    opq = make("opq")(M=8, Ks=256, niter=4, iter=5, seed=7)
+    _quantizer(out, "opq_m8", opq, x64, q64)
     _quantizer(out, "lopq_m8", make("lopq")(V=8, M=8, Ks=256, quota=2000, coarse_iter=10,
                                             iter=10, seed=8), x64, q64)
     _quantizer(out, "lopq_m4_random", make("lopq")(V=16, M=4, Ks=64, quota=500, coarse_iter=10,
                                                    iter=10, init="random", seed=9), x32, q32)
     itq = make("itq")(num_bit=64, niter=20, seed=10).fit(x64)
     out["itq.codes"] = itq.encode(x64)
+    _margins(out, x64, q64, opq, itq)
     out["pqkmeans.labels"] = make("pqkmeans")(M=8, Ks=256, encoder_iter=10, train_size=None,
                                               niter=10, seed=11).fit_predict(x32, 20)
     out["pqkmeans_library.labels"] = make("pqkmeans")(
@@ -71,5 +112,6 @@ def compute() -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
-    np.savez_compressed(GOLDEN, **compute())
+    np.savez_compressed(GOLDEN, **{key: value for key, value in compute().items()
+                                   if not key.startswith("margin.")})
     print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size} bytes)")
