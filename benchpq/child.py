@@ -68,9 +68,14 @@ def runtime_threads() -> dict:
     """The thread settings in force in this process, as the libraries see them."""
     from .provenance import THREAD_VARIABLES
     out = {"thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES}}
-    from . import native
-    if native.loaded():  # what our C++ core ran as: SIMD path, OpenMP, flags, compiler
-        out["native"] = native.build_info()
+    from . import native, simd
+    # what our C++ core runs as here (SIMD path, OpenMP, flags, compiler, CPU), whether or
+    # not this run loaded it
+    try:
+        info = native.build_info()
+    except native.NativeBuildError as exc:  # no compiler: faiss-only runs still record
+        info = {"simd": simd.resolve(), "cpu_model": simd.cpu_model(), "error": str(exc)}
+    out["native"] = {**info, "loaded": native.loaded()}
     faiss = sys.modules.get("faiss")
     if faiss is not None:
         out["faiss_omp_max_threads"] = int(faiss.omp_get_max_threads())

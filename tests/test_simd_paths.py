@@ -205,6 +205,11 @@ def test_records_name_their_path_and_cpu_and_paths_are_separate_runs(tmp_path):
         assert record["provenance"]["cpu_model"] == simd.cpu_model()
         assert record["provenance"]["native"]["simd"] == record["simd"]
         assert "-march=native" not in record["provenance"]["native"]["flags"]
+    (faiss,) = runner.execute(compose_config(["algorithm=faiss_pq", "algorithm.M=4", *common[4:],
+                                              "simd=scalar"]))
+    assert faiss["status"] == "ok" and faiss["provenance"]["native"]["simd"] == "scalar"
+    assert faiss["provenance"]["native"]["loaded"] is False
+    assert scalar["provenance"]["native"]["loaded"] is True
     if default["simd"] != "scalar":
         assert scalar["run_id"] != default["run_id"]
         assert scalar["model_key"] != default["model_key"]
