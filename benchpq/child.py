@@ -40,6 +40,8 @@ def run(config: dict, settings: list[dict] | None = None) -> dict:
     store = _model_store(config, ds, plugin)
     result = run_task(plugin, ds, config["task"], threads, settings, store)
     result["model_key"] = store.key if store is not None else None
+    from .model_cache import code_version
+    result["code_stamp"] = code_version(type(plugin))
     return result
 
 

@@ -98,7 +98,9 @@ def execute(config: dict, label: str = "") -> list[dict]:
                 outcome = {"status": point["status"], "message": point.get("message", ""),
                            "metrics": {**result.get("build", {}), **point["metrics"]},
                            "build_cached": bool(result.get("build_cached")),
-                           "model_key": result.get("model_key")}
+                           "model_key": result.get("model_key"),
+                           "code_stamp": result.get("code_stamp"),
+                           "metric_specs": result.get("metric_specs") or {}}
             runtime = result.get("runtime", {})
             records[rid] = _write(out_dir, cfg, setting, outcome, {**started, **runtime},
                                   wall_s, log_path, label)
@@ -178,6 +180,12 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
         "metrics": outcome.get("metrics", {}),
         "build_cached": outcome.get("build_cached", False),
         "model_key": outcome.get("model_key"),
+        # the plugin's code (benchpq.model_cache.code_version): runs of other code are not
+        # averaged together by the report
+        "code_stamp": outcome.get("code_stamp"),
+        # declarations of the plugin's own metrics (benchpq.metric_table), so a report
+        # can read them without importing the plugin
+        "metric_specs": outcome.get("metric_specs") or {},
         "config": cfg,
         "provenance": prov,
         "wall_s": wall_s,
