@@ -19,7 +19,13 @@ before calling a plugin, so a plugin may rely on them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .metric_table import Metric
 
 
 class _Unset:
@@ -39,6 +45,10 @@ class Algorithm:
     """Base of every plugin. ``name`` is set by the registry."""
 
     name: str = ""
+    #: The metrics ``extra_metrics()`` returns, declared once: {name: Metric}, built with
+    #: ``benchpq.metric_table.declare(Metric(...), ...)``. A subclass declares only what it
+    #: adds (its bases' declarations are inherited). The task refuses an undeclared key.
+    metric_specs: Mapping[str, Metric] = {}
 
     @property
     def code_bits(self) -> int:
@@ -62,7 +72,10 @@ class Algorithm:
         """
 
     def extra_metrics(self) -> dict:
-        """Metrics the plugin measured itself (e.g. encode_s inside fit_predict, iterations)."""
+        """Metrics the plugin measured itself (e.g. encode_s inside fit_predict, iterations).
+
+        Each key is a core metric (benchpq.metric_table) or declared in ``metric_specs``.
+        """
         return {}
 
     def __repr__(self) -> str:
