@@ -7,7 +7,10 @@ against labels when the dataset has them.
 
 Each phase is timed on its own (``<phase>_s``) and its peak RSS recorded
 (``<phase>_peak_rss_bytes``, and ``<phase>_rss_delta_bytes``: that peak minus
-the RSS when the phase began); metric names follow docs/metrics.md.
+the RSS when the phase began). Every metric name comes from :mod:`benchpq.metric_table`
+(its name builders for the parametrised ones); a plugin's ``extra_metrics()`` keys must be
+declared there or in the plugin's ``metric_specs``, and the result carries those
+declarations (``"metric_specs"``) for the record.
 """
 from __future__ import annotations
 
@@ -18,11 +21,19 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import diagnostics, metrics, search_grid, uncertainty
+from . import diagnostics, metric_table, metrics, search_grid, uncertainty
 from .api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from .checks import InputError, check_k, check_positive_int
 from .datasets import Dataset, ensure_groundtruth, exact_distances
 from .memory import PeakTracker, release_pages
+from .metric_table import (
+    k_recall_name,
+    phase_delta_name,
+    phase_peak_name,
+    phase_time_name,
+    phase_time_stat_name,
+    recall_name,
+)
 from .records import json_safe
 
 CHUNK_ROWS = 65536
@@ -42,10 +53,16 @@ class Phases:
         self.memory.start()
         t0 = time.perf_counter()
         yield
-        self.metrics[f"{name}_s"] = time.perf_counter() - t0
+        self.metrics[phase_time_name(name)] = time.perf_counter() - t0
         peak, delta = self.memory.stop(name)
-        self.metrics[f"{name}_peak_rss_bytes"] = peak
-        self.metrics[f"{name}_rss_delta_bytes"] = delta
+        self.metrics[phase_peak_name(name)] = peak
+        self.metrics[phase_delta_name(name)] = delta
+
+    def of(self, name: str) -> dict:
+        """The time and memory metrics of phase ``name`` measured so far."""
+        return {key: self.metrics[key]
+                for key in (phase_time_name(name), phase_peak_name(name), phase_delta_name(name))
+                if key in self.metrics}
 
 
 def _require(plugin: Algorithm, cls: type, task: str) -> None:
@@ -122,7 +139,7 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     out = dict(phases.metrics)
     if isinstance(plugin, Quantizer) and task.get("mse", True):
         out["mse"], codes = reconstruction_mse(plugin, ds.base, phases)
-        out.update({k: v for k, v in phases.metrics.items() if k.startswith("encode")})
+        out.update(phases.of("encode"))
         if task.get("diagnostics", True):
             out.update(diagnostics.quantizer_diagnostics(plugin, ds.base, codes))
     out.update(code_bits=int(plugin.code_bits), codes_bytes=int(plugin.codes_bytes),
@@ -168,20 +185,20 @@ def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build) 
         for _ in range(repeats):
             with phases("search"):
                 distances, ids = plugin.search(ds.query, k)
-            times.append(phases.metrics["search_s"])
+            times.append(phases.metrics[phase_time_name("search")])
             distances, ids = _check_search_output(distances, ids, nq, k, plugin.name)
             if first is None:
                 first = ids
-                out.update({key: v for key, v in phases.metrics.items()
-                            if key.startswith("search_") and key.endswith("_bytes")})
+                out.update({key: v for key, v in phases.of("search").items()
+                            if key != phase_time_name("search")})
             elif not np.array_equal(first, ids):
                 raise InputError(f"algorithm {plugin.name!r} returned different ids on "
                                  f"repeated searches of the same queries: its search is not "
                                  f"deterministic, so recall cannot be attributed")
-        out["search_s"] = min(times)
-        out["search_s_median"] = float(np.median(times))
+        out[phase_time_name("search")] = min(times)
+        out[phase_time_stat_name("search", "median")] = float(np.median(times))
         out["search_repeats"] = repeats
-        out["qps"] = nq / max(out["search_s"], 1e-12)
+        out["qps"] = nq / max(min(times), 1e-12)
         out.update(_recalls(ds, first, recall_at, k_recalls))
         out["peak_rss_bytes"] = max(int(build.get("build_peak_rss_bytes") or 0),
                                     int(phases.memory.overall or 0))
@@ -196,22 +213,23 @@ def _recalls(ds, ids, recall_at, k_recalls) -> dict:
     per-query values that paired comparisons need (:mod:`benchpq.uncertainty`)."""
     out = {}
     for R in recall_at:
-        out[f"recall@{R}"] = metrics.recall_at(ids, ds.groundtruth, R)
+        out[recall_name(R)] = metrics.recall_at(ids, ds.groundtruth, R)
     k_hits = {}
     if k_recalls:
         kmax = max(k_recalls)
         returned = exact_distances(ds.base, ds.query, ids[:, :kmax])
         true = exact_distances(ds.base, ds.query, ds.groundtruth[:, :kmax])
         for kk in k_recalls:
-            out[f"{kk}-recall@{kk}"] = metrics.k_recall_at_k(ids, returned, true, kk)
+            out[k_recall_name(kk)] = metrics.k_recall_at_k(ids, returned, true, kk)
             k_hits[kk] = metrics.k_recall_hits(ids, returned, true, kk)
     out.update(uncertainty.search_uncertainty(ids, ds.groundtruth, recall_at, k_hits))
     return out
 
 
 def _plugin_metrics(plugin, measured: dict) -> dict:
-    """The plugin's ``extra_metrics()``, refused when it would overwrite a measured metric
-    or holds a value a JSON record cannot store (the measured metrics are kept)."""
+    """The plugin's ``extra_metrics()``, refused when it would overwrite a measured metric,
+    holds a value a JSON record cannot store, or has a key that is neither a core metric nor
+    declared in the plugin's ``metric_specs`` (the measured metrics are kept)."""
     extra = dict(plugin.extra_metrics() or {})
     clash = sorted(set(extra) & set(measured))
     if clash:
@@ -224,7 +242,26 @@ def _plugin_metrics(plugin, measured: dict) -> dict:
             raise InputError(f"algorithm {plugin.name!r}: extra_metrics() value of {key!r} is "
                              f"not a number, string, bool or list of them: "
                              f"{type(value).__name__} {value!r:.80}") from None
+    declared = declared_metrics(plugin)
+    undeclared = sorted(key for key in extra if not metric_table.known(key, declared))
+    if undeclared:
+        raise InputError(
+            f"algorithm {plugin.name!r}: extra_metrics() returned undeclared metrics "
+            f"({', '.join(map(repr, undeclared))}); declare each once on the plugin class: "
+            f"metric_specs = declare(Metric(name, definition, unit=..., direction=..., "
+            f"display=..., kind=..., scope=...), ...), from benchpq.metric_table "
+            f"(docs/metrics.md lists the core metrics a plugin may return undeclared)")
     return extra
+
+
+def declared_metrics(plugin: Algorithm) -> dict:
+    """The plugin's metric declarations (:func:`benchpq.metric_table.plugin_metrics`) as
+    JSON dicts {name: spec}; a malformed declaration is an InputError naming the plugin."""
+    try:
+        return {name: metric_table.spec(m)
+                for name, m in metric_table.plugin_metrics(plugin).items()}
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"algorithm {plugin.name!r}: metric_specs: {exc}") from None
 
 
 def run_cluster(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
@@ -275,8 +312,13 @@ TASKS = {"search": run_search, "cluster": run_cluster}
 
 def run_task(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
              settings: list[dict] | None = None, store=None) -> dict:
-    """Run task ``task["name"]``; returns ``{"build", "build_cached", "points"}``."""
+    """Run task ``task["name"]``; returns ``{"build", "build_cached", "points",
+    "metric_specs"}``, the last the plugin's declared metrics as JSON dicts
+    (:func:`declared_metrics`), which every record of the run carries."""
     name = task.get("name")
     if name not in TASKS:
         raise InputError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
-    return TASKS[name](plugin, ds, task, threads, settings, store)
+    specs = declared_metrics(plugin)  # a malformed declaration fails before any training
+    result = TASKS[name](plugin, ds, task, threads, settings, store)
+    result["metric_specs"] = specs
+    return result

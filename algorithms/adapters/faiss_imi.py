@@ -27,9 +27,11 @@ import faiss
 
 from benchpq.api import UNSET
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
+from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 
-from .faiss_quantizers import FaissIndexPlugin, search_with_stats
+from ..primitives.metric_specs import CELL_BITS, FINE_BITS, TOTAL_BITS
+from .faiss_quantizers import IVF_SEARCH_METRICS, FaissIndexPlugin, search_with_stats
 
 MAX_DEFAULT_NPROBE = 1 << 16
 
@@ -46,6 +48,12 @@ class FaissIMI(FaissIndexPlugin):
         nprobe: cells visited at most; None: all 4**coarse_bits cells, capped at 65,536.
         seed: k-means seed of the coarse and fine quantizers (None: faiss's).
     """
+
+    metric_specs = declare(
+        *IVF_SEARCH_METRICS.values(), FINE_BITS, CELL_BITS, TOTAL_BITS,
+        Metric("cells_probed_max", "Cells a query may visit at most (nprobe; default all "
+               "cells, capped at 65,536).", display="Max cells probed", kind="count",
+               scope="search"))
 
     def __init__(self, M: int = 8, nbits: int = 8, coarse_bits: int = 4,
                  max_codes: int | None = 1000, nprobe: int | None = None,

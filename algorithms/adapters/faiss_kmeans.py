@@ -11,12 +11,17 @@ import numpy as np
 
 from benchpq.api import Clusterer
 from benchpq.checks import as_matrix, check_codebook_size, check_positive_int
+from benchpq.metric_table import declare
 from benchpq.registry import register
+
+from ..primitives.metric_specs import ITERATIONS, OBJECTIVE
 
 
 @register("faiss_kmeans")
 class FaissKMeans(Clusterer):
     """faiss.Kmeans; ``max_points_per_centroid`` None trains on all points."""
+
+    metric_specs = declare(ITERATIONS, OBJECTIVE)
 
     def __init__(self, niter: int = 20, nredo: int = 1, seed: int | None = None,
                  max_points_per_centroid: int | None = None):

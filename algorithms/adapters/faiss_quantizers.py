@@ -23,9 +23,11 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 
 from ..primitives.codes import unpack_codes
+from ..primitives.metric_specs import MEAN_CANDIDATES
 from ..primitives.mixins import FittedGuard
 
 
@@ -45,6 +47,13 @@ def search_with_stats(index, queries: np.ndarray, k: int):
     nq = max(int(stats.nq), 1)
     return distances, ids, {"mean_candidates": float(stats.ndis) / nq,
                             "mean_lists": float(stats.nlist) / nq}
+
+
+#: The statistics search_with_stats returns, declared for the plugins that report them.
+IVF_SEARCH_METRICS = declare(MEAN_CANDIDATES, Metric(
+    "mean_lists", "Non-empty inverted lists visited per query, averaged over the queries of "
+    "the last search (faiss indexIVF_stats.nlist / nq).", direction="min",
+    display="Lists per query", scope="search"))
 
 
 class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
@@ -221,6 +230,8 @@ class FaissOPQ(FaissIndexPlugin):
 @register("faiss_ivfpq")
 class FaissIVFPQ(FaissIndexPlugin):
     """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited."""
+
+    metric_specs = IVF_SEARCH_METRICS
 
     def __init__(self, M: int = 8, nbits: int = 8, nlist: int = 256, nprobe: int = 16,
                  seed: int | None = None):

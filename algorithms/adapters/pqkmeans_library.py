@@ -34,6 +34,7 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.metric_table import declare
 from benchpq.registry import register
 from benchpq.threads import serial_blas
 
@@ -41,6 +42,13 @@ from ..own.bkmeans import train_itq_encoder
 from ..own.itq import HammingSearcher
 from ..own.pqkmeans import train_pq_encoder
 from ..primitives.checks import check_choice, check_n_clusters, check_num_bit, check_seed
+from ..primitives.metric_specs import (
+    ENCODER_TRAIN_S,
+    ITER_S,
+    ITERATIONS,
+    KMEANS_S,
+    QUANTIZATION_LOSS,
+)
 from ..primitives.mixins import BinaryCodeBits, FittedGuard, NativeThreads, PQCodeBits
 from ..primitives.streaming import check_finite_streaming, encode_streaming, training_sample
 
@@ -68,6 +76,8 @@ def itq_loss(pca, rotation: np.ndarray, x: np.ndarray) -> float:
 
 
 class _LibraryClusterer(NativeThreads, Clusterer):
+    metric_specs = declare(ENCODER_TRAIN_S, KMEANS_S, ITERATIONS, ITER_S)
+
     def __init__(self, niter: int, train_size: int | None, encoder: str, seed):
         self.niter = check_positive_int(niter, "niter")
         self.train_size = None if train_size is None else \
@@ -209,6 +219,8 @@ class LibraryITQ(NativeThreads, FittedGuard, HammingSearcher):
     seed (numpy's global generator is seeded with it before fit), train_size
     (fit on a seeded sample; None: all rows).
     """
+
+    metric_specs = declare(QUANTIZATION_LOSS)
 
     def __init__(self, num_bit: int = 64, niter: int = 50, seed: int | None = None,
                  train_size: int | None = None):

@@ -29,6 +29,7 @@ import numpy as np
 
 from benchpq import native
 from benchpq.checks import as_matrix, check_positive_int
+from benchpq.metric_table import declare
 from benchpq.registry import register
 
 from ..primitives.checks import (
@@ -44,6 +45,7 @@ from ..primitives.code_clustering import (
     check_loop,
     initial_centers,
 )
+from ..primitives.metric_specs import N_TRAIN, QUANTIZATION_LOSS, STATE_BYTES
 from ..primitives.mixins import BinaryCodeBits
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
@@ -143,6 +145,8 @@ class BKMeansClusterer(BinaryCodeBits, CodeClusterer):
     ``iterations``, ``iter_s``, ``objective`` (sum of the Hamming distances at
     the last assignment), ``quantization_loss`` (ITQ), ``state_bytes``.
     """
+
+    metric_specs = declare(QUANTIZATION_LOSS, STATE_BYTES, N_TRAIN)
 
     def __init__(self, num_bit: int = 64, itq_iter: int = 50, train_size: int | None = 100_000,
                  niter: int = 20, init: str = "pqkmeans", empty: str = "farthest",

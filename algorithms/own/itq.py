@@ -29,11 +29,13 @@ import numpy as np
 from benchpq import native
 from benchpq.api import Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
+from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 from benchpq.threads import serial_blas
 from benchpq.training_log import log_iteration
 
 from ..primitives.checks import check_binary_codes, check_num_bit, check_seed
+from ..primitives.metric_specs import N_TRAIN, QUANTIZATION_LOSS
 from ..primitives.mixins import (
     BinaryCodeBits,
     FittedGuard,
@@ -141,6 +143,10 @@ class ITQ(NativeThreads, FittedGuard, ModelArrays, HammingSearcher):
     and after the last one, ``loss`` the final one; after add: ``codes``
     (n, ceil(num_bit / 8)) uint8.
     """
+
+    metric_specs = declare(QUANTIZATION_LOSS, N_TRAIN, Metric(
+        "itq_iterations", "ITQ iterations run (niter: alternations of B = sign(V R) and the "
+        "Procrustes update of R).", display="ITQ iterations", kind="count"))
 
     model_arrays = ("mean", "projection")
 

@@ -14,10 +14,12 @@ import numpy as np
 from benchpq import native
 from benchpq.api import Clusterer
 from benchpq.checks import as_matrix, check_codebook_size, check_positive_int
+from benchpq.metric_table import declare
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
 from ..primitives.checks import check_choice, check_seed, subsample_arg
+from ..primitives.metric_specs import ITERATIONS, OBJECTIVE
 from ..primitives.mixins import NativeThreads
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
@@ -53,6 +55,8 @@ class KMeans(NativeThreads, Clusterer):
     (iterations,) float64, the sum of squared distances of the training points
     to their centroids at each iteration (non-increasing).
     """
+
+    metric_specs = declare(ITERATIONS, OBJECTIVE)
 
     def __init__(self, niter: int = 20, init: str = "k-means++", seed: int | None = None,
                  max_points_per_centroid: int | None = None, verbose: bool = False):

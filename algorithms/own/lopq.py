@@ -67,11 +67,13 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 from benchpq.training_log import log_iterations
 
 from ..primitives.checks import check_choice, check_seed, subsample_arg
 from ..primitives.codes import code_dtype
+from ..primitives.metric_specs import CELL_BITS, FINE_BITS, MEAN_CANDIDATES, TOTAL_BITS
 from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
@@ -234,6 +236,15 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Qu
     ``pca_matrix`` (D, D') or None; ``objective`` {"coarse": (2, coarse_iter),
     "fine": (M, iter)} float64. After add: ``codes`` (n, 2 + M).
     """
+
+    metric_specs = declare(
+        FINE_BITS, CELL_BITS, TOTAL_BITS, MEAN_CANDIDATES,
+        Metric("max_candidates", "Most candidates ranked for one query in the last search.",
+               direction="min", display="Max candidates per query", kind="count",
+               scope="search"),
+        Metric("mean_cells", "Cells of the multi-index traversed per query (empty ones "
+               "included), averaged over the queries of the last search.", direction="min",
+               display="Cells per query", scope="search"))
 
     def __init__(self, V: int = 16, M: int = 8, Ks: int = 256, quota: int = 1000,
                  max_cells: int | None = None, exact_quota: bool = False,

@@ -54,6 +54,7 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 from benchpq.training_log import log_iteration
 
@@ -122,6 +123,12 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
             faiss's OPQMatrix + IndexPQ); without rotation updates always ``random``.
         seed: seeds sampling, k-means and a random initial rotation (None: 0).
     """
+
+    metric_specs = declare(Metric(
+        "rotation_objective", "Mean over the training vectors of the squared error of their PQ "
+        "reconstruction in the rotated space after the last rotation update (non-parametric "
+        "OPQ, Ge, He, Ke, Sun, TPAMI 2014).", direction="min", display="OPQ training MSE",
+        kind="error"))
 
     model_arrays = ("pq", "rotation")
     fitted_attribute = "pq"

@@ -40,6 +40,7 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.metric_table import declare
 from benchpq.registry import register
 
 from ..primitives.checks import (
@@ -55,6 +56,7 @@ from ..primitives.code_clustering import (
     check_loop,
     initial_centers,
 )
+from ..primitives.metric_specs import N_TRAIN, STATE_BYTES
 from ..primitives.mixins import PQCodeBits
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
@@ -196,6 +198,8 @@ class PQKMeansClusterer(PQCodeBits, CodeClusterer):
     ``objective`` (sum of the symmetric distances at the last assignment) and
     ``state_bytes`` (codes, labels and the O(k) tables the loop holds).
     """
+
+    metric_specs = declare(STATE_BYTES, N_TRAIN)
 
     def __init__(self, M: int = 8, Ks: int = 256, encoder_iter: int = 20,
                  train_size: int | None = 100_000, niter: int = 20, init: str = "pqkmeans",

@@ -8,9 +8,11 @@ import numpy as np
 
 from benchpq.api import Clusterer
 from benchpq.checks import InputError, check_positive_int
+from benchpq.metric_table import declare
 from benchpq.training_log import log_iterations
 
 from .checks import check_choice, check_n_clusters, check_seed
+from .metric_specs import ENCODER_TRAIN_S, ITER_S, ITERATIONS, KMEANS_S, OBJECTIVE
 from .mixins import NativeThreads
 from .native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
 from .native_modes import CODE_KMEANS_INITS as INITS
@@ -64,6 +66,8 @@ class CodeClusterer(NativeThreads, Clusterer):
 
     Subclasses set their encoder's parameters, then call :meth:`set_loop`.
     """
+
+    metric_specs = declare(ENCODER_TRAIN_S, KMEANS_S, ITERATIONS, ITER_S, OBJECTIVE)
 
     def set_loop(self, niter: int, init: str, empty: str, seed: int | None,
                   verbose: bool = False) -> None:
