@@ -38,12 +38,11 @@ from .report import (
     summary_table,
     with_ratios,
 )
-from .report.formatting import format_key
+from .report.formatting import format_key, interval_note
 from .report.html import write_site
+from .report.output import output
 from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
-from .report.pareto import DEFAULT_X as PARETO_X
-from .report.pareto import DEFAULT_Y as PARETO_Y
-from .report.pareto import pareto_table, plot_pareto
+from .report.pareto import default_axes, pareto_table, plot_pareto
 from .report.references import (
     merge_references,
     reference_table,
@@ -75,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write the table here, not to stdout")
     p.add_argument("--caption", help="LaTeX caption (wraps the tabular in a table float)")
     p.add_argument("--raw-bytes", action="store_true", help="print byte counts as integers")
+    p.add_argument("--wide", action="store_true", help="summary: every key metric, with "
+                   "intervals, however wide (default: recall@1/10/100, mse, train_s, search_s, "
+                   "code_bits, fitted to 120 columns)")
+    p.add_argument("--no-intervals", action="store_true", help="values without their ± and "
+                   "[low, high] intervals")
     p.add_argument("--baseline", action="append", metavar="ALGO=BASE", help="compare ALGO "
                    "with BASE run under the same conditions: adds '<metric> ratio' columns "
                    "(ours / baseline) for times and memory; repeatable")
@@ -99,8 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "--x against --y as a PNG (default axes: recall@10 and qps)")
     g.add_argument("--pareto-table", action="store_true", help="print the front points of "
                    "each algorithm instead of the summary table")
-    g.add_argument("--x", help="x column (default: code_bits; recall@10 with --pareto)")
-    g.add_argument("--y", help="y column (default: recall@10; qps with --pareto)")
+    g.add_argument("--x", help="x column (default: code_bits; with --pareto recall@10, or "
+                   "the other axis when only one is given)")
+    g.add_argument("--y", help="y column (default: recall@10; with --pareto qps, or "
+                   "recall@10 when --x is another column)")
     g.add_argument("--by", action="append", metavar="COL", help="one line per value of this "
                    "column (default: algorithm)")
     g.add_argument("--logx", action="store_true", help="log-scale x axis")
@@ -128,9 +134,10 @@ def make_table_text(df, args: argparse.Namespace) -> str:
     fmt = output_format(args)
     if args.pareto_table:
         runs = filter_status(df, "ok")
-        table = pareto_table(runs, args.x or PARETO_X, args.y or PARETO_Y,
+        table = pareto_table(runs, *default_axes(args.x, args.y),
                              names(args.by) or "algorithm", names(args.values))
-        return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
+        return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption,
+                      intervals=not args.no_intervals)
     if args.published:
         if not df.attrs.get("references"):
             raise ReportError("no published references in these records (add report.references "
@@ -141,14 +148,23 @@ def make_table_text(df, args: argparse.Namespace) -> str:
     if args.baseline:
         return ratio_table_text(df, args, fmt)
     if not (args.rows or args.cols or args.values):
-        return summary_table(df, fmt=fmt, human_bytes=not args.raw_bytes)
+        return summary_table(df, fmt=fmt, human_bytes=not args.raw_bytes, wide=args.wide,
+                             intervals=not args.no_intervals)
     runs = df if args.all_status else filter_status(df, "ok")
     if runs.empty:
         raise ReportError("no run with status 'ok' to tabulate (see --all-status)")
     rows = names(args.rows) or default_rows(runs)
     values = names(args.values) or key_metrics(runs)
     table = pivot(runs, rows, names(args.cols) or None, values, agg=args.agg)
-    return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
+    return with_note(table, render(table, fmt, human_bytes=not args.raw_bytes,
+                                   caption=args.caption, intervals=not args.no_intervals), fmt)
+
+
+def with_note(table, text: str, fmt: str) -> str:
+    """``text`` followed by the table's note (intervals, bold rule, cached builds, split
+    rows) in the format's own way (none in CSV)."""
+    note = output(fmt).note(interval_note(table))
+    return f"{text}\n\n{note}" if note else text
 
 
 def ratio_table_text(df, args: argparse.Namespace, fmt: str) -> str:
@@ -161,7 +177,8 @@ def ratio_table_text(df, args: argparse.Namespace, fmt: str) -> str:
     values = names(args.values) or [v for v in ("recall@1", "recall@10", "recall@100", "mse")
                                     if v in runs] + ratios
     table = pivot(runs, rows, names(args.cols) or None, values, agg=args.agg)
-    return render(table, fmt, human_bytes=not args.raw_bytes, caption=args.caption)
+    return with_note(table, render(table, fmt, human_bytes=not args.raw_bytes,
+                                   caption=args.caption, intervals=not args.no_intervals), fmt)
 
 
 def paired_text(df, args: argparse.Namespace, fmt: str) -> str:
@@ -173,10 +190,10 @@ def paired_text(df, args: argparse.Namespace, fmt: str) -> str:
         if fmt == "csv":
             parts.append(text)
             continue
-        comment = "% " if fmt == "latex" else ""
         title = f"{a} vs {b}" + (f" on {format_key(frame.dataset.iat[0])}"
                                  if "dataset" in frame and frame.dataset.nunique() == 1 else "")
-        parts += [f"% {title}" if comment else f"### {title}", text, comment + PAIRED_NOTE]
+        out = output(fmt)
+        parts += [out.heading(title), text, out.note(PAIRED_NOTE)]
     return "\n\n".join(parts)
 
 
@@ -204,7 +221,8 @@ def run(args: argparse.Namespace) -> None:
                     title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)
     if args.pareto:
-        path = plot_pareto(runs, x=args.x or PARETO_X, y=args.y or PARETO_Y,
+        x, y = default_axes(args.x, args.y)
+        path = plot_pareto(runs, x=x, y=y,
                            by=names(args.by) or "algorithm", path=args.pareto,
                            title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)

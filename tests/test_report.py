@@ -14,7 +14,7 @@ import pytest
 from benchpq.records import record_path, write_record
 from benchpq.report import (
     CorruptRecordWarning,
-    MixedCellWarning,
+    SplitRowsWarning,
     ReportError,
     better_direction,
     format_number,
@@ -27,6 +27,7 @@ from benchpq.report import (
     to_latex,
     to_markdown,
 )
+from benchpq.report.formatting import interval_note
 from benchpq.report_cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ def test_pivot_mean_and_std_over_seeds(runs):
 
 
 def test_pivot_warns_when_cells_mix_params(runs):
-    with pytest.warns(MixedCellWarning, match="M"):
+    with pytest.warns(SplitRowsWarning, match="M"):
         pivot(runs, "algorithm", None, "recall@10")
 
 
@@ -174,8 +175,7 @@ def test_better_direction_and_numbers():
     assert [better_direction(n) for n in ("mse", "error", "train_s", "model_bytes",
                                           "empty_clusters")] == ["min"] * 5
     # setup sizes and counts have no "best": a float clusterer's code_bits 0 is not bolded
-    assert [better_direction(n) for n in ("code_bits", "total_bits", "iterations", "n_base",
-                                          "threads")] == [None] * 5
+    assert [better_direction(n) for n in ("code_bits", "n_base", "n_query")] == [None] * 3
     assert format_number("recall@10", 0.53214) == "0.532"
     assert format_number("mse", 21965.4) == "21,965"
     assert format_number("mse", 0.0123456) == "0.01235"
@@ -191,19 +191,23 @@ def t_half_width(values) -> float:
 
 
 def test_markdown_shows_t_intervals_and_bolds_only_significant_bests(runs):
+    # the runs pair by seed (0 and 1 in every cell): a paired t test over the seeds decides
     text = to_markdown(pivot(runs[runs.status == "ok"], ["algorithm", "M"], None,
                              ["recall@10", "mse"]))
     header = md_header(text)
     recall, err = header.index("recall@10"), header.index("mse")
     best = md_cells(text, "faiss_pq", "8")
     seeds = [recall10("faiss_pq", 8, s) for s in (0, 1)]
-    # faiss_pq M=8 (0.982) vs the runner-up nanopq M=8 (0.962): Welch t test p < 0.05
+    # faiss_pq M=8 (0.982) vs the runner-up nanopq M=8 (0.962): 0.02 apart on both seeds
     assert best[recall] == f"**{np.mean(seeds):.3f} ± {t_half_width(seeds):.3f}**"
     assert not best[err].startswith("**")
-    # lowest mse (nanopq M=8, 22,010) is within noise of faiss_pq M=8 (22,110): not bold
+    # lowest mse (nanopq M=8, 22,010) against faiss_pq M=8 (22,110): the t intervals over
+    # seeds overlap (± 1,391), but nanopq is 100 and 101 lower on the same seeds
     lowest_mse = md_cells(text, "nanopq", "8")
-    assert lowest_mse[err].startswith("22,010 ± ") and not lowest_mse[recall].startswith("**")
+    assert lowest_mse[err] == "**22,010 ± 1,391**" and not lowest_mse[recall].startswith("**")
     assert not md_cells(text, "nanopq", "4")[recall].startswith("**")
+    assert "paired t test over shared seeds" in interval_note(
+        pivot(runs[runs.status == "ok"], ["algorithm", "M"], None, ["recall@10", "mse"]))
 
 
 def test_single_runs_show_their_bootstrap_interval(results):
@@ -218,7 +222,7 @@ def test_single_runs_show_their_bootstrap_interval(results):
     assert table.low.loc["a", "recall@10"] == 0.4 and table.high.loc["b", "recall@10"] == 0.6
     text = to_markdown(table)
     assert md_cells(text, "a", "0.500 [0.400, 0.600]")
-    assert "**0.700 [0.400, 0.600]**" in text
+    assert "0.700 [0.400, 0.600]" in text and "**" not in text  # the intervals overlap
     summary = summary_table(df)
     assert "recall@10_ci_low" not in summary and "bootstrap interval over queries" in summary
 
@@ -232,12 +236,13 @@ def test_latex_booktabs_bold_and_escaping(runs):
     row = next(ln for ln in text.splitlines() if ln.startswith("faiss\\_pq & 8 &"))
     assert row.split(" & ")[2].startswith(r"\textbf{0.982 $\pm$ 0.025}")
     row = next(ln for ln in text.splitlines() if ln.startswith("nanopq & 8 &"))
-    assert row.split(" & ")[3].startswith(r"22,010 $\pm$")
+    assert row.split(" & ")[3].startswith(r"\textbf{22,010 $\pm$")
+    assert "Recall@10" in text and "MSE" in text  # display names in a paper table
 
 
 def test_latex_two_level_header(runs):
     text = to_latex(pivot(runs[runs.status == "ok"], "algorithm", "M", ["recall@10", "mse"]))
-    assert r"\multicolumn{2}{c}{recall@10}" in text and r"\cmidrule(lr){2-3}" in text
+    assert r"\multicolumn{2}{c}{Recall@10}" in text and r"\cmidrule(lr){2-3}" in text
     assert "algorithm & M=4 & M=8 & M=4 & M=8" in text
 
 
@@ -260,9 +265,10 @@ def test_csv_round_trip(runs):
 def test_summary_table_lists_failures(runs):
     text = summary_table(runs)
     header = md_header(text)
-    assert header[:2] == ["algorithm", "M"]
-    assert {"recall@1", "recall@10", "recall@100", "mse", "train_s", "qps", "code_bits",
-            "model_bytes", "peak_rss_bytes"} <= set(header)
+    assert header == ["algorithm", "M", "recall@1", "recall@10", "recall@100", "mse", "train_s",
+                      "search_s", "code_bits"]
+    wide = md_header(summary_table(runs, wide=True))
+    assert {"10-recall@10", "qps", "model_bytes", "peak_rss_bytes"} <= set(wide)
     assert "Failed runs (1):" in text
     assert f"opq(M=16, nbits=8) seed=0 on siftsmall/search: error - {FAIL_MESSAGE}" in text
     assert "broken.json" in text

@@ -13,7 +13,9 @@ depends on it. Typical use::
     plot(df, x="code_bits", y="recall@10", by="algorithm", path="recall.png")
 
 Modules: :mod:`.load` (records -> DataFrame), :mod:`.tables` (pivot),
-:mod:`.formatting` (Markdown / LaTeX / CSV), :mod:`.summary` (default table),
+:mod:`.formatting` (table cells: numbers, intervals, bold, cached marks),
+:mod:`.output` (one object per format: terminal, Markdown, LaTeX, CSV, HTML),
+:mod:`.summary` (default table),
 :mod:`.plots` (PNG), :mod:`.names` (metric directions and number kinds),
 :mod:`.compare` (per-phase ratios of an algorithm to a baseline in the same sweep),
 :mod:`.paired` (paired comparisons: A - B, 95% interval, p-value, verdict),
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 from .compare import parse_baselines, ratio_metrics, with_ratios
 from .formatting import (
-                         FORMATS,
                          format_number,
                          latex_escape,
                          render,
@@ -36,6 +37,7 @@ from .formatting import (
 from .html import write_site
 from .load import (
                          CorruptRecordWarning,
+                         DuplicateRunWarning,
                          ReportError,
                          filter_status,
                          load_records,
@@ -44,15 +46,16 @@ from .load import (
                          records_to_frame,
 )
 from .names import better_direction
+from .output import FORMATS, Grid, output
 from .paired import paired_comparison, render_paired
 from .plots import plot
 from .references import reference_table, render_references
 from .summary import key_metrics, summary_table, summary_tables
-from .tables import MixedCellWarning, Table, default_rows, pivot
+from .tables import SplitRowsWarning, Table, default_rows, pivot
 
 __all__ = [
     "FORMATS", "CorruptRecordWarning", "parse_baselines", "ratio_metrics", "with_ratios",
-    "MixedCellWarning", "ReportError", "Table",
+    "SplitRowsWarning", "ReportError", "Table", "DuplicateRunWarning", "output", "Grid",
     "better_direction", "default_rows", "filter_status", "format_number", "key_metrics",
     "latex_escape", "load_records", "metric_columns", "param_columns", "pivot", "plot",
     "records_to_frame", "render", "summary_table", "summary_tables", "table_frame", "to_csv",

@@ -5,8 +5,9 @@
 the params the sweep varies for ``pq`` that ``faiss_pq`` has too, e.g. M when
 sweeping M; settings that stay fixed, like k-means iterations, may differ)
 and adds the columns
-``<metric> ratio`` = ours / baseline for the time and memory metrics, plus a
-``baseline`` column. A ratio below 1 means ours is faster (or smaller).
+``<metric> ratio`` = ours / baseline for the metrics whose ratio means something
+(:data:`RATIO_METRICS`: mse, phase times, sizes, peak memory), plus a ``baseline``
+column. A ratio below 1 means ours is faster (or smaller).
 """
 from __future__ import annotations
 
@@ -18,15 +19,23 @@ from .load import ReportError, param_columns
 
 RATIO_SUFFIX = " ratio"
 # Conditions a run and its baseline must share (params shared by both are added).
-SAME_CONDITIONS = ("dataset", "task", "threads", "seed")
+SAME_CONDITIONS = ("dataset", "task", "threads", "seed", "simd", "machine",
+                   "dataset_fingerprint")
+
+
+# The metrics whose ratio means something, in the order of the summary table's columns:
+# distortion, phase times, then sizes and peak memory (RSS deltas, near 0, and
+# counts have no meaningful ratio).
+RATIO_METRICS = ("mse", "error", "train_s", "encode_s", "add_s", "search_s", "search_s_median",
+                 "cluster_s", "iter_s", "codes_bytes", "model_bytes", "train_peak_rss_bytes",
+                 "encode_peak_rss_bytes", "add_peak_rss_bytes", "search_peak_rss_bytes",
+                 "peak_rss_bytes")
 
 
 def ratio_metrics(df: pd.DataFrame) -> list[str]:
-    """Metrics a ratio is taken of: phase times, qps, mse and the memory figures present."""
-    wanted = [c for c in df.columns if isinstance(c, str) and (
-        c.endswith("_s") and c != "wall_s" or c in ("mse", "error", "peak_rss_bytes")
-        or c.endswith("_rss_delta_bytes"))]
-    return [c for c in wanted if pd.api.types.is_numeric_dtype(df[c])]
+    """The :data:`RATIO_METRICS` present in ``df`` with a value, in that order."""
+    return [c for c in RATIO_METRICS if c in df.columns
+            and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
 
 
 def parse_baselines(specs: list[str]) -> dict[str, str]:

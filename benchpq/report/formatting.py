@@ -1,12 +1,15 @@
-"""Render a :class:`~benchpq.report.tables.Table` as Markdown, LaTeX (booktabs) or CSV.
+"""The cells of a :class:`~benchpq.report.tables.Table`: numbers, intervals, bold, marks.
 
-Markdown and LaTeX show ``mean ± h`` when several runs (seeds) fall in a cell and their
-values differ (h: half-width of the 95% t interval of the mean), ``mean [low, high]`` for
-a single run that recorded its 95% interval over queries, and put the best value of each
-column in bold (by the better direction of its metric, see :mod:`benchpq.report.names`)
-unless a t test over seeds finds it no better than the runner-up. CSV keeps plain
-full-precision numbers, with ``<column> std``, ``<column> ci_low`` and ``<column> ci_high``
-columns next to each value column.
+:func:`table_grid` turns a table into plain text cells that an output format
+(:mod:`benchpq.report.output`) writes: ``mean ± h`` when several runs (seeds) fall in a
+cell and their values differ (h: half-width of the 95% t interval of the mean, printed
+to the mean's precision), ``mean [low, high]`` for a single run that recorded its 95%
+interval over queries, ``†`` after build metrics measured by an earlier run whose model
+was loaded from the cache. A column's best value is bold only when it is significantly
+better than the runner-up (:func:`best_cells`: a paired t test where the runs pair by
+seed, otherwise non-overlapping intervals); the table note says which rule applied. CSV
+keeps plain full-precision numbers, with ``<column> std``, ``<column> ci_low`` and
+``<column> ci_high`` columns next to each value column.
 
 Numbers: recalls, NMI and ARI with 3 decimals; mse and clustering error with 4
 significant digits (whole numbers with thousands separators from 1000 up); times and
@@ -20,16 +23,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..uncertainty import ALPHA
-from .load import ReportError
+from ..uncertainty import ALPHA, paired_by_seed
 from .names import better_direction, number_kind
+from .output import Grid, output
 from .tables import Table
-
-FORMATS = ("markdown", "latex", "csv")
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}"}
-
 
 # ---------------------------------------------------------------------------- numbers
 
@@ -66,6 +63,23 @@ def _grouped(v: float) -> str:
     return f"{v:,.0f}"
 
 
+def format_like(metric: str, value, reference: str, human_bytes: bool = False) -> str:
+    """``value`` with as many decimals as the text ``reference`` of the same metric has
+    (an interval printed to the precision of its mean: '0.603 ± 0.012', '24,790 ± 35')."""
+    if value is None or pd.isna(value) or not reference or not math.isfinite(float(value)):
+        return format_number(metric, value, human_bytes)
+    plain = reference.replace(",", "")
+    try:
+        float(plain)
+    except ValueError:  # '1.50 MiB', '1e+20': no decimals to follow
+        return format_number(metric, value, human_bytes)
+    if "e" in plain.lower():
+        return format_number(metric, value, human_bytes)
+    decimals = len(plain.split(".", 1)[1]) if "." in plain else 0
+    text = f"{float(value):,.{decimals}f}" if "," in reference else f"{float(value):.{decimals}f}"
+    return "0" if text.lstrip("-").strip("0.,") == "" and decimals == 0 else text
+
+
 def human_readable_bytes(n: float) -> str:
     """1536 -> '1.50 KiB' (binary units, 3 significant digits)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -88,11 +102,12 @@ def format_key(value) -> str:
 
 # ------------------------------------------------------------------------- table parts
 
-def column_label(table: Table, column) -> str:
-    """Header text of one value column: 'recall@10' or 'recall@10 (M=8)'."""
+def column_label(table: Table, column, display: bool = False) -> str:
+    """Header text of one value column: 'recall@10' or 'recall@10 (M=8)' (with ``display``
+    the metric's display name and unit)."""
     if not table.cols:
-        return str(column)
-    return f"{column[0]} ({column_sublabel(table, column)})"
+        return metric_label(column, display)
+    return f"{metric_label(column[0], display)} ({column_sublabel(table, column)})"
 
 
 def column_sublabel(table: Table, column) -> str:
@@ -106,16 +121,23 @@ def row_keys(table: Table) -> list[tuple]:
     return list(index) if isinstance(index, pd.MultiIndex) else [(k,) for k in index]
 
 
-def best_mask(table: Table, alpha: float = ALPHA) -> np.ndarray:
-    """Boolean array, True where a cell holds the best value of its column (ties all True).
+# How a cell is judged significantly better than the runner-up of its column.
+PAIRED_RULE = "paired t test over shared seeds at 5%"
+INTERVAL_RULE = "non-overlapping 95% intervals"
 
-    Columns of a metric without better direction, with fewer than two values, or whose
-    values are all equal have no best cell. Nor has a column whose best cell is not
-    significantly better than the runner-up: when both cells hold several runs (seeds),
-    a Welch t test at ``alpha`` decides (:func:`significantly_apart`); cells of one run
-    are not tested.
+
+def best_cells(table: Table, alpha: float = ALPHA) -> tuple[np.ndarray, set[str]]:
+    """Where the bold goes, and the rules that decided it.
+
+    Returns a boolean array, True where a cell holds the best value of its column
+    (ties all True) and is significantly better than the runner-up, and the set of
+    rules (:data:`PAIRED_RULE`, :data:`INTERVAL_RULE`) used for the bold cells. Columns
+    of a metric without better direction, with fewer than two values, or whose values
+    are all equal have no best cell; nor has a column whose best cannot be shown better
+    than the next (:func:`significantly_better`).
     """
     mask = np.zeros(table.mean.shape, dtype=bool)
+    rules: set[str] = set()
     for j, column in enumerate(table.mean.columns):
         direction = better_direction(table.metric_of(column))
         values = table.mean.iloc[:, j].to_numpy(dtype=float)
@@ -129,29 +151,46 @@ def best_mask(table: Table, alpha: float = ALPHA) -> np.ndarray:
         others = np.where(present & ~is_best)[0]
         runner_up = others[np.argmax(values[others]) if direction == "max"
                            else np.argmin(values[others])]
-        if all(significantly_apart(table, i, runner_up, j, alpha)
-               for i in np.where(is_best)[0]):
+        verdicts = [significantly_better(table, i, runner_up, j, direction, alpha)
+                    for i in np.where(is_best)[0]]
+        if all(verdicts):
             mask[:, j] = is_best
-    return mask
+            rules.update(verdicts)
+    return mask, rules
 
 
-def significantly_apart(table: Table, i: int, k: int, j: int, alpha: float = ALPHA) -> bool:
-    """Whether cells (i, j) and (k, j) differ at level ``alpha`` by Welch's t test.
+def best_mask(table: Table, alpha: float = ALPHA) -> np.ndarray:
+    """The bold cells of :func:`best_cells`."""
+    return best_cells(table, alpha)[0]
 
-    True when either cell has fewer than two runs or no std (nothing to test with).
+
+def significantly_better(table: Table, i: int, k: int, j: int, direction: str,
+                         alpha: float = ALPHA) -> str | None:
+    """The rule by which cell (i, j) is significantly better than cell (k, j), or None.
+
+    Where both cells hold runs of at least two shared seeds, a paired t test over those
+    seeds decides (:func:`benchpq.uncertainty.paired_by_seed`); otherwise both cells
+    need a 95% interval (t over seeds, or a run's bootstrap over queries) and the two
+    intervals must not overlap. A cell with neither is never significantly better.
     """
-    if table.std is None:
-        return True
-    n1, n2 = table.count.iat[i, j], table.count.iat[k, j]
-    s1, s2 = table.std.iat[i, j], table.std.iat[k, j]
-    if n1 < 2 or n2 < 2 or pd.isna(s1) or pd.isna(s2):
-        return True
-    if s1 == 0 and s2 == 0:
-        return table.mean.iat[i, j] != table.mean.iat[k, j]
-    from scipy import stats
-    test = stats.ttest_ind_from_stats(table.mean.iat[i, j], s1, n1, table.mean.iat[k, j], s2,
-                                      n2, equal_var=False)
-    return bool(test.pvalue < alpha)
+    a, b = table.cell_runs(i, j), table.cell_runs(k, j)
+    metric = table.metric_of(table.mean.columns[j])
+    if len(a) and len(b) and "seed" in a:
+        shared = sorted(set(a["seed"].dropna()) & set(b["seed"].dropna()))
+        if len(shared) >= 2 and len(a) == a["seed"].nunique() == len(shared) == len(b) \
+                == b["seed"].nunique():
+            x = a.set_index("seed").loc[shared, metric].to_numpy(float)
+            y = b.set_index("seed").loc[shared, metric].to_numpy(float)
+            paired = paired_by_seed(x, y)
+            better = (paired.diff > 0) == (direction == "max")
+            return PAIRED_RULE if paired.p < alpha and better and paired.diff != 0 else None
+    if table.low is None or table.high is None:
+        return None
+    lows, highs = table.low.iloc[:, j], table.high.iloc[:, j]
+    if any(pd.isna(v) for v in (lows.iat[i], highs.iat[i], lows.iat[k], highs.iat[k])):
+        return None
+    apart = lows.iat[i] > highs.iat[k] if direction == "max" else highs.iat[i] < lows.iat[k]
+    return INTERVAL_RULE if apart else None
 
 
 def cell_parts(table: Table, human_bytes: bool = True) -> list[list[tuple[str, str, str]]]:
@@ -172,35 +211,87 @@ def cell_parts(table: Table, human_bytes: bool = True) -> list[list[tuple[str, s
             low = table.low.iat[i, j] if table.low is not None else np.nan
             high = table.high.iat[i, j] if table.high is not None else np.nan
             pm = interval = ""
+            text = format_number(metric, mean, human_bytes)
             if count > 1 and pd.notna(std) and std > 0 and pd.notna(high):
-                pm = format_number(metric, high - mean, human_bytes)
+                pm = format_like(metric, high - mean, text, human_bytes)
             elif count == 1 and pd.notna(low) and pd.notna(high):
-                interval = (f"{format_number(metric, low, human_bytes)}, "
-                            f"{format_number(metric, high, human_bytes)}")
-            row.append((format_number(metric, mean, human_bytes), pm, interval))
+                interval = (f"{format_like(metric, low, text, human_bytes)}, "
+                            f"{format_like(metric, high, text, human_bytes)}")
+            row.append((text, pm, interval))
         out.append(row)
     return out
 
 
-def styled_cells(table: Table, pm: str, bold, missing: str, escape=str,
-                 human_bytes: bool = True) -> list[list[str]]:
-    """Final cell strings: escaped 'mean <pm> half-width' or 'mean [low, high]', best ones
-    through ``bold``. ``missing`` stands for a cell without value.
+def cached_cells(table: Table) -> np.ndarray:
+    """Boolean array, True where a cell of a build metric (train time, mse, model size,
+    ...) holds a run whose model came from the model cache: the value was measured by
+    the earlier run that built it."""
+    mask = np.zeros(table.mean.shape, dtype=bool)
+    if table.runs is None or "build_cached" not in table.runs:
+        return mask
+    for j, column in enumerate(table.mean.columns):
+        if not is_build_metric(table.metric_of(column)):
+            continue
+        for i in range(len(table.mean)):
+            cell = table.cell_runs(i, j)
+            mask[i, j] = bool(cell["build_cached"].fillna(False).astype(bool).any())
+    return mask
+
+
+def is_build_metric(name: str) -> bool:
+    """Whether metric ``name`` belongs to the build (train, add, encode, model), not to a
+    search setting."""
+    from ..metric_table import known, lookup
+    return known(name) and lookup(name).scope == "build"
+
+
+def table_grid(table: Table, human_bytes: bool = True, intervals: bool = True,
+               display: bool = False) -> Grid:
+    """The cells of ``table`` as a :class:`~benchpq.report.output.Grid` of plain text.
+
+    A value cell reads 'mean ± half-width' (several runs) or 'mean [low, high]' (one run
+    with its own interval; none when ``intervals`` is False), '†' after values measured
+    in an earlier (cached) build, '–' where there is no value; the bold cells are those
+    of :func:`best_cells`. ``display``: headers give each metric's display name and
+    unit (for papers) instead of its record name.
     """
-    parts, mask = cell_parts(table, human_bytes), best_mask(table)
-    out = []
-    for i, row in enumerate(parts):
-        texts = []
-        for j, (mean, half, interval) in enumerate(row):
-            text = escape(mean) + (f" {pm} {escape(half)}" if half else "") + (
-                f" [{escape(interval)}]" if interval else "")
-            texts.append(missing if not mean else bold(text) if mask[i, j] else text)
-        out.append(texts)
-    return out
+    parts, mask, cached = cell_parts(table, human_bytes), best_mask(table), cached_cells(table)
+    rows = []
+    for key, row_parts, row_cached in zip(row_keys(table), parts, cached):
+        cells = []
+        for (mean, half, interval), is_cached in zip(row_parts, row_cached):
+            text = mean
+            if intervals and mean:
+                text += (f" ± {half}" if half else "") + (f" [{interval}]" if interval else "")
+            cells.append((text + ("†" if is_cached else "")) if mean else "–")
+        rows.append([format_key(k) for k in key] + cells)
+    columns = list(table.mean.columns)
+    grid = Grid(header=[*table.rows, *(column_label(table, c, display) for c in columns)],
+                rows=rows, n_keys=len(table.rows),
+                bold=[[False] * len(table.rows) + list(m) for m in mask])
+    if table.cols:
+        metrics = list(dict.fromkeys(c[0] for c in columns))
+        grid.groups = [(metric_label(m, display), sum(1 for c in columns if c[0] == m))
+                       for m in metrics]
+        grid.sub = [*table.rows, *(column_sublabel(table, c) for c in columns)]
+    return grid
+
+
+def metric_label(metric: str, display: bool = False) -> str:
+    """A metric's header: its record name, or with ``display`` its display name and unit."""
+    if not display:
+        return str(metric)
+    from .names import display_name
+    return display_name(str(metric))
+
+
+CACHED_NOTE = ("values measured by the earlier run that built a model loaded from the "
+               "model cache")
 
 
 def interval_note(table: Table) -> str:
-    """What the ± and [low, high] of a table's cells mean, and when a cell is bold."""
+    """What the ± and [low, high] of a table's cells mean, when a cell is bold, and the
+    mark of values from cached builds."""
     several = bool((table.count > 1).to_numpy().any())
     single_bounds = table.low is not None and bool(
         ((table.count == 1) & table.low.notna()).to_numpy().any())
@@ -209,81 +300,37 @@ def interval_note(table: Table) -> str:
         parts.append("± half-width of the 95% t interval of the mean over seeds")
     if single_bounds:
         parts.append("[low, high] 95% bootstrap interval over queries of one run")
-    parts.append("bold: best of its column, unless not significantly better than the "
-                 "runner-up (Welch t test over seeds, 5%)" if several
-                 else "bold: best of its column")
-    return "; ".join(parts) + "."
+    mask, rules = best_cells(table)
+    if mask.any():
+        parts.append(f"bold: best of its column, significantly better than the runner-up "
+                     f"({' or '.join(sorted(rules))})")
+    else:
+        parts.append(f"no bold: no column's best is significantly better than the runner-up "
+                     f"({PAIRED_RULE}, or {INTERVAL_RULE})")
+    if cached_cells(table).any():
+        parts.append(f"†: {CACHED_NOTE}")
+    notes = " ".join(table.notes)
+    return "; ".join(parts) + "." + (f" {notes}" if notes else "")
 
 
-# ---------------------------------------------------------------------------- markdown
+# ------------------------------------------------------------------ Markdown and LaTeX
 
-def to_markdown(table: Table, human_bytes: bool = True) -> str:
+def to_markdown(table: Table, human_bytes: bool = True, intervals: bool = True) -> str:
     """A GitHub-flavoured Markdown pipe table; best cells as **x**."""
-    header = [*table.rows, *(column_label(table, c) for c in table.mean.columns)]
-    cells = styled_cells(table, "±", lambda t: f"**{t}**", "–", _md_escape, human_bytes)
-    keys = [[_md_escape(format_key(k)) for k in key] for key in row_keys(table)]
-    lines = [[_md_escape(h) for h in header], *(k + c for k, c in zip(keys, cells))]
-    widths = [max(3, *(len(line[j]) for line in lines)) for j in range(len(header))]
-    n_keys = len(table.rows)
+    return output("markdown").table(table_grid(table, human_bytes, intervals))
 
-    def fmt(line):
-        return "| " + " | ".join(t.ljust(w) if j < n_keys else t.rjust(w)
-                                 for j, (t, w) in enumerate(zip(line, widths))) + " |"
-
-    rule = "|" + "|".join(":" + "-" * (w + 1) if j < n_keys else "-" * (w + 1) + ":"
-                          for j, w in enumerate(widths)) + "|"
-    return "\n".join([fmt(lines[0]), rule, *map(fmt, lines[1:])])
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", r"\|")
-
-
-# ------------------------------------------------------------------------------- LaTeX
 
 def latex_escape(text: str) -> str:
     """``text`` with LaTeX special characters escaped (``_`` -> ``\\_``, ...)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return output("latex").escape(text)
 
 
 def to_latex(table: Table, caption: str | None = None, label: str | None = None,
-             human_bytes: bool = True) -> str:
-    """A booktabs ``tabular`` (in a ``table`` float if a caption or label is given).
-
-    Best cells as ``\\textbf{x}``; several runs as ``mean $\\pm$ std``.
-    """
-    n_keys, n_values = len(table.rows), len(table.mean.columns)
-    cells = styled_cells(table, "$\\pm$", lambda t: f"\\textbf{{{t}}}", "--", latex_escape,
-                         human_bytes)
-    lines = [f"\\begin{{tabular}}{{{'l' * n_keys}{'r' * n_values}}}", "\\toprule",
-             *_latex_header(table), "\\midrule"]
-    for key, row in zip(row_keys(table), cells):
-        keys = [latex_escape(format_key(k)) for k in key]
-        lines.append(" & ".join(keys + row) + r" \\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    if caption is None and label is None:
-        return "\n".join(lines)
-    head = ["\\begin{table}[t]", "\\centering"]
-    head += [f"\\caption{{{latex_escape(caption)}}}"] if caption is not None else []
-    head += [f"\\label{{{label}}}"] if label is not None else []
-    return "\n".join(head + lines + ["\\end{table}"])
-
-
-def _latex_header(table: Table) -> list[str]:
-    """One header line, or two (metric groups over column keys) when the table has cols."""
-    keys = [latex_escape(r) for r in table.rows]
-    columns = list(table.mean.columns)
-    if not table.cols:
-        return [" & ".join(keys + [latex_escape(c) for c in columns]) + r" \\"]
-    groups, rules, start = [], [], len(keys) + 1
-    for metric in dict.fromkeys(c[0] for c in columns):
-        span = sum(1 for c in columns if c[0] == metric)
-        groups.append(f"\\multicolumn{{{span}}}{{c}}{{{latex_escape(metric)}}}")
-        rules.append(f"\\cmidrule(lr){{{start}-{start + span - 1}}}")
-        start += span
-    top = " & ".join([""] * len(keys) + groups) + r" \\"
-    sub = [latex_escape(column_sublabel(table, c)) for c in columns]
-    return [top, "".join(rules), " & ".join(keys + sub) + r" \\"]
+             human_bytes: bool = True, intervals: bool = True) -> str:
+    """A booktabs ``tabular`` (in a ``table`` float if a caption or label is given), headed
+    by the metrics' display names and units; best cells as ``\\textbf{x}``."""
+    grid = table_grid(table, human_bytes, intervals, display=True)
+    return output("latex").table(grid, caption=caption, label=label)
 
 
 # --------------------------------------------------------------------------------- CSV
@@ -323,15 +370,15 @@ def to_csv(table: Table) -> str:
 
 
 def render(table: Table, fmt: str = "markdown", human_bytes: bool = True,
-           caption: str | None = None, label: str | None = None) -> str:
-    """``table`` as 'markdown', 'latex' or 'csv' text.
+           caption: str | None = None, label: str | None = None,
+           intervals: bool = True) -> str:
+    """``table`` in format ``fmt`` (see :mod:`benchpq.report.output`).
 
-    ``human_bytes`` applies to Markdown and LaTeX, ``caption``/``label`` to LaTeX only.
+    CSV gives plain full-precision numbers (:func:`table_frame`); the other formats the
+    :func:`table_grid` (LaTeX with display names), ``human_bytes`` and ``intervals``
+    applying to them, ``caption``/``label`` to LaTeX (caption also to Markdown).
     """
-    if fmt == "markdown":
-        return to_markdown(table, human_bytes=human_bytes)
-    if fmt == "latex":
-        return to_latex(table, caption=caption, label=label, human_bytes=human_bytes)
     if fmt == "csv":
         return to_csv(table)
-    raise ReportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    grid = table_grid(table, human_bytes, intervals, display=fmt == "latex")
+    return output(fmt).table(grid, caption=caption, label=label)

@@ -10,26 +10,25 @@ nothing fetched; it reads offline from the folder alone. Everything comes from t
 """
 from __future__ import annotations
 
-import html
 import json
-import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..records import read_record
-from ..uncertainty import LEVEL, t_quantile
-from .formatting import column_label, format_key, interval_note, row_keys, styled_cells
+from .formatting import format_key, interval_note, render
 from .load import ReportError, param_columns
-from .names import better_direction, number_kind
-from .paired import PAIRED_NOTE, display_rows, paired_comparison
+from .names import number_kind
+from .output import Grid, output
+from .paired import PAIRED_NOTE, paired_comparison, render_paired
 from .pareto import plot_pareto
-from .plots import MARKERS, legend_outside, save_png
-from .references import check_reference, reference_rows, reference_table
+from .plots import MARKERS, averaged_over, axis_label, is_bits, legend_outside, save_png
+from .references import check_reference, reference_grid, reference_table
 from .summary import describe_failure, summary_tables
-from .tables import Table, defining_columns
+from .tables import SplitRowsWarning, Table, defining_columns, pivot
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1600px; color: #222;
@@ -110,16 +109,17 @@ def _may_concern(reference: dict, dataset) -> bool:
 def _index_body(df, entries, references) -> str:
     sweeps = ", ".join(sorted(map(format_key, df["sweep"].dropna().unique())))
     rows = []
-    for sweep, dataset, task, name, runs in entries:
+    for sweep, dataset, task, _name, runs in entries:
         ok = runs[runs["status"] == "ok"]
         algorithms = ", ".join(sorted(map(format_key, runs["algorithm"].dropna().unique())))
         failed = len(runs) - len(ok)
-        rows.append([_e(format_key(sweep)), f'<a href="{name}.html">{_e(format_key(dataset))}</a>',
-                     _e(format_key(task)), _e(algorithms), str(len(ok)),
-                     f'<span class="bad">{failed}</span>' if failed else "0"])
-    parts = [f"<p>Sweeps: {_e(sweeps)}. {len(df)} runs.</p>",
-             _html_table(["sweep", "dataset", "task", "algorithms", "ok runs", "failed runs"],
-                         rows, keys=4, escaped=True, text_cols={3})]
+        rows.append([format_key(sweep), format_key(dataset), format_key(task), algorithms,
+                     str(len(ok)), str(failed)])
+    grid = Grid(["sweep", "dataset", "task", "algorithms", "ok runs", "failed runs"], rows,
+                n_keys=4, text_cols={3},
+                links=[[None, f"{entry[3]}.html", None, None, None, None] for entry in entries],
+                bad=[[False] * 5 + [row[5] != "0"] for row in rows])
+    parts = [f"<p>Sweeps: {_e(sweeps)}. {len(df)} runs.</p>", HTML.table(grid)]
     if len(references):
         flagged = int((references["status"] != "ok").sum())
         parts.append(f"<h2>Published figures</h2><p>{len(references)} published figures, "
@@ -137,19 +137,13 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
             f'<figure><img src="img/{_e(f)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
             "</figcaption></figure>" for f, caption in images) + "</div>")
     if table is not None:
-        parts += ["<h2>Results</h2>", _table_html(table),
-                  f'<p class="note">{_e(_table_note(table))}</p>']
+        parts += ["<h2>Results</h2>", render(table, "html"), HTML.note(_table_note(table))]
     for a, b in compare:
         if not {a, b} <= set(ok["algorithm"]):
             continue
         frame = paired_comparison(ok, a, b)
-        header, rows, better = display_rows(frame)
-        bold = [[j == header.index(a) and w == 0 or j == header.index(b) and w == 1
-                 for j in range(len(header))] for w in better]
         parts += [f"<h2>Paired comparison: {_e(a)} vs {_e(b)}</h2>",
-                  _html_table(header, rows, keys=1, bold=bold,
-                              text_cols={header.index("verdict")}),
-                  f'<p class="note">{_e(PAIRED_NOTE)}</p>']
+                  render_paired(frame, "html"), HTML.note(PAIRED_NOTE)]
     if len(references):
         parts += ["<h2>Published figures beside ours</h2>", _references_html(references)]
     parts += ["<h2>Runs</h2>", _runs_html(runs)]
@@ -213,9 +207,10 @@ def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
 
 def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = False) -> bool:
     """Save ``y`` against ``x``, one point per configuration (the runs that differ only by
-    seed: mean of x and y, with their 95% t intervals as error bars), one marker and colour
-    per algorithm, no connecting lines (configurations of one algorithm need not form a
-    curve). False if no run has both values."""
+    seed: mean of x and y, with 95% intervals as error bars: t over seeds, or a single
+    run's recorded bootstrap interval), one marker and colour per algorithm, no
+    connecting lines (configurations of one algorithm need not form a curve). A bits
+    axis is log2. False if no run has both values."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
@@ -226,86 +221,57 @@ def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = F
     if data.empty:
         return False
     configs = [c for c in defining_columns(data) if c not in (x, y)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SplitRowsWarning)  # every config is a point here
+        table = pivot(data, configs, None, [x, y])
     fig = Figure(figsize=(6.4, 4.4))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for i, (algorithm, group) in enumerate(data.groupby("algorithm", sort=True)):
-        points = group.groupby(configs, dropna=False)[[x, y]].agg(["mean", "std", "count"])
-        points = points.sort_values((x, "mean"))
-        err = {v: _bounded(points[(v, "mean")], _half_widths(points[v]), v) for v in (x, y)}
-        ax.errorbar(points[(x, "mean")], points[(y, "mean")], xerr=err[x], yerr=err[y],
+    points = table.mean.reset_index()
+    for i, (algorithm, group) in enumerate(points.groupby("algorithm", sort=True)):
+        rows = group.index
+        err = {v: _bounded(table, rows, v) for v in (x, y)}
+        order = np.argsort(group[x].to_numpy(float))
+        ax.errorbar(group[x].to_numpy(float)[order], group[y].to_numpy(float)[order],
+                    xerr=err[x][:, order], yerr=err[y][:, order],
                     label=format_key(algorithm), marker=MARKERS[i % len(MARKERS)], capsize=2,
                     linestyle="none", elinewidth=1)
-    if logx:
+    if is_bits(x):
+        ax.set_xscale("log", base=2)
+    elif logx:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(x)
-    ax.set_ylabel(f"{y} ({'higher' if better_direction(y) == 'max' else 'lower'} is better)")
-    ax.set_title(f"{y} vs {x}: mean over seeds, 95% intervals")
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y))
+    ax.set_title(f"{y} vs {x}\n{averaged_over(table.count[y])}", fontsize="medium")
     ax.grid(True, alpha=0.3)
     legend_outside(ax)
     save_png(fig, path, dpi=100)
     return True
 
 
-def _bounded(means: pd.Series, half_widths: list[float], name: str):
-    """Error bars of ``name``: symmetric half-widths, or for a fraction (recall, usage) a
-    (2, n) array of lower / upper lengths cut at 0 and 1, which it cannot leave."""
-    if number_kind(name) != "fraction":
-        return half_widths
-    m, h = means.to_numpy(dtype=float), np.asarray(half_widths, dtype=float)
-    return np.vstack([np.minimum(h, np.maximum(m, 0)), np.minimum(h, np.maximum(1 - m, 0))])
-
-
-def _half_widths(stats: pd.DataFrame) -> list[float]:
-    """95% t half-widths from (mean, std, count) columns; 0 where there is one run."""
-    return [t_quantile(0.5 + LEVEL / 2, int(n) - 1) * sd / math.sqrt(n)
-            if n > 1 and pd.notna(sd) else 0.0
-            for sd, n in zip(stats["std"], stats["count"])]
+def _bounded(table: Table, rows, name: str) -> np.ndarray:
+    """(2, n) error-bar lengths of ``name`` below and above the mean of ``rows``: the 95%
+    interval's ends (0 without one), a fraction's cut at 0 and 1, which it cannot leave."""
+    mean = table.mean[name].iloc[rows].to_numpy(float)
+    low = np.nan_to_num(mean - table.low[name].iloc[rows].to_numpy(float))
+    high = np.nan_to_num(table.high[name].iloc[rows].to_numpy(float) - mean)
+    if number_kind(name) == "fraction":
+        low, high = np.minimum(low, np.maximum(mean, 0)), np.minimum(high, np.maximum(1 - mean, 0))
+    return np.vstack([np.maximum(low, 0), np.maximum(high, 0)])
 
 
 # ----------------------------------------------------------------------------- tables
 
+HTML = output("html")
+
+
 def _e(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _html_table(header, rows, keys: int = 0, bold=None, escaped: bool = False,
-                classes=None, text_cols=()) -> str:
-    """An HTML table; the first ``keys`` columns and the ``text_cols`` left-aligned (text
-    ones may wrap); ``bold[i][j]`` in <strong>; ``classes[i][j]``: a CSS class or ''."""
-    head = "".join(f'<th class="key">{_e(h)}</th>' if j < keys or j in text_cols
-                   else f"<th>{_e(h)}</th>" for j, h in enumerate(header))
-    body = []
-    for i, row in enumerate(rows):
-        cells = []
-        for j, cell in enumerate(row):
-            text = cell if escaped else _e(cell)
-            if bold is not None and bold[i][j]:
-                text = f"<strong>{text}</strong>"
-            css = (["key"] if j < keys else []) + (["text"] if j in text_cols else []) + (
-                [classes[i][j]] if classes and classes[i][j] else [])
-            cls = f' class="{" ".join(css)}"' if css else ""
-            cells.append(f"<td{cls}>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
-            "</tbody></table></div>")
-
-
-def _table_html(table: Table) -> str:
-    header = [*table.rows, *(column_label(table, c) for c in table.mean.columns)]
-    cells = styled_cells(table, "±", lambda t: f"<strong>{t}</strong>", "–", _e)
-    rows = [[_e(format_key(k)) for k in key] + row for key, row in zip(row_keys(table), cells)]
-    return _html_table(header, rows, keys=len(table.rows), escaped=True)
+    return HTML.escape(text)
 
 
 def _references_html(frame: pd.DataFrame) -> str:
-    header, rows = reference_rows(frame)
-    status = header.index("status")
-    classes = [["bad" if j == status and r[status] != "ok" else
-                "good" if j == status else "" for j in range(len(r))] for r in rows]
-    return _html_table(header, rows, keys=3, classes=classes,
-                       text_cols={header.index("source")})
+    return HTML.table(reference_grid(frame))
 
 
 def _runs_html(runs: pd.DataFrame) -> str:

@@ -2,9 +2,15 @@
 
 Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, task,
 seed, threads, simd`` (the native core's SIMD path; None in records older than it),
-then one column per algorithm param (``M``, ``nbits``, ...), one per metric
-(``recall@10``, ``mse``, ...), then ``wall_s, started_at, path, per_query`` (the
-run's per-query values as a dict, or None).
+``machine`` (the CPU model), ``code_stamp`` (the plugin's code) and
+``dataset_fingerprint`` (the content of the data read), then one column per algorithm
+param (``M``, ``nbits``, ...), one per metric (``recall@10``, ``mse``, ...), then
+``build_id, build_cached`` (the build a run searched, and whether it came from the
+model cache, so its build metrics were measured by an earlier run), ``wall_s,
+started_at, path, per_query`` (the run's per-query values as a dict, or None).
+
+Each run is one row, however many sweep folders recorded it: records of one run id
+are read once (see :func:`drop_duplicate_runs`).
 A param whose name is also a metric or a fixed column is named ``param.<name>``;
 a metric whose name is a fixed column (e.g. ``threads``) is named ``metric.<name>``.
 The param and metric column names are kept in ``df.attrs["param_columns"]`` and
@@ -26,8 +32,11 @@ from ..records import read_record, records_dir
 from .names import is_known_metric
 
 BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
-                "seed", "threads", "simd")
-TAIL_COLUMNS = ("wall_s", "started_at", "path", "per_query")
+                "seed", "threads", "simd", "machine", "code_stamp", "dataset_fingerprint")
+TAIL_COLUMNS = ("build_id", "build_cached", "wall_s", "started_at", "path", "per_query")
+# Where a record keeps the columns that are not top-level keys of its own name.
+NESTED_COLUMNS = {"machine": ("provenance", "cpu_model"),
+                  "dataset_fingerprint": ("config", "dataset_fingerprint")}
 # Key of a run's metrics holding per-query values (benchpq.uncertainty.search_uncertainty):
 # not a metric column; kept as a dict in the ``per_query`` column for paired tests.
 PER_QUERY_KEY = "per_query"
@@ -41,6 +50,10 @@ class ReportError(ValueError):
 
 class CorruptRecordWarning(UserWarning):
     """A record file could not be read and was skipped."""
+
+
+class DuplicateRunWarning(UserWarning):
+    """One run id is recorded with different results in several files; one was kept."""
 
 
 def load_records(paths, status: str | Iterable[str] | None = "ok") -> pd.DataFrame:
@@ -62,10 +75,47 @@ def load_records(paths, status: str | Iterable[str] | None = "ok") -> pd.DataFra
     records, sources, corrupt = _read_all(files)
     if not records:
         raise ReportError(f"no readable run records in {', '.join(map(str, _as_paths(paths)))}")
-    df = records_to_frame(records, sources)
+    df = drop_duplicate_runs(records_to_frame(records, sources))
     df.attrs["corrupt_files"] = corrupt
-    df.attrs["references"] = collect_references(zip(records, df["sweep"]))
     return filter_status(df, status)
+
+
+def drop_duplicate_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run id: a run recorded in several sweep folders counts once.
+
+    Copies with the same status and metrics are one run read twice: the first is kept
+    (its ``sweep`` becomes the sweeps joined by ', '). Copies that differ (the run was
+    redone, e.g. with ``force=true``) keep the newest and warn with a
+    :class:`DuplicateRunWarning` naming the files. ``attrs["duplicate_records"]`` counts
+    the rows dropped.
+    """
+    if df.empty or not df["run_id"].duplicated().any():
+        df.attrs["duplicate_records"] = 0
+        return df
+    metrics = metric_columns(df)
+    keep, differing = [], []
+    for rid, group in df.groupby("run_id", sort=False, dropna=False):
+        if len(group) == 1 or pd.isna(rid):
+            keep.extend(group.index)
+            continue
+        content = group[["status", *metrics]].astype(str).agg("|".join, axis=1)
+        if content.nunique() == 1:
+            first = group.index[0]
+            df.loc[first, "sweep"] = ", ".join(dict.fromkeys(map(str, group["sweep"])))
+            keep.append(first)
+        else:
+            newest = group["started_at"].fillna(pd.Timestamp.min.tz_localize("UTC")).idxmax()
+            keep.append(newest)
+            differing.append(f"{rid} ({', '.join(str(p) for p in group['path'])}; kept "
+                             f"{df.loc[newest, 'path']})")
+    if differing:
+        warnings.warn(f"{len(differing)} run{'s are' if len(differing) > 1 else ' is'} recorded "
+                      f"with different results in several files, the newest record kept: "
+                      f"{'; '.join(differing)}", DuplicateRunWarning, stacklevel=3)
+    out = df.loc[sorted(keep)].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    out.attrs["duplicate_records"] = len(df) - len(out)
+    return out
 
 
 def find_record_files(paths) -> list[tuple[Path, str]]:
@@ -166,7 +216,7 @@ def _union(dicts) -> list[str]:
 
 def _row(record: dict, path, sweep, param_col: dict, metric_col: dict) -> dict:
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    row = {name: _scalar(record.get(name)) for name in BASE_COLUMNS}
+    row = {name: _scalar(_field(record, name)) for name in (*BASE_COLUMNS, *TAIL_COLUMNS)}
     row["message"] = row["message"] or ""
     row["sweep"] = sweep if sweep is not None else config.get("name")
     for section, columns in (("params", param_col), ("metrics", metric_col)):
@@ -177,10 +227,18 @@ def _row(record: dict, path, sweep, param_col: dict, metric_col: dict) -> dict:
     metrics = record.get("metrics")
     per_query = metrics.get(PER_QUERY_KEY) if isinstance(metrics, dict) else None
     row["per_query"] = per_query if isinstance(per_query, dict) else None
-    row["wall_s"] = _scalar(record.get("wall_s"))
     row["started_at"] = _start_time(record.get("provenance"))
     row["path"] = path
     return row
+
+
+def _field(record: dict, name: str):
+    """A record's value of column ``name``: its own key, or where :data:`NESTED_COLUMNS` says."""
+    if name not in NESTED_COLUMNS:
+        return record.get(name)
+    section, key = NESTED_COLUMNS[name]
+    part = record.get(section)
+    return part.get(key) if isinstance(part, dict) else None
 
 
 def _scalar(value):

@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from .. import uncertainty
-from .formatting import format_key, format_number, latex_escape
+from .formatting import format_key, format_number
 from .load import ReportError, param_columns
 from .names import base_name, better_direction, recall_rank
+from .output import Grid, output
 
 # Metrics compared by default, after the recalls present (in this order).
 COMPARED = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "search_s",
@@ -184,35 +185,16 @@ def _signed(text: str) -> str:
 
 
 def render_paired(frame: pd.DataFrame, fmt: str = "markdown") -> str:
-    """A paired comparison as Markdown, LaTeX (booktabs) or CSV; the significantly better mean
-    of each row in bold (none when there is no significant difference)."""
+    """A paired comparison in format ``fmt`` (CSV: the frame's numbers); the significantly
+    better mean of each row in bold (none when there is no significant difference)."""
     if fmt == "csv":
         return frame.to_csv(index=False)
     header, rows, better = display_rows(frame)
     col = {0: header.index(frame["A"].iat[0]), 1: header.index(frame["B"].iat[0])}
-    if fmt == "latex":
-        lines = [f"\\begin{{tabular}}{{{'l' * (len(header) - 8)}rrrrrrll}}", "\\toprule",
-                 " & ".join(latex_escape(h) for h in header).replace("−", "$-$") + r" \\",
-                 "\\midrule"]
-        for row, best in zip(rows, better):
-            cells = [latex_escape(c).replace("<", "$<$") for c in row]
-            if best >= 0:
-                cells[col[best]] = f"\\textbf{{{cells[col[best]]}}}"
-            lines.append(" & ".join(cells) + r" \\")
-        return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"])
-    if fmt != "markdown":
-        raise ReportError(f"unknown format {fmt!r}; choose from markdown, latex, csv")
-    out = []
-    for row, best in zip(rows, better):
-        cells = [c.replace("|", r"\|") for c in row]
-        if best >= 0:
-            cells[col[best]] = f"**{cells[col[best]]}**"
-        out.append(cells)
-    widths = [max(3, len(h), *(len(r[j]) for r in out)) for j, h in enumerate(header)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in out]
-    return "\n".join(lines)
+    bold = [[j == col.get(best) for j in range(len(header))] for best in better]
+    n_keys = header.index("metric") + 1
+    return output(fmt).table(Grid(header, rows, n_keys=n_keys, bold=bold,
+                                  text_cols={len(header) - 2, len(header) - 1}))
 
 
 PAIRED_NOTE = ("Paired by query: per-query values averaged over the seeds both ran; 95% paired "

@@ -16,6 +16,7 @@ ann-benchmarks (recall against queries per second) and in the papers.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +26,44 @@ from .formatting import format_key
 from .load import ReportError, param_columns
 from .names import better_direction, number_kind
 from .plots import axis_label, default_title, legend_outside, save_png
-from .tables import Table, as_list, check_columns, pivot
+from .tables import DEFINING_COLUMNS, SplitRowsWarning, Table, as_list, check_columns, pivot
 
 #: the defaults of --pareto: recall against speed, as ann-benchmarks plots it
 DEFAULT_X, DEFAULT_Y = "recall@10", "qps"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
-# what identifies one operating point besides the line (by) and the params
-CONTEXT_COLUMNS = ("dataset", "task", "threads")
+# Conditions under which runs are measured: points made under different ones are never
+# on one front (each combination is a line of its own).
+CONDITION_COLUMNS = tuple(c for c in DEFINING_COLUMNS if c != "algorithm")
+
+
+def default_axes(x: str | None = None, y: str | None = None) -> tuple[str, str]:
+    """The two axes of a front when one or none is given: recall@10 against qps by
+    default; a given axis that is not the recall is set against the recall
+    (``--x mean_candidates``: recall@10 against the candidates scanned)."""
+    if x is None and y is None:
+        return DEFAULT_X, DEFAULT_Y
+    if y is None:
+        return x, DEFAULT_X if x != DEFAULT_X else DEFAULT_Y
+    if x is None:
+        return (DEFAULT_X if y != DEFAULT_X else DEFAULT_Y), y
+    return x, y
+
+
+def line_keys(df: pd.DataFrame, by="algorithm") -> list[str]:
+    """The columns that identify a line (one front): ``by``, then the conditions
+    (dataset, task, threads, SIMD path, machine, code, data) that vary among the runs."""
+    by = as_list(by)
+    return by + [c for c in CONDITION_COLUMNS if c in df.columns and c not in by
+                 and df[c].astype(str).nunique() > 1]
 
 
 def point_keys(df: pd.DataFrame, x: str, y: str, by="algorithm") -> list[str]:
-    """The columns that identify an operating point: ``by``, then the context and
+    """The columns that identify an operating point: its :func:`line_keys`, then the
     param columns whose values vary among the runs (seed excluded)."""
-    by = as_list(by)
-    return by + [c for c in (*CONTEXT_COLUMNS, *param_columns(df))
-                 if c in df.columns and c not in by and c not in (x, y)
-                 and df[c].astype(str).nunique() > 1]
+    lines = line_keys(df, by)
+    return lines + [c for c in param_columns(df)
+                    if c in df.columns and c not in lines and c not in (x, y)
+                    and df[c].astype(str).nunique() > 1]
 
 
 def _measured(df: pd.DataFrame, x: str, y: str, by) -> pd.DataFrame:
@@ -61,14 +84,20 @@ def operating_points(df: pd.DataFrame, x: str, y: str, by="algorithm") -> pd.Dat
     ``y_std`` and ``runs``.
     """
     runs = _measured(df, x, y, by)
-    keys = point_keys(runs, x, y, by)
+    keys, lines = point_keys(runs, x, y, by), line_keys(runs, by)
+    if len(lines) > len(as_list(by)):
+        warnings.warn(f"Pareto fronts split by {', '.join(lines[len(as_list(by)):])}: points "
+                      "measured under other conditions are never on one front",
+                      SplitRowsWarning, stacklevel=3)
     grouped = runs.assign(**{c: _text(runs[c]) for c in keys}).groupby(keys, sort=True,
                                                                        dropna=False)
     out = grouped[[x, y]].mean()
     std = grouped[[x, y]].std().fillna(0.0)
     out[f"{x}_std"], out[f"{y}_std"] = std[x], std[y]
     out["runs"] = grouped.size()
-    return out.reset_index()
+    out = out.reset_index()
+    out.attrs["keys"], out.attrs["lines"] = keys, lines
+    return out
 
 
 def _text(column: pd.Series) -> pd.Series:
@@ -98,14 +127,15 @@ def _direction(name: str) -> str:
 
 def pareto_points(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y,
                   by="algorithm") -> pd.DataFrame:
-    """The front points of each line (value of ``by``), sorted by ``x`` within a line."""
-    by = as_list(by)
+    """The front points of each line (:func:`line_keys`), sorted by ``x`` within a line."""
     points = operating_points(df, x, y, by)
     fronts = []
-    for _, line in points.groupby(by, sort=True, dropna=False):
+    for _, line in points.groupby(points.attrs["lines"], sort=True, dropna=False):
         mask = pareto_mask(line[x], line[y], _direction(x), _direction(y))
         fronts.append(line[mask].sort_values(x))
-    return pd.concat(fronts, ignore_index=True)
+    out = pd.concat(fronts, ignore_index=True)
+    out.attrs = dict(points.attrs)
+    return out
 
 
 def pareto_table(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="algorithm",
@@ -113,8 +143,9 @@ def pareto_table(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="a
     """A :class:`~benchpq.report.tables.Table` of each line's front points: one row per
     point (mean ± std over seeds of ``x``, ``y`` and any other ``values``)."""
     runs = _measured(df, x, y, by)
-    keys = point_keys(runs, x, y, by)
-    front = pareto_points(runs, x, y, by)[keys]
+    front = pareto_points(runs, x, y, by)
+    keys = front.attrs["keys"]
+    front = front[keys]
     as_text = runs.assign(**{c: _text(runs[c]) for c in keys})
     chosen = as_text.reset_index().merge(front, on=keys)["index"]
     table = pivot(runs.loc[chosen], keys, None, [x, y, *[v for v in as_list(values)
@@ -139,19 +170,21 @@ def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="al
 
     Points off the front are drawn faint; the front is joined in the order of
     ``x``; error bars are the std over seeds. Rates and times spanning more
-    than a decade get a log axis. Returns the path written.
+    than a decade get a log axis. Points measured under different conditions
+    (threads, machine, ...) are on different lines. Returns the path written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    by = as_list(by)
     points = operating_points(df, x, y, by)
+    lines = points.attrs["lines"]
     fig = Figure(figsize=(7.2, 5.4))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for i, (key, line) in enumerate(points.groupby(by, sort=True, dropna=False)):
+    for i, (key, line) in enumerate(points.groupby(lines, sort=True, dropna=False)):
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(format_key(k) for k in key)
+        label = ", ".join(format_key(k) if j < len(as_list(by)) else f"{c}={format_key(k)}"
+                          for j, (c, k) in enumerate(zip(lines, key)))
         mask = pareto_mask(line[x], line[y], _direction(x), _direction(y))
         front = line[mask].sort_values(x)
         marker = MARKERS[i % len(MARKERS)]
@@ -168,7 +201,7 @@ def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="al
     ax.set_ylabel(axis_label(y))
     ax.set_title(title if title is not None else default_title(df, x, y, "Pareto fronts: "))
     ax.grid(True, which="both", alpha=0.3)
-    legend_outside(ax, ", ".join(by))
+    legend_outside(ax, ", ".join(as_list(by)))
     return save_png(fig, path, dpi)
 
 

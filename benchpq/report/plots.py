@@ -23,9 +23,13 @@ def plot(df: pd.DataFrame, x: str = "code_bits", y: str = "recall@10", by="algor
          dpi: int = 150) -> Path:
     """Plot ``y`` against ``x``, one line per value of ``by`` (str or list), save as PNG.
 
-    Runs with the same ``by`` and ``x`` (seeds) are averaged, with their sample std as
-    error bars. Points are sorted by ``x``; ``logx`` puts x on a log scale. Returns the
-    path written (parent directories are created).
+    Runs with the same ``by`` and ``x`` that differ in their seed alone are averaged;
+    error bars are 95% intervals (t over seeds, or a single run's recorded bootstrap
+    interval over queries). Runs that differ in another condition (threads, machine,
+    ...) get lines of their own (:func:`~benchpq.report.tables.pivot`). Points are
+    sorted by ``x``; ``logx`` puts x on a log scale; a bits axis (code_bits, ...) is
+    always log2. The default title says what a point is (mean of how many seeds).
+    Returns the path written (parent directories are created).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -38,14 +42,18 @@ def plot(df: pd.DataFrame, x: str = "code_bits", y: str = "recall@10", by="algor
     fig = Figure(figsize=(6.4, 4.8))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for i, (label, points) in enumerate(_lines(table, by, x, y)):
-        ax.errorbar(points[x], points["mean"], yerr=points["std"], label=label,
-                    marker=MARKERS[i % len(MARKERS)], capsize=3, linewidth=1.5)
-    if logx:
+    lines = [r for r in table.rows if r != x]
+    for i, (label, points) in enumerate(_lines(table, lines, x, y)):
+        ax.errorbar(points[x], points["mean"], yerr=[points["below"], points["above"]],
+                    label=label, marker=MARKERS[i % len(MARKERS)], capsize=3, linewidth=1.5)
+    if is_bits(x):
+        ax.set_xscale("log", base=2)
+    elif logx:
         ax.set_xscale("log")
-    ax.set_xlabel(x)
+    ax.set_xlabel(axis_label(x))
     ax.set_ylabel(axis_label(y))
-    ax.set_title(title if title is not None else default_title(df, x, y))
+    ax.set_title(title if title is not None else
+                 f"{default_title(df, x, y)}\n{averaged_over(table.count[y])}")
     ax.grid(True, alpha=0.3)
     legend_outside(ax, ", ".join(by))
     return save_png(fig, path, dpi)
@@ -57,9 +65,28 @@ def _has_points(df: pd.DataFrame, x: str, y: str) -> bool:
     return bool((numeric(x) & numeric(y)).any())
 
 
+def is_bits(name: str) -> bool:
+    """Whether metric or param ``name`` counts bits (drawn on a log2 axis)."""
+    from .names import is_known_metric, unit
+    return str(name).endswith("_bits") or (is_known_metric(name) and unit(name) == "bits")
+
+
+def averaged_over(counts: pd.Series) -> str:
+    """What a point of a plot is: 'mean of 3 seeds, 95% t intervals' or 'one run per
+    point, 95% bootstrap intervals over queries where recorded'."""
+    low, high = int(counts.min()), int(counts.max())
+    if high <= 1:
+        return "one run per point; bars: 95% bootstrap intervals over queries where recorded"
+    n = f"{low}" if low == high else f"{low}-{high}"
+    return f"mean of {n} seeds per point; bars: 95% t intervals of the mean"
+
+
 def _lines(table, by: list[str], x: str, y: str):
-    """(legend label, DataFrame with columns x, mean, std sorted by x) per line."""
-    frame = pd.DataFrame({"mean": table.mean[y], "std": table.std[y].fillna(0.0)}).reset_index()
+    """(legend label, DataFrame with columns x, mean, below, above sorted by x) per line;
+    below/above: distances from the mean to the 95% interval's ends (0 without one)."""
+    frame = pd.DataFrame({"mean": table.mean[y],
+                          "below": (table.mean[y] - table.low[y]).fillna(0.0),
+                          "above": (table.high[y] - table.mean[y]).fillna(0.0)}).reset_index()
     frame[x] = pd.to_numeric(frame[x], errors="coerce")
     for key, points in frame.groupby(by, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -69,10 +96,14 @@ def _lines(table, by: list[str], x: str, y: str):
 
 
 def axis_label(name: str) -> str:
-    """``name`` with its direction, e.g. "recall@10 (higher is better)"."""
-    direction = better_direction(name)
-    hint = {"max": " (higher is better)", "min": " (lower is better)"}.get(direction, "")
-    return name + hint
+    """A metric's display name and unit with its direction, e.g. "Recall@10 (higher is
+    better)"; another column (a param) as it is named."""
+    from .names import display_name, is_known_metric
+    if not is_known_metric(name):
+        return str(name)
+    hint = {"max": " (higher is better)", "min": " (lower is better)"}.get(
+        better_direction(name), "")
+    return display_name(name) + hint
 
 
 def default_title(df: pd.DataFrame, x: str, y: str, what: str = "") -> str:

@@ -27,8 +27,9 @@ import math
 
 import pandas as pd
 
-from .formatting import format_key, format_number, latex_escape
+from .formatting import format_key, format_number
 from .load import ReportError, collect_references  # noqa: F401 - part of this API
+from .output import Grid, output
 
 CHECKS = ("within", "at_least", "at_most")
 REQUIRED = ("metric", "value", "source")
@@ -168,28 +169,17 @@ def reference_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def render_references(frame: pd.DataFrame, fmt: str = "markdown") -> str:
-    """The reference table as Markdown, LaTeX or CSV; out-of-tolerance rows flagged."""
+    """The reference table in format ``fmt`` (CSV: the frame's numbers); out-of-tolerance
+    statuses flagged."""
     if fmt == "csv":
         return frame.to_csv(index=False)
+    return output(fmt).table(reference_grid(frame))
+
+
+def reference_grid(frame: pd.DataFrame) -> Grid:
+    """The :func:`reference_rows` as a grid, statuses other than 'ok' flagged bad."""
     header, rows = reference_rows(frame)
-    if fmt == "latex":
-        lines = [r"\begin{tabular}{lllrrrrll}", r"\toprule",
-                 " & ".join(header) + r" \\", r"\midrule"]
-        for row in rows:
-            cells = [latex_escape(c).replace("±", r"$\pm$").replace("≥", r"$\geq$")
-                     .replace("≤", r"$\leq$").replace("−", "-") for c in row]
-            if row[7] != "ok":
-                cells[7] = f"\\textbf{{{cells[7]}}}"
-            lines.append(" & ".join(cells) + r" \\")
-        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
-    if fmt != "markdown":
-        raise ReportError(f"unknown format {fmt!r}; choose from markdown, latex, csv")
-    cells = [[c.replace("|", r"\|") for c in row] for row in rows]
-    for row in cells:
-        if row[7] != "ok":
-            row[7] = f"**{row[7]}**"
-    widths = [max(3, len(h), *(len(r[j]) for r in cells)) for j, h in enumerate(header)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
-    return "\n".join(lines)
+    status = header.index("status")
+    bad = [[j == status and row[status] != "ok" for j in range(len(row))] for row in rows]
+    return Grid(header, rows, n_keys=3, bad=bad,
+                text_cols={status, header.index("accepted"), header.index("source")})

@@ -3,42 +3,55 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .formatting import FORMATS, format_key, interval_note, render, table_frame
+from .formatting import format_key, interval_note, render, table_frame
 from .load import ReportError, load_records, metric_columns, param_columns
 from .names import base_name, interval_bound_of, recall_rank
+from .output import FORMATS, output
 from .tables import Table, default_rows, pivot
 
 # Key metrics after the recalls (which come first, sorted by R), in column order.
 KEY_METRICS = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "search_s",
                "search_s_median", "cluster_s", "qps", "code_bits", "empty_clusters", "model_bytes",
                "peak_rss_bytes")
+# The default (terminal-sized) table: 1-recall at 1, 10 and 100, then these.
+COMPACT_RECALLS = ("recall@1", "recall@10", "recall@100")
+COMPACT_METRICS = ("mse", "error", "nmi", "train_s", "search_s", "cluster_s", "code_bits")
+# Width the default table is made to fit (characters).
+TERMINAL_WIDTH = 120
 MESSAGE_CHARS = 200
 
 
-def key_metrics(df: pd.DataFrame) -> list[str]:
-    """The key metrics present in ``df``: recalls (by R), then :data:`KEY_METRICS` in order.
+def key_metrics(df: pd.DataFrame, wide: bool = True) -> list[str]:
+    """The key metrics present in ``df``.
 
-    If none is present, every numeric metric column with a value.
+    ``wide``: every recall (by R), then :data:`KEY_METRICS` in order; otherwise the
+    compact set (:data:`COMPACT_RECALLS`, :data:`COMPACT_METRICS`). If none is present,
+    every numeric metric column with a value.
     """
     present = [c for c in metric_columns(df) if interval_bound_of(c) is None
                and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
-    recalls = sorted((c for c in present if base_name(c).startswith("recall@")
-                      or "-recall@" in base_name(c)), key=recall_rank)
-    chosen = recalls + [m for m in KEY_METRICS if m in present]
+    if wide:
+        recalls = sorted((c for c in present if base_name(c).startswith("recall@")
+                          or "-recall@" in base_name(c)), key=recall_rank)
+        chosen = recalls + [m for m in KEY_METRICS if m in present]
+    else:
+        chosen = [m for m in (*COMPACT_RECALLS, *COMPACT_METRICS) if m in present]
     return chosen or present
 
 
-def summary_tables(df: pd.DataFrame) -> list[Table]:
+def summary_tables(df: pd.DataFrame, wide: bool = True) -> list[Table]:
     """One table per (dataset, task) of the ok runs of ``df``.
 
-    Rows are ``algorithm`` plus its varying params; columns are the key metrics present.
+    Rows are ``algorithm`` plus its varying params (and any other condition in which its
+    runs differ, see :func:`~benchpq.report.tables.pivot`); columns are the key metrics
+    present (:func:`key_metrics` with ``wide``).
     """
     ok = df[df["status"] == "ok"]
     tables = []
     for (dataset, task), group in ok.groupby(["dataset", "task"], dropna=False, sort=True):
         group = group.copy()
         group.attrs = dict(df.attrs)
-        metrics = key_metrics(group)
+        metrics = key_metrics(group, wide)
         if not metrics:
             continue
         table = pivot(group, default_rows(group), None, metrics)
@@ -48,7 +61,8 @@ def summary_tables(df: pd.DataFrame) -> list[Table]:
     return tables
 
 
-def summary_table(data, fmt: str = "markdown", human_bytes: bool = True) -> str:
+def summary_table(data, fmt: str = "markdown", human_bytes: bool = True, wide: bool = False,
+                  intervals: bool = True) -> str:
     """The comparison table of a sweep as 'markdown', 'latex' or 'csv' text.
 
     Args:
@@ -58,32 +72,50 @@ def summary_table(data, fmt: str = "markdown", human_bytes: bool = True) -> str:
             the failed runs (status and message), as comment lines in LaTeX. CSV gives one
             table: aggregated ok rows (status 'ok', n_runs) and one row per failed run.
         human_bytes: print byte counts as KiB/MiB/... (Markdown and LaTeX).
+        wide: every key metric; otherwise the compact set of :func:`key_metrics`, and a
+            Markdown table wider than :data:`TERMINAL_WIDTH` drops its intervals (the
+            footnote says so).
+        intervals: show ± and [low, high] intervals (Markdown and LaTeX).
     """
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     df = data if isinstance(data, pd.DataFrame) else load_records(data, status=None)
-    tables = summary_tables(df)
+    tables = summary_tables(df, wide)
     failed = df[df["status"] != "ok"]
     if fmt == "csv":
         return _summary_frame(tables, failed, df).to_csv(index=False)
-    comment = "% " if fmt == "latex" else ""
-    options = {"human_bytes": human_bytes}
+    out = output(fmt)
     parts = []
     for table in tables:
         runs = int(table.count.max(axis=1).sum())
-        title = f"{table.title} ({runs} ok run{'s' if runs != 1 else ''})"
-        parts.append(f"% {title}" if fmt == "latex" else f"### {title}")
-        parts.append(render(table, fmt, **options))
-        parts.append(comment + _footnote(table))
+        parts.append(out.heading(f"{table.title} ({runs} ok run{'s' if runs != 1 else ''})"))
+        text, dropped = render(table, fmt, human_bytes=human_bytes, intervals=intervals), False
+        if not wide and intervals and fmt in ("markdown", "terminal") \
+                and _width(text) > TERMINAL_WIDTH:
+            text, dropped = render(table, fmt, human_bytes=human_bytes, intervals=False), True
+        parts.append(text)
+        note = _footnote(table)
+        if dropped:
+            note += (f" Intervals left out to fit {TERMINAL_WIDTH} columns "
+                     "(benchpq-report --wide shows them and every key metric).")
+        parts.append(out.note(note))
+    duplicates = df.attrs.get("duplicate_records") or 0
+    if duplicates:
+        parts.append(out.note(f"{duplicates} record{'s' if duplicates > 1 else ''} of runs "
+                              "already read from another sweep folder ignored: each run "
+                              "counts once."))
     if not tables:
-        parts.append(comment + "No successful runs with metrics.")
+        parts.append(out.note("No successful runs with metrics."))
     if df.attrs.get("references"):
         from .references import reference_table, render_references
-        parts.append(f"{comment}Published figures beside ours (measured: mean over seeds):"
-                     if fmt == "latex" else "### Published figures beside ours")
+        parts.append(out.heading("Published figures beside ours (measured: mean over seeds)"))
         parts.append(render_references(reference_table(df), fmt))
-    parts.append("\n".join(comment + line for line in failure_lines(df, failed)))
-    return "\n\n".join(parts) + "\n"
+    parts.append(out.note("\n".join(failure_lines(df, failed))))
+    return out.join(parts) + "\n"
+
+
+def _width(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
 
 
 def _footnote(table: Table) -> str:

@@ -17,12 +17,18 @@ from ..uncertainty import LEVEL, ci_names, t_quantile
 from .load import ReportError, param_columns
 
 AGGREGATIONS = ("mean", "median", "min", "max")
-# Columns that define what a run measures (besides its params); seed is not one of them.
-DEFINING_COLUMNS = ("dataset", "task", "algorithm", "threads")
+# Columns that define what a run measures and where (besides its params): runs that differ
+# in any of them are never averaged together. Seed is not one of them.
+DEFINING_COLUMNS = ("dataset", "task", "algorithm", "threads", "simd", "machine", "code_stamp",
+                    "dataset_fingerprint")
+# Defining columns holding digests: shown by their first characters when they split rows.
+DIGEST_COLUMNS = ("code_stamp", "dataset_fingerprint")
+DIGEST_CHARS = 8
 
 
-class MixedCellWarning(UserWarning):
-    """A table cell averages runs that differ by more than their seed."""
+class SplitRowsWarning(UserWarning):
+    """Runs that look like one configuration differ by more than their seed: the table
+    gives them separate rows, keyed by the columns in which they differ."""
 
 
 @dataclass
@@ -48,10 +54,29 @@ class Table:
     context: dict = field(default_factory=dict)  # fixed keys of all its runs, e.g. dataset
     low: pd.DataFrame | None = None
     high: pd.DataFrame | None = None
+    # the runs aggregated: key columns, seed, build_cached and the values (see cell_runs)
+    runs: pd.DataFrame | None = None
+    # what the table did that its reader must know (rows split by conditions, ...)
+    notes: list[str] = field(default_factory=list)
 
     def metric_of(self, column) -> str:
         """The value (metric) name of one column of ``mean``."""
         return column[0] if self.cols else column
+
+    def cell_runs(self, i: int, j: int) -> pd.DataFrame:
+        """The runs aggregated into cell (i, j): rows of :attr:`runs` with a value there."""
+        if self.runs is None:
+            return pd.DataFrame()
+        column = self.mean.columns[j]
+        metric = self.metric_of(column)
+        row_key = self.mean.index[i]
+        key = (tuple(row_key) if isinstance(row_key, tuple) else (row_key,)) + (
+            tuple(column[1:]) if self.cols else ())
+        mask = pd.Series(True, index=self.runs.index)
+        for name, value in zip(self.rows + self.cols, key):
+            mask &= self.runs[name].map(_key_text) == _key_text(value)
+        cell = self.runs[mask]
+        return cell[cell[metric].notna()]
 
 
 def as_list(names) -> list[str]:
@@ -68,7 +93,9 @@ def check_columns(df: pd.DataFrame, names) -> None:
     missing = [n for n in as_list(names) if n not in df.columns]
     if missing:
         listed = ", ".join(repr(m) for m in missing)
-        raise ReportError(f"unknown column{'s' if len(missing) > 1 else ''} {listed}; "
+        from ..suggest import did_you_mean
+        hints = "".join(did_you_mean(m, [str(c) for c in df.columns]) for m in missing)
+        raise ReportError(f"unknown column{'s' if len(missing) > 1 else ''} {listed}{hints}; "
                           f"available columns: {', '.join(map(str, df.columns))}")
 
 
@@ -82,18 +109,21 @@ def pivot(df: pd.DataFrame, rows, cols=None, values=("recall@10",), agg: str = "
         values: metric name(s) shown in the cells.
         agg: "mean" (with the sample std of the runs in a cell), "median", "min" or "max".
 
-    Runs falling in one cell are meant to differ only by seed; if they differ in the
-    dataset, task, algorithm, threads or a param, a :class:`MixedCellWarning` says which.
-    Runs without any of the values (e.g. failed runs) are left out.
+    A cell aggregates only runs that differ in their seed alone: when runs that would
+    share a cell differ in a :func:`defining_columns` column (dataset, task, algorithm,
+    threads, SIMD path, machine, code stamp, dataset fingerprint or a param), those
+    columns are added to the rows, with a :class:`SplitRowsWarning` and a line in
+    ``table.notes``. Runs without any of the values (e.g. failed runs) are left out.
     """
     rows, cols, values = as_list(rows), as_list(cols), as_list(values)
     _check_arguments(df, rows, cols, values, agg)
-    keys = rows + cols
     data = _numeric_values(df, values).dropna(subset=values, how="all")
     if data.empty:
         raise ReportError(f"no run has a value for {', '.join(values)}")
-    data = _sortable_keys(data, keys)
-    _warn_mixed_cells(data, keys)
+    split = _splitting_columns(data, rows + cols)
+    rows = rows + split
+    keys = rows + cols
+    data = _sortable_keys(_short_digests(data, split), keys)
     grouped = data.groupby(keys, dropna=False, sort=True)[values]
     mean, count = grouped.agg(agg), grouped.count()
     std = grouped.std(ddof=1) if agg == "mean" else None
@@ -103,8 +133,16 @@ def pivot(df: pd.DataFrame, rows, cols=None, values=("recall@10",), agg: str = "
         mean, count = _spread(mean, cols, values), _spread(count, cols, values)
         std, low, high = (_spread(f, cols, values) if f is not None else None
                           for f in (std, low, high))
-    return Table(mean=mean, std=std, count=count.fillna(0).astype(int), rows=rows, cols=cols,
-                 values=values, agg=agg, low=low, high=high)
+    kept = [c for c in dict.fromkeys([*keys, "seed", "build_cached", *values]) if c in data]
+    table = Table(mean=mean, std=std, count=count.fillna(0).astype(int), rows=rows, cols=cols,
+                  values=values, agg=agg, low=low, high=high, runs=data[kept])
+    if split:
+        note = (f"rows split by {', '.join(split)}: runs that look like one configuration "
+                f"differ in {'them' if len(split) > 1 else 'it'}, and only runs that differ "
+                "in their seed alone are averaged")
+        table.notes.append(note[0].upper() + note[1:] + ".")
+        warnings.warn(note, SplitRowsWarning, stacklevel=2)
+    return table
 
 
 def _intervals(data, keys, values, mean, std, count):
@@ -171,15 +209,31 @@ def defining_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in (*DEFINING_COLUMNS, *param_columns(df)) if c in df.columns]
 
 
-def _warn_mixed_cells(df: pd.DataFrame, keys: list[str]) -> None:
+def _splitting_columns(df: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The defining columns outside ``keys`` in which runs sharing a cell differ, each
+    added only if it still varies within the cells the ones before it made (a code stamp
+    that follows the SIMD path adds no rows of its own)."""
     others = [c for c in defining_columns(df) if c not in keys]
-    if not others:
-        return
-    distinct = df.groupby(keys, dropna=False)[others].nunique(dropna=False).max()
-    mixed = [c for c in others if distinct[c] > 1]
-    if mixed:
-        warnings.warn(f"table cells aggregate runs that differ in {', '.join(mixed)} (not only "
-                      "by seed); add them to the rows or columns", MixedCellWarning, stacklevel=3)
+    if not others or df.empty:
+        return []
+    text = df[keys + others].apply(lambda col: col.map(_key_text))
+    split: list[str] = []
+    for column in others:
+        if text.groupby(keys + split, dropna=False)[column].nunique(dropna=False).max() > 1:
+            split.append(column)
+    return split
+
+
+def _key_text(value) -> str:
+    return "\0" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+def _short_digests(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``df`` with the digest columns among ``columns`` cut to their first characters."""
+    for column in columns:
+        if column in DIGEST_COLUMNS:
+            df[column] = df[column].map(lambda v: v[:DIGEST_CHARS] if isinstance(v, str) else v)
+    return df
 
 
 def _spread(frame: pd.DataFrame, cols: list[str], values: list[str]) -> pd.DataFrame:
@@ -190,7 +244,11 @@ def _spread(frame: pd.DataFrame, cols: list[str], values: list[str]) -> pd.DataF
 
 
 def default_rows(df: pd.DataFrame) -> list[str]:
-    """``algorithm`` plus the params (and threads) that take more than one value in ``df``."""
-    varying = [c for c in (*param_columns(df), "threads")
-               if c in df.columns and df[c].nunique(dropna=True) > 1]
+    """``algorithm`` plus the params that take more than one value in ``df``.
+
+    Other conditions that vary (threads, SIMD path, machine, ...) are added by
+    :func:`pivot`, which says so.
+    """
+    varying = [c for c in param_columns(df) if c in df.columns
+               and df[c].map(_key_text).nunique() > 1]
     return ["algorithm", *varying]
