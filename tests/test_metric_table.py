@@ -108,7 +108,7 @@ def test_clustering_against_labels_records_declared_metrics(toy):
 
 def test_a_record_carries_the_plugin_declarations_and_they_resolve_its_metrics(tmp_path):
     config = compose_config([*SMALL, "algorithm=faiss_ivfpq", "algorithm.M=4",
-                             "algorithm.nbits=4", "algorithm.nlist=16", "seed=0",
+                             "algorithm.nbits=4", "algorithm.nlist=64", "seed=0",
                              f"results_dir={tmp_path / 'results'}",
                              f"cache_dir={tmp_path / 'cache'}"])
     records = runner.execute(config)

@@ -100,8 +100,8 @@ def test_cluster_task_scores_against_labels(dataset):
 
 def test_phase_memory_delta_counts_what_the_phase_allocated():
     phases = Phases()
-    with phases("alloc"):
+    with phases("train"):
         block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
     assert block.sum() > 0
-    assert 60 * 2**20 <= phases.metrics["alloc_rss_delta_bytes"] <= 80 * 2**20
-    assert phases.metrics["alloc_peak_rss_bytes"] >= phases.metrics["alloc_rss_delta_bytes"]
+    assert 60 * 2**20 <= phases.metrics["train_rss_delta_bytes"] <= 80 * 2**20
+    assert phases.metrics["train_peak_rss_bytes"] >= phases.metrics["train_rss_delta_bytes"]

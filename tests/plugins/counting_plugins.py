@@ -18,6 +18,7 @@ import numpy as np
 
 from benchpq.api import UNSET, Searcher
 from benchpq.checks import InputError
+from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 
 
@@ -78,6 +79,10 @@ class Counting(Searcher):
 class BadMetrics(Counting):
     """Returns extra metrics that a record must not take: ``kind`` 'overwrite' claims a
     recall of 1.0, 'object' returns a value JSON cannot hold, 'nan' a NaN."""
+
+    metric_specs = declare(
+        Metric("spread", "A made-up figure that is not a number.", kind="generic", scope="search"),
+        Metric("sizes", "A made-up figure JSON cannot hold.", kind="count", scope="search"))
 
     def __init__(self, log: str, kind: str = "overwrite", seed=None):
         super().__init__(log, seed=seed)
