@@ -24,6 +24,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .metric_table import UnknownMetricError
 from .report import (
     FORMATS,
     ReportError,
@@ -40,6 +41,7 @@ from .report import (
 )
 from .report.formatting import format_key, interval_note
 from .report.html import write_site
+from .report.names import declared_metrics
 from .report.output import output
 from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
 from .report.pareto import default_axes, pareto_table, plot_pareto
@@ -203,6 +205,12 @@ def run(args: argparse.Namespace) -> None:
     for path in args.references or ():
         df.attrs["references"] = merge_references(df.attrs.get("references", []),
                                                   references_from_file(path))
+    with declared_metrics(df.attrs.get("metric_specs")):
+        _report(df, args)
+
+
+def _report(df, args: argparse.Namespace) -> None:
+    """The table, plots or site that ``args`` ask for, from the loaded runs ``df``."""
     if args.html:
         index = write_site(df, args.html, parse_pairs(names(args.compare)))
         print(f"{PROG}: wrote {index}", file=sys.stderr)
@@ -241,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = _show_warning
         try:
             run(args)
-        except (ReportError, OSError) as exc:
+        except (ReportError, UnknownMetricError, OSError) as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return 2
     return 0

@@ -14,8 +14,8 @@ import pytest
 from benchpq.records import record_path, write_record
 from benchpq.report import (
     CorruptRecordWarning,
-    SplitRowsWarning,
     ReportError,
+    SplitRowsWarning,
     better_direction,
     format_number,
     load_records,

@@ -6,8 +6,8 @@ the params the sweep varies for ``pq`` that ``faiss_pq`` has too, e.g. M when
 sweeping M; settings that stay fixed, like k-means iterations, may differ)
 and adds the columns
 ``<metric> ratio`` = ours / baseline for the metrics whose ratio means something
-(:data:`RATIO_METRICS`: mse, phase times, sizes, peak memory), plus a ``baseline``
-column. A ratio below 1 means ours is faster (or smaller).
+(flagged ``ratio`` in :mod:`benchpq.metric_table`: mse, phase times, sizes, peak
+memory), plus a ``baseline`` column. A ratio below 1 means ours is faster (or smaller).
 """
 from __future__ import annotations
 
@@ -15,27 +15,29 @@ import math
 
 import pandas as pd
 
-from .load import ReportError, param_columns
+from ..metric_table import RATIO_SUFFIX as _SUFFIX
+from .load import ReportError, metric_columns, param_columns
+from .names import column_order, has_ratio, interval_bound_of, is_known_metric
+from .summary import KEY_METRICS
 
-RATIO_SUFFIX = " ratio"
+RATIO_SUFFIX = _SUFFIX
 # Conditions a run and its baseline must share (params shared by both are added).
 SAME_CONDITIONS = ("dataset", "task", "threads", "seed", "simd", "machine",
                    "dataset_fingerprint")
 
 
-# The metrics whose ratio means something, in the order of the summary table's columns:
-# distortion, phase times, then sizes and peak memory (RSS deltas, near 0, and
-# counts have no meaningful ratio).
-RATIO_METRICS = ("mse", "error", "train_s", "encode_s", "add_s", "search_s", "search_s_median",
-                 "cluster_s", "iter_s", "codes_bytes", "model_bytes", "train_peak_rss_bytes",
-                 "encode_peak_rss_bytes", "add_peak_rss_bytes", "search_peak_rss_bytes",
-                 "peak_rss_bytes")
-
-
 def ratio_metrics(df: pd.DataFrame) -> list[str]:
-    """The :data:`RATIO_METRICS` present in ``df`` with a value, in that order."""
-    return [c for c in RATIO_METRICS if c in df.columns
-            and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    """The metrics present in ``df`` (with a value) whose ratio means something, as the
+    metric table flags them (times, mse, sizes, peak memory; not RSS deltas or counts),
+    in the summary table's column order (:data:`~benchpq.report.summary.KEY_METRICS`),
+    the others after them in the metric table's order."""
+    present = [c for c in metric_columns(df) if isinstance(c, str) and is_known_metric(c)
+               and interval_bound_of(c) is None and not c.endswith(RATIO_SUFFIX)
+               and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    def order(name):
+        return (KEY_METRICS.index(name) if name in KEY_METRICS else len(KEY_METRICS),
+                column_order(name))
+    return sorted((c for c in present if has_ratio(c)), key=order)
 
 
 def parse_baselines(specs: list[str]) -> dict[str, str]:

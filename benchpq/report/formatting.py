@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from ..uncertainty import ALPHA, paired_by_seed
-from .names import better_direction, number_kind
+from .names import (
+    better_direction,
+    is_known_metric,
+    number_kind,
+    scope,
+    with_declared_metrics,
+)
 from .output import Grid, output
 from .tables import Table
 
@@ -126,6 +132,7 @@ PAIRED_RULE = "paired t test over shared seeds at 5%"
 INTERVAL_RULE = "non-overlapping 95% intervals"
 
 
+@with_declared_metrics
 def best_cells(table: Table, alpha: float = ALPHA) -> tuple[np.ndarray, set[str]]:
     """Where the bold goes, and the rules that decided it.
 
@@ -222,6 +229,7 @@ def cell_parts(table: Table, human_bytes: bool = True) -> list[list[tuple[str, s
     return out
 
 
+@with_declared_metrics
 def cached_cells(table: Table) -> np.ndarray:
     """Boolean array, True where a cell of a build metric (train time, mse, model size,
     ...) holds a run whose model came from the model cache: the value was measured by
@@ -241,10 +249,10 @@ def cached_cells(table: Table) -> np.ndarray:
 def is_build_metric(name: str) -> bool:
     """Whether metric ``name`` belongs to the build (train, add, encode, model), not to a
     search setting."""
-    from ..metric_table import known, lookup
-    return known(name) and lookup(name).scope == "build"
+    return is_known_metric(name) and scope(name) == "build"
 
 
+@with_declared_metrics
 def table_grid(table: Table, human_bytes: bool = True, intervals: bool = True,
                display: bool = False) -> Grid:
     """The cells of ``table`` as a :class:`~benchpq.report.output.Grid` of plain text.
@@ -289,6 +297,7 @@ CACHED_NOTE = ("values measured by the earlier run that built a model loaded fro
                "model cache")
 
 
+@with_declared_metrics
 def interval_note(table: Table) -> str:
     """What the ± and [low, high] of a table's cells mean, when a cell is bold, and the
     mark of values from cached builds."""
@@ -315,6 +324,7 @@ def interval_note(table: Table) -> str:
 
 # ------------------------------------------------------------------ Markdown and LaTeX
 
+@with_declared_metrics
 def to_markdown(table: Table, human_bytes: bool = True, intervals: bool = True) -> str:
     """A GitHub-flavoured Markdown pipe table; best cells as **x**."""
     return output("markdown").table(table_grid(table, human_bytes, intervals))
@@ -325,6 +335,7 @@ def latex_escape(text: str) -> str:
     return output("latex").escape(text)
 
 
+@with_declared_metrics
 def to_latex(table: Table, caption: str | None = None, label: str | None = None,
              human_bytes: bool = True, intervals: bool = True) -> str:
     """A booktabs ``tabular`` (in a ``table`` float if a caption or label is given), headed
@@ -335,6 +346,7 @@ def to_latex(table: Table, caption: str | None = None, label: str | None = None,
 
 # --------------------------------------------------------------------------------- CSV
 
+@with_declared_metrics
 def table_frame(table: Table) -> pd.DataFrame:
     """The table as plain numbers: key columns, then '<label>', '<label> std', '<label> ci_low'
     and '<label> ci_high' per column (the 95% interval, see :class:`Table`).
@@ -369,6 +381,7 @@ def to_csv(table: Table) -> str:
     return table_frame(table).to_csv(index=False)
 
 
+@with_declared_metrics
 def render(table: Table, fmt: str = "markdown", human_bytes: bool = True,
            caption: str | None = None, label: str | None = None,
            intervals: bool = True) -> str:

@@ -21,7 +21,7 @@ import pandas as pd
 from ..records import read_record
 from .formatting import format_key, interval_note, render
 from .load import ReportError, param_columns
-from .names import number_kind
+from .names import number_kind, with_declared_metrics
 from .output import Grid, output
 from .paired import PAIRED_NOTE, paired_comparison, render_paired
 from .pareto import plot_pareto
@@ -55,6 +55,7 @@ def slug(*parts) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text).strip("-") or "part"
 
 
+@with_declared_metrics
 def write_site(df: pd.DataFrame, out, compare=(), title: str = "benchpq report") -> Path:
     """Write the static site for the runs of ``df`` (loaded with ``status=None``) to ``out``.
 

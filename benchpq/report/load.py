@@ -16,7 +16,8 @@ a metric whose name is a fixed column (e.g. ``threads``) is named ``metric.<name
 The param and metric column names are kept in ``df.attrs["param_columns"]`` and
 ``df.attrs["metric_columns"]``; see :func:`param_columns` / :func:`metric_columns`.
 Published references carried by the records' configs are in ``df.attrs["references"]``
-(see :mod:`.references`).
+(see :mod:`.references`); the plugin metrics the records declare in
+``df.attrs["metric_specs"]`` ({name: spec}, see :mod:`benchpq.metric_table`).
 """
 from __future__ import annotations
 
@@ -202,7 +203,29 @@ def records_to_frame(records: Iterable[dict],
     df.attrs["corrupt_files"] = []
     df.attrs["excluded_by_status"] = {}
     df.attrs["references"] = collect_references(zip(records, df["sweep"]))
+    df.attrs["metric_specs"] = collect_metric_specs(records)
     return df
+
+
+def collect_metric_specs(records) -> dict[str, dict]:
+    """The plugin metrics the records declare (their ``metric_specs``), {name: spec}.
+
+    Two records declaring one name differently: a :class:`ReportError` naming both, since
+    the report could only guess which one its values follow.
+    """
+    out: dict[str, dict] = {}
+    for record in records:
+        specs = record.get("metric_specs") if isinstance(record, dict) else None
+        for name, spec in (specs or {}).items() if isinstance(specs, dict) else ():
+            if not isinstance(spec, dict):
+                raise ReportError(f"run {record.get('run_id')}: metric_specs[{name!r}] is not a "
+                                  f"mapping: {spec!r:.80}")
+            if name in out and out[name] != spec:
+                raise ReportError(f"metric {name!r} is declared differently by the records of "
+                                  f"run {record.get('run_id')} and an earlier run: {spec} "
+                                  f"against {out[name]}")
+            out[str(name)] = spec
+    return out
 
 
 def _union(dicts) -> list[str]:

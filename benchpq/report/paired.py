@@ -25,7 +25,7 @@ import pandas as pd
 from .. import uncertainty
 from .formatting import format_key, format_number
 from .load import ReportError, param_columns
-from .names import base_name, better_direction, recall_rank
+from .names import base_name, better_direction, recall_rank, with_declared_metrics
 from .output import Grid, output
 
 # Metrics compared by default, after the recalls present (in this order).
@@ -54,6 +54,7 @@ def compared_metrics(df: pd.DataFrame) -> list[str]:
     return recalls + [m for m in COMPARED if m in present]
 
 
+@with_declared_metrics
 def paired_comparison(df: pd.DataFrame, a: str, b: str, metrics=None,
                       alpha: float = uncertainty.ALPHA) -> pd.DataFrame:
     """One row per (conditions, metric): the paired comparison of ``a`` and ``b``.

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .formatting import format_key
 from .load import ReportError, param_columns
-from .names import better_direction, number_kind
+from .names import better_direction, is_known_metric, number_kind, with_declared_metrics
 from .plots import axis_label, default_title, legend_outside, save_png
 from .tables import DEFINING_COLUMNS, SplitRowsWarning, Table, as_list, check_columns, pivot
 
@@ -77,6 +77,7 @@ def _measured(df: pd.DataFrame, x: str, y: str, by) -> pd.DataFrame:
     return runs
 
 
+@with_declared_metrics
 def operating_points(df: pd.DataFrame, x: str, y: str, by="algorithm") -> pd.DataFrame:
     """One row per operating point: keys, ``x``, ``y`` (means over seeds), their std, runs.
 
@@ -122,9 +123,15 @@ def pareto_mask(xs, ys, x_direction: str, y_direction: str) -> np.ndarray:
 
 
 def _direction(name: str) -> str:
-    return better_direction(name) or "min"
+    """The better direction of an axis; a front needs one on both axes."""
+    if not is_known_metric(name) or better_direction(name) is None:
+        raise ReportError(f"{name!r} has no better direction (it is not a metric, or a size "
+                          "of the setup): a Pareto front needs two metrics, e.g. recall@10 "
+                          "and qps")
+    return better_direction(name)
 
 
+@with_declared_metrics
 def pareto_points(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y,
                   by="algorithm") -> pd.DataFrame:
     """The front points of each line (:func:`line_keys`), sorted by ``x`` within a line."""
@@ -138,6 +145,7 @@ def pareto_points(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y,
     return out
 
 
+@with_declared_metrics
 def pareto_table(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="algorithm",
                  values=()) -> Table:
     """A :class:`~benchpq.report.tables.Table` of each line's front points: one row per
@@ -158,11 +166,12 @@ def _log_axis(name: str, values) -> bool:
     """Rates, times and counts spanning more than a decade are drawn on a log scale."""
     values = np.asarray(values, float)
     positive = values[values > 0]
-    kind = number_kind(name)
+    kind = number_kind(name) if is_known_metric(name) else None
     return (kind in ("rate", "time") or name == "mean_candidates") and positive.size > 1 \
         and positive.max() / positive.min() > 10
 
 
+@with_declared_metrics
 def plot_pareto(df: pd.DataFrame, x: str = DEFAULT_X, y: str = DEFAULT_Y, by="algorithm",
                 path: str | os.PathLike = "pareto.png", title: str | None = None,
                 dpi: int = 150) -> Path:

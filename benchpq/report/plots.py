@@ -12,12 +12,13 @@ import pandas as pd
 
 from .formatting import format_key
 from .load import ReportError
-from .names import better_direction
+from .names import better_direction, with_declared_metrics
 from .tables import as_list, check_columns, pivot
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
 
 
+@with_declared_metrics
 def plot(df: pd.DataFrame, x: str = "code_bits", y: str = "recall@10", by="algorithm",
          path: str | os.PathLike = "out.png", logx: bool = False, title: str | None = None,
          dpi: int = 150) -> Path:

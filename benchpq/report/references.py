@@ -29,6 +29,7 @@ import pandas as pd
 
 from .formatting import format_key, format_number
 from .load import ReportError, collect_references  # noqa: F401 - part of this API
+from .names import with_declared_metrics
 from .output import Grid, output
 
 CHECKS = ("within", "at_least", "at_most")
@@ -90,6 +91,7 @@ def merge_references(present, added) -> list[tuple[dict, str | None]]:
     return [*present, *((ref, sweep) for ref, sweep in added if key(ref) not in seen)]
 
 
+@with_declared_metrics
 def reference_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per reference of ``df.attrs["references"]``: measured beside published.
 

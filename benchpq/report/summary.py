@@ -5,7 +5,13 @@ import pandas as pd
 
 from .formatting import format_key, interval_note, render, table_frame
 from .load import ReportError, load_records, metric_columns, param_columns
-from .names import base_name, interval_bound_of, recall_rank
+from .names import (
+    base_name,
+    declared_metrics,
+    interval_bound_of,
+    recall_rank,
+    with_declared_metrics,
+)
 from .output import FORMATS, output
 from .tables import Table, default_rows, pivot
 
@@ -21,6 +27,7 @@ TERMINAL_WIDTH = 120
 MESSAGE_CHARS = 200
 
 
+@with_declared_metrics
 def key_metrics(df: pd.DataFrame, wide: bool = True) -> list[str]:
     """The key metrics present in ``df``.
 
@@ -39,6 +46,7 @@ def key_metrics(df: pd.DataFrame, wide: bool = True) -> list[str]:
     return chosen or present
 
 
+@with_declared_metrics
 def summary_tables(df: pd.DataFrame, wide: bool = True) -> list[Table]:
     """One table per (dataset, task) of the ok runs of ``df``.
 
@@ -80,6 +88,12 @@ def summary_table(data, fmt: str = "markdown", human_bytes: bool = True, wide: b
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     df = data if isinstance(data, pd.DataFrame) else load_records(data, status=None)
+    with declared_metrics(df.attrs.get("metric_specs")):
+        return _summary_text(df, fmt, human_bytes, wide, intervals)
+
+
+def _summary_text(df: pd.DataFrame, fmt: str, human_bytes: bool, wide: bool,
+                  intervals: bool) -> str:
     tables = summary_tables(df, wide)
     failed = df[df["status"] != "ok"]
     if fmt == "csv":

@@ -58,6 +58,8 @@ class Table:
     runs: pd.DataFrame | None = None
     # what the table did that its reader must know (rows split by conditions, ...)
     notes: list[str] = field(default_factory=list)
+    # the plugin metrics its runs declare ({name: spec}, benchpq.metric_table)
+    specs: dict = field(default_factory=dict)
 
     def metric_of(self, column) -> str:
         """The value (metric) name of one column of ``mean``."""
@@ -135,7 +137,8 @@ def pivot(df: pd.DataFrame, rows, cols=None, values=("recall@10",), agg: str = "
                           for f in (std, low, high))
     kept = [c for c in dict.fromkeys([*keys, "seed", "build_cached", *values]) if c in data]
     table = Table(mean=mean, std=std, count=count.fillna(0).astype(int), rows=rows, cols=cols,
-                  values=values, agg=agg, low=low, high=high, runs=data[kept])
+                  values=values, agg=agg, low=low, high=high, runs=data[kept],
+                  specs=dict(df.attrs.get("metric_specs") or {}))
     if split:
         note = (f"rows split by {', '.join(split)}: runs that look like one configuration "
                 f"differ in {'them' if len(split) > 1 else 'it'}, and only runs that differ "
