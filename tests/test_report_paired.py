@@ -1,4 +1,6 @@
 """benchpq-report --compare: paired comparisons by query and by seed, on synthetic records."""
+import re
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,58 @@ def test_errors_are_clear(sweep, capsys):
     assert "### same vs base on toy" in out and "Paired by query" in out
     assert main([str(sweep), "--compare", "same"]) == 2
     assert "expected A=B" in capsys.readouterr().err
+
+
+def latex_problems(text: str) -> list[str]:
+    """What would stop ``text`` (a booktabs tabular) from compiling or reading as a paper
+    table: unbalanced braces or environments, a row whose cells do not match the column
+    spec, a special character outside math and commands, a missing booktabs rule."""
+    problems = []
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("%")]
+    body = "\n".join(lines)
+    if body.count("{") - body.count(r"\{") != body.count("}") - body.count(r"\}"):
+        problems.append("unbalanced braces")
+    for env in ("tabular", "table"):
+        if body.count(f"\\begin{{{env}}}") != body.count(f"\\end{{{env}}}"):
+            problems.append(f"unbalanced {env}")
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        if body.count(rule) != body.count(r"\begin{tabular}"):
+            problems.append(f"{rule} missing")
+    spec = body.split(r"\begin{tabular}{", 1)[1].split("}", 1)[0]
+    columns = len(spec)
+    for line in lines:
+        if line.endswith(r"\\"):
+            cells = line[:-2].replace(r"\&", "").split("&")
+            spans = sum(int(s) - 1 for s in
+                        re.findall(r"\\multicolumn\{(\d+)\}", line))
+            if len(cells) + spans != columns:
+                problems.append(f"{len(cells) + spans} cells for {columns} columns: {line}")
+        text_mode = re.sub(r"\$[^$]*\$", "", line)
+        for ch in ("_", "#", "<", ">", "±"):
+            if re.search(rf"(?<!\\){re.escape(ch)}", text_mode):
+                problems.append(f"bare {ch!r} in {line}")
+        if re.search(r"(?<!\\)%", line):
+            problems.append(f"bare '%' in {line}")
+    return problems
+
+
+def test_every_latex_table_is_well_formed(sweep, tmp_path, capsys):
+    from benchpq.report import pivot, summary_table, to_latex
+    df = load_records(sweep)
+    tables = {
+        "paired": render_paired(paired_comparison(df, "better", "base"), "latex"),
+        "pivot": to_latex(pivot(df, "algorithm", "M", ["recall@10", "mse", "train_s"]),
+                          caption="Paired runs, 5 seeds", label="tab:paired"),
+        "summary": summary_table(df, fmt="latex", wide=True),
+    }
+    for name, text in tables.items():
+        for part in text.split(r"\end{tabular}")[:-1]:
+            part = part[part.index(r"\begin{tabular}"):] + r"\end{tabular}"
+            assert latex_problems(part) == [], (name, part)
+    pivot_text = tables["pivot"]
+    # a paper table: display names with units, an interval at its mean's precision
+    assert "MSE" in pivot_text and "Train time (s)" in pivot_text
+    assert r"\caption{Paired runs, 5 seeds}" in pivot_text
+    assert main([str(sweep), "--compare", "better=base", "--format", "latex"]) == 0
+    out = capsys.readouterr().out
+    assert latex_problems(out[out.index(r"\begin{tabular}"):]) == []
