@@ -51,7 +51,7 @@ DIRECTIONS = ("max", "min", None)
 SCOPES = ("build", "search")
 #: Prefixes the report's loader adds when a param or metric name collides with another column.
 COLUMN_PREFIXES = ("param.", "metric.")
-#: A run's interval bounds of a metric (benchpq.uncertainty.ci_names).
+#: A run's interval bounds of a metric (ci_names; measured by benchpq.uncertainty).
 BOUND_SUFFIXES = ("_ci_low", "_ci_high")
 #: Ours / baseline, a column of the report (benchpq.report.compare).
 RATIO_SUFFIX = " ratio"

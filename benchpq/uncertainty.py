@@ -27,6 +27,7 @@ import numpy as np
 
 from . import metrics
 from .checks import InputError
+from .metric_table import ci_names, k_recall_name, recall_name
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -89,11 +90,6 @@ def t_quantile(q: float, dof: int) -> float:
     return float(stats.t.ppf(q, dof))
 
 
-def ci_names(metric: str) -> tuple[str, str]:
-    """Metric names of a run's interval bounds: 'recall@10' -> ('recall@10_ci_low', ...)."""
-    return f"{metric}_ci_low", f"{metric}_ci_high"
-
-
 # ----------------------------------------------------------------------- per run (a task)
 
 def search_uncertainty(ids: np.ndarray, groundtruth: np.ndarray, recall_at, k_hits=None,
@@ -123,7 +119,7 @@ def search_uncertainty(ids: np.ndarray, groundtruth: np.ndarray, recall_at, k_hi
         if int(R) > ids.shape[1]:
             raise InputError(f"recall@{R} needs at least {R} results per query, "
                              f"got {ids.shape[1]}")
-        out.update(zip(ci_names(f"recall@{int(R)}"), bootstrap_interval(
+        out.update(zip(ci_names(recall_name(int(R))), bootstrap_interval(
             (ranks >= 0) & (ranks < int(R)), n_resamples, seed)))
     per_query = {"nn_rank": ranks.tolist()}
     for k, hits in (k_hits or {}).items():
@@ -131,7 +127,7 @@ def search_uncertainty(ids: np.ndarray, groundtruth: np.ndarray, recall_at, k_hi
         if hits.shape != (ids.shape[0],):
             raise InputError(f"hits of {k}-recall@{k}: expected shape ({ids.shape[0]},), "
                              f"got {hits.shape}")
-        out.update(zip(ci_names(f"{int(k)}-recall@{int(k)}"),
+        out.update(zip(ci_names(k_recall_name(int(k))),
                        bootstrap_interval(hits / int(k), n_resamples, seed)))
         per_query[f"hits@{int(k)}"] = hits.astype(np.int64).tolist()
     out["per_query"] = per_query

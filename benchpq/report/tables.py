@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..uncertainty import LEVEL, ci_names, t_quantile
+from ..metric_table import ci_names
+from ..uncertainty import LEVEL, t_quantile
 from .load import ReportError, param_columns
 
 AGGREGATIONS = ("mean", "median", "min", "max")
