@@ -1,6 +1,7 @@
 """The ``benchpq`` command: a thin Hydra entry point; one Hydra job is one run.
 
-    benchpq                                   # the quickstart comparison, then a table
+    benchpq experiment=quickstart             # the main comparison, then a table
+    benchpq                                   # one run at the defaults (faiss_pq, synthetic)
     benchpq -m algorithm=faiss_pq,nanopq_pq algorithm.M=4,8,16 dataset=siftsmall
     benchpq experiment=pq_siftsmall hydra/launcher=joblib
 """
