@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -18,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from .hydra_callbacks import MARKER, SWEEP_SIZE_ENV
 from .hydra_paths import absolute_paths
 from .lifecycle import MAIN_PID_ENV
+from .options import composition_hint, override_probes
 from .records import record_path
-from .report.names import better_direction
 from .resolvers import new_sweep_id
 from .resources import conf_dir
 from .runner import execute, sweep_dir
@@ -28,11 +29,53 @@ CONFIG_DIR = str(conf_dir())
 
 
 def main():
-    """The ``benchpq`` command: marks this process as the sweep's own (its id and pid
-    go to the environment that launcher workers inherit), then runs Hydra."""
+    """The ``benchpq`` command: checks the command line (a misspelt key or config choice
+    fails with the closest valid name), marks this process as the sweep's own (its id and
+    pid go to the environment that launcher workers inherit), then runs Hydra."""
+    problem = command_line_problem(sys.argv[1:])
+    if problem:
+        print(problem, file=sys.stderr, flush=True)
+        sys.exit(1)
     new_sweep_id()
     os.environ[MAIN_PID_ENV] = str(os.getpid())
     return run_job()
+
+
+def command_line_problem(argv: list[str]) -> str | None:
+    """The error of a command line with a misspelt key or config choice, naming it and the
+    closest valid name, then Hydra's own message; None when Hydra composes it (or fails for
+    another reason, which Hydra then reports itself).
+
+    The config is composed here as Hydra composes it (every config choice of a sweep,
+    :func:`benchpq.options.override_probes`), so the mistake is reported before any job
+    runs. Command lines naming another config (``--config-dir``, ``-cp``, ``-cn``) or
+    asking for help are left to Hydra.
+    """
+    try:
+        from hydra import initialize_config_dir
+        from hydra._internal.utils import get_args_parser
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.types import RunMode
+        args, _ = get_args_parser().parse_known_args(argv)
+        if args.help or args.hydra_help or args.info or args.shell_completion \
+                or args.config_dir or args.config_path or args.config_name:
+            return None
+        probes = override_probes(args.overrides)
+    except Exception:  # a command line Hydra itself will refuse, with its own message
+        return None
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="benchpq"):
+        for overrides in probes:
+            try:
+                GlobalHydra.instance().hydra.compose_config(
+                    "config", overrides=overrides, run_mode=RunMode.MULTIRUN,
+                    validate_sweep_overrides=False, with_log_configuration=False)
+            except Exception as exc:
+                hint = composition_hint(exc)
+                if hint is None:
+                    return None
+                cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+                return f"benchpq: {hint}\n{exc}{cause}"
+    return None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -53,6 +96,7 @@ def run_job(cfg: DictConfig) -> float | None:
               if objective and r.get("status") == "ok" and objective in r.get("metrics", {})]
     if not values:
         return None
+    from .report.names import better_direction  # the report package, only when needed
     return min(values) if better_direction(objective) == "min" else max(values)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .api import Algorithm
 from .checks import InputError
+from .suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "benchpq.algorithms"
 PLUGIN_PACKAGE = "benchpq.algorithms"
@@ -142,7 +143,8 @@ def get(name: str) -> type[Algorithm]:
                                     f"which failed to import: {error}") from None
     broken = f"; plugin modules that failed to import: {', '.join(_failed)}" if _failed else ""
     raise UnknownAlgorithmError(
-        f"unknown algorithm {name!r}; registered: {', '.join(sorted(_registry))}{broken}") from None
+        f"unknown algorithm {name!r}{did_you_mean(name, _registry)}; registered: "
+        f"{', '.join(sorted(_registry))}{broken}") from None
 
 
 def create(config) -> Algorithm:
@@ -167,9 +169,16 @@ def create(config) -> Algorithm:
                          f"algorithm.search; search-time parameters belong in algorithm.search "
                          f"only")
     signature = inspect.signature(cls)
+    accepted = list(signature.parameters)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [] if takes_any else [key for key in params if key not in accepted]
+    if unknown:
+        raise InputError(f"algorithm {name!r}: unknown option {unknown[0]!r}"
+                         f"{did_you_mean(unknown[0], accepted)}; accepted options: "
+                         f"{', '.join(accepted) or 'none'}")
     try:
         signature.bind(**params)
     except TypeError as exc:
-        accepted = ", ".join(signature.parameters) or "none"
-        raise InputError(f"algorithm {name!r}: {exc}; accepted options: {accepted}") from None
+        raise InputError(f"algorithm {name!r}: {exc}; accepted options: "
+                         f"{', '.join(accepted) or 'none'}") from None
     return cls(**params)

@@ -1,6 +1,7 @@
 """The command line: a plain run uses the plugins' defaults (an experiment applies only when
-chosen)."""
+chosen), and misspelt options and choices get "did you mean"."""
 import os
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,15 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from compose import CONF, REPO, compose_config
+from benchpq import cli, registry
+from benchpq.checks import InputError
+from benchpq.options import check_run_options, override_probes
+from benchpq.suggest import did_you_mean
+
+from compose import CONF, REPO, TEST_PLUGINS, compose_config
+
+SMALL = ["dataset=synthetic", "++dataset.n_learn=3000", "++dataset.n_base=3000",
+         "++dataset.n_query=20"]
 
 
 def run_cli(*args, cwd=REPO, env=None, timeout=600):
@@ -73,3 +82,93 @@ def test_the_readme_starts_with_the_quickstart_and_the_tests():
     assert second.startswith('pip install -e ".[test]" && pytest ')
     header = (CONF / "experiment" / "quickstart.yaml").read_text()
     assert "#   benchpq experiment=quickstart\n" in header
+
+
+# --- did you mean
+
+
+@pytest.mark.parametrize("name, choices, expected", [
+    ("m", ["M", "name", "nbits", "seed"], " (did you mean 'M'?)"),
+    ("thread", ["threads", "seed", "simd", "timeout_s"], " (did you mean 'threads'?)"),
+    ("faiss_pqq", ["faiss_pq", "faiss_pqfs", "pq", "nanopq_pq"], " (did you mean 'faiss_pq'?)"),
+    ("siftsmal", ["sift1m", "siftsmall", "synthetic"], " (did you mean 'siftsmall'?)"),
+    ("recal@10", ["recall@1", "recall@10", "recall@100", "mse"],
+     " (did you mean 'recall@10'?)"),
+    ("nope", ["faiss_pq", "siftsmall"], ""),
+    ("M", ["M"], ""),
+    ("x", [], ""),
+])
+def test_did_you_mean(name, choices, expected):
+    assert did_you_mean(name, choices) == expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["algorithm.m=4"], "benchpq: unknown option 'algorithm.m' (did you mean 'M'?)"),
+    (["thread=2"], "benchpq: unknown option 'thread' (did you mean 'threads'?)"),
+    (["algorithm=faiss_pqq"],
+     "benchpq: no config 'faiss_pqq' in group 'algorithm' (did you mean 'faiss_pq'?)"),
+    (["dataset=siftsmal"],
+     "benchpq: no config 'siftsmal' in group 'dataset' (did you mean 'siftsmall'?)"),
+    (["experiment=quikstart"],
+     "benchpq: no config 'quikstart' in group 'experiment' (did you mean 'quickstart'?)"),
+    (["algorithm=faiss_ivfpq", "algorithm.search.nprob=3"],
+     "benchpq: unknown option 'algorithm.search.nprob' (did you mean 'nprobe'?)"),
+    # in a sweep: the second choice, and a key swept over values
+    (["-m", "algorithm=faiss_pq,nanopq_pqq"],
+     "benchpq: no config 'nanopq_pqq' in group 'algorithm' (did you mean 'nanopq_pq'?)"),
+    (["-m", "algorithm.m=4,8"], "benchpq: unknown option 'algorithm.m' (did you mean 'M'?)"),
+    (["hydra/launcher=joblib", "hydra.launcher.n_job=2"],
+     "benchpq: unknown option 'hydra.launcher.n_job' (did you mean 'n_jobs'?)"),
+])
+def test_a_misspelt_option_or_choice_names_the_right_one(overrides, expected):
+    problem = cli.command_line_problem(overrides)
+    assert problem is not None and problem.splitlines()[0] == expected
+    # Hydra's own message follows (e.g. how to add a key with +)
+    assert "Could not" in problem
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["algorithm=faiss_ivfpq", "dataset=siftsmall", "algorithm.search.nprobe=[1,4]"],
+    ["-m", "algorithm=faiss_pq,nanopq_pq", "algorithm.M=4,8", "seed=range(0,3)"],
+    ["+algorithm.m=4"],  # asked to add a key: not a misspelling; the plugin refuses it later
+    [f"hydra.searchpath=[file://{TEST_PLUGINS / 'conf'}]", "algorithm=test_counting"],
+    ["algorithm.zzzz=1"],  # nothing close: Hydra reports it alone
+    ["--help"],
+])
+def test_a_command_line_without_a_close_mistake_is_left_to_hydra(overrides):
+    assert cli.command_line_problem(overrides) is None
+
+
+def test_the_command_fails_before_any_run(tmp_path):
+    proc = run_cli("-m", "algorithm=faiss_pq,nanopq_pqq", *SMALL,
+                   f"results_dir={tmp_path / 'results'}", timeout=120)
+    assert proc.returncode == 1
+    assert ("benchpq: no config 'nanopq_pqq' in group 'algorithm' "
+            "(did you mean 'nanopq_pq'?)\n") in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "results").exists()  # faiss_pq did not run first
+
+
+def test_every_sweep_choice_is_probed():
+    probes = override_probes(["algorithm=pq,opq", "algorithm.M=4,8", "seed=0,1,2",
+                              "dataset=siftsmall"])
+    assert probes == [["algorithm=pq", "algorithm.M=4", "seed=0", "dataset=siftsmall"],
+                      ["algorithm=opq", "algorithm.M=4", "seed=0", "dataset=siftsmall"]]
+
+
+def test_the_registry_suggests_algorithm_names_and_options():
+    with pytest.raises(InputError, match=re.escape(
+            "algorithm 'faiss_pq': unknown option 'm' (did you mean 'M'?); "
+            "accepted options: M, nbits, seed")):
+        registry.create({"name": "faiss_pq", "m": 4})
+    with pytest.raises(InputError, match=re.escape(
+            "unknown algorithm 'faiss_pqq' (did you mean 'faiss_pq'?); registered: ")):
+        registry.create({"name": "faiss_pqq"})
+
+
+def test_a_misspelt_simd_path_is_named():
+    config = compose_config(["simd=avx3"])
+    with pytest.raises(InputError, match=re.escape(
+            "simd: 'avx3' is not a SIMD path (did you mean 'avx2'?): expected one of auto, "
+            "scalar, avx2, avx512, native")):
+        check_run_options(config)
