@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from .hydra_callbacks import MARKER, SWEEP_SIZE_ENV
+from .hydra_callbacks import MARKER, SWEEP_SIZE_ENV, SWEEP_START_ENV
 from .hydra_paths import absolute_paths
 from .lifecycle import MAIN_PID_ENV
 from .options import composition_hint, override_probes
@@ -85,7 +86,7 @@ def run_job(cfg: DictConfig) -> float | None:
     # A worker (Ray, SLURM) may run elsewhere: relative paths are taken from where the sweep
     # started.
     config = absolute_paths(OmegaConf.to_container(cfg, resolve=True), hydra_cfg.runtime.cwd)
-    records = execute(config, label=job_label())
+    records = execute(config, label=job_label(), done_label=job_done_label)
     marker = Path(hydra_cfg.runtime.output_dir) / MARKER
     marker.write_text(json.dumps({"records": [str(record_path(sweep_dir(config), r["run_id"]))
                                               for r in records]}))
@@ -108,6 +109,38 @@ def job_label() -> str:
         return ""
     n = os.environ.get(SWEEP_SIZE_ENV)
     return f"[{k}/{n}]" if n else f"[{k}]"
+
+
+def job_done_label() -> str:
+    """:func:`job_label` once this job's run is done, with an estimate of the sweep's time
+    left: ``[3/36, ~4 min left]``.
+
+    The estimate is the sweep's time so far per finished job (the jobs that left their
+    marker, and this one) times the jobs left: with jobs run one after the other, the mean
+    time per finished run; with jobs run side by side, their share of the elapsed time.
+    Without the sweep's size or start, or with no job left, the label has no estimate.
+    """
+    label = job_label()
+    try:
+        n = int(os.environ[SWEEP_SIZE_ENV])
+        elapsed = time.time() - float(os.environ[SWEEP_START_ENV])
+        sweep = Path(HydraConfig.get().runtime.output_dir).parent
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return label
+    finished = len(list(sweep.glob(f"*/{MARKER}"))) + 1  # this job's marker comes next
+    left = n - finished
+    if not label or left <= 0 or elapsed <= 0:
+        return label
+    return f"{label[:-1]}, ~{format_duration(elapsed / finished * left)} left]"
+
+
+def format_duration(seconds: float) -> str:
+    """A rough duration: ``40 s``, ``4 min``, ``2.5 h``."""
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -17,6 +18,8 @@ from .records import read_record
 log = logging.getLogger("benchpq")
 
 SWEEP_SIZE_ENV = "BENCHPQ_SWEEP_SIZE"
+# When the sweep started (seconds since the epoch), for the estimate of the time left.
+SWEEP_START_ENV = "BENCHPQ_SWEEP_START"
 # Each job leaves this file (its record path) in its Hydra output dir; see benchpq.cli.
 MARKER = "run.json"
 
@@ -50,13 +53,16 @@ class SweepReport(Callback):
 
 
 class SweepSize(Callback):
-    """At the start of a multirun, counts its jobs for the "[k/n]" of the job log lines.
+    """At the start of a multirun, counts its jobs for the "[k/n]" of the job log lines,
+    and notes the time for the estimate of what is left ("[k/n, ~4 min left]").
 
-    The count is exported as ``$BENCHPQ_SWEEP_SIZE`` to the jobs (and workers started
-    after it); it is left unset when the sweep cannot be expanded here.
+    The count is exported as ``$BENCHPQ_SWEEP_SIZE`` and the start as
+    ``$BENCHPQ_SWEEP_START`` to the jobs (and workers started after it); the count is
+    left unset when the sweep cannot be expanded here.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        os.environ[SWEEP_START_ENV] = repr(time.time())
         try:
             from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
             from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -32,8 +32,13 @@ from .threads import thread_environment
 log = logging.getLogger("benchpq")
 
 LOG_TAIL_CHARS = 2000
+# The widest log message of an ordinary run: its lines stay within 160 columns after the
+# console's "[12:00:00][INFO] " (conf/hydra/job_logging/benchpq.yaml).
+LINE_WIDTH = 160 - len("[12:00:00][INFO] ")
 # what the child's logging writes (benchpq.child.LOG_FORMAT): relayed to the sweep's log
 CHILD_LOG_LINE = re.compile(r"^(?P<level>INFO|WARNING|ERROR|CRITICAL) benchpq: (?P<message>.*)$")
+# an absolute path in a log message (two components at least), up to a space or quote
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/[^\s'\"/,;:()]+(?:/[^\s'\"/,;:()]+)+")
 
 
 def sweep_dir(config: dict) -> Path:
@@ -41,7 +46,7 @@ def sweep_dir(config: dict) -> Path:
     return Path(config.get("results_dir") or "results").expanduser().absolute() / config["name"]
 
 
-def execute(config: dict, label: str = "") -> list[dict]:
+def execute(config: dict, label: str = "", done_label=None) -> list[dict]:
     """Run (or skip) the run described by a resolved config; return its records.
 
     A run builds one model and searches it at every setting of the algorithm's
@@ -49,7 +54,8 @@ def execute(config: dict, label: str = "") -> list[dict]:
     own, whose run id is that of the config with the grid replaced by the
     setting. Settings already recorded as ok are skipped (unless ``force``);
     the others run in one child process. ``label`` (e.g. ``[3/12]``) starts the
-    run's log lines.
+    run's log lines; ``done_label()``, if given, is called when the run is done and
+    starts the lines of its finished settings instead (e.g. ``[3/12, ~4 min left]``).
     """
     check_run_options(config)
     config = with_dataset_fingerprint(with_simd_path(config))
@@ -58,14 +64,17 @@ def execute(config: dict, label: str = "") -> list[dict]:
         settings = search_grid.expand(config["algorithm"].get(search_grid.SEARCH_KEY))
     except InputError as exc:
         return [_write(out_dir, config, {}, {"status": "error", "message": str(exc)},
-                       provenance.collect(seed=config.get("seed")), 0.0, None)]
+                       provenance.collect(seed=config.get("seed")), 0.0, None, label)]
     points = [(setting, point_config(config, setting)) for setting in settings]
     records, pending = {}, []
     for setting, cfg in points:
         rid = run_id(cfg)
         done = None if config.get("force", False) else find_completed(out_dir, rid)
         if done is not None:
-            log.info("skip %s: already recorded in %s", rid, record_path(out_dir, rid))
+            log.info("%sskip %s%s: already recorded in %s", f"{label} " if label else "",
+                     config["algorithm"].get("name"),
+                     f" [{search_grid.describe(setting)}]" if setting else "",
+                     _shown_path(out_dir, record_path(out_dir, rid)))
             done["skipped"] = True
             records[rid] = done
         else:
@@ -84,6 +93,8 @@ def execute(config: dict, label: str = "") -> list[dict]:
         result = run_in_child(config, [setting for setting, _, _ in pending],
                               float(config.get("timeout_s", 3600)), threads, log_path, label)
         wall_s = time.perf_counter() - t0
+        finished = done_label() if done_label is not None else label
+        varying = _varying_keys([setting for setting, _ in points])
         by_setting = {json.dumps(p["search"], sort_keys=True): p
                       for p in result.get("points", [])}
         for setting, cfg, rid in pending:
@@ -103,7 +114,7 @@ def execute(config: dict, label: str = "") -> list[dict]:
                            "metric_specs": result.get("metric_specs") or {}}
             runtime = result.get("runtime", {})
             records[rid] = _write(out_dir, cfg, setting, outcome, {**started, **runtime},
-                                  wall_s, log_path, label)
+                                  wall_s, log_path, finished, varying)
         if result["status"] == "interrupted":  # recorded; now stop the sweep
             if result["signal"] == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -159,7 +170,9 @@ def build_id(config: dict) -> str:
 
 
 def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, wall_s: float,
-           log_path: Path | None, label: str = "") -> dict:
+           log_path: Path | None, label: str = "", shown_keys=None) -> dict:
+    """Write the record of one search setting and log its line; ``shown_keys`` are the
+    setting's keys the line names (all when None)."""
     rid = run_id(cfg)
     algorithm = cfg["algorithm"]
     params = {k: v for k, v in algorithm.items() if k not in ("name", search_grid.SEARCH_KEY)}
@@ -195,13 +208,63 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
         record["traceback"] = outcome["traceback"]
     path = write_record(record_path(out_dir, rid), record)
     level = logging.INFO if record["status"] == "ok" else logging.WARNING
-    where = f" [{search_grid.describe(setting)}]" if setting else ""
-    log.log(level, "%s%s %s%s on %s: %s%s%s -> %s", f"{label} " if label else "",
-            record["status"], record["algorithm"], where,
-            record["dataset"], _short_metrics(record["metrics"]),
-            " (cached build)" if record["build_cached"] else "",
-            f" ({record['message']})" if record["message"] else "", path)
+    shown = {k: v for k, v in setting.items() if shown_keys is None or k in shown_keys}
+    log.log(level, "%s", finished_line(record, shown, _shown_path(out_dir, path), label))
     return record
+
+
+def finished_line(record: dict, setting: dict, path: str, label: str = "",
+                  width: int = LINE_WIDTH) -> str:
+    """The log line of a finished setting: ``[3/36, ~4 min left] ok faiss_ivfpq [nprobe=8]
+    12.3 s: recall@1=0.5312, mse=2.197e+04 -> search-siftsmall/records/<run_id>.json``.
+
+    The label, names, elapsed time and path are always shown; metrics that would make
+    the line wider than ``width`` are left out (the sweep's table and the record have
+    them all), and a failure's message is cut to the room left.
+    """
+    head = (f"{label} " if label else "") + f"{record['status']} {record['algorithm']}"
+    if setting:
+        head += f" [{search_grid.describe(setting)}]"
+    head += f" {format_seconds(record['wall_s'])}"
+    if record.get("build_cached"):
+        head += " (cached build)"
+    tail = f" -> {path}"
+    room = width - len(head) - len(tail) - len(": ")
+    items = []
+    for item in _short_metrics(record["metrics"]):
+        if len(", ".join(items + [item])) > room:
+            break
+        items.append(item)
+    message = " ".join(str(record.get("message") or "").split())
+    if message:
+        left = room - len(", ".join(items)) - len(", " if items else "") - len("()")
+        if left >= 8:
+            items.append(f"({message if len(message) <= left else message[:left - 3] + '...'})")
+    return head + (f": {', '.join(items)}" if items else "") + tail
+
+
+def format_seconds(seconds: float) -> str:
+    """A run's elapsed time for a log line: ``0.42 s``, ``12.3 s``, ``734 s``."""
+    if seconds < 1:
+        return f"{seconds:.2f} s"
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+def _shown_path(out_dir: Path, path: Path) -> str:
+    """``path`` relative to the results folder (the folder that holds the sweep's folder)."""
+    try:
+        return str(Path(path).relative_to(out_dir.parent))
+    except ValueError:
+        return str(path)
+
+
+def _varying_keys(settings: list[dict]) -> set[str] | None:
+    """The keys whose values differ between a run's search settings; None (all keys) for a
+    single setting, whose line then names all of it."""
+    if len(settings) < 2:
+        return None
+    keys = {k for setting in settings for k in setting}
+    return {k for k in keys if len({repr(s.get(k)) for s in settings}) > 1}
 
 
 def run_in_child(config: dict, settings: list[dict], timeout_s: float, threads: int,
@@ -252,7 +315,8 @@ def run_in_child(config: dict, settings: list[dict], timeout_s: float, threads: 
 
 
 def _relay_output(stream, logf, label: str) -> None:
-    """Copy the child's output to its log file; show its benchpq log lines live."""
+    """Copy the child's output to its log file; show its benchpq log lines live (made to
+    fit :data:`LINE_WIDTH`; the log file keeps them whole)."""
     prefix = f"{label} " if label else ""
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace")
@@ -260,8 +324,19 @@ def _relay_output(stream, logf, label: str) -> None:
         logf.flush()
         match = CHILD_LOG_LINE.match(line)
         if match:
-            log.log(logging.getLevelName(match["level"]), "%s%s", prefix, match["message"])
+            log.log(logging.getLevelName(match["level"]), "%s",
+                    fit_line(prefix + match["message"]))
     stream.close()
+
+
+def fit_line(message: str, width: int = LINE_WIDTH) -> str:
+    """``message`` within ``width`` characters: absolute paths shortened to ``.../<file
+    name>`` first (``/home/me/.cache/benchpq/groundtruth/ab12.npz`` -> ``.../ab12.npz``),
+    then the end cut off (``...``)."""
+    if len(message) <= width:
+        return message
+    message = ABSOLUTE_PATH.sub(lambda m: f".../{Path(m[0]).name}", message)
+    return message if len(message) <= width else message[:width - 3] + "..."
 
 
 def _remove_stale_jobs(jobs: Path) -> None:
@@ -304,6 +379,7 @@ def _crash_message(code: int, log_path: Path) -> str:
     return "; ".join(parts) + f"; log tail: {tail}"
 
 
-def _short_metrics(m: dict) -> str:
+def _short_metrics(m: dict) -> list[str]:
+    """The headline metrics of a record, as ``name=value``."""
     keys = [k for k in ("recall@1", "recall@10", "recall@100", "mse", "error", "nmi") if k in m]
-    return ", ".join(f"{k}={m[k]:.4g}" for k in keys)
+    return [f"{k}={m[k]:.4g}" for k in keys]

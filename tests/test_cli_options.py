@@ -1,5 +1,6 @@
 """The command line: a plain run uses the plugins' defaults (an experiment applies only when
-chosen), and misspelt options and choices get "did you mean"."""
+chosen), misspelt options and choices get "did you mean", and a sweep's log lines fit a
+terminal (paths relative to the results folder, elapsed time, an estimate of what is left)."""
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from benchpq import cli, registry
+from benchpq import cli, registry, runner
 from benchpq.checks import InputError
 from benchpq.options import check_run_options, override_probes
 from benchpq.suggest import did_you_mean
@@ -172,3 +173,78 @@ def test_a_misspelt_simd_path_is_named():
             "simd: 'avx3' is not a SIMD path (did you mean 'avx2'?): expected one of auto, "
             "scalar, avx2, avx512, native")):
         check_run_options(config)
+
+
+# --- log lines that fit a terminal
+
+LINE = 160
+
+
+def test_a_finished_line_fits_and_shows_elapsed_time_and_a_relative_path():
+    record = {"status": "ok", "algorithm": "faiss_ivfpq", "wall_s": 12.34,
+              "build_cached": True, "message": "",
+              "metrics": {"recall@1": 0.53125, "recall@10": 0.921875, "recall@100": 1.0,
+                          "mse": 21965.4, "error": 1.5e4, "nmi": 0.5}}
+    path = "search-siftsmall/records/0123456789abcdef.json"
+    line = runner.finished_line(record, {"nprobe": 16}, path, "[12/360, ~14 min left]")
+    assert len("[12:00:00][INFO] " + line) <= LINE
+    assert line == ("[12/360, ~14 min left] ok faiss_ivfpq [nprobe=16] 12.3 s (cached build): "
+                    "recall@1=0.5312 -> " + path)
+    # names that fill the line leave no room for metrics: the rest is shown whole
+    path = "search-calibrated_fashion_mnist_10k/records/0123456789abcdef.json"
+    line = runner.finished_line(record, {"nprobe": 16, "exact_quota": True}, path,
+                                "[12/360, ~14 min left]")
+    assert line == ("[12/360, ~14 min left] ok faiss_ivfpq [nprobe=16, exact_quota=True] 12.3 s "
+                    "(cached build) -> " + path)
+    short = runner.finished_line({**record, "algorithm": "pq", "build_cached": False}, {},
+                                 "search-synthetic/records/0123456789abcdef.json", "[1/2]")
+    assert short == ("[1/2] ok pq 12.3 s: recall@1=0.5312, recall@10=0.9219, recall@100=1, "
+                     "mse=2.197e+04 -> search-synthetic/records/0123456789abcdef.json")
+    failed = runner.finished_line({**record, "status": "error", "metrics": {},
+                                   "message": "ValueError: " + "x" * 300}, {}, path, "[1/2]")
+    assert len(failed) == runner.LINE_WIDTH and "(ValueError: xxx" in failed
+    assert "...)" in failed
+
+
+def test_a_relayed_line_too_wide_shows_file_names_instead_of_absolute_paths():
+    message = ("[1/3] computing ground truth: 20 queries, top-100 of 3000 base vectors -> "
+               "/home/someone/.cache/benchpq/groundtruth/" + "f" * 40 + ".npz")
+    assert runner.fit_line(message) == message.split("-> ")[0] + "-> .../" + "f" * 40 + ".npz"
+    assert runner.fit_line("[1/3] short /a/b") == "[1/3] short /a/b"
+    assert runner.fit_line("x" * 200) == "x" * (runner.LINE_WIDTH - 3) + "..."
+
+
+@pytest.mark.parametrize("seconds, shown", [(0.421, "0.42 s"), (12.34, "12.3 s"),
+                                            (734.2, "734 s")])
+def test_elapsed_seconds(seconds, shown):
+    assert runner.format_seconds(seconds) == shown
+
+
+@pytest.mark.parametrize("seconds, shown", [(0.2, "1 s"), (42, "42 s"), (250, "4 min"),
+                                            (9000, "2.5 h")])
+def test_durations_left(seconds, shown):
+    assert cli.format_duration(seconds) == shown
+
+
+def test_a_sweep_logs_short_lines_with_elapsed_time_and_time_left(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli("-m", "algorithm=faiss_ivfpq", "algorithm.nlist=16",
+                   "algorithm.search.nprobe=[1,4]", "seed=0,1,2", *SMALL,
+                   f"results_dir={results}", env={"BENCHPQ_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert lines and max(len(line) for line in lines) <= LINE, \
+        max(lines, key=len)
+    assert str(tmp_path) not in proc.stderr  # no absolute paths
+    done = [line for line in lines if "] ok faiss_ivfpq [nprobe=" in line]
+    assert len(done) == 6, proc.stderr[-3000:]
+    for line in done:
+        assert re.search(r"\] ok faiss_ivfpq \[nprobe=[14]\] \d+\.\d+ s: recall@1=\S+, .* -> "
+                         r"search-synthetic/records/[0-9a-f]{16}\.json$", line), line
+    labels = [re.search(r"\[INFO\] (\[[^]]*\])", line)[1] for line in done]
+    assert re.fullmatch(r"\[1/3, ~\d+ (s|min) left\]", labels[0]), labels
+    assert re.fullmatch(r"\[2/3, ~\d+ (s|min) left\]", labels[2]), labels
+    assert labels[4:] == ["[3/3]", "[3/3]"]  # nothing left
+    started = [line for line in lines if "faiss_ivfpq on synthetic: 2 search settings" in line]
+    assert [re.search(r"\[INFO\] (\[\S*\])", line)[1] for line in started] == \
+        ["[1/3]", "[2/3]", "[3/3]"]
