@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -35,11 +36,13 @@ def sweep_records(config: DictConfig) -> list[dict]:
 
 
 class SweepReport(Callback):
-    """At the end of a multirun, prints the summary table of the runs it made."""
+    """At the end of a multirun, prints the summary table of the runs it made: the compact
+    one that fits 120 columns, or with ``wide`` every key metric with its intervals."""
 
-    def __init__(self, enabled: bool = True, fmt: str = "markdown"):
+    def __init__(self, enabled: bool = True, fmt: str = "markdown", wide: bool = False):
         self.enabled = enabled
         self.fmt = fmt
+        self.wide = wide
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if not self.enabled:
@@ -49,7 +52,12 @@ class SweepReport(Callback):
             log.warning("no run records found for this sweep")
             return
         from .report import records_to_frame, summary_table
-        print(summary_table(records_to_frame(records), fmt=self.fmt), flush=True)
+        from .report.load import drop_duplicate_runs
+        df = drop_duplicate_runs(records_to_frame(records))
+        with warnings.catch_warnings():  # the table's notes say what a warning would
+            warnings.simplefilter("ignore")
+            text = summary_table(df, fmt=self.fmt, wide=self.wide)
+        print(text, flush=True)
 
 
 class SweepSize(Callback):
