@@ -241,3 +241,62 @@ def test_interval_printed_to_the_precision_of_its_mean(tmp_path):
     text = to_markdown(pivot(load_records(tmp_path), "algorithm", None, ["mse", "recall@10"]))
     row = md_rows(text)[1]
     assert row[1] == "21,500 ± 1,242" and row[2] == "0.910 ± 0.025"
+
+
+# ------------------------------------------------------------------- adding a metric
+
+def fanout_records(folder, specs=None):
+    """Two algorithms x 3 seeds; 'wide' has 'fanout' 2.0 higher on every seed."""
+    for seed in range(3):
+        for alg, fanout in (("narrow", 4.0 + seed), ("wide", 6.0 + seed)):
+            rec = record(f"{alg}{seed}", alg=alg, seed=seed,
+                         metrics={"recall@10": 0.9, "fanout": fanout})
+            if specs:
+                rec["metric_specs"] = specs
+            write(folder, rec)
+
+
+def check_fanout_everywhere(df, tmp_path):
+    from benchpq.report import render
+    table = pivot(df, "algorithm", None, ["recall@10", "fanout"])
+    markdown, latex = to_markdown(table), to_latex(table)
+    wide_row = {r[0]: r for r in md_rows(markdown)}["wide"]
+    assert wide_row[2] == "**7 ± 2**"  # higher is better: the paired winner is bold
+    assert "Fan-out (nodes)" in latex and "\\textbf{7 $\\pm$ 2}" in latex
+    assert "fanout" in render_csv(table)
+    html = render(table, "html")
+    assert "fanout" in html and "<strong>7 ± 2</strong>" in html
+
+
+def render_csv(table):
+    from benchpq.report import render
+    return render(table, "csv").splitlines()[0]
+
+
+def test_a_metric_added_to_the_table_reaches_every_format(tmp_path, monkeypatch):
+    from benchpq import metric_table
+    entry = metric_table.Metric("fanout", "Children visited per node of a search tree.",
+                                unit="nodes", direction="max", display="Fan-out (nodes)",
+                                kind="rate", scope="search")
+    monkeypatch.setitem(metric_table.CORE, "fanout", entry)  # its entry, and nothing else
+    metric_table._core.cache_clear()
+    try:
+        fanout_records(tmp_path / "results")
+        check_fanout_everywhere(load_records(tmp_path / "results"), tmp_path)
+    finally:
+        metric_table._core.cache_clear()
+
+
+def test_a_metric_a_plugin_declares_reaches_every_format_from_its_records(tmp_path):
+    from benchpq.metric_table import Metric, spec
+    fanout = spec(Metric("fanout", "Children visited per node of a search tree.",
+                         unit="nodes", direction="max", display="Fan-out (nodes)",
+                         kind="rate", scope="search"))
+    fanout_records(tmp_path / "results", specs={"fanout": fanout})
+    check_fanout_everywhere(load_records(tmp_path / "results"), tmp_path)
+
+
+def test_an_undeclared_metric_is_an_error_not_a_guess(tmp_path, capsys):
+    fanout_records(tmp_path)
+    assert main([str(tmp_path), "--rows", "algorithm", "--values", "fanout"]) == 2
+    assert "unknown metric 'fanout'" in capsys.readouterr().err

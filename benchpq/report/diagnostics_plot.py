@@ -111,7 +111,7 @@ def plot_diagnostics(df: pd.DataFrame, path: str | os.PathLike = "diagnostics.pn
         ax.set_ylabel("vectors per cluster")
         ax.set_title("cluster sizes")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)
     return save_png(fig, path, dpi)
 
 

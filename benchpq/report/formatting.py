@@ -378,7 +378,7 @@ def _as_int_if_whole(series: pd.Series) -> pd.Series:
 
 def to_csv(table: Table) -> str:
     """The :func:`table_frame` as CSV text (no index column)."""
-    return table_frame(table).to_csv(index=False)
+    return output("csv").frame(table_frame(table))
 
 
 @with_declared_metrics

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..records import read_record
-from .formatting import format_key, interval_note, render
+from .formatting import format_key, render
 from .load import ReportError, param_columns
 from .names import number_kind, with_declared_metrics
 from .output import Grid, output
@@ -27,7 +27,7 @@ from .paired import PAIRED_NOTE, paired_comparison, render_paired
 from .pareto import plot_pareto
 from .plots import MARKERS, averaged_over, axis_label, is_bits, legend_outside, save_png
 from .references import check_reference, reference_grid, reference_table
-from .summary import describe_failure, summary_tables
+from .summary import describe_failure, summary_tables, table_footnote
 from .tables import SplitRowsWarning, Table, defining_columns, pivot
 
 STYLE = """
@@ -138,7 +138,7 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
             f'<figure><img src="img/{_e(f)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
             "</figcaption></figure>" for f, caption in images) + "</div>")
     if table is not None:
-        parts += ["<h2>Results</h2>", render(table, "html"), HTML.note(_table_note(table))]
+        parts += ["<h2>Results</h2>", render(table, "html"), HTML.note(table_footnote(table))]
     for a, b in compare:
         if not {a, b} <= set(ok["algorithm"]):
             continue
@@ -152,13 +152,6 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
     parts.append(f"<h2>Failed runs ({len(failed)})</h2>")
     parts.append(_failures_html(failed, runs) if len(failed) else "<p>None.</p>")
     return "\n".join(parts)
-
-
-def _table_note(table: Table) -> str:
-    counts = table.count.max(axis=1)
-    runs = f"mean over {counts.min()}-{counts.max()} runs" if counts.min() != counts.max() \
-        else f"mean over {counts.max()} run{'s' if counts.max() != 1 else ''}"
-    return f"Values: {runs} (seeds) per row. {interval_note(table)}"
 
 
 # ----------------------------------------------------------------------------- plots

@@ -48,6 +48,12 @@ class Grid:
         return j < self.n_keys or j in self.text_cols
 
 
+def one_line(text) -> str:
+    """``text`` with control characters (newlines, tabs, ...) as spaces: a name from a
+    record can then neither break a table row nor leave a comment line."""
+    return "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(text))
+
+
 class Output:
     """One output format. Subclasses set :attr:`name` and :attr:`missing` and override
     the methods whose text differs."""
@@ -57,8 +63,7 @@ class Output:
     symbols: dict[str, str] = {}
 
     def escape(self, text) -> str:
-        text = str(text)
-        return "".join(self.symbols.get(ch, ch) for ch in text)
+        return "".join(self.symbols.get(ch, ch) for ch in one_line(text))
 
     def bold(self, text: str) -> str:
         return text
@@ -117,7 +122,7 @@ class Terminal(Output):
         return "\n".join(([caption] if caption else []) + [text[0], rule, *text[1:]])
 
     def heading(self, text: str) -> str:
-        return f"== {text} =="
+        return f"== {one_line(text)} =="
 
 
 class Markdown(Output):
@@ -143,7 +148,7 @@ class Markdown(Output):
         return "\n".join(([f"**{self.escape(caption)}**", ""] if caption else []) + body)
 
     def heading(self, text: str) -> str:
-        return f"### {text}"
+        return f"### {one_line(text)}"
 
 
 class Latex(Output):
@@ -183,17 +188,22 @@ class Latex(Output):
         return "\n".join(head + lines + ["\\end{table}"])
 
     def heading(self, text: str) -> str:
-        return f"% {text}"
+        return f"% {one_line(text)}"
 
     def note(self, text: str) -> str:
         return "\n".join(f"% {line}" for line in text.splitlines())
 
 
 class Csv(Output):
-    """Comma-separated values: the header and the plain cells, no emphasis."""
+    """Comma-separated values: the header and the plain cells, no emphasis; or a frame of
+    full-precision numbers (:meth:`frame`)."""
 
     name = "csv"
     missing = ""
+
+    def frame(self, frame) -> str:
+        """A pandas DataFrame as CSV text, without its index."""
+        return frame.to_csv(index=False)
 
     def table(self, grid, caption=None, label=None) -> str:
         out = io.StringIO()
@@ -216,7 +226,7 @@ class Html(Output):
     name = "html"
 
     def escape(self, text) -> str:
-        return html.escape(str(text), quote=True)
+        return html.escape(one_line(text), quote=True)
 
     def bold(self, text: str) -> str:
         return f"<strong>{text}</strong>"

@@ -189,7 +189,7 @@ def render_paired(frame: pd.DataFrame, fmt: str = "markdown") -> str:
     """A paired comparison in format ``fmt`` (CSV: the frame's numbers); the significantly
     better mean of each row in bold (none when there is no significant difference)."""
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return output("csv").frame(frame)
     header, rows, better = display_rows(frame)
     col = {0: header.index(frame["A"].iat[0]), 1: header.index(frame["B"].iat[0])}
     bold = [[j == col.get(best) for j in range(len(header))] for best in better]

@@ -115,6 +115,20 @@ def default_title(df: pd.DataFrame, x: str, y: str, what: str = "") -> str:
     return f"{what}{y} vs {x}{where}"
 
 
+def literal_text(fig) -> None:
+    """Draw the titles, axis labels and legend entries of ``fig`` as plain text: names
+    from the records (an algorithm called ``a$b``) are not parsed as math. Tick labels,
+    which matplotlib writes with math itself, are left alone."""
+    texts = list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        legend = ax.get_legend()
+        if legend is not None:
+            texts += [*legend.get_texts(), legend.get_title()]
+    for text in texts:
+        text.set_parse_math(False)
+
+
 def legend_outside(ax, title: str | None = None) -> None:
     """The legend of ax to the right of its axes, where it covers no point."""
     ax.legend(title=title, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -122,7 +136,9 @@ def legend_outside(ax, title: str | None = None) -> None:
 
 def save_png(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
     """Lay ``fig`` out tightly and write it to ``path`` as PNG (folders made as needed);
-    the image is cut to what is drawn, so a legend outside the axes is kept whole."""
+    the image is cut to what is drawn, so a legend outside the axes is kept whole. Titles,
+    axis labels and legends are drawn as the text they hold (:func:`literal_text`)."""
+    literal_text(fig)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -174,7 +174,7 @@ def render_references(frame: pd.DataFrame, fmt: str = "markdown") -> str:
     """The reference table in format ``fmt`` (CSV: the frame's numbers); out-of-tolerance
     statuses flagged."""
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return output("csv").frame(frame)
     return output(fmt).table(reference_grid(frame))
 
 

@@ -97,7 +97,7 @@ def _summary_text(df: pd.DataFrame, fmt: str, human_bytes: bool, wide: bool,
     tables = summary_tables(df, wide)
     failed = df[df["status"] != "ok"]
     if fmt == "csv":
-        return _summary_frame(tables, failed, df).to_csv(index=False)
+        return output("csv").frame(_summary_frame(tables, failed, df))
     out = output(fmt)
     parts = []
     for table in tables:
@@ -108,7 +108,7 @@ def _summary_text(df: pd.DataFrame, fmt: str, human_bytes: bool, wide: bool,
                 and _width(text) > TERMINAL_WIDTH:
             text, dropped = render(table, fmt, human_bytes=human_bytes, intervals=False), True
         parts.append(text)
-        note = _footnote(table)
+        note = table_footnote(table)
         if dropped:
             note += (f" Intervals left out to fit {TERMINAL_WIDTH} columns "
                      "(benchpq-report --wide shows them and every key metric).")
@@ -132,7 +132,9 @@ def _width(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
 
 
-def _footnote(table: Table) -> str:
+def table_footnote(table: Table) -> str:
+    """What a table's values are (mean over how many seeds), its intervals, bold rule and
+    marks."""
     counts = table.count.max(axis=1)
     if counts.max() <= 1:
         return f"One run per row. {interval_note(table)}"
