@@ -73,6 +73,23 @@ def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None =
     return value
 
 
+def check_path_part(value, name: str) -> str:
+    """``value`` as one folder or file name, or raise naming ``name``.
+
+    Names that become part of a path (the sweep's ``name``, ``dataset.name``) may not
+    leave the folder they are put in: no path separator, no ``.`` or ``..``, no control
+    character (a newline would also escape a comment line of a LaTeX or Markdown report).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name}: expected a non-empty name, got {value!r}")
+    if "/" in value or "\\" in value or value in (".", "..") \
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InputError(f"{name}: {value!r} is not a plain name: it names a folder of the "
+                         "results, so it may not hold '/', '\\' or control characters, nor be "
+                         "'.' or '..'")
+    return value
+
+
 def check_subspaces(dim: int, M: int) -> int:
     """Return the sub-vector length ``dim // M``, or raise if M does not divide dim."""
     check_positive_int(M, "M", 1, dim)

@@ -6,6 +6,9 @@
   ``$BENCHPQ_SWEEP_ID``, and the resolved value is cached in the config they receive.
 * ``${benchpq_file_stem:PATH}``: the file name of PATH without its extension, used to
   name file-based datasets after their file (``/data/glove-25.hdf5`` -> ``glove-25``).
+* ``${benchpq_path_part:NAME}``: NAME when it is a plain folder name, else an error naming
+  it (:func:`benchpq.checks.check_path_part`): the sweep's folder is made from ``name``
+  before any run starts, so ``name=../../x`` must fail there.
 """
 from __future__ import annotations
 
@@ -35,9 +38,16 @@ def _file_stem(path) -> str:
     return name.split(".", 1)[0] if "." in name else name
 
 
+def _path_part(name) -> str:
+    from .checks import check_path_part
+    return check_path_part(name, "name")
+
+
 def register() -> None:
     """Register the resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("benchpq_sweep_id"):
         OmegaConf.register_new_resolver("benchpq_sweep_id", _sweep_id, use_cache=True)
     if not OmegaConf.has_resolver("benchpq_file_stem"):
         OmegaConf.register_new_resolver("benchpq_file_stem", _file_stem)
+    if not OmegaConf.has_resolver("benchpq_path_part"):
+        OmegaConf.register_new_resolver("benchpq_path_part", _path_part)

@@ -34,6 +34,7 @@ from .metric_table import (
     phase_time_stat_name,
     recall_name,
 )
+from .options import check_search_options
 from .records import json_safe
 
 CHUNK_ROWS = 65536
@@ -112,8 +113,7 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     search_grid.check(plugin, settings)
     k = check_k(task.get("k", 100), ds.base.shape[0])
     repeats = check_positive_int(task.get("search_repeats", 3), "task.search_repeats")
-    recall_at = [int(r) for r in task.get("recall_at", [1, 10, 100]) if int(r) <= k]
-    k_recalls = [int(r) for r in task.get("k_recall", [10]) if int(r) <= k]
+    recall_at, k_recalls = check_search_options(task, k)
     ensure_groundtruth(ds, max(k_recalls, default=1))
 
     plugin.set_threads(threads)

@@ -188,7 +188,7 @@ def test_cluster_task_refuses_a_search_grid(tmp_path):
 def test_new_search_values_reuse_the_cached_build(tmp_path):
     first = runner.execute(config_for(tmp_path, counting(tmp_path, search={"budget": [100, 0]})))
     again = runner.execute(config_for(tmp_path, counting(
-        tmp_path, search={"budget": [100, 0, 300, 700]}), "task.k=50"))
+        tmp_path, search={"budget": [100, 0, 300, 700]}), "task.k=50", "task.recall_at=[1,10]"))
     assert fits(tmp_path) == 1
     assert all(r["status"] == "ok" and r["build_cached"] for r in again)
     assert {r["metrics"]["train_s"] for r in again} == {first[0]["metrics"]["train_s"]}
@@ -213,7 +213,8 @@ def test_cache_misses_when_the_build_changes(tmp_path):
         config = compose_config(["dataset=files", f"dataset.base={data / 'base.npy'}",
                                  f"dataset.query={data / 'query.npy'}", "dataset.name=tiny",
                                  f"results_dir={tmp_path / 'results'}",
-                                 f"cache_dir={tmp_path / 'cache'}", f"task.k={k}", *overrides])
+                                 f"cache_dir={tmp_path / 'cache'}", f"task.k={k}",
+                                 "task.recall_at=[1,10]", *overrides])
         config["algorithm"] = counting(tmp_path, **options)
         config["plugins"] = ["counting_plugins"]
         (record,) = runner.execute(config)
@@ -249,7 +250,8 @@ def test_corrupt_cached_model_is_rebuilt_with_a_warning(tmp_path):
     runner.execute(config)
     (entry,) = _entries(tmp_path / "cache")
     (entry / MODEL_FILE).write_bytes(b"not a pickle")
-    (record,) = runner.execute({**config, "force": False, "task": {**config["task"], "k": 20}})
+    (record,) = runner.execute({**config, "force": False,
+                                "task": {**config["task"], "k": 20, "recall_at": [1, 10]}})
     assert record["status"] == "ok" and not record["build_cached"]
     assert fits(tmp_path) == 2
     assert "cannot be loaded" in Path(record["log"]).read_text()
