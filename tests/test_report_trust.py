@@ -211,6 +211,25 @@ def test_default_summary_fits_120_columns(tmp_path):
     assert max(len(line) for line in wide.splitlines()) > 120 and "qps" in wide
 
 
+def test_default_rows_leave_out_params_that_only_follow_the_algorithm(tmp_path):
+    """As in the quickstart: every algorithm has params of its own (Ks, init, nbits, ...);
+    only a param that varies within one algorithm (nprobe of a search grid) is a row key."""
+    own = {"Ks": 256, "iter": 25, "init": "random", "max_points_per_centroid": 256}
+    for alg, params in (("pq", own), ("opq", {**own, "niter": 50, "final_init": "loop"}),
+                        ("faiss_pq", {"nbits": 8}), ("nanopq_opq", {"rotation_iter": 10})):
+        rec = record(alg, alg=alg)
+        rec["params"] = {"M": 8, **params}
+        write(tmp_path, rec)
+    for nprobe in (2, 8, 32):
+        rec = record(f"ivf{nprobe}", alg="faiss_ivfpq")
+        rec["params"] = {"M": 8, "nbits": 8, "nlist": 64, "nprobe": nprobe}
+        write(tmp_path, rec)
+    text = summary_table(load_records(tmp_path))
+    header = md_rows(text)[0]
+    assert header[:2] == ["algorithm", "nprobe"] and "Ks" not in header and "init" not in header
+    assert max(len(line) for line in text.splitlines()) <= 120  # notes wrapped too
+
+
 def test_misspelt_report_column_suggests_the_right_name(tmp_path, capsys):
     write(tmp_path, record("a"))
     assert main([str(tmp_path), "--rows", "algorithm", "--values", "recal@10"]) == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import textwrap
 from dataclasses import dataclass, field
 
 from .load import ReportError
@@ -54,6 +55,18 @@ def one_line(text) -> str:
     return "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(text))
 
 
+#: width of the prose lines (notes) of the text formats
+NOTE_WIDTH = 120
+
+
+def wrapped(text: str, width: int = NOTE_WIDTH, prefix: str = "") -> str:
+    """Each line of ``text`` wrapped to ``width`` characters, ``prefix`` before every line."""
+    return "\n".join(textwrap.fill(line, width, initial_indent=prefix,
+                                    subsequent_indent=prefix, break_on_hyphens=False,
+                                    break_long_words=False) if line.strip() else prefix.rstrip()
+                     for line in text.splitlines())
+
+
 class Output:
     """One output format. Subclasses set :attr:`name` and :attr:`missing` and override
     the methods whose text differs."""
@@ -86,7 +99,7 @@ class Output:
         return text
 
     def note(self, text: str) -> str:
-        return text
+        return wrapped(text)
 
     def join(self, parts: list[str]) -> str:
         return "\n\n".join(p for p in parts if p)
@@ -191,7 +204,7 @@ class Latex(Output):
         return f"% {one_line(text)}"
 
     def note(self, text: str) -> str:
-        return "\n".join(f"% {line}" for line in text.splitlines())
+        return wrapped(text, prefix="% ")
 
 
 class Csv(Output):

@@ -248,11 +248,15 @@ def _spread(frame: pd.DataFrame, cols: list[str], values: list[str]) -> pd.DataF
 
 
 def default_rows(df: pd.DataFrame) -> list[str]:
-    """``algorithm`` plus the params that take more than one value in ``df``.
+    """``algorithm`` plus the params that take more than one value among the runs of one
+    algorithm (a swept M, a search grid's nprobe).
 
-    Other conditions that vary (threads, SIMD path, machine, ...) are added by
-    :func:`pivot`, which says so.
+    Params that differ only because the algorithms differ (faiss's nbits, our Ks) say
+    nothing a row's algorithm does not, and are left out. Other conditions that vary
+    (threads, SIMD path, machine, ...) are added by :func:`pivot`, which says so.
     """
-    varying = [c for c in param_columns(df) if c in df.columns
-               and df[c].map(_key_text).nunique() > 1]
+    if "algorithm" not in df.columns or df.empty:
+        return ["algorithm"]
+    varying = [c for c in param_columns(df) if c in df.columns and df[c].map(_key_text)
+               .groupby(df["algorithm"].map(_key_text)).nunique().max() > 1]
     return ["algorithm", *varying]
