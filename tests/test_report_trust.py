@@ -133,6 +133,21 @@ def test_pareto_fronts_never_join_threads(tmp_path):
     assert sorted(front.groupby("threads").size()) == [2, 2]
 
 
+def test_code_stamps_that_follow_the_algorithm_split_no_front(tmp_path):
+    """Every plugin has a code stamp of its own: fronts of several algorithms are one per
+    algorithm, without a warning (only a stamp varying within one algorithm splits)."""
+    for alg in ("pq", "faiss_pq"):
+        for nprobe, recall in ((2, 0.5), (8, 0.8)):
+            rec = record(f"{alg}-{nprobe}", alg=alg, search={"nprobe": nprobe},
+                         metrics={"recall@10": recall, "qps": 1000.0 / nprobe})
+            rec["code_stamp"] = alg * 4
+            write(tmp_path, rec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        front = pareto_points(load_records(tmp_path))
+    assert "code_stamp" not in front.columns and len(front) == 4
+
+
 # --------------------------------------------------------------------------- bold rule
 
 def test_overlapping_intervals_are_not_bold(tmp_path):

@@ -26,6 +26,7 @@ import pandas as pd
 from ..uncertainty import ALPHA, paired_by_seed
 from .names import (
     better_direction,
+    display_name,
     is_known_metric,
     number_kind,
     scope,
@@ -287,10 +288,7 @@ def table_grid(table: Table, human_bytes: bool = True, intervals: bool = True,
 
 def metric_label(metric: str, display: bool = False) -> str:
     """A metric's header: its record name, or with ``display`` its display name and unit."""
-    if not display:
-        return str(metric)
-    from .names import display_name
-    return display_name(str(metric))
+    return display_name(str(metric)) if display else str(metric)
 
 
 CACHED_NOTE = ("values measured by the earlier run that built a model loaded from the "

@@ -26,7 +26,15 @@ from .formatting import format_key
 from .load import ReportError, param_columns
 from .names import better_direction, is_known_metric, number_kind, with_declared_metrics
 from .plots import axis_label, default_title, legend_outside, save_png
-from .tables import DEFINING_COLUMNS, SplitRowsWarning, Table, as_list, check_columns, pivot
+from .tables import (
+    DEFINING_COLUMNS,
+    SplitRowsWarning,
+    Table,
+    as_list,
+    check_columns,
+    pivot,
+    splitting_columns,
+)
 
 #: the defaults of --pareto: recall against speed, as ann-benchmarks plots it
 DEFAULT_X, DEFAULT_Y = "recall@10", "qps"
@@ -51,10 +59,12 @@ def default_axes(x: str | None = None, y: str | None = None) -> tuple[str, str]:
 
 def line_keys(df: pd.DataFrame, by="algorithm") -> list[str]:
     """The columns that identify a line (one front): ``by``, then the conditions
-    (dataset, task, threads, SIMD path, machine, code, data) that vary among the runs."""
+    (dataset, task, threads, SIMD path, machine, code, data) in which the runs of one
+    line differ (the rule of table rows, :func:`~benchpq.report.tables.splitting_columns`;
+    a code stamp that differs only between algorithms splits nothing)."""
     by = as_list(by)
-    return by + [c for c in CONDITION_COLUMNS if c in df.columns and c not in by
-                 and df[c].astype(str).nunique() > 1]
+    conditions = [c for c in splitting_columns(df, by) if c in CONDITION_COLUMNS]
+    return by + conditions
 
 
 def point_keys(df: pd.DataFrame, x: str, y: str, by="algorithm") -> list[str]:

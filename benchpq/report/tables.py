@@ -123,7 +123,7 @@ def pivot(df: pd.DataFrame, rows, cols=None, values=("recall@10",), agg: str = "
     data = _numeric_values(df, values).dropna(subset=values, how="all")
     if data.empty:
         raise ReportError(f"no run has a value for {', '.join(values)}")
-    split = _splitting_columns(data, rows + cols)
+    split = splitting_columns(data, rows + cols)
     rows = rows + split
     keys = rows + cols
     data = _sortable_keys(_short_digests(data, split), keys)
@@ -213,8 +213,8 @@ def defining_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in (*DEFINING_COLUMNS, *param_columns(df)) if c in df.columns]
 
 
-def _splitting_columns(df: pd.DataFrame, keys: list[str]) -> list[str]:
-    """The defining columns outside ``keys`` in which runs sharing a cell differ, each
+def splitting_columns(df: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The defining columns outside ``keys`` in which runs sharing a key differ, each
     added only if it still varies within the cells the ones before it made (a code stamp
     that follows the SIMD path adds no rows of its own)."""
     others = [c for c in defining_columns(df) if c not in keys]
