@@ -31,7 +31,8 @@ def run(config: dict, settings: list[dict] | None = None) -> dict:
     dataset = dict(config["dataset"])
     if config["task"].get("name") != "search":
         dataset["groundtruth_k"] = None  # only the search task uses neighbours
-    ds = load_dataset(dataset, data_dir=config.get("data_dir"), cache_dir=config.get("cache_dir"))
+    ds = load_dataset(dataset, data_dir=config.get("data_dir"), cache_dir=config.get("cache_dir"),
+                      refresh=bool(config.get("force", False)))
     ds.validate()
     registry.import_plugins(config.get("plugins"))
     plugin = registry.create(config["algorithm"])

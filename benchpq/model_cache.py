@@ -1,24 +1,29 @@
 """The trained-model cache: build a model once, search it in many sweeps.
 
 A *build* is everything a search task does before it searches: fit on learn,
-add base, and encode/decode base for mse. A plugin that pickles (our C++
-plugins, the faiss adapters through ``faiss.serialize_index``, nanopq) is
-stored after its build under ``<cache_dir>/models/<key>/`` as ``model.pkl``
-beside ``build.json`` (the build's metrics). The key hashes what defines the
-build (:func:`build_key`): the algorithm's build parameters, the dataset's
-config and content fingerprint (:func:`array_fingerprint`), the build-related
-task keys, seed, threads and SIMD path (times depend on them), the CPU model
-(third-party BLAS kernels, as in OPQ's rotations, differ in their last bits
-from CPU to CPU) and a stamp of the code that trains (:func:`code_version`).
-A later run that differs only in search settings, ``k``, ``recall_at``,
-``k_recall`` or ``search_repeats`` loads the model and the build's metrics
-instead of training.
+add base, and encode/decode base for mse. The trained plugin is stored after
+its build under ``<cache_dir>/models/<key>/`` as arrays and JSON, never as a
+pickle (:mod:`benchpq.model_state`: ``arrays.npz`` read with
+``allow_pickle=False``, ``state.json``), beside ``build.json`` (the build's
+metrics), and sealed with the user's signing key (:mod:`benchpq.sealing`). A
+load verifies the seal over all three files, so a forged, corrupted or swapped
+entry is removed and rebuilt, never searched. A plugin whose state cannot be
+stored that way is not cached (logged).
 
-Writes are atomic: the entry is written into a temporary folder, fsynced and
-renamed into place, so a run killed while writing leaves nothing that a later
-run loads. An ``fcntl`` lock per key makes concurrent runs of the same build
-train once (the others wait, then load). An entry that cannot be read or
-unpickled is removed with a warning and the model is rebuilt.
+The key hashes what defines the build (:func:`build_key`): the algorithm's
+build parameters, the dataset's config and content fingerprint
+(:func:`array_fingerprint`), the build-related task keys, seed, threads and
+SIMD path (times depend on them), the CPU model (third-party BLAS kernels, as
+in OPQ's rotations, differ in their last bits from CPU to CPU) and a stamp of
+the code that trains (:func:`code_version`). A later run that differs only in
+search settings, ``k``, ``recall_at``, ``k_recall`` or ``search_repeats``
+loads the model and the build's metrics instead of training.
+
+Writes are atomic: the entry is written and sealed in a temporary folder,
+fsynced and renamed into place, so a run killed while writing leaves nothing
+that a later run loads; the next store of that key removes the temporary
+folder it left. An ``fcntl`` lock per key makes concurrent runs of the same
+build train once (the others wait, then load).
 """
 from __future__ import annotations
 
@@ -28,7 +33,6 @@ import inspect
 import json
 import logging
 import os
-import pickle
 import shutil
 import sys
 import tempfile
@@ -39,14 +43,18 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sealing
 from .cachefiles import entry_lock
+from .model_state import BadState, NotStorable, from_storage, to_storage
 from .simd import cpu_model
 
 log = logging.getLogger("benchpq")
 
-MODEL_FILE = "model.pkl"
+STATE_FILE = "state.json"
+ARRAYS_FILE = "arrays.npz"
 BUILD_FILE = "build.json"
-FORMAT = 1
+ENTRY_FILES = (STATE_FILE, ARRAYS_FILE, BUILD_FILE)
+FORMAT = 2
 
 #: task keys that only change how the built model is searched
 SEARCH_ONLY_TASK_KEYS = ("k", "recall_at", "k_recall", "search_repeats")
@@ -150,59 +158,86 @@ class ModelCache:
     def entry(self, key: str) -> Path:
         return self.root / key
 
-    def load(self, key: str):
-        """(plugin, build metrics dict) of a complete entry, or None.
+    def load(self, key: str, plugin_cls: type):
+        """(plugin of class ``plugin_cls``, build metrics dict) of a complete entry, or None.
 
-        A complete entry that cannot be read is removed with a warning (the
-        caller then rebuilds); an absent entry is a plain miss.
+        An entry whose seal does not verify, or that cannot be read back into
+        a ``plugin_cls``, is removed with a warning naming why (the caller then
+        rebuilds); an absent entry is a plain miss. A cache folder that other
+        users can write into raises :class:`benchpq.sealing.UntrustedCacheError`.
         """
         folder = self.entry(key)
-        if not (folder / BUILD_FILE).is_file():
+        if not folder.exists():
             return None
         try:
-            build = json.loads((folder / BUILD_FILE).read_text())
-            with open(folder / MODEL_FILE, "rb") as f:
-                plugin = pickle.load(f)
-        except Exception as exc:  # any unreadable entry is rebuilt, never fatal
-            log.warning("cached model %s cannot be loaded (%s: %s); removing it and "
-                        "rebuilding", folder, type(exc).__name__, exc)
-            shutil.rmtree(folder, ignore_errors=True)
+            files = sealing.verify(folder, expected=ENTRY_FILES)
+            build = json.loads(files[BUILD_FILE].read_text())
+            tree = json.loads(files[STATE_FILE].read_text())
+            with np.load(files[ARRAYS_FILE], allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            plugin = from_storage(tree, arrays, plugin_cls)
+        except (sealing.UntrustedEntry, BadState, OSError, ValueError, KeyError) as exc:
+            log.warning("cached model %s is not used (%s); removing it and rebuilding",
+                        folder, exc)
+            self.discard(key)
             return None
         return plugin, build
 
     def store(self, key: str, plugin, build: dict, replace: bool = False) -> bool:
-        """Save ``plugin`` and its build metrics atomically; False if it cannot be pickled.
+        """Save ``plugin`` and its build metrics atomically, sealed; False if it cannot be stored.
 
         An existing entry is kept (another run stored the same build), unless
         ``replace`` (a forced rebuild), which swaps it for the new one.
         """
-        try:
-            payload = pickle.dumps(plugin, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # a plugin without pickling support is not cached
-            log.info("model of %s is not cached: it cannot be pickled (%s: %s)",
-                     getattr(plugin, "name", type(plugin).__name__), type(exc).__name__, exc)
-            return False
         self.root.mkdir(parents=True, exist_ok=True)
+        sealing.check_folder(self.root)
+        self._remove_stale_temporaries(key)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
-            for name, data in ((MODEL_FILE, payload),
+            try:
+                tree, arrays = to_storage(plugin)
+            except NotStorable as exc:  # e.g. a C++ handle in the state: not cached
+                log.info("model of %s is not cached: its state cannot be stored as arrays "
+                         "and JSON (%s)", getattr(plugin, "name", type(plugin).__name__), exc)
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            with open(tmp / ARRAYS_FILE, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            for name, data in ((STATE_FILE, json.dumps(tree)),
                                (BUILD_FILE, json.dumps({**build, "stored_at": time.time()},
-                                                       sort_keys=True).encode())):
-                with open(tmp / name, "wb") as f:
+                                                       sort_keys=True))):
+                with open(tmp / name, "w") as f:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
+            sealing.seal(tmp, [tmp / name for name in ENTRY_FILES])
             target = self.entry(key)
             if target.exists():
                 if not replace:  # another run stored the same build first
                     shutil.rmtree(tmp, ignore_errors=True)
                     return True
-                shutil.rmtree(target, ignore_errors=True)
+                self.discard(key)
             os.rename(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return True
+
+    def discard(self, key: str) -> None:
+        """Remove the entry of ``key`` (under its lock, by the caller)."""
+        shutil.rmtree(self.entry(key), ignore_errors=True)
+
+    def _remove_stale_temporaries(self, key: str) -> None:
+        """Remove the temporary folders of stores of ``key`` that were killed.
+
+        Called under the key's lock, so no live store of this key owns one.
+        """
+        for tmp in self.root.glob(f".{key}.*"):
+            if tmp.is_dir():
+                log.info("removing %s, left by a store of this model that was killed", tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
 
     @contextmanager
     def lock(self, key: str):

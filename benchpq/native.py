@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import simd
+from . import sealing, simd
 from .cachefiles import entry_lock, write_atomic
 from .checks import InputError
 from .resources import cpp_dir
@@ -206,15 +206,14 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
     cxx = compiler()
     out = (Path(cache) if cache else cache_dir()) / build_key(src, cxx)
     library = out / LIBRARY
-    if _intact(library):
+    if _intact(out, src):
         return library
     with entry_lock(library):  # a concurrent builder finishes first
-        if _intact(library):
+        if _intact(out, src):
             return library
-        if library.exists():
-            log.warning("cached C++ library %s is damaged (its checksum does not match): "
-                        "rebuilding it", library)
-            library.unlink()
+        library.unlink(missing_ok=True)  # what failed its seal (the lock file beside it stays)
+        shutil.rmtree(out / "include", ignore_errors=True)
+        sealing.seal_path(out).unlink(missing_ok=True)
         log.info("compiling benchpq's C++ core (first use only, about 20 s)")
         t0 = time.perf_counter()
         sources, headers = _files(src)
@@ -237,31 +236,41 @@ def build(src: Path | None = None, cache: Path | None = None) -> Path:
                                        f"$ {shlex.join(cmd)}\n{done.stderr}{done.stdout}")
             (out / "build.txt").write_text(f"$ {shlex.join(cmd)}\n"
                                            f"{_compiler_version(tuple(cxx))}")
-            (out / CHECKSUM).write_text(_sha256(tmp))
 
         write_atomic(library, compile_to)
+        sealing.seal(out, [library, *(include / h.relative_to(src) for h in headers)])
         log.info("compiled benchpq's C++ core in %.1f s", time.perf_counter() - t0)
     return library
 
 
-CHECKSUM = LIBRARY + ".sha256"
+def _sealed_files(src: Path) -> list[str]:
+    """What a library folder's seal must cover: the library and every header of ``src``."""
+    return [LIBRARY, *(f"include/{h.relative_to(src).as_posix()}" for h in _files(src)[1])]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _intact(out: Path, src: Path) -> bool:
+    """The cached library and its headers verify against their seal (:mod:`benchpq.sealing`).
 
-
-def _intact(library: Path) -> bool:
-    """The cached library exists and has the checksum recorded when it was built.
-
-    A truncated or overwritten library would crash inside dlopen, where nothing
-    can catch it; it is rebuilt instead.
+    A truncated, overwritten or swapped library (with or without its headers)
+    would run its code inside dlopen, where nothing can catch it; it is
+    rebuilt instead, with a warning saying which file failed.
     """
-    try:
-        return library.is_file() and \
-            (library.parent / CHECKSUM).read_text().strip() == _sha256(library)
-    except OSError:
+    if not (out / LIBRARY).exists():
         return False
+    try:
+        sealing.verify(out, expected=_sealed_files(src))
+    except sealing.UntrustedEntry as exc:
+        log.warning("cached C++ library is not used (%s): rebuilding it", exc)
+        return False
+    return True
+
+
+def _public_headers(library: Path) -> list[Path]:
+    """The sealed public headers beside ``library`` (``include/*.h``), verified now."""
+    files = sealing.verify(library.parent, expected=[LIBRARY])
+    return sorted(path for name, path in files.items()
+                  if name.startswith("include/") and name.count("/") == 1
+                  and path.suffix in (".h", ".hpp"))
 
 
 _lock = threading.Lock()
@@ -287,9 +296,10 @@ def load():
                 except (ImportError, RuntimeError, SyntaxError, OSError) as exc2:
                     raise NativeBuildError(f"cppyy cannot load {library}: {exc2}") from None
             try:  # the public API only; internal/ headers are read where a public one includes them
-                include = library.parent / "include"
-                for header in sorted([*include.glob("*.h"), *include.glob("*.hpp")]):
+                for header in _public_headers(library):
                     cppyy.include(str(header))
+            except sealing.UntrustedEntry as exc:
+                raise NativeBuildError(f"cppyy cannot load {library}: {exc}") from None
             except (ImportError, RuntimeError, SyntaxError) as exc:
                 raise NativeBuildError(f"cppyy cannot load {library}: {exc}") from None
             namespace = cppyy.gbl.benchpq

@@ -162,13 +162,10 @@ def _built(plugin, ds, task, store):
     if store is None:
         return plugin, build_search_model(plugin, ds, task), False
     with store.cache.lock(store.key):
-        hit = store.cache.load(store.key) if store.reuse else None
+        hit = store.cache.load(store.key, type(plugin)) if store.reuse else None
         if hit is not None:
             cached, build = hit
-            if type(cached) is type(plugin):
-                return cached, {k: v for k, v in build.items() if k != "stored_at"}, True
-            log.warning("cached model %s holds a %s, not a %s: rebuilding", store.key,
-                        type(cached).__name__, type(plugin).__name__)
+            return cached, {k: v for k, v in build.items() if k != "stored_at"}, True
         build = build_search_model(plugin, ds, task)
         store.cache.store(store.key, plugin, build, replace=not store.reuse)
     return plugin, build, False

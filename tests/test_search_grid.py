@@ -14,7 +14,7 @@ import pytest
 
 from benchpq import runner, search_grid
 from benchpq.checks import InputError
-from benchpq.model_cache import BUILD_FILE, MODEL_FILE
+from benchpq.model_cache import ARRAYS_FILE, BUILD_FILE
 
 from compose import REPO, TEST_PLUGINS, compose_config
 
@@ -27,7 +27,7 @@ def _plugins_on_path(monkeypatch):
     """Child processes import the test plugins from tests/plugins."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         filter(None, [str(TEST_PLUGINS), os.environ.get("PYTHONPATH")])))
-    monkeypatch.delenv("HOLD_PICKLE", raising=False)
+    monkeypatch.delenv("HOLD_STORE", raising=False)
     sys.path.insert(0, str(TEST_PLUGINS))
     yield
     sys.path.remove(str(TEST_PLUGINS))
@@ -249,19 +249,19 @@ def test_corrupt_cached_model_is_rebuilt_with_a_warning(tmp_path):
     config = config_for(tmp_path, counting(tmp_path))
     runner.execute(config)
     (entry,) = _entries(tmp_path / "cache")
-    (entry / MODEL_FILE).write_bytes(b"not a pickle")
+    (entry / ARRAYS_FILE).write_bytes(b"not an npz")
     (record,) = runner.execute({**config, "force": False,
                                 "task": {**config["task"], "k": 20, "recall_at": [1, 10]}})
     assert record["status"] == "ok" and not record["build_cached"]
     assert fits(tmp_path) == 2
-    assert "cannot be loaded" in Path(record["log"]).read_text()
+    assert "since it was sealed" in Path(record["log"]).read_text()
     (entry,) = _entries(tmp_path / "cache")
     assert (entry / BUILD_FILE).is_file()  # stored again, whole
 
 
 def test_a_run_killed_while_storing_its_model_leaves_nothing_to_load(tmp_path):
     hold = tmp_path / "holding"
-    env = dict(os.environ, HOLD_PICKLE=str(hold))
+    env = dict(os.environ, HOLD_STORE=str(hold))
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchpq.cli", f"hydra.searchpath=[file://{TEST_PLUGINS / 'conf'}]",
          "plugins=[counting_plugins]", *SMALL, "algorithm=test_counting",
@@ -271,14 +271,18 @@ def test_a_run_killed_while_storing_its_model_leaves_nothing_to_load(tmp_path):
     try:
         deadline = time.time() + 180
         while not (hold.exists() and hold.read_text()):
-            assert time.time() < deadline and proc.poll() is None, "the run never pickled"
+            assert time.time() < deadline and proc.poll() is None, "the run never stored its model"
             time.sleep(0.2)
         os.kill(int(hold.read_text()), signal.SIGKILL)  # the run, while it writes its model
         assert proc.wait(timeout=120) == 1  # a crashed run: the sweep says so
     finally:
         proc.kill()
     assert fits(tmp_path) == 1
-    assert _entries(tmp_path / "cache") == []  # at most a temporary folder, never loaded
+    models = tmp_path / "cache" / "models"
+    assert _entries(tmp_path / "cache") == []  # a temporary folder, never loaded
+    assert [p for p in models.iterdir() if p.is_dir()], "the killed store left its folder"
     (record,) = runner.execute(config_for(tmp_path, counting(tmp_path)))
     assert record["status"] == "ok" and not record["build_cached"]
     assert fits(tmp_path) == 2
+    (entry,) = _entries(tmp_path / "cache")  # the next store removed the leftover
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == [entry.name]

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cachefiles import entry_lock, write_atomic
+from .. import sealing
+from ..cachefiles import entry_lock
 from ..checks import InputError, as_matrix, check_k
 from .context import resolve_cache_dir
 
@@ -148,6 +149,11 @@ def _candidates(base: np.ndarray, query: np.ndarray, c: int):
 
 
 def _compute(base: np.ndarray, query: np.ndarray, k: int):
+    """The ground truth of ``query``: :func:`_exact_topk` (a cache miss computes this)."""
+    return _exact_topk(base, query, k)
+
+
+def _exact_topk(base: np.ndarray, query: np.ndarray, k: int):
     """Exact top-k (ids int64, squared distances float64) of every query."""
     nb = base.shape[0]
     c = min(nb, k + max(k, 16))
@@ -162,7 +168,8 @@ def _compute(base: np.ndarray, query: np.ndarray, k: int):
     return ids, dist
 
 
-def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = True):
+def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = True,
+                 refresh: bool = False):
     """Exact k nearest neighbours of each query in base (squared L2).
 
     Args:
@@ -172,6 +179,10 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
         cache_dir: cache directory (default ``$BENCHPQ_CACHE`` or
             ``~/.cache/benchpq``); results go to ``<cache_dir>/groundtruth/``.
         use_cache: read and write the cache.
+        refresh: compute again and replace the cached file (``force=true``).
+
+    A cached file is used only if its seal verifies (:mod:`benchpq.sealing`) and
+    it passes :func:`check_groundtruth`; otherwise it is computed again.
 
     Returns:
         ids (nq, k) int64 nearest first, ties broken by the smaller id;
@@ -186,12 +197,12 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
         return ids, dist.astype(np.float32)
     key = content_hash(base, query, extra=GT_VERSION + f"|k={k}".encode())
     path = resolve_cache_dir(cache_dir) / "groundtruth" / f"{key}.npz"
-    cached = _read_cache(path, query.shape[0], k)
+    cached = None if refresh else _read_cache(path, base, query, k)
     if cached is not None:
         return cached
     # One process computes; the others wait for its file instead of computing it again.
     with entry_lock(path, required=False) as locked:
-        cached = _read_cache(path, query.shape[0], k) if locked else None
+        cached = _read_cache(path, base, query, k) if locked and not refresh else None
         if cached is not None:
             return cached
         log.info("computing ground truth: %d queries, top-%d of %d base vectors -> %s",
@@ -202,17 +213,19 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
     return ids, dist
 
 
-def _read_cache(path: Path, nq: int, k: int):
-    """(ids int64, dist float32) from a cache file, or None if absent, unreadable or stale."""
-    if not path.is_file():
+def _read_cache(path: Path, base, query, k: int):
+    """(ids int64, dist float32) from a sealed cache file that checks out, else None."""
+    if not path.exists():
         return None
     try:
-        with np.load(path) as f:
+        sealing.verify(path)
+        with np.load(path, allow_pickle=False) as f:
             ids, dist = f["ids"], f["dist"]
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("ignoring unreadable ground truth cache %s (%s)", path, exc)
-        return None
-    if ids.shape != (nq, k):
+        if ids.shape != (query.shape[0], k) or dist.shape != ids.shape:
+            raise InputError(f"shape {ids.shape}, expected {(query.shape[0], k)}")
+        check_groundtruth(base, query, ids, what=f"cached ground truth {path.name}")
+    except (sealing.UntrustedEntry, InputError, OSError, ValueError, KeyError) as exc:
+        log.warning("cached ground truth %s is not used (%s): computing it again", path, exc)
         return None
     return ids.astype(np.int64), dist.astype(np.float32)
 
@@ -222,55 +235,73 @@ def _save(path: Path, ids: np.ndarray, dist: np.ndarray) -> None:
         with open(tmp, "wb") as f:
             np.savez(f, ids=ids, dist=dist)
     try:
-        write_atomic(path, write)
+        sealing.write_sealed(path, write)
     except OSError as exc:
         log.warning("could not cache ground truth in %s (%s)", path, exc)
 
 
-def ensure_groundtruth(ds, k: int = 100, cache_dir=None):
+def ensure_groundtruth(ds, k: int = 100, cache_dir=None, refresh: bool = False):
     """Give ``ds`` ground truth of at least ``min(k, n_base)`` columns, in place.
 
     Shipped ground truth with enough columns is kept; otherwise it is computed
-    with :func:`ground_truth` (cached). Returns ``ds`` for convenience.
+    with :func:`ground_truth` (cached; ``refresh`` recomputes the cached file).
+    Returns ``ds`` for convenience.
     """
     k = min(int(k), ds.base.shape[0])
     gt = ds.groundtruth
     if gt is not None and gt.shape[0] == ds.query.shape[0] and gt.shape[1] >= k:
         return ds
-    ids, _ = ground_truth(ds.base, ds.query, k, cache_dir)
+    ids, _ = ground_truth(ds.base, ds.query, k, cache_dir, refresh=refresh)
     ds.groundtruth = ids
     ds.info["groundtruth"] = f"computed: exact squared L2, top-{k}, ties by smaller id"
     return ds
 
 
-def spot_check_groundtruth(ds, n_queries: int = 5, rtol: float = 1e-4) -> None:
-    """Check shipped ground truth against exact distances for a few queries.
+#: queries :func:`check_groundtruth` checks, and the seed that picks them
+CHECK_QUERIES = 50
+CHECK_SEED = 0
 
-    For ``n_queries`` evenly spaced queries: the listed neighbours' exact
-    distances must not decrease along the row, and the first must be the exact
-    nearest distance over the whole base (ties allowed). ``rtol`` absorbs the
-    float32 rounding of files written by other tools. Ids out of range are
-    already refused by :meth:`Dataset.validate`.
+
+def check_groundtruth(base, query, ids, n_queries: int = CHECK_QUERIES, seed: int = CHECK_SEED,
+                      rtol: float = 1e-4, what: str = "ground truth") -> None:
+    """Check ground-truth ids against brute force on a seeded sample of queries.
+
+    For ``n_queries`` queries drawn with ``seed`` (all of them when there are
+    fewer), over the whole top-k of each: the listed ids' exact squared
+    distances must not decrease along the row, and must equal the exact top-k
+    distances of that query over the whole base (so ids may differ only among
+    ties). ``rtol`` (relative to the row's largest distance) absorbs the
+    float32 rounding of files written by other tools.
+
+    Args:
+        base: (n_base, d) vectors; query: (nq, d); ids: (nq, k) integers.
 
     Raises:
-        InputError: naming the dataset, the query and what disagrees (e.g. a
-            shuffled or misaligned ground-truth file).
+        InputError: naming ``what``, the query, the rank and the two distances
+            (e.g. a shuffled, misaligned or truncated file).
     """
-    gt = ds.groundtruth
-    nq = ds.query.shape[0]
-    rows = np.unique(np.linspace(0, nq - 1, min(n_queries, nq)).astype(np.int64))
-    k = min(gt.shape[1], 100)
-    listed = _exact64(ds.base, ds.query[rows], np.ascontiguousarray(gt[rows, :k], np.int64))
-    for row, d in zip(rows, listed):
-        tol = rtol * max(float(np.abs(d).max()), 1e-30)
-        if np.any(np.diff(d) < -tol):
-            at = int(np.flatnonzero(np.diff(d) < -tol)[0]) + 1
-            raise InputError(f"dataset {ds.name!r}: ground truth of query {int(row)} is not "
-                             f"sorted by distance (rank {at} is nearer than rank {at - 1}): "
-                             f"the file does not match these base and query vectors")
-        _, best = _exact_row(ds.base, ds.query[row], 1)
-        if d[0] > best[0] + tol:
-            raise InputError(f"dataset {ds.name!r}: ground truth of query {int(row)} lists a "
-                             f"first neighbour at squared distance {d[0]:.6g}, but the exact "
-                             f"nearest is at {best[0]:.6g}: the file does not match these "
-                             f"base and query vectors")
+    ids = np.asarray(ids)
+    nq, k = ids.shape
+    if ids.size and (ids.min() < 0 or ids.max() >= base.shape[0]):
+        raise InputError(f"{what}: ids must be in [0, {base.shape[0]}), found "
+                         f"[{int(ids.min())}, {int(ids.max())}]")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(nq, size=min(n_queries, nq), replace=False))
+    sample = np.ascontiguousarray(query[rows])
+    listed = _exact64(base, sample, np.ascontiguousarray(ids[rows], dtype=np.int64))
+    _, exact = _exact_topk(base, sample, k)
+    for row, got, want in zip(rows, listed, exact):
+        tol = rtol * max(float(np.abs(want).max()), float(np.abs(got).max()), 1e-30)
+        falls = np.flatnonzero(np.diff(got) < -tol)
+        if falls.size:
+            at = int(falls[0]) + 1
+            raise InputError(f"{what}: query {int(row)} is not sorted by distance (rank {at} is "
+                             f"nearer than rank {at - 1}): it does not match these base and "
+                             f"query vectors")
+        off = np.flatnonzero(np.abs(got - want) > tol)
+        if off.size:
+            at = int(off[0])
+            raise InputError(f"{what}: query {int(row)} lists at rank {at} a neighbour at "
+                             f"squared distance {got[at]:.6g}, but the exact rank-{at} distance "
+                             f"is {want[at]:.6g}: it does not match these base and query "
+                             f"vectors")

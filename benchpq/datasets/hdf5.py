@@ -7,6 +7,7 @@ as one .hdf5 file with datasets ``train`` (n, d), ``test`` (nq, d),
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from ..checks import InputError
 from .fingerprint import note_read
 
 ANN_KEYS = ("train", "test", "neighbors", "distances")
+
+log = logging.getLogger(__name__)
 
 
 def _h5py():
@@ -72,7 +75,8 @@ def read_ann_hdf5(path, mmap: bool = True) -> dict:
     Returns:
         dict with ``train`` (n, d), ``test`` (nq, d), ``neighbors`` (nq, k)
         int64 or None, ``distances`` (nq, k) float32 or None, and
-        ``distance`` (str, the metric the neighbours were computed with).
+        ``distance`` (str, the metric the neighbours were computed with; a
+        file without the attribute is taken as Euclidean, with a warning).
     """
     path = Path(path)
     with _open(path) as f:
@@ -81,7 +85,12 @@ def read_ann_hdf5(path, mmap: bool = True) -> dict:
             raise InputError(f"{path}: not an ann-benchmarks file: no dataset "
                              f"{' or '.join(map(repr, missing))} (it has {sorted(f.keys())})")
         out = {k: (_dataset_array(f[k], path, mmap) if k in f else None) for k in ANN_KEYS}
-        distance = f.attrs.get("distance", "euclidean")
+        distance = f.attrs.get("distance")
+    if distance is None:
+        log.warning("%s has no 'distance' attribute: taking it as Euclidean (ann-benchmarks "
+                    "files name their metric; an angular file read as Euclidean gives wrong "
+                    "neighbours)", path)
+        distance = "euclidean"
     out["distance"] = distance.decode() if isinstance(distance, bytes) else str(distance)
     if out["neighbors"] is not None:
         out["neighbors"] = np.asarray(out["neighbors"], dtype=np.int64)

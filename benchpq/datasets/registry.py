@@ -115,7 +115,7 @@ def _check_params(where: str, loader_name: str, loader: Loader, params: dict) ->
             raise InputError(f"{where}: loader {loader_name!r} needs the key {p.name!r}")
 
 
-def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None) -> Dataset:
+def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None, refresh: bool = False) -> Dataset:
     """Load the dataset described by ``cfg``.
 
     Args:
@@ -123,6 +123,7 @@ def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None) -> Dataset:
             the common keys of the module doc (a Hydra ``DictConfig`` works).
         data_dir: data directory; default ``$BENCHPQ_DATA`` or ``~/.cache/benchpq/data``.
         cache_dir: cache directory; default ``$BENCHPQ_CACHE`` or ``~/.cache/benchpq``.
+        refresh: compute cached ground truth again (a run's ``force=true``).
 
     Returns:
         A validated :class:`Dataset` with ground truth of >= ``groundtruth_k`` columns.
@@ -161,10 +162,12 @@ def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None) -> Dataset:
     if common.get("validate", True):
         ds.validate()
         if ds.groundtruth is not None:
-            from .groundtruth import spot_check_groundtruth
-            spot_check_groundtruth(ds)
+            from .groundtruth import check_groundtruth
+            check_groundtruth(ds.base, ds.query, ds.groundtruth,
+                              what=f"dataset {name!r}: shipped ground truth")
     k = common.get("groundtruth_k", 100)
     if k:
         from .groundtruth import ensure_groundtruth
-        ensure_groundtruth(ds, check_positive_int(k, f"{where} groundtruth_k"), ctx.cache_dir)
+        ensure_groundtruth(ds, check_positive_int(k, f"{where} groundtruth_k"), ctx.cache_dir,
+                           refresh=refresh)
     return ds

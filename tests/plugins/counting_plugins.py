@@ -4,8 +4,8 @@
 test can tell a trained model from a cached one across processes. Its one search
 parameter, ``budget``, limits the search to the first ``budget`` base vectors
 (0: all), so recall depends on it. ``shuffle`` makes repeated searches return
-different ids (a non-deterministic search). When ``$HOLD_PICKLE`` names a file,
-pickling writes its process id there and then stalls, so a test can kill a run while its
+different ids (a non-deterministic search). When ``$HOLD_STORE`` names a file,
+storing its model writes its process id there and then stalls, so a test can kill a run while its
 model is written (an environment variable, so that the build's cache key is the
 same with and without it); likewise ``$HOLD_FIT`` stalls fitting for the seed
 ``$HOLD_FIT_SEED``.
@@ -69,8 +69,8 @@ class Counting(Searcher):
         return 0 if self.base is None else self.base.nbytes
 
     def __getstate__(self):
-        if os.environ.get("HOLD_PICKLE"):
-            Path(os.environ["HOLD_PICKLE"]).write_text(str(os.getpid()))
+        if os.environ.get("HOLD_STORE"):
+            Path(os.environ["HOLD_STORE"]).write_text(str(os.getpid()))
             time.sleep(120)
         return self.__dict__.copy()
 
