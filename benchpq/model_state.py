@@ -11,7 +11,8 @@ them, reading arrays with ``allow_pickle=False``. What the tree may hold:
 * faiss indexes, through ``faiss.serialize_index``;
 * objects of *storable classes*: classes defined in benchpq (its algorithms
   included) or in the module of a registered plugin, and the third-party
-  classes a plugin lists in its ``stored_classes`` (e.g. nanopq's ``PQ``).
+  classes a plugin lists in its ``stored_classes`` (e.g. nanopq's ``PQ``; a
+  tuple, or a static method returning one, for a library imported lazily).
   An object is rebuilt as ``cls.__new__(cls)`` then ``__setstate__(state)``
   (else ``__dict__.update``): no constructor runs, no name outside these
   classes is looked up.
@@ -47,7 +48,10 @@ def storable_classes(plugin_cls: type) -> dict[str, type]:
     """{'module:qualname': class} of the third-party classes ``plugin_cls`` declares."""
     out = {}
     for cls in plugin_cls.__mro__:
-        for stored in vars(cls).get("stored_classes", ()):
+        listed = vars(cls).get("stored_classes", ())
+        if isinstance(listed, staticmethod):  # imports its library only when called
+            listed = listed.__func__()
+        for stored in listed:
             out[_class_name(stored)] = stored
     return out
 

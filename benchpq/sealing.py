@@ -19,9 +19,10 @@ folder that another user could write into is refused (:func:`check_folder`):
 its entries could be swapped between the check and the use.
 
 Files are re-hashed on every load, except files above :data:`REHASH_BYTES`
-(generated data at the 100M scale), which are re-hashed when their inode,
-size, mtime or ctime differs from the sealed ones: a user can set a file's
-mtime back, but not its ctime.
+(64 MiB: generated data sets), which are re-hashed when their inode, size,
+mtime or ctime differs from the sealed ones. Any write to a file sets its
+ctime, and a user cannot set it back (only root, by changing the clock), so a
+large file that kept all four is the file that was sealed.
 """
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ import hmac
 import json
 import os
 import secrets
+import logging
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from .cachefiles import write_atomic
+from .cachefiles import entry_lock, write_atomic
 from .checks import InputError
 
 KEY_ENV = "BENCHPQ_CACHE_KEY"
@@ -43,8 +45,10 @@ SEAL_SUFFIX = ".seal"
 FOLDER_SEAL = "seal.json"
 FORMAT = 1
 #: files larger than this are re-hashed only when their inode, size, mtime or ctime changed
-REHASH_BYTES = 1 << 30
+REHASH_BYTES = 1 << 26
 _CHUNK = 1 << 24
+
+log = logging.getLogger(__name__)
 
 
 class UntrustedEntry(Exception):
@@ -261,3 +265,34 @@ def discard(entry: str | os.PathLike) -> None:
     entry = Path(entry)
     seal_path(entry).unlink(missing_ok=True)
     entry.unlink(missing_ok=True)
+
+
+def trusted(entry: str | os.PathLike) -> bool:
+    """Whether ``entry`` exists and verifies; a failing one is logged (and not removed)."""
+    entry = Path(entry)
+    if not entry.exists():
+        return False
+    try:
+        verify(entry)
+    except UntrustedEntry as exc:
+        log.warning("cache entry not used: %s", exc)
+        return False
+    return True
+
+
+def cached_file(path: str | os.PathLike, write, suffix: str = "") -> Path:
+    """A sealed cache file, made by ``write(tmp)`` once (under its lock) when absent or untrusted.
+
+    The one way benchpq makes a derived file once for many processes: readers
+    that find it sealed use it at once; otherwise one process (re)writes it and
+    the others wait for it. Returns ``path``.
+    """
+    path = Path(path)
+    if trusted(path):
+        return path
+    with entry_lock(path):
+        if trusted(path):
+            return path
+        discard(path)
+        write_sealed(path, write, suffix)
+    return path

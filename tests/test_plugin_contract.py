@@ -5,6 +5,7 @@ without editing this file; constructor arguments are shrunk to the tiny data
 through TINY (only the keys a constructor accepts are passed).
 """
 import inspect
+import json
 import pickle
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from benchpq import registry
 from benchpq.api import Clusterer, Quantizer, Searcher
+from benchpq.model_state import from_storage, to_storage
 
 N, D, NQ, K = 512, 16, 8, 5
 
@@ -77,9 +79,14 @@ def test_plugin_contract(name, data):
         assert np.all(np.diff(distances, axis=1) >= 0), "nearest first"
         assert plugin.codes_bytes > 0
     assert plugin.code_bits > 0 and plugin.model_bytes > 0
-    copy = pickle.loads(pickle.dumps(plugin))  # every plugin pickles (the model cache needs it)
-    got, want = outputs(copy, x, queries), outputs(plugin, x, queries)
-    for key in want:
-        for a, b in zip(np.atleast_1d(got[key]) if key != "search" else got[key],
-                        np.atleast_1d(want[key]) if key != "search" else want[key]):
-            np.testing.assert_array_equal(a, b, err_msg=f"{name} {key} after pickling")
+    want = outputs(plugin, x, queries)
+    copies = {"pickling": pickle.loads(pickle.dumps(plugin))}
+    tree, arrays = to_storage(plugin)  # what the model cache stores: arrays and JSON
+    copies["the model cache's storage"] = from_storage(
+        json.loads(json.dumps(tree)), arrays, type(plugin))
+    for how, copy in copies.items():
+        got = outputs(copy, x, queries)
+        for key in want:
+            for a, b in zip(np.atleast_1d(got[key]) if key != "search" else got[key],
+                            np.atleast_1d(want[key]) if key != "search" else want[key]):
+                np.testing.assert_array_equal(a, b, err_msg=f"{name} {key} after {how}")

@@ -39,6 +39,8 @@ class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
     """Encode/decode/ADC search shared by the nanopq PQ and OPQ adapters."""
 
     fitted_attribute, fitted_action = "model", "using the model"
+    #: the library's models, rebuilt from their arrays by the model cache
+    stored_classes = (nanopq.PQ, nanopq.OPQ)
 
     def __init__(self, M: int = 8, Ks: int = 256, iter: int = 20, seed: int | None = None):
         self.M = check_positive_int(M, "M")

@@ -222,6 +222,13 @@ class LibraryITQ(NativeThreads, FittedGuard, HammingSearcher):
 
     metric_specs = declare(QUANTIZATION_LOSS)
 
+    @staticmethod
+    def stored_classes():
+        """The library's encoder and its sklearn PCA, rebuilt from arrays by the model cache."""
+        from sklearn.decomposition import PCA
+        itq = _library().encoder.ITQEncoder
+        return (itq, itq.TrainedITQEncoder, PCA)
+
     def __init__(self, num_bit: int = 64, niter: int = 50, seed: int | None = None,
                  train_size: int | None = None):
         self.num_bit = check_num_bit(num_bit)

@@ -61,7 +61,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
-from ..cachefiles import entry_lock, write_atomic
+from ..sealing import cached_file, trusted
 from ..checks import InputError, as_matrix, check_positive_int
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
@@ -283,17 +283,12 @@ def named_model(name: str, data_dir=None, cache_dir=None) -> Path:
         raise InputError(f"calibration {name!r}: not a .npz file nor a named model "
                          f"(named: {', '.join(sorted(NAMED_MODELS))})")
     path = resolve_cache_dir(cache_dir) / "calibration" / f"{name}-v{FORMAT_VERSION}.npz"
-    if path.is_file():
-        return path
     base = resolve_data_dir(data_dir) / NAMED_MODELS[name]
-    if not base.is_file():
+    if not trusted(path) and not base.is_file():
         raise InputError(f"calibration {name!r} is fitted from {base}, which is absent (set "
                          f"BENCHPQ_DATA or data_dir to the folder holding {base.parent.name}/)")
-    with entry_lock(path):
-        if not path.is_file():
-            model = fit_calibration(read_array(base))
-            write_atomic(path, lambda tmp: save_calibration(model, tmp), suffix=".npz")
-    return path
+    return cached_file(path, lambda tmp: save_calibration(fit_calibration(read_array(base)), tmp),
+                       suffix=".npz")
 
 
 # -- sampling -----------------------------------------------------------------------------

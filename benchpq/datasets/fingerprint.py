@@ -5,8 +5,12 @@ file (a regenerated base, a shuffled ground truth) is a new run, never "already
 recorded". The readers (:mod:`.vecs`, :mod:`.formats`, :mod:`.idx`, :mod:`.hdf5`,
 the synthetic cache) call :func:`note_read` with each file they open; while
 :func:`dataset_fingerprint` loads a dataset it collects those files and hashes
-their contents. A file's digest is cached under ``<cache_dir>/fingerprints``
-keyed by its path, size and modification time, so a large file is hashed once.
+their contents. A file's digest is cached under ``<cache_dir>/fingerprints``,
+sealed (:mod:`benchpq.sealing`), with the file's inode, size, mtime and ctime
+as they were before it was hashed; the digest is reused only while all four
+are unchanged. A rewrite in place at the same size with its mtime set back is
+still seen: the kernel sets ctime on every write and every mtime change, and a
+user cannot set it back.
 A dataset that reads no file (made in memory) is fingerprinted by the content of
 its arrays.
 """
@@ -15,9 +19,10 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
+
+from .. import sealing
 
 _reads: contextvars.ContextVar[list | None] = contextvars.ContextVar("benchpq_reads",
                                                                     default=None)
@@ -42,20 +47,27 @@ def tracking_reads():
         _reads.reset(token)
 
 
+def _stamp(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path), "inode": st.st_ino, "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+
+
 def file_digest(path, cache_dir=None) -> str:
-    """blake2b (32 hex digits) of a file's bytes, cached by path, size and mtime."""
+    """blake2b (32 hex digits) of a file's bytes; cached while the file's inode, size, mtime
+    and ctime stay as they were when it was hashed (see the module doc)."""
     path = Path(path).resolve()
-    stat = path.stat()
-    stamp = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    stamp = _stamp(path)  # before hashing: a write during the hash changes it
     entry = None
     if cache_dir is not None:
         key = hashlib.sha256(str(path).encode()).hexdigest()[:24]
         entry = Path(cache_dir) / "fingerprints" / f"{key}.json"
         try:
+            sealing.verify(entry)
             cached = json.loads(entry.read_text())
             if all(cached.get(k) == v for k, v in stamp.items()):
                 return cached["digest"]
-        except (OSError, ValueError, KeyError, AttributeError):
+        except (sealing.UntrustedEntry, OSError, ValueError, KeyError, AttributeError):
             pass
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
@@ -64,10 +76,8 @@ def file_digest(path, cache_dir=None) -> str:
     value = digest.hexdigest()
     if entry is not None:
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({**stamp, "digest": value}))
-            os.replace(tmp, entry)
+            sealing.write_sealed(entry, lambda tmp: tmp.write_text(
+                json.dumps({**stamp, "digest": value})))
         except OSError:
             pass  # a read-only cache only costs a re-hash next time
     return value

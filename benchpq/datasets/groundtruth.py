@@ -257,17 +257,26 @@ def ensure_groundtruth(ds, k: int = 100, cache_dir=None, refresh: bool = False):
     return ds
 
 
-#: queries :func:`check_groundtruth` checks, and the seed that picks them
+#: the fewest queries :func:`check_groundtruth` checks, the multiply-adds it may spend to
+#: check more (about a second of BLAS), and the seed that picks them
 CHECK_QUERIES = 50
+CHECK_FLOPS = 10 ** 10
 CHECK_SEED = 0
 
 
-def check_groundtruth(base, query, ids, n_queries: int = CHECK_QUERIES, seed: int = CHECK_SEED,
+def check_queries(n_query: int, n_base: int, dim: int) -> int:
+    """How many queries :func:`check_groundtruth` checks: all when brute force on all of them
+    costs at most :data:`CHECK_FLOPS`, else as many as that buys, at least :data:`CHECK_QUERIES`."""
+    affordable = CHECK_FLOPS // max(1, n_base * dim)
+    return int(min(n_query, max(CHECK_QUERIES, affordable)))
+
+
+def check_groundtruth(base, query, ids, n_queries: int | None = None, seed: int = CHECK_SEED,
                       rtol: float = 1e-4, what: str = "ground truth") -> None:
     """Check ground-truth ids against brute force on a seeded sample of queries.
 
-    For ``n_queries`` queries drawn with ``seed`` (all of them when there are
-    fewer), over the whole top-k of each: the listed ids' exact squared
+    For ``n_queries`` queries (default :func:`check_queries`) drawn with
+    ``seed`` (all of them when there are fewer), over the whole top-k of each: the listed ids' exact squared
     distances must not decrease along the row, and must equal the exact top-k
     distances of that query over the whole base (so ids may differ only among
     ties). ``rtol`` (relative to the row's largest distance) absorbs the
@@ -285,6 +294,8 @@ def check_groundtruth(base, query, ids, n_queries: int = CHECK_QUERIES, seed: in
     if ids.size and (ids.min() < 0 or ids.max() >= base.shape[0]):
         raise InputError(f"{what}: ids must be in [0, {base.shape[0]}), found "
                          f"[{int(ids.min())}, {int(ids.max())}]")
+    if n_queries is None:
+        n_queries = check_queries(nq, base.shape[0], base.shape[1])
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(nq, size=min(n_queries, nq), replace=False))
     sample = np.ascontiguousarray(query[rows])

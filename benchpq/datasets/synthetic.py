@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cachefiles import entry_lock, write_atomic
+from ..sealing import cached_file
 from ..checks import InputError, check_positive_int
 from .context import LoadContext
 from .dataset import Dataset
@@ -107,14 +107,15 @@ def cached_array(cache_dir: Path, tag: str, split: str, n: int, dim: int, fill) 
 
     ``fill(out)`` writes the data into an (n, dim) float32 memmap. One process
     generates (the others wait on the entry's lock); the file appears atomically
-    when complete and is memory-mapped read-only afterwards.
+    when complete, sealed, and is memory-mapped read-only afterwards; a file
+    whose seal fails is generated again (:func:`benchpq.sealing.cached_file`).
     """
     path = cache_dir / "synthetic" / tag / f"{split}-n{n}.npy"
-    if not path.is_file():
-        with entry_lock(path):  # one process generates, the others wait for its file
-            if not path.is_file():
-                log.info("generating %s x %d vectors -> %s", n, dim, path)
-                write_atomic(path, lambda tmp: _fill_npy(tmp, n, dim, fill), suffix=".npy")
+
+    def write(tmp: Path) -> None:
+        log.info("generating %s x %d vectors -> %s", n, dim, path)
+        _fill_npy(tmp, n, dim, fill)
+    cached_file(path, write, suffix=".npy")  # one process generates, the others wait
     note_read(path)
     return np.load(path, mmap_mode="r")
 
