@@ -5,8 +5,10 @@
   its parent id from a thread, so that a killed ``benchpq`` (SIGKILL included)
   never leaves a run computing for nobody.
 * A launcher's worker process (joblib/loky, Ray) that executes runs watches its
-  parent the same way and, when the parent is gone, kills the run it started
-  and exits: workers do not sit idle after the sweep was killed.
+  parent the same way and, when the parent is gone (the sweep was killed, or
+  stopped by a SIGTERM that only reached it), kills the run it started, records
+  it as ``interrupted`` and exits: workers do not sit idle after the sweep ended,
+  and no run in flight goes unrecorded.
 * SIGINT and SIGTERM of the process that waits for a run are turned into
   :class:`Interrupted`, so that the runner can kill the run, record it as
   ``interrupted`` and remove its job folder before exiting.
@@ -24,10 +26,13 @@ PR_SET_PDEATHSIG = 1
 #: set by the ``benchpq`` command in its own process; workers inherit it
 MAIN_PID_ENV = "BENCHPQ_MAIN_PID"
 POLL_S = 0.5
+#: how long an orphaned worker gives its runner to record the run it kills
+ORPHAN_GRACE_S = 5.0
 
 #: process groups of the runs this process is waiting for (killed if it is orphaned)
 _running_groups: set[int] = set()
 _watching = False
+_orphaned = False
 
 
 class Interrupted(BaseException):
@@ -78,6 +83,15 @@ def watch_parent_if_worker() -> None:
     _watching = True
 
     def orphaned():
+        global _orphaned
+        _orphaned = True
+        if _running_groups:
+            # the main thread waits for the run inside signals_interrupt: SIGTERM makes the
+            # runner kill it and record it as interrupted, as the sweep's own SIGTERM would
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + ORPHAN_GRACE_S
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
         for group in list(_running_groups):
             try:
                 os.killpg(group, signal.SIGKILL)
@@ -85,6 +99,16 @@ def watch_parent_if_worker() -> None:
                 pass
         os._exit(1)
     _watch(os.getppid(), orphaned)
+
+
+def exit_if_orphaned(code: int) -> None:
+    """In a worker whose parent is gone: exit now (after the runner recorded its run).
+
+    Unwinding into the launcher's code instead would leave the worker waiting at
+    interpreter exit for threads that talk to the dead parent.
+    """
+    if _orphaned:
+        os._exit(code)
 
 
 def track(group: int) -> None:

@@ -116,6 +116,7 @@ def execute(config: dict, label: str = "", done_label=None) -> list[dict]:
             records[rid] = _write(out_dir, cfg, setting, outcome, {**started, **runtime},
                                   wall_s, log_path, finished, varying)
         if result["status"] == "interrupted":  # recorded; now stop the sweep
+            lifecycle.exit_if_orphaned(128 + int(result["signal"]))
             if result["signal"] == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(128 + int(result["signal"]))
