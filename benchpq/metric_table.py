@@ -413,6 +413,14 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
         Metric("search_repeats", "How many times the queries were searched at each setting "
                "(search_s is the fastest pass).", display="Search passes", kind="count",
                scope="search"),
+        Metric("model_store_s", "Seconds to store the trained model in the model cache (arrays, "
+               "JSON and their seal), after the build; absent when the model is not cached.",
+               unit="s", direction="min", display="Model store (s)", kind="time", is_time=True,
+               ratio=True),
+        Metric("model_load_s", "Seconds to load the trained model from the model cache (seal "
+               "checked), in a run whose build was cached; measured by that run.", unit="s",
+               direction="min", display="Model load (s)", kind="time", scope="search",
+               is_time=True, ratio=True),
     )),
     ("Distortion", (
         Metric("mse", "Mean over the base vectors of the squared L2 error "

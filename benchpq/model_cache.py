@@ -3,10 +3,11 @@
 A *build* is everything a search task does before it searches: fit on learn,
 add base, and encode/decode base for mse. The trained plugin is stored after
 its build under ``<cache_dir>/models/<key>/`` as arrays and JSON, never as a
-pickle (:mod:`benchpq.model_state`: ``arrays.npz`` read with
-``allow_pickle=False``, ``state.json``), beside ``build.json`` (the build's
-metrics), and sealed with the user's signing key (:mod:`benchpq.sealing`). A
-load verifies the seal over all three files, so a forged, corrupted or swapped
+pickle (:mod:`benchpq.model_state`): ``arrays.npys``, the state's arrays as
+consecutive NPY records read with ``allow_pickle=False``, and ``state.json``,
+the rest of the state and the build's metrics. Both are sealed with the
+user's signing key (:mod:`benchpq.sealing`). A
+load verifies the seal over both files, so a forged, corrupted or swapped
 entry is removed and rebuilt, never searched. A plugin whose state cannot be
 stored that way is not cached (logged).
 
@@ -37,6 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
@@ -51,9 +53,8 @@ from .simd import cpu_model
 log = logging.getLogger("benchpq")
 
 STATE_FILE = "state.json"
-ARRAYS_FILE = "arrays.npz"
-BUILD_FILE = "build.json"
-ENTRY_FILES = (STATE_FILE, ARRAYS_FILE, BUILD_FILE)
+ARRAYS_FILE = "arrays.npys"
+ENTRY_FILES = (STATE_FILE, ARRAYS_FILE)
 FORMAT = 2
 
 #: task keys that only change how the built model is searched
@@ -171,11 +172,10 @@ class ModelCache:
             return None
         try:
             files = sealing.verify(folder, expected=ENTRY_FILES)
-            build = json.loads(files[BUILD_FILE].read_text())
-            tree = json.loads(files[STATE_FILE].read_text())
-            with np.load(files[ARRAYS_FILE], allow_pickle=False) as stored:
-                arrays = {name: stored[name] for name in stored.files}
-            plugin = from_storage(tree, arrays, plugin_cls)
+            stored = json.loads(files[STATE_FILE].read_text())
+            build = stored["build"]
+            arrays = _read_arrays(files[ARRAYS_FILE], stored["arrays"])
+            plugin = from_storage(stored["tree"], arrays, plugin_cls)
         except (sealing.UntrustedEntry, BadState, OSError, ValueError, KeyError) as exc:
             log.warning("cached model %s is not used (%s); removing it and rebuilding",
                         folder, exc)
@@ -202,17 +202,17 @@ class ModelCache:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return False
             with open(tmp / ARRAYS_FILE, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            for name, data in ((STATE_FILE, json.dumps(tree)),
-                               (BUILD_FILE, json.dumps({**build, "stored_at": time.time()},
-                                                       sort_keys=True))):
-                with open(tmp / name, "w") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-            sealing.seal(tmp, [tmp / name for name in ENTRY_FILES])
+                for array in arrays.values():
+                    np.lib.format.write_array(f, array, allow_pickle=False)
+            with open(tmp / STATE_FILE, "w") as f:
+                json.dump({"tree": tree, "arrays": list(arrays),
+                           "build": {**build, "stored_at": time.time()}}, f)
+            # the seal hashes the files while another thread flushes them to disk (both
+            # release the GIL); neither changes what the other reads
+            with ThreadPoolExecutor(1) as flusher:
+                flushed = flusher.submit(_fsync_all, [tmp / name for name in ENTRY_FILES])
+                sealing.seal(tmp, [tmp / name for name in ENTRY_FILES])
+                flushed.result()
             target = self.entry(key)
             if target.exists():
                 if not replace:  # another run stored the same build first
@@ -244,3 +244,20 @@ class ModelCache:
         """Hold the key's build lock: concurrent runs of one build train once."""
         with entry_lock(self.entry(key)):
             yield
+
+
+def _fsync_all(paths) -> None:
+    for path in paths:
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _read_arrays(path: Path, names) -> dict[str, np.ndarray]:
+    """The NPY records of ``path``, one per name, in order; no pickles, nothing left over."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadState("state.json lists no array names")
+    with open(path, "rb") as f:
+        arrays = {name: np.lib.format.read_array(f, allow_pickle=False) for name in names}
+        if f.read(1):
+            raise BadState(f"{path.name} holds more than the {len(names)} arrays listed")
+    return arrays

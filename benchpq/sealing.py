@@ -3,8 +3,7 @@
 Every file benchpq reads back from a cache (trained models, the native library
 and the headers cppyy includes, ground truth, generated data, file digests) is
 sealed when it is written: a manifest ``<entry>.seal`` beside it lists each
-file's size and its keyed blake2b digest (a MAC), and the manifest carries a MAC
-of itself. The key is the user's **signing key**, 32 random bytes in a file
+file's size and its HMAC-SHA256, and the manifest carries an HMAC of itself. The key is the user's **signing key**, 32 random bytes in a file
 outside every cache (``$BENCHPQ_CACHE_KEY``, else
 ``$XDG_CONFIG_HOME/benchpq/cache.key``, else ``~/.config/benchpq/cache.key``),
 made on first use and readable by its owner only. An entry is used only if its
@@ -18,11 +17,13 @@ entries sealed with another key are rebuilt. Without that opt-in a cache
 folder that another user could write into is refused (:func:`check_folder`):
 its entries could be swapped between the check and the use.
 
-Files are re-hashed on every load, except files above :data:`REHASH_BYTES`
-(64 MiB: generated data sets), which are re-hashed when their inode, size,
-mtime or ctime differs from the sealed ones. Any write to a file sets its
-ctime, and a user cannot set it back (only root, by changing the clock), so a
-large file that kept all four is the file that was sealed.
+The seal itself is verified on every load. Files up to :data:`REHASH_BYTES`
+(1 MiB: states, metrics, headers) are re-hashed on every load; larger ones
+(model arrays, libraries, data sets) whenever their inode, size, mtime or
+ctime differs from the sealed ones. Any write to a file sets its ctime, and a
+user cannot set it back (only root, by changing the clock), so a file that
+kept all four is the file that was sealed; hashing 8 MB of codes on every load
+would cost more than reading them.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ SEAL_SUFFIX = ".seal"
 FOLDER_SEAL = "seal.json"
 FORMAT = 1
 #: files larger than this are re-hashed only when their inode, size, mtime or ctime changed
-REHASH_BYTES = 1 << 26
+REHASH_BYTES = 1 << 20
 _CHUNK = 1 << 24
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,11 @@ def signer_id() -> str:
 
 
 def _mac(key: bytes):
-    return hashlib.blake2b(key=key, digest_size=32, person=b"benchpq-seal")
+    return hmac.new(key, b"benchpq-seal\0", hashlib.sha256)
 
 
 def file_mac(path: str | os.PathLike, key: bytes | None = None) -> str:
-    """Keyed blake2b (64 hex digits) of a file's bytes, read in 16 MiB chunks."""
+    """HMAC-SHA256 (64 hex digits) of a file's bytes, read in 16 MiB chunks."""
     mac = _mac(key or signing_key())
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -155,6 +156,17 @@ def seal_path(entry: str | os.PathLike) -> Path:
     return entry / FOLDER_SEAL if entry.is_dir() else entry.with_name(entry.name + SEAL_SUFFIX)
 
 
+def _up_from(folder: str | os.PathLike):
+    """``folder`` (absolute) and each of its parents up to ``/``, as strings."""
+    part = os.path.abspath(folder)
+    while True:
+        yield part
+        parent = os.path.dirname(part)
+        if parent == part:
+            return
+        part = parent
+
+
 def check_folder(folder: str | os.PathLike) -> None:
     """Refuse a cache folder that another user could write into.
 
@@ -166,10 +178,9 @@ def check_folder(folder: str | os.PathLike) -> None:
     if shared():
         return
     uid = os.geteuid()
-    current = Path(os.path.abspath(folder))
-    for part in (current, *current.parents):
+    for part in _up_from(folder):
         try:
-            st = part.stat()
+            st = os.stat(part)
         except FileNotFoundError:
             continue
         sticky = bool(st.st_mode & stat.S_ISVTX)
@@ -267,15 +278,17 @@ def discard(entry: str | os.PathLike) -> None:
     entry.unlink(missing_ok=True)
 
 
-def trusted(entry: str | os.PathLike) -> bool:
-    """Whether ``entry`` exists and verifies; a failing one is logged (and not removed)."""
+def trusted(entry: str | os.PathLike, warn: bool = True) -> bool:
+    """Whether ``entry`` exists and verifies; a failing one is logged (unless not ``warn``)
+    and left in place."""
     entry = Path(entry)
     if not entry.exists():
         return False
     try:
         verify(entry)
     except UntrustedEntry as exc:
-        log.warning("cache entry not used: %s", exc)
+        if warn:
+            log.warning("cache entry not used: %s", exc)
         return False
     return True
 
@@ -288,10 +301,10 @@ def cached_file(path: str | os.PathLike, write, suffix: str = "") -> Path:
     the others wait for it. Returns ``path``.
     """
     path = Path(path)
-    if trusted(path):
+    if trusted(path, warn=False):
         return path
     with entry_lock(path):
-        if trusted(path):
+        if trusted(path):  # one warning, from the process that makes the file again
             return path
         discard(path)
         write_sealed(path, write, suffix)

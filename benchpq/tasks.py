@@ -162,12 +162,16 @@ def _built(plugin, ds, task, store):
     if store is None:
         return plugin, build_search_model(plugin, ds, task), False
     with store.cache.lock(store.key):
+        t0 = time.perf_counter()
         hit = store.cache.load(store.key, type(plugin)) if store.reuse else None
         if hit is not None:
             cached, build = hit
-            return cached, {k: v for k, v in build.items() if k != "stored_at"}, True
+            return cached, {**{k: v for k, v in build.items() if k != "stored_at"},
+                            "model_load_s": time.perf_counter() - t0}, True
         build = build_search_model(plugin, ds, task)
-        store.cache.store(store.key, plugin, build, replace=not store.reuse)
+        t0 = time.perf_counter()
+        if store.cache.store(store.key, plugin, build, replace=not store.reuse):
+            build["model_store_s"] = time.perf_counter() - t0
     return plugin, build, False
 
 

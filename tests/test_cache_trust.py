@@ -101,14 +101,15 @@ def test_an_xor_corrupted_model_is_rebuilt_not_searched(tmp_path, own_key):
     first, again = _first_and_rerun(tmp_path, corrupt)
     assert again["status"] == "ok" and not again["build_cached"] and fits(tmp_path) == 2
     assert again["metrics"]["recall@1"] == first["metrics"]["recall@1"]
-    assert "arrays.npz changed since it was sealed" in Path(again["log"]).read_text()
+    assert "arrays.npys changed since it was sealed" in Path(again["log"]).read_text()
 
 
 def test_build_metrics_cannot_be_edited(tmp_path, own_key):
     def edit(entry):
-        build = json.loads((entry / "build.json").read_text())
-        build = {k: (0.0 if isinstance(v, float) else v) for k, v in build.items()}
-        (entry / "build.json").write_text(json.dumps(build))
+        stored = json.loads((entry / STATE_FILE).read_text())
+        stored["build"] = {k: (0.0 if isinstance(v, float) else v)
+                           for k, v in stored["build"].items()}
+        (entry / STATE_FILE).write_text(json.dumps(stored))
     _, again = _first_and_rerun(tmp_path, edit)
     assert not again["build_cached"] and fits(tmp_path) == 2
 

@@ -14,7 +14,7 @@ import pytest
 
 from benchpq import runner, search_grid
 from benchpq.checks import InputError
-from benchpq.model_cache import ARRAYS_FILE, BUILD_FILE
+from benchpq.model_cache import ARRAYS_FILE, STATE_FILE
 
 from compose import REPO, TEST_PLUGINS, compose_config
 
@@ -249,14 +249,14 @@ def test_corrupt_cached_model_is_rebuilt_with_a_warning(tmp_path):
     config = config_for(tmp_path, counting(tmp_path))
     runner.execute(config)
     (entry,) = _entries(tmp_path / "cache")
-    (entry / ARRAYS_FILE).write_bytes(b"not an npz")
+    (entry / ARRAYS_FILE).write_bytes(b"not NPY records")
     (record,) = runner.execute({**config, "force": False,
                                 "task": {**config["task"], "k": 20, "recall_at": [1, 10]}})
     assert record["status"] == "ok" and not record["build_cached"]
     assert fits(tmp_path) == 2
     assert "since it was sealed" in Path(record["log"]).read_text()
     (entry,) = _entries(tmp_path / "cache")
-    assert (entry / BUILD_FILE).is_file()  # stored again, whole
+    assert (entry / STATE_FILE).is_file() and (entry / ARRAYS_FILE).is_file()  # stored again
 
 
 def test_a_run_killed_while_storing_its_model_leaves_nothing_to_load(tmp_path):

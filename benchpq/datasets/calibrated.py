@@ -284,7 +284,7 @@ def named_model(name: str, data_dir=None, cache_dir=None) -> Path:
                          f"(named: {', '.join(sorted(NAMED_MODELS))})")
     path = resolve_cache_dir(cache_dir) / "calibration" / f"{name}-v{FORMAT_VERSION}.npz"
     base = resolve_data_dir(data_dir) / NAMED_MODELS[name]
-    if not trusted(path) and not base.is_file():
+    if not trusted(path, warn=False) and not base.is_file():
         raise InputError(f"calibration {name!r} is fitted from {base}, which is absent (set "
                          f"BENCHPQ_DATA or data_dir to the folder holding {base.parent.name}/)")
     return cached_file(path, lambda tmp: save_calibration(fit_calibration(read_array(base)), tmp),
