@@ -223,8 +223,8 @@ def from_storage(tree: dict, arrays, plugin_cls: type):
         BadState: the tree is of another format or class, or malformed.
     """
     if not isinstance(tree, dict) or tree.get("format") != FORMAT:
-        raise BadState(f"stored state of format {tree.get('format') if isinstance(tree, dict) else None!r}, "
-                       f"expected {FORMAT}")
+        found = tree.get("format") if isinstance(tree, dict) else None
+        raise BadState(f"stored state of format {found!r}, expected {FORMAT}")
     if tree.get("class") != _class_name(plugin_cls):
         raise BadState(f"stored state is of class {tree.get('class')}, expected "
                        f"{_class_name(plugin_cls)}")

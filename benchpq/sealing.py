@@ -3,9 +3,10 @@
 Every file benchpq reads back from a cache (trained models, the native library
 and the headers cppyy includes, ground truth, generated data, file digests) is
 sealed when it is written: a manifest ``<entry>.seal`` beside it lists each
-file's size and its HMAC-SHA256, and the manifest carries an HMAC of itself. The key is the user's **signing key**, 32 random bytes in a file
-outside every cache (``$BENCHPQ_CACHE_KEY``, else
-``$XDG_CONFIG_HOME/benchpq/cache.key``, else ``~/.config/benchpq/cache.key``),
+file's size and its HMAC-SHA256, and the manifest carries an HMAC of itself.
+The key is the user's **signing key**, 32 random bytes in a file outside
+every cache (``$BENCHPQ_CACHE_KEY``, else ``$XDG_CONFIG_HOME/benchpq/cache.key``,
+else ``~/.config/benchpq/cache.key``),
 made on first use and readable by its owner only. An entry is used only if its
 seal verifies with that key, so a rewritten file, a rewritten file with a
 recomputed plain checksum, or a seal copied from elsewhere is refused: the
@@ -27,12 +28,14 @@ would cost more than reading them.
 """
 from __future__ import annotations
 
+import grp
 import hashlib
 import hmac
 import json
-import os
-import secrets
 import logging
+import os
+import pwd
+import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -167,12 +170,24 @@ def _up_from(folder: str | os.PathLike):
         part = parent
 
 
+def _private_group(gid: int, uid: int) -> bool:
+    """Whether ``gid`` is ``uid``'s user private group: its primary group, named as the user,
+    with no other members."""
+    try:
+        user, group = pwd.getpwuid(uid), grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return user.pw_gid == gid and group.gr_name == user.pw_name and \
+        set(group.gr_mem) <= {user.pw_name}
+
+
 def check_folder(folder: str | os.PathLike) -> None:
     """Refuse a cache folder that another user could write into.
 
     Every existing folder from ``folder`` up to ``/`` must be owned by this
-    user or root and writable by its owner only, or be sticky (like ``/tmp``,
-    where others cannot rename what is yours). ``BENCHPQ_SHARED_CACHE=1`` turns
+    user or root and writable by its owner only (or also by the user's private
+    group: the umask-002 default of many distributions), or be sticky (like
+    ``/tmp``, where others cannot rename what is yours). ``BENCHPQ_SHARED_CACHE=1`` turns
     the check off (the seals still hold, with the group's shared key).
     """
     if shared():
@@ -184,7 +199,9 @@ def check_folder(folder: str | os.PathLike) -> None:
         except FileNotFoundError:
             continue
         sticky = bool(st.st_mode & stat.S_ISVTX)
-        writable_by_others = bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)) and not sticky
+        writable_by_others = not sticky and bool(
+            st.st_mode & stat.S_IWOTH
+            or st.st_mode & stat.S_IWGRP and not _private_group(st.st_gid, uid))
         foreign = st.st_uid not in (uid, 0)
         if writable_by_others or foreign:
             why = (f"is owned by uid {st.st_uid}" if foreign

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_search_grid import config_for, counting, fits
 
 from benchpq import model_state, native, runner, sealing
+from benchpq.checks import InputError
 from benchpq.datasets import ground_truth, load_dataset
 from benchpq.datasets import groundtruth as gtmod
 from benchpq.datasets.fingerprint import file_digest
 from benchpq.datasets.hdf5 import read_ann_hdf5, write_ann_hdf5
-from benchpq.checks import InputError
 from benchpq.model_cache import ARRAYS_FILE, STATE_FILE, ModelCache
 
 from compose import TEST_PLUGINS
-from test_search_grid import config_for, counting, fits
 
 
 @pytest.fixture(autouse=True)
@@ -265,7 +265,8 @@ def test_force_recomputes_cached_ground_truth_in_a_run(tmp_path, own_key):
     made = path.stat().st_ino
     runner.execute({**config, "task": {**config["task"], "k": 20, "recall_at": [1, 10]}})
     assert path.stat().st_ino == made  # reused
-    runner.execute({**config, "task": {**config["task"], "k": 20, "recall_at": [1, 10]}, "force": True})
+    runner.execute({**config, "task": {**config["task"], "k": 20, "recall_at": [1, 10]},
+                    "force": True})
     assert path.stat().st_ino != made  # written again
 
 
@@ -366,3 +367,25 @@ def test_an_hdf5_file_without_a_distance_is_named_in_a_warning(tmp_path, caplog)
     with caplog.at_level("WARNING"):
         assert read_ann_hdf5(path)["distance"] == "euclidean"
     assert f"{path} has no 'distance' attribute: taking it as Euclidean" in caplog.text
+
+
+def test_a_folder_writable_by_the_users_private_group_is_accepted(tmp_path):
+    """umask 002 (user private groups) makes folders group-writable: that group is the
+    user alone; any other group is refused."""
+    import grp
+    import pwd
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    os.chmod(folder, 0o775)
+    user = pwd.getpwuid(os.geteuid())
+    os.chown(folder, -1, user.pw_gid)
+    if grp.getgrgid(user.pw_gid).gr_name != user.pw_name:
+        pytest.skip(f"{user.pw_name}'s primary group is not a private group")
+    sealing.check_folder(folder)
+    other = next(g.gr_gid for g in grp.getgrall() if g.gr_gid != user.pw_gid)
+    try:
+        os.chown(folder, -1, other)
+    except PermissionError:
+        pytest.skip("cannot give the folder to another group here")
+    with pytest.raises(sealing.UntrustedCacheError, match="writable by other users"):
+        sealing.check_folder(folder)

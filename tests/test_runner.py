@@ -38,7 +38,7 @@ def test_plugin_failures_are_recorded_and_the_sweep_completes(tmp_path):
     Runs through the joblib launcher, two jobs at a time.
     """
     proc = run_cli(["-m", f"hydra.searchpath=[file://{TEST_PLUGINS / 'conf'}]",
-                    "plugins=[failing_plugins]", "timeout_s=15",
+                    "plugins=[failing_plugins]", "timeout_s=10",
                     "algorithm=test_raises,test_aborts,test_segfaults,test_sleeps,faiss_pq",
                     "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "name=failures", *SMALL],
                    tmp_path)
@@ -59,7 +59,7 @@ def test_plugin_failures_are_recorded_and_the_sweep_completes(tmp_path):
     # the interpreter's fatal-error line leads, however long the log's tail is
     assert "Fatal Python error: Segmentation fault" in found["test_segfaults"]["message"]
     assert found["test_sleeps"]["status"] == "timeout"
-    assert "timeout_s=15" in found["test_sleeps"]["message"]
+    assert "timeout_s=10" in found["test_sleeps"]["message"]
     assert found["faiss_pq"]["status"] == "ok"
     assert 0.2 < found["faiss_pq"]["metrics"]["recall@100"] <= 1.0
     # the end-of-sweep table shows the good run and names every failure

@@ -44,17 +44,20 @@ def outputs(tmp_path_factory) -> dict[str, dict | str]:
     """build -> its kernel outputs (or the reason it cannot run here)."""
     folder = tmp_path_factory.mktemp("simd_paths")
     results: dict[str, dict | str] = {}
-    for build, (path, openmp) in BUILDS.items():
+    running = {}
+    for build, (path, openmp) in BUILDS.items():  # the builds run side by side
         reason = _unsupported(build)
         if reason:
             results[build] = reason
             continue
-        out = folder / f"{build}.npz"
         env = {**os.environ, simd.ENV: path, native.OPENMP_ENV: openmp}
-        done = subprocess.run([sys.executable, str(KERNELS), str(out)], env=env,
-                              capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, f"{build}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        with np.load(out) as data:
+        running[build] = subprocess.Popen(
+            [sys.executable, str(KERNELS), str(folder / f"{build}.npz")], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for build, proc in running.items():
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"{build}:\n{out[-3000:]}\n{err[-3000:]}"
+        with np.load(folder / f"{build}.npz") as data:
             results[build] = dict(data)
     return results
 

@@ -61,8 +61,8 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
-from ..sealing import cached_file, trusted
 from ..checks import InputError, as_matrix, check_positive_int
+from ..sealing import cached_file, trusted
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
 from .formats import read_array

@@ -276,11 +276,12 @@ def check_groundtruth(base, query, ids, n_queries: int | None = None, seed: int 
     """Check ground-truth ids against brute force on a seeded sample of queries.
 
     For ``n_queries`` queries (default :func:`check_queries`) drawn with
-    ``seed`` (all of them when there are fewer), over the whole top-k of each: the listed ids' exact squared
-    distances must not decrease along the row, and must equal the exact top-k
-    distances of that query over the whole base (so ids may differ only among
-    ties). ``rtol`` (relative to the row's largest distance) absorbs the
-    float32 rounding of files written by other tools.
+    ``seed`` (all of them when there are fewer), over the whole top-k of each:
+    the listed ids' exact squared distances must not decrease along the row,
+    and must equal the exact top-k distances of that query over the whole base
+    (so ids may differ only among ties). ``rtol`` (relative to the row's
+    largest distance) absorbs the float32 rounding of files written by other
+    tools.
 
     Args:
         base: (n_base, d) vectors; query: (nq, d); ids: (nq, k) integers.

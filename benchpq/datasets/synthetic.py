@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sealing import cached_file
 from ..checks import InputError, check_positive_int
+from ..sealing import cached_file
 from .context import LoadContext
 from .dataset import Dataset
 from .fingerprint import note_read
