@@ -1,5 +1,6 @@
 """Hydra callbacks: count a sweep's jobs when it starts; when it ends, print its table and
-exit non-zero if any of its runs failed."""
+exit non-zero if any of its runs failed. hydra/launcher=ray_local adds one that keeps its
+Ray instance on 127.0.0.1."""
 from __future__ import annotations
 
 import json
@@ -86,6 +87,78 @@ class SweepSize(Callback):
             os.environ.pop(SWEEP_SIZE_ENV, None)
             return
         os.environ[SWEEP_SIZE_ENV] = str(size)
+
+
+# Ray (2.60) replaces a node address of 127.0.0.1 given to ray.init by this machine's
+# external address, and its processes then listen there or on every interface, unless this
+# variable is 0 when ray is imported (the default on macOS and Windows). With it, Ray's node
+# address is 127.0.0.1 and every process binds to it.
+RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
+
+
+def _is_loopback(ip: str) -> bool:
+    import ipaddress
+    address = ipaddress.ip_address(ip.split("%")[0])
+    return str(getattr(address, "ipv4_mapped", None) or address) == LOOPBACK
+
+
+def process_listeners(root_pid: int | None = None) -> list[tuple[str, str]]:
+    """(process, "address:port") of every listening TCP socket of a process (this one, the
+    driver, by default) and its descendants; a Python descendant is named by its script."""
+    import psutil
+    root = psutil.Process(root_pid)
+    found = []
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            name = proc.name()
+            if proc.pid == root.pid:
+                name = "driver"
+            elif name.startswith("python"):
+                scripts = [a for a in proc.cmdline()[1:] if a.endswith(".py")]
+                name = Path(scripts[0]).name if scripts else name
+            sockets = proc.net_connections(kind="tcp")
+        except psutil.Error:  # gone meanwhile
+            continue
+        found += [(f"{name} (pid {proc.pid})", f"{c.laddr.ip}:{c.laddr.port}")
+                  for c in sockets if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+class RayLoopback(Callback):
+    """Keeps the local Ray instance of hydra/launcher=ray_local (which registers this
+    callback) on 127.0.0.1, and says so when it is not.
+
+    At the start of the multirun it sets ``$RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, before
+    the launcher imports ray and starts it (Ray's processes inherit it). At the end, while
+    the instance still runs, it logs one warning naming every listening socket of Ray's
+    processes (this process and its descendants) that is not on 127.0.0.1, and why (not
+    when a run failed: :class:`SweepStatus`, called before it, exits first).
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        os.environ[RAY_CLUSTER_ENV] = "0"
+        constants = sys.modules.get("ray._private.ray_constants")
+        if getattr(constants, "ENABLE_RAY_CLUSTER", False):
+            log.warning("ray was imported before this sweep started, so %s=0 comes too late: "
+                        "Ray will listen on this machine's external address", RAY_CLUSTER_ENV)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        ray = sys.modules.get("ray")
+        if ray is None or not ray.is_initialized():
+            return
+        exposed = [f"{name} on {address}" for name, address in process_listeners()
+                   if not _is_loopback(address.rsplit(":", 1)[0])]
+        if not exposed:
+            return
+        node = ray.util.get_node_ip_address()
+        if _is_loopback(node):
+            why = (f"Ray {ray.__version__} opened them there although its node address is "
+                   f"{LOOPBACK}; only a firewall keeps other machines from them")
+        else:
+            why = (f"Ray's node address is {node}: ${RAY_CLUSTER_ENV} was not 0 when ray "
+                   "was imported")
+        log.warning("Ray listens beyond %s: %s (%s)", LOOPBACK, ", ".join(exposed), why)
 
 
 class SweepStatus(Callback):

@@ -102,6 +102,7 @@ def test_ray_local_sweep_matches_basic_and_leaves_no_process(basic, cache_dir, t
         output = proc.stdout + proc.stderr
         assert "Started a local Ray instance" in output
         assert "'_node_ip_address': '127.0.0.1'" in output and "'address': 'local'" in output
+        assert "Ray listens beyond" not in output and "too late" not in output
         assert any((ray_tmp / "session_latest" / "logs").glob("raylet*")), "Ray did not use it"
         # the end-of-sweep summary lists every run
         assert proc.stdout.count("faiss_pq") >= 1 and proc.stdout.count("nanopq_pq") >= 1
@@ -156,12 +157,119 @@ def test_ray_configs_reserve_threads_cpus_per_run(monkeypatch):
     assert local.ray.remote.num_cpus == 3
     assert local.ray.init.address == "local" and local.ray.init._node_ip_address == "127.0.0.1"
     assert local.ray.init.include_dashboard is False
+    loopback = "benchpq.hydra_callbacks.RayLoopback"
+    callbacks = _compose_with_hydra(["hydra/launcher=ray_local"]).hydra.callbacks
+    assert loopback in [c._target_ for c in callbacks.values()]
+    callbacks = _compose_with_hydra(["hydra/launcher=ray_cluster"]).hydra.callbacks
+    assert loopback not in [c._target_ for c in callbacks.values()]  # a cluster must not
     monkeypatch.setenv("RAY_ADDRESS", "head:6379")
     cluster = _compose_with_hydra(["hydra/launcher=ray_cluster", "threads=2"]).hydra.launcher
     assert cluster.ray.init.address == "head:6379" and cluster.ray.remote.num_cpus == 2
     monkeypatch.delenv("RAY_ADDRESS")
     assert _compose_with_hydra(["hydra/launcher=ray_cluster"]).hydra.launcher.ray.init.address \
         == "auto"
+
+
+# Starts Ray as a ray_local sweep does: the config's callbacks get on_multirun_start, then
+# ray.init with the config's init arguments (num_cpus and _temp_dir set here), then one task
+# so that a worker runs. Prints the LISTEN sockets of this process and its descendants once
+# they stop changing, then calls on_multirun_end of the callbacks ray_local adds.
+RAY_LISTENERS = """
+import json, logging, sys, time
+import psutil
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from benchpq import cli  # registers benchpq's resolvers
+
+conf, temp_dir, import_first = sys.argv[1:]
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+if import_first == "1":
+    import ray  # as if something had imported ray before the sweep started
+with initialize_config_dir(config_dir=conf, version_base="1.3"):
+    cfg = compose("config", overrides=["hydra/launcher=ray_local"], return_hydra_config=True)
+    basic = compose("config", return_hydra_config=True)
+callbacks = {k: instantiate(c) for k, c in cfg.hydra.callbacks.items()}
+for callback in callbacks.values():
+    callback.on_multirun_start(config=cfg)
+import ray
+init = OmegaConf.to_container(cfg.hydra.launcher.ray.init, resolve=True)
+ray.init(**{**init, "num_cpus": 1, "_temp_dir": temp_dir})
+ray.get(ray.remote(num_cpus=1)(lambda: 0).remote())
+
+def listeners():
+    me = psutil.Process()
+    found = set()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            found |= {(p.pid, p.name(), c.laddr.ip, c.laddr.port)
+                      for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            pass
+    return found
+
+found, deadline = listeners(), time.monotonic() + 60
+while time.monotonic() < deadline:  # Ray's agents open their sockets after ray.init returns
+    time.sleep(2)
+    now = listeners()
+    agents = {name for _, name, _, _ in now if name.endswith("Agent")}
+    if now == found and len(agents) >= 2:
+        break
+    found = now
+print(json.dumps(sorted(found)))
+for key in set(cfg.hydra.callbacks) - set(basic.hydra.callbacks):
+    callbacks[key].on_multirun_end(config=cfg)
+ray.shutdown()
+"""
+
+
+def _on_loopback(ip: str) -> bool:
+    return ip in ("127.0.0.1", "::ffff:127.0.0.1")
+
+
+@pytest.mark.parametrize("ray_imported_first", [False, True])
+def test_ray_local_listens_on_loopback_only_or_says_where_not(ray_imported_first):
+    """Every listening socket of ray_local's Ray processes (driver, GCS, raylet, agents,
+    workers) is on 127.0.0.1; when that setting comes too late (ray imported before the
+    sweep), the warning at the end names each socket that is not."""
+    requires("ray")
+    requires("hydra_plugins.hydra_ray_launcher")
+    ray_tmp = Path(tempfile.mkdtemp(prefix="bpq-ray-", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    try:
+        proc = subprocess.run([sys.executable, "-c", RAY_LISTENERS, str(REPO / "conf"),
+                               str(ray_tmp), "1" if ray_imported_first else "0"],
+                              env={**env, "PYTHONPATH": str(REPO)}, cwd=ray_tmp,
+                              capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        found = [tuple(x) for x in json.loads(proc.stdout.strip().splitlines()[-1])]
+        names = {name for _, name, _, _ in found}
+        assert {"gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names
+        assert any(name.startswith("ray::") and not name.endswith("Agent") for name in names)
+        exposed = [(name, f"(pid {pid}) on {ip}:{port}") for pid, name, ip, port in found
+                   if not _on_loopback(ip)]
+        warnings = [line for line in proc.stderr.splitlines() if "Ray listens beyond" in line]
+        if not ray_imported_first:
+            assert exposed == [], exposed
+            assert warnings == []
+        elif not exposed:
+            pytest.skip("Ray found no address but 127.0.0.1 on this machine")
+        else:
+            assert "too late" in proc.stderr and len(warnings) == 1
+            assert all(where in warnings[0] for _, where in exposed)
+            assert "node address is" in warnings[0]  # the reason
+    finally:
+        deadline = time.monotonic() + 15
+        while _processes_mentioning(str(ray_tmp)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = _processes_mentioning(str(ray_tmp))
+        for line in left:  # only processes of this test's Ray instance
+            try:
+                psutil.Process(int(line.split(":")[0])).kill()
+            except psutil.Error:
+                pass
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert left == []
 
 
 def test_slurm_config_composes_with_the_usual_knobs():
