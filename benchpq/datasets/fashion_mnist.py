@@ -19,10 +19,9 @@ from __future__ import annotations
 from .context import LoadContext
 from .dataset import Dataset
 from .download import Expected
-from .idx import read_idx
+from .formats import read_array
 from .locate import Source, locate_files
 from .registry import register_loader
-from .vecs import read_vecs
 
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
@@ -53,13 +52,13 @@ def load_fashion_mnist(ctx: LoadContext, folder: str = "fashion-mnist",
     """
     specs = [(name, name[:-3]) for name in FILES]  # the .gz or the gunzipped file
     paths = locate_files(ctx, folder, specs, SOURCE)
-    train = read_idx(paths["train-images-idx3-ubyte.gz"])
-    labels = read_idx(paths["train-labels-idx1-ubyte.gz"])
-    test = read_idx(paths["t10k-images-idx3-ubyte.gz"])
+    train = read_array(paths["train-images-idx3-ubyte.gz"])
+    labels = read_array(paths["train-labels-idx1-ubyte.gz"])
+    test = read_array(paths["t10k-images-idx3-ubyte.gz"])
     root = paths["train-images-idx3-ubyte.gz"].parent
     gt, gt_info = None, "computed on demand (no shipped file)"
     if groundtruth and (root / groundtruth).is_file():
-        gt, gt_info = read_vecs(root / groundtruth), f"shipped {groundtruth}"
+        gt, gt_info = read_array(root / groundtruth), f"shipped {groundtruth}"
     return Dataset(name=ctx.name, learn=train, base=train, query=test, groundtruth=gt,
                    labels=labels,
                    info={"source": f"Fashion-MNIST IDX ({root})",

@@ -2,49 +2,29 @@
 
 A run's id and record carry its dataset's fingerprint, so that a changed data
 file (a regenerated base, a shuffled ground truth) is a new run, never "already
-recorded". The readers (:mod:`.vecs`, :mod:`.formats`, :mod:`.idx`, :mod:`.hdf5`,
-the synthetic cache) call :func:`note_read` with each file they open; while
-:func:`dataset_fingerprint` loads a dataset it collects those files and hashes
-their contents. A file's digest is cached under ``<cache_dir>/fingerprints``,
-sealed (:mod:`benchpq.sealing`), with the file's inode, size, mtime and ctime
-as they were before it was hashed; the digest is reused only while all four
-are unchanged. A rewrite in place at the same size with its mtime set back is
+recorded". While :func:`dataset_fingerprint` loads a dataset it collects the
+files the load read (:mod:`benchpq.datasets.reads`) and hashes their contents.
+A file's digest is cached under ``<cache_dir>/fingerprints``, sealed
+(:mod:`benchpq.sealing`), with the file's inode, size, mtime and ctime as they
+were before it was hashed; the digest is reused only while all four are
+unchanged. A rewrite in place at the same size with its mtime set back is
 still seen: the kernel sets ctime on every write and every mtime change, and a
-user cannot set it back.
-A dataset that reads no file (made in memory) is fingerprinted by the content of
-its arrays.
+user cannot set it back. A dataset that reads no file (made in memory) is
+fingerprinted by the content of its arrays.
 """
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 from .. import sealing
+from ..model_cache import array_fingerprint
+from .context import resolve_cache_dir
+from .reads import tracking_reads
+from .registry import _plain, load_dataset
 
-_reads: contextvars.ContextVar[list | None] = contextvars.ContextVar("benchpq_reads",
-                                                                    default=None)
 CHUNK_BYTES = 1 << 24
-
-
-def note_read(path) -> None:
-    """Called by a reader for every data file it opens (no-op unless tracking)."""
-    reads = _reads.get()
-    if reads is not None:
-        reads.append(Path(path).resolve())
-
-
-@contextmanager
-def tracking_reads():
-    """Collect the files read inside the block into the yielded list."""
-    reads: list[Path] = []
-    token = _reads.set(reads)
-    try:
-        yield reads
-    finally:
-        _reads.reset(token)
 
 
 def _stamp(path: Path) -> dict:
@@ -91,10 +71,6 @@ def dataset_fingerprint(cfg, data_dir=None, cache_dir=None) -> str:
     Raises what :func:`benchpq.datasets.load_dataset` raises for a missing or
     bad dataset.
     """
-    from ..model_cache import array_fingerprint
-    from .context import resolve_cache_dir
-    from .registry import _plain, load_dataset
-
     params = {**_plain(cfg), "groundtruth_k": None, "validate": False}
     cache = resolve_cache_dir(cache_dir)
     with tracking_reads() as reads:

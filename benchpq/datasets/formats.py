@@ -1,7 +1,8 @@
-"""One entry point for every supported array file: :func:`read_array`.
+"""One entry point for every supported array file: :func:`read_array`, and its table of
+formats.
 
 =====================  ==========================================  =================
-extension              reader                                      result
+format                 reader                                      result
 =====================  ==========================================  =================
 .fvecs .ivecs .bvecs   :func:`benchpq.datasets.vecs.read_vecs`     (n, d) memmap view
 .npy                   :func:`read_npy` (``mmap_mode='r'``)        stored shape/dtype
@@ -11,20 +12,57 @@ extension              reader                                      result
 =====================  ==========================================  =================
 
 HDF5 keys are given either as ``key=`` or inside the path: ``data.hdf5:train``.
+
+:func:`read_array` records every file it opens (:func:`benchpq.datasets.reads.note_read`),
+so a dataset's fingerprint covers it whatever the format; loaders read their
+array files through it. A new format is one module that registers its reader
+with :func:`register_format` (modules of ``benchpq.datasets`` are imported with
+the package).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..checks import InputError
-from .fingerprint import note_read
 from .hdf5 import read_hdf5
 from .idx import is_idx_path, read_idx
+from .reads import note_read
 from .vecs import VECS_DTYPES, read_vecs
 
 HDF5_EXTENSIONS = (".hdf5", ".h5")
+
+
+@dataclass(frozen=True)
+class Format:
+    """A file format :func:`read_array` reads.
+
+    Attributes:
+        name: what the format is called in messages (e.g. ``.npy``).
+        matches: ``matches(path) -> bool``, from the path alone.
+        read: ``read(path, key, mmap) -> array``; ``key`` is the HDF5-style key or None.
+    """
+
+    name: str
+    matches: Callable[[Path], bool]
+    read: Callable[[Path, str | None, bool], np.ndarray]
+
+
+#: the formats :func:`read_array` knows, tried in order
+FORMATS: list[Format] = []
+
+
+def register_format(name: str, matches: Callable[[Path], bool]):
+    """Decorator: ``read(path, key, mmap)`` reads files that ``matches(path)``."""
+    def add(read):
+        if any(f.name == name for f in FORMATS):
+            raise ValueError(f"file format {name!r} is already registered")
+        FORMATS.append(Format(name, matches, read))
+        return read
+    return add
 
 
 def read_npy(path, mmap: bool = True) -> np.ndarray:
@@ -32,7 +70,6 @@ def read_npy(path, mmap: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    note_read(path)
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:
@@ -53,8 +90,32 @@ def split_key(spec) -> tuple[Path, str | None]:
     return Path(text), None
 
 
+@register_format(".fvecs .ivecs .bvecs", lambda path: path.suffix.lower() in VECS_DTYPES)
+def _vecs(path: Path, key, mmap: bool) -> np.ndarray:
+    return read_vecs(path, mmap=mmap)
+
+
+@register_format(".npy", lambda path: path.suffix.lower() == ".npy")
+def _npy(path: Path, key, mmap: bool) -> np.ndarray:
+    return read_npy(path, mmap=mmap)
+
+
+@register_format(".hdf5/.h5 (with a key)", lambda path: path.suffix.lower() in HDF5_EXTENSIONS)
+def _hdf5(path: Path, key, mmap: bool) -> np.ndarray:
+    if not key:
+        raise InputError(f"{path}: an HDF5 file needs a dataset key "
+                         f"(write '{path}:train' or give key=...)")
+    return read_hdf5(path, key, mmap=mmap)
+
+
+@register_format("IDX (*-idxN-ubyte, *.idx, optionally .gz)", is_idx_path)
+def _idx(path: Path, key, mmap: bool) -> np.ndarray:
+    return read_idx(path)
+
+
 def read_array(path, key: str | None = None, mmap: bool = True) -> np.ndarray:
-    """Read an array from any supported file, dispatching on the extension.
+    """Read an array from any supported file (the first format of :data:`FORMATS` that
+    matches the path), recording the read for the dataset's fingerprint.
 
     Args:
         path: file path, optionally ``file.hdf5:key``.
@@ -66,19 +127,10 @@ def read_array(path, key: str | None = None, mmap: bool = True) -> np.ndarray:
         InputError: unsupported extension, missing HDF5 key, malformed file.
     """
     path, path_key = split_key(path)
-    key = key or path_key
-    ext = path.suffix.lower()
-    if ext in VECS_DTYPES:
-        return read_vecs(path, mmap=mmap)
-    if ext == ".npy":
-        return read_npy(path, mmap=mmap)
-    if ext in HDF5_EXTENSIONS:
-        if not key:
-            raise InputError(f"{path}: an HDF5 file needs a dataset key "
-                             f"(write '{path}:train' or give key=...)")
-        return read_hdf5(path, key, mmap=mmap)
-    if is_idx_path(path):
-        return read_idx(path)
-    raise InputError(f"{path}: unsupported file type {ext or '(no extension)'!r}; supported: "
-                     f".fvecs .ivecs .bvecs .npy .hdf5/.h5 (with a key) and IDX "
-                     f"(*-idxN-ubyte, *.idx, optionally .gz)")
+    for fmt in FORMATS:
+        if fmt.matches(path):
+            out = fmt.read(path, key or path_key, mmap)
+            note_read(path)
+            return out
+    raise InputError(f"{path}: unsupported file type {path.suffix.lower() or '(no extension)'!r}; "
+                     f"supported: {', '.join(f.name for f in FORMATS)}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
-from .fingerprint import note_read
+from .reads import note_read
 
 ANN_KEYS = ("train", "test", "neighbors", "distances")
 

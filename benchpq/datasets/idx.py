@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError
-from .fingerprint import note_read
 
 #: IDX type byte -> big-endian dtype
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
@@ -62,7 +61,6 @@ def read_idx(path, flatten: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    note_read(path)
     if path.suffix.lower() == ".gz":
         try:
             with gzip.open(path, "rb") as f:

@@ -18,10 +18,10 @@ import numpy as np
 from .context import LoadContext
 from .dataset import Dataset
 from .download import Expected
+from .formats import read_array
 from .locate import Source, locate_files
 from .registry import register_loader
 from .splits import shuffle_split
-from .vecs import read_vecs
 
 OXFORD_FILE = "oxford_features.fvecs"
 SOURCE = Source(
@@ -44,7 +44,7 @@ def load_oxford5k(ctx: LoadContext, folder: str = "oxford5k-lopq", file: str = O
     """
     source = SOURCE if file == OXFORD_FILE else None
     path = locate_files(ctx, folder, [file], source)[file]
-    data = np.ascontiguousarray(read_vecs(path))
+    data = np.ascontiguousarray(read_array(path))
     train, test = shuffle_split(data.shape[0], test_size, seed)
     base = data[train]
     return Dataset(name=ctx.name, learn=base, base=base, query=data[test],

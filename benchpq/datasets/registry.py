@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 
 from ..checks import InputError, check_positive_int
+from ..resources import conf_dir
+from ..suggest import did_you_mean
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
 
@@ -115,11 +117,50 @@ def _check_params(where: str, loader_name: str, loader: Loader, params: dict) ->
             raise InputError(f"{where}: loader {loader_name!r} needs the key {p.name!r}")
 
 
-def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None, refresh: bool = False) -> Dataset:
+def named_datasets() -> list[str]:
+    """The names of the dataset configs shipped in ``conf/dataset/``."""
+    return sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml"))
+
+
+def dataset_config(name: str, **keys) -> dict:
+    """The config ``conf/dataset/<name>.yaml`` with ``keys`` on top, resolved as the
+    command line resolves ``dataset=<name> dataset.<key>=<value>``.
+
+    Raises:
+        InputError: ``name`` is not a shipped dataset config (the message lists them).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from ..resolvers import register
+    known = named_datasets()
+    if name not in known:
+        raise InputError(f"dataset {name!r}: no such config in conf/dataset"
+                         f"{did_you_mean(name, known)} (known: {', '.join(known)})")
+    register()  # the benchpq_* resolvers some dataset configs use
+    outer = GlobalHydra.instance()
+    running = outer.hydra if outer.is_initialized() else None  # called from inside a Hydra app
+    outer.clear()
+    try:  # Hydra composes it, so a config that extends another (its defaults) works
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+            composed = compose(config_name=f"dataset/{name}").dataset
+    finally:
+        GlobalHydra.instance().clear()
+        if running is not None:
+            GlobalHydra.instance().initialize(running)
+    return OmegaConf.to_container(OmegaConf.merge(composed, OmegaConf.create(keys)),
+                                  resolve=True)
+
+
+def load_dataset(cfg: Mapping | str, data_dir=None, cache_dir=None, refresh: bool = False,
+                 **keys) -> Dataset:
     """Load the dataset described by ``cfg``.
 
     Args:
-        cfg: mapping with ``loader``, optional ``name``, the loader's keys and
+        cfg: a shipped dataset's name (``"siftsmall"``, :func:`named_datasets`), with
+            ``keys`` as the command line's ``dataset.<key>=...`` (e.g. ``n_query=50``);
+            or a mapping with ``loader``, optional ``name``, the loader's keys and
             the common keys of the module doc (a Hydra ``DictConfig`` works).
         data_dir: data directory; default ``$BENCHPQ_DATA`` or ``~/.cache/benchpq/data``.
         cache_dir: cache directory; default ``$BENCHPQ_CACHE`` or ``~/.cache/benchpq``.
@@ -133,6 +174,11 @@ def load_dataset(cfg: Mapping, data_dir=None, cache_dir=None, refresh: bool = Fa
         InputError: bad or missing config keys, invalid data.
         DatasetNotFoundError: files missing and not downloadable.
     """
+    if isinstance(cfg, str):
+        cfg = dataset_config(cfg, **keys)
+    elif keys:
+        raise InputError(f"load_dataset: keys {sorted(keys)} are taken with a dataset name; "
+                         f"put them in the config mapping")
     params = _plain(cfg)
     loader_name = params.pop("loader", None)
     name = str(params.pop("name", None) or loader_name)

@@ -28,7 +28,7 @@ from ..checks import InputError, check_positive_int
 from ..sealing import cached_file
 from .context import LoadContext
 from .dataset import Dataset
-from .fingerprint import note_read
+from .reads import note_read
 from .registry import register_loader
 
 GENERATOR_VERSION = 1

@@ -31,9 +31,9 @@ from ..checks import InputError
 from .context import LoadContext
 from .dataset import Dataset
 from .download import Expected
+from .formats import read_array
 from .locate import Source, locate_files
 from .registry import register_loader
-from .vecs import read_vecs
 
 TEXMEX_FTP = "ftp://ftp.irisa.fr/local/texmex/corpus/"
 
@@ -93,7 +93,7 @@ def load_texmex(ctx: LoadContext, folder: str, prefix: str, learn: str = "learn"
         wanted = {n: e for n, e in source.files.items() if n in names.values()}
         source = dataclasses.replace(source, files=wanted)
     paths = locate_files(ctx, folder, list(names.values()), source)
-    arrays = {part: read_vecs(paths[name]) for part, name in names.items()}
+    arrays = {part: read_array(paths[name]) for part, name in names.items()}
     base = arrays["base"]
     where = paths[names["base"]].parent
     return Dataset(

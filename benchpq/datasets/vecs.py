@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError, as_matrix
-from .fingerprint import note_read
 
 #: value dtype of each extension (little-endian, as written by the texmex tools)
 VECS_DTYPES = {".fvecs": np.dtype("<f4"), ".ivecs": np.dtype("<i4"), ".bvecs": np.dtype("u1")}
@@ -43,7 +42,6 @@ def _open(path: Path, mmap: bool) -> np.ndarray:
     size = path.stat().st_size
     if size == 0:
         raise InputError(f"{path}: empty file")
-    note_read(path)
     if mmap:
         return np.memmap(path, dtype=np.uint8, mode="r")
     return np.fromfile(path, dtype=np.uint8)
