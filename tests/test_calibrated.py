@@ -4,6 +4,7 @@ import pytest
 
 from benchpq.checks import InputError
 from benchpq.datasets import calibrated, load_dataset
+from benchpq.datasets.fingerprint import dataset_fingerprint
 from benchpq.datasets.synthetic import CHUNK_ROWS
 
 
@@ -87,9 +88,12 @@ def test_cli_fits_a_file(small_model, tmp_path, capsys):
 
 def test_named_model_is_fitted_once_from_the_data_folder(siftsmall_dir, tmp_path):
     """``siftsmall`` is fitted from the data folder's base on first use and cached; the
-    next load reads the cache (no data needed); without either, the error names the file."""
+    next load reads the cache (no data needed); without either, the error names the file.
+    Fitting is not part of the data set's identity: its fingerprint is the same before and
+    after the model is cached."""
     spec = {"name": "cal", "loader": "calibrated", "n_base": 2000, "n_query": 20,
             "groundtruth_k": 10}
+    fitting = dataset_fingerprint(spec, data_dir=siftsmall_dir.parent, cache_dir=tmp_path)
     ds = load_dataset(spec, data_dir=siftsmall_dir.parent, cache_dir=tmp_path)
     assert ds.base.shape == (2000, 128) and ds.query.shape == (20, 128)
     assert ds.learn is ds.base and ds.groundtruth.shape == (20, 10)
@@ -99,6 +103,7 @@ def test_named_model_is_fitted_once_from_the_data_folder(siftsmall_dir, tmp_path
     again = load_dataset(spec, data_dir=tmp_path / "nothing", cache_dir=tmp_path)
     np.testing.assert_array_equal(again.base, ds.base)
     assert cached.stat().st_mtime_ns == stamp
+    assert dataset_fingerprint(spec, data_dir=tmp_path / "nothing", cache_dir=tmp_path) == fitting
     with pytest.raises(InputError, match=r"siftsmall_base.fvecs, which is absent"):
         load_dataset(spec, data_dir=tmp_path / "nothing", cache_dir=tmp_path / "empty")
 

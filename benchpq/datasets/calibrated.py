@@ -58,14 +58,13 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from scipy.special import ndtr, ndtri
-from scipy.stats import rankdata
 
 from ..checks import InputError, as_matrix, check_positive_int
 from ..sealing import cached_file, trusted
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
 from .formats import read_array
+from .reads import tracking_reads
 from .registry import register_loader
 from .synthetic import CHUNK_ROWS, SPLITS, cached_array
 
@@ -113,6 +112,9 @@ def _fixed_norm(x: np.ndarray) -> float:
 def _normal_scores(residuals: np.ndarray) -> np.ndarray:
     """(n, D) float64: each column of residuals mapped through its own empirical CDF (mid
     ranks) to standard normal scores -- the Gaussian copula's view of the residuals."""
+    # imported here: scipy.stats takes about a second, and every run's child imports this module
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
     n = residuals.shape[0]
     ranks = np.empty_like(residuals)
     for d in range(residuals.shape[1]):
@@ -287,8 +289,12 @@ def named_model(name: str, data_dir=None, cache_dir=None) -> Path:
     if not trusted(path, warn=False) and not base.is_file():
         raise InputError(f"calibration {name!r} is fitted from {base}, which is absent (set "
                          f"BENCHPQ_DATA or data_dir to the folder holding {base.parent.name}/)")
-    return cached_file(path, lambda tmp: save_calibration(fit_calibration(read_array(base)), tmp),
-                       suffix=".npz")
+    def fit(tmp: Path) -> Path:
+        with tracking_reads():  # the base fits the model; the data set is what it samples
+            x = read_array(base)
+        return save_calibration(fit_calibration(x), tmp)
+
+    return cached_file(path, fit, suffix=".npz")
 
 
 # -- sampling -----------------------------------------------------------------------------
@@ -313,6 +319,7 @@ def _marginals(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
 def _draw(model: dict, rng: np.random.Generator, comp: np.ndarray) -> np.ndarray:
     """(n, D) float32 draws of the components comp (n,) of the model before its marginal
     remap, clipping and rounding: mu_c + sqrt(tau) (L_c z + s_c * e)."""
+    from scipy.special import ndtr
     means = model["means"].astype(np.float32)
     loadings = model["loadings"].astype(np.float32)
     noise = model["noise"].astype(np.float32)
