@@ -95,7 +95,7 @@ class Quantizer(Algorithm):
         """(n, code_size) codes -> (n, d) float32 reconstructions."""
         raise NotImplementedError
 
-    # Optional, for codebook diagnostics (benchpq.diagnostics): product-code quantizers
+    # Optional, for codebook diagnostics (benchpq.measure.diagnostics): product-code quantizers
     # override subspace_codes, and subspace_view when their sub-spaces are not M equal
     # blocks of the input (a rotation, a coarse quantizer, a PCA).
     def subspace_codes(self, codes: np.ndarray) -> tuple[np.ndarray, int]:
@@ -142,7 +142,7 @@ class Searcher(Algorithm):
         A plugin with search-time parameters overrides this with keyword
         parameters defaulting to :data:`UNSET` (so that None can be a value)
         and calls ``super().set_search_params(**rest)``; those keywords are the
-        parameters a config's ``search`` grid may set (:mod:`benchpq.search_grid`).
+        parameters a config's ``search`` grid may set (:mod:`benchpq.measure.search_grid`).
         The values are checked here, so a bad grid fails before training.
         """
         if params:

@@ -112,3 +112,17 @@ def check_k(k: int, n_database: int) -> int:
     if k > n_database:
         raise InputError(f"k={k} is larger than the database ({n_database} vectors)")
     return int(k)
+
+
+def check_labels(labels: np.ndarray, n: int, n_clusters: int) -> np.ndarray:
+    """labels as C-contiguous int64 (n,) in [0, n_clusters), or InputError naming what is
+    wrong (shape, dtype or range)."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise InputError(f"labels: expected shape ({n},), got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise InputError(f"labels: expected integers, got dtype {labels.dtype}")
+    if n and (labels.min() < 0 or labels.max() >= n_clusters):
+        raise InputError(f"labels: values must be in [0, {n_clusters}), "
+                         f"got [{labels.min()}, {labels.max()}]")
+    return np.ascontiguousarray(labels, dtype=np.int64)

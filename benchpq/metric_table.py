@@ -36,6 +36,8 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from . import registry
+
 #: How values of each kind are printed (the report's formatting follows this).
 KINDS = {
     "fraction": "3 decimals (0.532)",
@@ -51,7 +53,7 @@ DIRECTIONS = ("max", "min", None)
 SCOPES = ("build", "search")
 #: Prefixes the report's loader adds when a param or metric name collides with another column.
 COLUMN_PREFIXES = ("param.", "metric.")
-#: A run's interval bounds of a metric (ci_names; measured by benchpq.uncertainty).
+#: A run's interval bounds of a metric (ci_names; measured by benchpq.measure.uncertainty).
 BOUND_SUFFIXES = ("_ci_low", "_ci_high")
 #: Ours / baseline, a column of the report (benchpq.report.compare).
 RATIO_SUFFIX = " ratio"
@@ -292,7 +294,7 @@ class Phase:
     time_note: str = ""
 
 
-#: The phases the tasks time (benchpq.tasks.Phases), in the order they run.
+#: The phases the tasks time (benchpq.measure.tasks.Phases), in the order they run.
 PHASES = {
     "train": Phase("Train", "fit on the learn set"),
     "add": Phase("Add", "adding the base vectors to the index"),
@@ -341,8 +343,8 @@ PHASE_TIME_STAT = Family(Metric(
     {"phase": _PHASE_RE, "stat": "|".join(TIME_STATS)}, _time_stat, _PHASE_DOC)
 PHASE_PEAK = Family(Metric(
     "{phase}_peak_rss_bytes", "Peak resident memory of the process during the {phase} phase "
-    "({what}), from the kernel's resettable high-water mark (benchpq.memory).", unit="bytes",
-    direction="min", display="{Phase} peak RSS (bytes)", kind="bytes"),
+    "({what}), from the kernel's resettable high-water mark (benchpq.measure.memory).",
+    unit="bytes", direction="min", display="{Phase} peak RSS (bytes)", kind="bytes"),
     {"phase": _PHASE_RE}, _phase, _PHASE_DOC)
 PHASE_DELTA = Family(Metric(
     "{phase}_rss_delta_bytes", "The {phase} phase's peak RSS minus the RSS when it began: the "
@@ -576,7 +578,7 @@ def lookup(name: str, extra: Mapping[str, Mapping] | None = None) -> Metric:
             if of is not None:
                 return dataclasses.replace(
                     of, name=name, definition=f"The {word} bound of the run's 95% interval of "
-                    f"{of.name} (bootstrap over queries, benchpq.uncertainty).",
+                    f"{of.name} (bootstrap over queries, benchpq.measure.uncertainty).",
                     display=f"{of.label} CI {suffix.rsplit('_', 1)[1]}"
                     + (f" ({of.unit})" if of.unit else ""), direction=None, ratio=False)
     raise UnknownMetricError(name)
@@ -669,7 +671,6 @@ def markdown(plugins: Mapping[str, Mapping[str, Metric]] | None = None) -> str:
 
 def repository_plugins() -> dict[str, dict[str, Metric]]:
     """{plugin name: its declarations} of this repository's plugins (benchpq.algorithms)."""
-    from . import registry
     out = {}
     for name in registry.names():
         cls = registry.get(name)

@@ -150,7 +150,7 @@ def get(name: str) -> type[Algorithm]:
 def create(config) -> Algorithm:
     """Instantiate a plugin from its config mapping (``name`` plus constructor arguments).
 
-    The ``search`` mapping (search-time settings, :mod:`benchpq.search_grid`) is
+    The ``search`` mapping (search-time settings, :mod:`benchpq.measure.search_grid`) is
     not a constructor argument: the task applies it after building. Unknown
     options fail with the plugin's accepted ones listed.
     """

@@ -127,12 +127,13 @@ def _skip_reason(report) -> str:
 
 def simd_path_not_run() -> str | None:
     """Why the SIMD path BENCHPQ_SIMD names cannot run on this CPU (None: it can)."""
-    from benchpq import simd
+    from benchpq.native import simd
+    from benchpq.store.provenance import cpu_model
     requested = simd.requested()
     missing = simd.missing_features(requested) if requested in simd.PATHS else []
     if not missing:
         return None
-    return (f"{simd.ENV}={requested}: this CPU ({simd.cpu_model()}) lacks {', '.join(missing)}, "
+    return (f"{simd.ENV}={requested}: this CPU ({cpu_model()}) lacks {', '.join(missing)}, "
             f"so the {requested} path's native-kernel tests did not run")
 
 
@@ -149,7 +150,8 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter):
     """Name the native build the tests ran on; say how many tests (reference checks) were
     skipped for missing data, and which data."""
-    from benchpq import native, simd
+    from benchpq import native
+    from benchpq.native import simd
     if native.loaded():
         info = native.build_info()
         terminalreporter.write_line(

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import yaml
 
-from benchpq import metrics, registry
+from benchpq import registry
 from benchpq.api import Clusterer, Quantizer, Searcher
 from benchpq.checks import InputError
+from benchpq.measure import metrics
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "algorithm"
 SEARCH_QUANTIZERS = ["faiss_pq", "faiss_opq", "faiss_ivfpq", "faiss_pqfs", "nanopq_pq",

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchpq import registry, search_grid
+from benchpq import registry
+from benchpq.measure import search_grid
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "algorithm"
 YAMLS = sorted(CONF.glob("*.yaml"))

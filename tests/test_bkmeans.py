@@ -7,12 +7,13 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq import metrics, native, registry
+from benchpq import native, registry
 from benchpq.algorithms.own.bkmeans import BKMeansClusterer, bkmeans, bkmeans_assign, majority_vote
 from benchpq.algorithms.own.itq import ITQ
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs
+from benchpq.measure import metrics
 
 pqk = pytest.importorskip("pqkmeans")
 

@@ -105,7 +105,7 @@ def test_cold_cache_items_are_built_once_by_concurrent_processes(tmp_path):
 
 MUTEX_WORKER = textwrap.dedent("""
     import os, sys, time
-    from benchpq.cachefiles import entry_lock
+    from benchpq.store.cachefiles import entry_lock
     entry, journal = sys.argv[1], sys.argv[2]
     for _ in range(25):
         with entry_lock(entry):
@@ -132,7 +132,7 @@ def test_entry_lock_admits_one_holder_at_a_time(tmp_path):
 
 
 def test_a_failed_producer_leaves_no_entry_and_the_next_one_succeeds(tmp_path):
-    from benchpq.cachefiles import entry_lock, write_atomic
+    from benchpq.store.cachefiles import entry_lock, write_atomic
     path = tmp_path / "entry.npy"
 
     def broken(tmp):

@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 from test_search_grid import config_for, counting, fits
 
-from benchpq import model_state, native, runner, sealing
+from benchpq import native
 from benchpq.checks import InputError
 from benchpq.datasets import ground_truth, load_dataset
 from benchpq.datasets import groundtruth as gtmod
 from benchpq.datasets.fingerprint import file_digest
 from benchpq.datasets.hdf5 import read_ann_hdf5, write_ann_hdf5
-from benchpq.model_cache import ARRAYS_FILE, STATE_FILE, ModelCache
+from benchpq.store import model_state, sealing
+from benchpq.store.model_cache import ARRAYS_FILE, STATE_FILE, ModelCache
+from benchpq.sweep import runner
 
 from compose import TEST_PLUGINS
 

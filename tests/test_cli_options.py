@@ -11,10 +11,11 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from benchpq import cli, registry, runner
+from benchpq import registry
 from benchpq.checks import InputError
-from benchpq.options import check_run_options, override_probes
 from benchpq.suggest import did_you_mean
+from benchpq.sweep import cli, runner
+from benchpq.sweep.options import check_run_options, override_probes
 
 from compose import CONF, REPO, TEST_PLUGINS, compose_config
 
@@ -23,7 +24,7 @@ SMALL = ["dataset=synthetic", "++dataset.n_learn=3000", "++dataset.n_base=3000",
 
 
 def run_cli(*args, cwd=REPO, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "benchpq.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "benchpq", *args], cwd=cwd,
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from benchpq import registry
-from benchpq.tasks import TASKS
+from benchpq.measure.tasks import TASKS
 
 from compose import CONF, compose_config
 

@@ -3,9 +3,10 @@ product-code quantizer checked on real data (siftsmall)."""
 import numpy as np
 import pytest
 
-from benchpq import diagnostics, metrics, registry
+from benchpq import registry
 from benchpq.checks import InputError
 from benchpq.datasets import read_vecs
+from benchpq.measure import diagnostics, metrics
 
 
 def test_uniform_codes_give_log2_ks_bits_and_full_usage():
@@ -149,7 +150,7 @@ def _record(rid, algorithm, task, params, seed, metrics_):
 @pytest.fixture
 def diagnostic_records(tmp_path):
     """Search runs of two quantizers at M = 4 and 8 over 2 seeds, and two clustering runs."""
-    from benchpq.records import record_path, write_record
+    from benchpq.store.records import record_path, write_record
     sweep = tmp_path / "sweep"
     rng = np.random.default_rng(0)
     n = 0
@@ -173,8 +174,8 @@ def diagnostic_records(tmp_path):
 
 def test_report_cli_writes_the_diagnostics_png(diagnostic_records, tmp_path, capsys):
     from benchpq.report import load_records
+    from benchpq.report.cli import main
     from benchpq.report.diagnostics_plot import subspace_series
-    from benchpq.report_cli import main
     runs = load_records(diagnostic_records)
     series = subspace_series(runs, "codeword_usage")
     assert sorted(series) == ["opq, M=4", "opq, M=8", "pq, M=4", "pq, M=8"]
@@ -186,8 +187,8 @@ def test_report_cli_writes_the_diagnostics_png(diagnostic_records, tmp_path, cap
 
 
 def test_report_cli_diagnostics_without_any_is_an_error(tmp_path, capsys):
-    from benchpq.records import record_path, write_record
-    from benchpq.report_cli import main
+    from benchpq.report.cli import main
+    from benchpq.store.records import record_path, write_record
     sweep = tmp_path / "sweep"
     write_record(record_path(sweep, "a"), _record("a", "pq", "search", {"M": 8}, 0,
                                                   {"recall@10": 0.5}))

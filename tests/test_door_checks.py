@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from benchpq.checks import InputError
-from benchpq.options import check_run_options
-from benchpq.records import record_path, write_record
 from benchpq.report import load_records, pivot, plot, render, summary_table
 from benchpq.report.pareto import plot_pareto
+from benchpq.store.records import record_path, write_record
+from benchpq.sweep.options import check_run_options
 
 from compose import REPO, compose_config
 
@@ -52,7 +52,7 @@ def test_names_that_would_leave_the_results_folder_are_refused(override, key):
 
 def test_a_sweep_named_outside_the_results_folder_writes_nothing(tmp_path):
     results = tmp_path / "deep" / "results"
-    proc = subprocess.run([sys.executable, "-m", "benchpq.cli", "experiment=none",
+    proc = subprocess.run([sys.executable, "-m", "benchpq", "experiment=none",
                            "name=../../escaped", f"results_dir={results}"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

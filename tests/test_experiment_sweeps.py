@@ -17,7 +17,7 @@ from benchpq import registry
 from benchpq.api import Clusterer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.registry import COMMON_KEYS, get_loader
-from benchpq.tasks import TASKS
+from benchpq.measure.tasks import TASKS
 
 from compose import CONF
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from benchpq import metrics, registry
+from benchpq import registry
 from benchpq.algorithms.adapters.faiss_imi import FaissIMI, search_with_stats
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
+from benchpq.measure import metrics
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "algorithm"
 

@@ -14,8 +14,8 @@ import faiss
 import numpy as np
 import pytest
 
-from benchpq import metrics, native, registry
-from benchpq.checks import InputError, as_matrix, check_positive_int
+from benchpq import native, registry
+from benchpq.checks import InputError, as_matrix, check_labels, check_positive_int
 from benchpq.datasets import Dataset, load_dataset
 from benchpq.datasets.download import ChecksumError, Expected, extract_archive, verify_file
 from benchpq.datasets.formats import read_array
@@ -26,7 +26,8 @@ from benchpq.datasets.registry import register_loader
 from benchpq.datasets.splits import shuffle_split
 from benchpq.datasets.synthetic import generate
 from benchpq.datasets.vecs import read_vecs, write_vecs
-from benchpq.tasks import run_task
+from benchpq.measure import metrics
+from benchpq.measure.tasks import run_task
 
 X = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
 
@@ -206,7 +207,7 @@ CASES = [
      "cannot write floating point values to a .ivecs file"),
     ("vecs dimension 0", lambda t: write_vecs(t / "a.fvecs", np.ones((2, 0))),
      "cannot write vectors of dimension 0"),
-    # benchpq/metrics.py
+    # benchpq/measure/metrics.py
     ("recall rows", lambda t: metrics.recall_at(np.zeros((2, 5), np.int64),
                                                 np.zeros((3, 5), np.int64), 1),
      "2 result rows for 3 ground-truth rows"),
@@ -217,12 +218,12 @@ CASES = [
                                                        np.zeros((2, 5)), 10),
      "10-recall@10 needs 10 results"),
     ("mse shape", lambda t: metrics.mse(X, X[:, :3]), "reconstruction shape"),
-    ("labels shape", lambda t: metrics.check_labels(np.zeros(3, np.int64), 4, 2),
+    ("labels shape", lambda t: check_labels(np.zeros(3, np.int64), 4, 2),
      r"labels: expected shape \(4,\)"),
-    ("labels dtype", lambda t: metrics.check_labels(np.zeros(4), 4, 2), "expected integers"),
-    ("labels range", lambda t: metrics.check_labels(np.array([0, 1, 2, 5]), 4, 3),
+    ("labels dtype", lambda t: check_labels(np.zeros(4), 4, 2), "expected integers"),
+    ("labels range", lambda t: check_labels(np.array([0, 1, 2, 5]), 4, 3),
      r"values must be in \[0, 3\)"),
-    # benchpq/native.py
+    # benchpq/native/__init__.py
     ("array_arg not array", lambda t: native.array_arg([1.0], np.float32, (1,)),
      "expected a numpy array"),
     ("array_arg layout", lambda t: native.array_arg(np.ones((3, 3), np.float32).T, np.float32,
@@ -240,7 +241,7 @@ CASES = [
     ("unknown option", lambda t: registry.create({"name": "pq", "MM": 8}), "accepted options"),
     ("plugin module", lambda t: registry.import_plugins(["no_such_module_xyz"]),
      "plugin module 'no_such_module_xyz' cannot be imported"),
-    # benchpq/tasks.py
+    # benchpq/measure/tasks.py
     ("task capability", lambda t: run_task(registry.create({"name": "kmeans"}), tiny_dataset(),
                                            {"name": "search", "k": 5}, 1),
      "cannot run task 'search'"),

@@ -6,10 +6,11 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq import metrics, native, registry
+from benchpq import native, registry
 from benchpq.algorithms.own.itq import ITQ, hamming_distances, hamming_search, serial_blas
 from benchpq.api import Searcher
 from benchpq.checks import InputError
+from benchpq.measure import metrics
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchpq import cli, records  # cli: registers the config's ${benchpq.abspath:} resolver
+from benchpq.store import records  # cli: registers the config's ${benchpq.abspath:} resolver
+from benchpq.sweep import cli
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "launchers"
@@ -56,7 +57,7 @@ def run_sweep(folder: Path, cache: Path, *launcher_args: str, timeout: float = 3
     """Run the sweep from ``folder``; return the finished process and {run_id: record}."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "BENCHPQ_CACHE": str(cache), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "benchpq.cli", "-m", *SWEEP, *launcher_args],
+    proc = subprocess.run([sys.executable, "-m", "benchpq", "-m", *SWEEP, *launcher_args],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     found = dict(records.iter_records(folder / "results" / NAME))
@@ -130,7 +131,7 @@ def test_a_crash_in_a_run_is_recorded_under_submitit(tmp_path):
     plugins = REPO / "tests" / "plugins"
     env = {**os.environ, "BENCHPQ_CACHE": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join([str(REPO), str(plugins)])}
-    proc = subprocess.run([sys.executable, "-m", "benchpq.cli", "-m", "hydra/launcher=slurm_local",
+    proc = subprocess.run([sys.executable, "-m", "benchpq", "-m", "hydra/launcher=slurm_local",
                            f"hydra.searchpath=[file://{plugins / 'conf'}]",
                            "plugins=[failing_plugins]", "algorithm=test_segfaults,test_raises",
                            *SWEEP[2:]], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -157,7 +158,7 @@ def test_ray_configs_reserve_threads_cpus_per_run(monkeypatch):
     assert local.ray.remote.num_cpus == 3
     assert local.ray.init.address == "local" and local.ray.init._node_ip_address == "127.0.0.1"
     assert local.ray.init.include_dashboard is False
-    loopback = "benchpq.hydra_callbacks.RayLoopback"
+    loopback = "benchpq.sweep.hydra_callbacks.RayLoopback"
     callbacks = _compose_with_hydra(["hydra/launcher=ray_local"]).hydra.callbacks
     assert loopback in [c._target_ for c in callbacks.values()]
     callbacks = _compose_with_hydra(["hydra/launcher=ray_cluster"]).hydra.callbacks
@@ -180,7 +181,7 @@ import psutil
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from benchpq import cli  # registers benchpq's resolvers
+from benchpq.sweep import cli  # registers benchpq's resolvers
 
 conf, temp_dir, import_first = sys.argv[1:]
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

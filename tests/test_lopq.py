@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import yaml
 
-from benchpq import metrics, native, registry
+from benchpq import native, registry
 from benchpq.algorithms.own.lopq import LOPQ
 from benchpq.algorithms.own.pq import PQ
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets import ensure_groundtruth, load_dataset
 from benchpq.datasets.vecs import read_vecs
+from benchpq.measure import metrics
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

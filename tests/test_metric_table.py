@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from benchpq import metric_table, registry, runner
+from benchpq import metric_table, registry
 from benchpq.api import Clusterer, Quantizer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets import Dataset, load_dataset
+from benchpq.measure.tasks import declared_metrics, run_task
 from benchpq.metric_table import (
     CORE,
     FAMILIES,
@@ -20,7 +21,7 @@ from benchpq.metric_table import (
     spec,
 )
 from benchpq.report import names
-from benchpq.tasks import declared_metrics, run_task
+from benchpq.sweep import runner
 
 from compose import REPO, compose_config
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from benchpq import metrics
 from benchpq.checks import InputError
+from benchpq.measure import metrics
 
 
 def test_recall_at_counts_true_nearest_in_first_R():

@@ -4,10 +4,11 @@ import faiss
 import numpy as np
 import pytest
 
-from benchpq import metrics, native, registry
+from benchpq import native, registry
 from benchpq.algorithms.own.kmeans import KMeans
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
+from benchpq.measure import metrics
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import benchpq.algorithms.own.opq as own_opq
-from benchpq import metrics
 from benchpq.algorithms.own.opq import OPQ, code_cross_product
 from benchpq.algorithms.own.pq import PQ
 from benchpq.algorithms.primitives.rotations import (
@@ -17,6 +16,7 @@ from benchpq.algorithms.primitives.rotations import (
 )
 from benchpq.checks import InputError
 from benchpq.datasets import read_vecs
+from benchpq.measure import metrics
 
 
 @pytest.fixture(scope="module")

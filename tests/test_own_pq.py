@@ -7,11 +7,12 @@ import faiss
 import numpy as np
 import pytest
 
-from benchpq import metrics, native, registry
+from benchpq import native, registry
 from benchpq.algorithms.own.pq import PQ
 from benchpq.algorithms.primitives.codes import pack_codes, unpack_codes
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
+from benchpq.measure import metrics
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from benchpq import registry
 from benchpq.api import Clusterer, Quantizer, Searcher
-from benchpq.model_state import from_storage, to_storage
+from benchpq.store.model_state import from_storage, to_storage
 
 N, D, NQ, K = 512, 16, 8, 5
 

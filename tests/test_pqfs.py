@@ -9,11 +9,12 @@ import faiss
 import numpy as np
 import pytest
 
-from benchpq import metrics, native, registry
+from benchpq import native, registry
 from benchpq.algorithms.own.pq import PQ
 from benchpq.algorithms.own.pqfs import BLOCK, PQFastScan, simd_supported
 from benchpq.api import Quantizer, Searcher
 from benchpq.checks import InputError
+from benchpq.measure import metrics
 
 pytestmark = pytest.mark.native_kernels
 
@@ -162,7 +163,7 @@ def test_pickle_round_trip(small, model):
 
 
 def test_search_parameters(small):
-    from benchpq import search_grid
+    from benchpq.measure import search_grid
     m = PQFastScan(M=4)
     m.set_search_params(k_factor=4, simd="scalar")
     assert (m.k_factor, m.simd) == (4, "scalar")

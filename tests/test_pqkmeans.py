@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq import metrics, native, registry
+from benchpq import native, registry
 from benchpq.algorithms.own.bkmeans import BKMeansClusterer
 from benchpq.algorithms.own.pqkmeans import (
     PQKMeansClusterer,
@@ -20,7 +20,8 @@ from benchpq.algorithms.own.pqkmeans import (
 from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs
-from benchpq.memory import release_pages
+from benchpq.measure import metrics
+from benchpq.measure.memory import release_pages
 
 pqk = pytest.importorskip("pqkmeans")
 

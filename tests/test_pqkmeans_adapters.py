@@ -11,7 +11,7 @@ from benchpq.algorithms.adapters.pqkmeans_library import LibraryBKMeans, Library
 from benchpq.api import Clusterer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets.dataset import Dataset
-from benchpq.tasks import run_cluster, run_search
+from benchpq.measure.tasks import run_cluster, run_search
 
 pytest.importorskip("pqkmeans")
 CONF = Path(__file__).resolve().parent.parent / "conf" / "algorithm"

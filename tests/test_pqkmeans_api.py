@@ -9,11 +9,12 @@ import pickle
 import numpy as np
 import pytest
 
-from benchpq import metrics, native
+from benchpq import native
 from benchpq.algorithms.compat import pqkmeans_api
 from benchpq.checks import InputError
 from benchpq.datasets.download import DownloadDisabledError
 from benchpq.datasets.vecs import read_vecs, write_vecs
+from benchpq.measure import metrics
 
 pqk = pytest.importorskip("pqkmeans")
 

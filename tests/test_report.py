@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchpq.records import record_path, write_record
 from benchpq.report import (
     CorruptRecordWarning,
     ReportError,
@@ -27,8 +26,9 @@ from benchpq.report import (
     to_latex,
     to_markdown,
 )
+from benchpq.report.cli import main
 from benchpq.report.formatting import interval_note
-from benchpq.report_cli import main
+from benchpq.store.records import record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 RECALL_BASE = {"faiss_pq": 0.90, "nanopq": 0.88}
@@ -346,11 +346,11 @@ def test_cli_unknown_column(results, capsys):
 def test_cli_subprocess(results):
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "benchpq.report_cli", str(results), "--rows",
+    done = subprocess.run([sys.executable, "-m", "benchpq.report.cli", str(results), "--rows",
                            "algorithm,M", "--values", "recall@10"], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "| faiss_pq  | 8   |" in done.stdout and "Traceback" not in done.stderr
-    bad = subprocess.run([sys.executable, "-m", "benchpq.report_cli", str(results / "nope")],
+    bad = subprocess.run([sys.executable, "-m", "benchpq.report.cli", str(results / "nope")],
                          capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -1,9 +1,9 @@
 """Ratios of an algorithm's phase times to a baseline's, run under the same conditions."""
 import pytest
 
-from benchpq.records import record_path, write_record
 from benchpq.report import ReportError, load_records, parse_baselines, with_ratios
-from benchpq.report_cli import main
+from benchpq.report.cli import main
+from benchpq.store.records import record_path, write_record
 
 
 def record(rid, algorithm, M, threads, train_s, search_s, params=None):

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchpq.records import record_path, write_record
 from benchpq.report import load_records
+from benchpq.report.cli import main
 from benchpq.report.html import slug, write_site
-from benchpq.report_cli import main
+from benchpq.store.records import record_path, write_record
 
 FAIL = "InputError: M=16 does not divide d=100"
 

@@ -4,10 +4,10 @@ import re
 import numpy as np
 import pytest
 
-from benchpq.records import record_path, write_record
 from benchpq.report import ReportError, load_records
+from benchpq.report.cli import main
 from benchpq.report.paired import paired_comparison, parse_pairs, render_paired
-from benchpq.report_cli import main
+from benchpq.store.records import record_path, write_record
 
 N_QUERIES = 200
 

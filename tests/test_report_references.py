@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from benchpq.records import record_path, write_record
 from benchpq.report import ReportError, load_records, summary_table
+from benchpq.report.cli import main
 from benchpq.report.references import (
     check_reference,
     reference_table,
@@ -12,7 +12,7 @@ from benchpq.report.references import (
     render_references,
     tolerance_of,
 )
-from benchpq.report_cli import main
+from benchpq.store.records import record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCES = [

@@ -6,7 +6,6 @@ import warnings
 
 import pytest
 
-from benchpq.records import record_path, write_record
 from benchpq.report import (
     DuplicateRunWarning,
     SplitRowsWarning,
@@ -16,9 +15,10 @@ from benchpq.report import (
     to_latex,
     to_markdown,
 )
+from benchpq.report.cli import main
 from benchpq.report.formatting import INTERVAL_RULE, PAIRED_RULE, best_cells, interval_note
 from benchpq.report.pareto import pareto_points
-from benchpq.report_cli import main
+from benchpq.store.records import record_path, write_record
 
 
 def record(rid, alg="faiss_pq", seed=0, threads=1, metrics=None, cached=False, M=8,

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from benchpq import records, runner
+from benchpq.store import records
+from benchpq.sweep import runner
 
 from compose import REPO, TEST_PLUGINS, compose_config
 
@@ -19,7 +20,7 @@ def run_cli(args, tmp_path, timeout=600):
     env = dict(os.environ, BENCHPQ_CACHE=str(tmp_path / "cache"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(TEST_PLUGINS),
                                                         os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, "-m", "benchpq.cli", *args,
+    return subprocess.run([sys.executable, "-m", "benchpq", *args,
                            f"results_dir={tmp_path / 'results'}"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -158,3 +159,18 @@ def test_unknown_algorithm_dataset_or_option_fail_at_composition():
         compose_config(["algorithm=nope"])
     with pytest.raises(ConfigCompositionException, match="Could not override 'algorithm.Mx'"):
         compose_config(["algorithm.Mx=3"])
+
+
+def test_a_dataset_loader_is_one_module_and_one_yaml(tmp_path):
+    """A loader added from outside the core: one module registering it
+    (tests/plugins/grid_dataset.py) and one YAML naming it (conf/dataset/test_grid.yaml on
+    the search path); the command runs on it like on a shipped dataset."""
+    proc = run_cli([f"hydra.searchpath=[file://{TEST_PLUGINS / 'conf'}]",
+                    "plugins=[grid_dataset]", "dataset=test_grid", "algorithm=faiss_pq",
+                    "algorithm.M=2", "task.k=10", "task.recall_at=[1,10]", "name=grid"],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ((_, record),) = records.iter_records(tmp_path / "results" / "grid")
+    assert record["status"] == "ok" and record["dataset"] == "test_grid"
+    assert record["config"]["dataset"]["side"] == 20
+    assert 0 < record["metrics"]["recall@1"] <= record["metrics"]["recall@10"] <= 1

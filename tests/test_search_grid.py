@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from benchpq import runner, search_grid
 from benchpq.checks import InputError
-from benchpq.model_cache import ARRAYS_FILE, STATE_FILE
+from benchpq.measure import search_grid
+from benchpq.store.model_cache import ARRAYS_FILE, STATE_FILE
+from benchpq.sweep import runner
 
 from compose import REPO, TEST_PLUGINS, compose_config
 
@@ -263,7 +264,7 @@ def test_a_run_killed_while_storing_its_model_leaves_nothing_to_load(tmp_path):
     hold = tmp_path / "holding"
     env = dict(os.environ, HOLD_STORE=str(hold))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchpq.cli", f"hydra.searchpath=[file://{TEST_PLUGINS / 'conf'}]",
+        [sys.executable, "-m", "benchpq", f"hydra.searchpath=[file://{TEST_PLUGINS / 'conf'}]",
          "plugins=[counting_plugins]", *SMALL, "algorithm=test_counting",
          f"algorithm.log={tmp_path / 'fits.log'}", f"results_dir={tmp_path / 'results'}",
          f"cache_dir={tmp_path / 'cache'}"],

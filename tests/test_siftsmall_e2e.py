@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from benchpq import records
+from benchpq.store import records
 
 from compose import REPO
 
@@ -31,7 +31,7 @@ REFERENCE = {
 def sweep(siftsmall_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("sift")
     proc = subprocess.run(
-        [sys.executable, "-m", "benchpq.cli", "-m", "experiment=none",
+        [sys.executable, "-m", "benchpq", "-m", "experiment=none",
          "algorithm=faiss_pq,nanopq_pq,pq,opq,lopq",
          "algorithm.M=8", "dataset=siftsmall", f"data_dir={siftsmall_dir.parent}",
          f"results_dir={out}", f"cache_dir={out / 'cache'}", "name=sift"],
@@ -91,7 +91,7 @@ def test_sweep_prints_and_report_reads_the_table(sweep):
     proc, _, out = sweep
     assert "faiss_pq" in proc.stdout and "nanopq_pq" in proc.stdout
     report = subprocess.run(
-        [sys.executable, "-m", "benchpq.report_cli", str(out / "sift"), "--rows", "algorithm",
+        [sys.executable, "-m", "benchpq.report.cli", str(out / "sift"), "--rows", "algorithm",
          "--cols", "M", "--values", "recall@10", "--format", "latex"],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchpq import native, simd
+from benchpq import native
+from benchpq.native import simd
+from benchpq.store.provenance import cpu_model
 
 KERNELS = Path(__file__).with_name("simd_kernels.py")
 #: build -> (BENCHPQ_SIMD, BENCHPQ_OPENMP)
@@ -34,7 +36,7 @@ def _unsupported(build: str) -> str | None:
     path = BUILDS[build][0]
     missing = simd.missing_features(path)
     if missing:
-        return (f"{build} path not run: this CPU ({simd.cpu_model()}) lacks "
+        return (f"{build} path not run: this CPU ({cpu_model()}) lacks "
                 f"{', '.join(missing)}")
     return None
 
@@ -193,7 +195,7 @@ def test_a_compiler_without_openmp_builds_single_threaded(tiny_native_src, tmp_p
 def test_records_name_their_path_and_cpu_and_paths_are_separate_runs(tmp_path):
     """A run on the scalar path and the same run on the default path: two run ids, two
     model-cache entries, each record naming its path, its CPU and the build it loaded."""
-    from benchpq import runner
+    from benchpq.sweep import runner
 
     from compose import compose_config
     common = ["algorithm=pq", "algorithm.M=4", "algorithm.Ks=16", "algorithm.iter=3",
@@ -205,7 +207,7 @@ def test_records_name_their_path_and_cpu_and_paths_are_separate_runs(tmp_path):
     assert scalar["status"] == default["status"] == "ok", (scalar["message"], default["message"])
     assert scalar["simd"] == "scalar" and default["simd"] == simd.best()
     for record in (scalar, default):
-        assert record["provenance"]["cpu_model"] == simd.cpu_model()
+        assert record["provenance"]["cpu_model"] == cpu_model()
         assert record["provenance"]["native"]["simd"] == record["simd"]
         assert "-march=native" not in record["provenance"]["native"]["flags"]
     (faiss,) = runner.execute(compose_config(["algorithm=faiss_pq", "algorithm.M=4", *common[4:],
@@ -222,8 +224,8 @@ def test_records_name_their_path_and_cpu_and_paths_are_separate_runs(tmp_path):
 
 
 def test_an_unknown_simd_option_is_refused_before_the_run(tmp_path):
-    from benchpq import runner
     from benchpq.checks import InputError
+    from benchpq.sweep import runner
 
     from compose import compose_config
     config = compose_config(["algorithm=pq", "dataset=synthetic", "experiment=none",

@@ -18,10 +18,11 @@ import numpy as np
 import psutil
 import pytest
 
-from benchpq import records, runner
 from benchpq.checks import InputError
 from benchpq.datasets import write_ann_hdf5, write_vecs
-from benchpq.options import check_run_options
+from benchpq.store import records
+from benchpq.sweep import runner
+from benchpq.sweep.options import check_run_options
 
 from compose import REPO, TEST_PLUGINS, compose_config
 
@@ -41,7 +42,7 @@ def _plugins_on_path(monkeypatch):
 
 def cli(tmp_path, *args, **popen):
     """Start ``benchpq`` on the small set with the test plugins; results in tmp_path."""
-    return subprocess.Popen([sys.executable, "-m", "benchpq.cli", PLUGIN_CONF,
+    return subprocess.Popen([sys.executable, "-m", "benchpq", PLUGIN_CONF,
                              "plugins=[failing_plugins,counting_plugins]", *SMALL, *args,
                              f"results_dir={tmp_path / 'results'}",
                              f"cache_dir={tmp_path / 'cache'}"],
@@ -82,11 +83,11 @@ def running(process: psutil.Process) -> bool:
 
 
 def wait_for_child_run(parent: psutil.Process, timeout=180) -> list[psutil.Process]:
-    """The descendants of ``parent`` once a run's child process (benchpq.child) exists."""
+    """The descendants of ``parent`` once a run's child process (benchpq.sweep.child) exists."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         family = parent.children(recursive=True)
-        if any("benchpq.child" in command_line(p) for p in family):
+        if any("benchpq.sweep.child" in command_line(p) for p in family):
             time.sleep(1.0)  # let it start its work
             return parent.children(recursive=True)
         time.sleep(0.2)

@@ -5,7 +5,7 @@ import pytest
 from benchpq.api import Clusterer, Quantizer, Searcher
 from benchpq.checks import InputError
 from benchpq.datasets import Dataset
-from benchpq.tasks import Phases, run_cluster, run_search
+from benchpq.measure.tasks import Phases, run_cluster, run_search
 
 
 class ExactSearch(Quantizer, Searcher):

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from benchpq import metrics
 from benchpq.checks import InputError
-from benchpq.uncertainty import (
+from benchpq.measure import metrics
+from benchpq.measure.uncertainty import (
     N_RESAMPLES,
     bootstrap_interval,
     paired_by_query,

@@ -34,14 +34,14 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.measure.threads import serial_blas
 from benchpq.metric_table import declare
 from benchpq.registry import register
-from benchpq.threads import serial_blas
 
 from ..own.bkmeans import train_itq_encoder
 from ..own.itq import HammingSearcher
 from ..own.pqkmeans import train_pq_encoder
-from ..primitives.checks import check_choice, check_n_clusters, check_num_bit, check_seed
+from ..primitives.checks import check_choice, check_n_clusters, check_num_bit, plugin_seed
 from ..primitives.metric_specs import (
     ENCODER_TRAIN_S,
     ITER_S,
@@ -121,7 +121,7 @@ class LibraryPQKMeans(PQCodeBits, _LibraryClusterer):
         check_subspaces(dim, self.M)
         k = check_n_clusters(n_clusters, n)
         check_codebook_size(min(n, self.train_size or n), self.Ks)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         check_finite_streaming(x, "x")
         lib = _library()
         t0 = time.perf_counter()
@@ -182,7 +182,7 @@ class LibraryBKMeans(BinaryCodeBits, _LibraryClusterer):
         n, dim = x.shape
         check_num_bit(self.num_bit, dim)
         k = check_n_clusters(n_clusters, n)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         check_finite_streaming(x, "x")
         lib = _library()
         t0 = time.perf_counter()
@@ -244,7 +244,7 @@ class LibraryITQ(NativeThreads, FittedGuard, HammingSearcher):
     def fit(self, x):
         x = as_matrix(x, "learn", min_rows=2)
         check_num_bit(self.num_bit, x.shape[1])
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         sample = training_sample(x, self.train_size, seed)
         np.random.seed(seed % 2 ** 32)
         self.model = _library().encoder.ITQEncoder(iteration=self.niter, num_bit=self.num_bit)

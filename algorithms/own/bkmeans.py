@@ -28,23 +28,17 @@ from __future__ import annotations
 import numpy as np
 
 from benchpq import native
-from benchpq.checks import as_matrix, check_positive_int
+from benchpq.checks import as_matrix, check_labels, check_positive_int
 from benchpq.metric_table import declare
 from benchpq.registry import register
 
 from ..primitives.checks import (
     check_binary_codes,
-    check_labels,
     check_n_clusters,
     check_num_bit,
-    check_seed,
+    plugin_seed,
 )
-from ..primitives.code_clustering import (
-    CodeClusterer,
-    CodeClustering,
-    check_loop,
-    initial_centers,
-)
+from ..primitives.code_clustering import CodeClusterer, CodeClustering, check_loop, initial_centers
 from ..primitives.metric_specs import N_TRAIN, QUANTIZATION_LOSS, STATE_BYTES
 from ..primitives.mixins import BinaryCodeBits
 from ..primitives.native_calls import Array as A
@@ -163,7 +157,7 @@ class BKMeansClusterer(BinaryCodeBits, CodeClusterer):
         n, dim = x.shape
         check_num_bit(self.num_bit, dim)
         k = check_n_clusters(n_clusters, n)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         codes = self.encode_and_cluster(
             x, lambda: train_itq_encoder(x, self.num_bit, self.itq_iter, self.train_size, seed),
             self.num_bit // 8, lambda codes: bkmeans(codes, k, self.niter, self.init, self.empty,

@@ -29,20 +29,14 @@ import numpy as np
 from benchpq import native
 from benchpq.api import Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
+from benchpq.measure.threads import serial_blas
+from benchpq.measure.training_log import log_iteration
 from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
-from benchpq.threads import serial_blas
-from benchpq.training_log import log_iteration
 
-from ..primitives.checks import check_binary_codes, check_num_bit, check_seed
+from ..primitives.checks import check_binary_codes, check_num_bit, plugin_seed
 from ..primitives.metric_specs import N_TRAIN, QUANTIZATION_LOSS
-from ..primitives.mixins import (
-    BinaryCodeBits,
-    FittedGuard,
-    ModelArrays,
-    NativeThreads,
-    StoredCodes,
-)
+from ..primitives.mixins import BinaryCodeBits, FittedGuard, ModelArrays, NativeThreads, StoredCodes
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
 from ..primitives.native_calls import Scalar as S
@@ -174,7 +168,7 @@ class ITQ(NativeThreads, FittedGuard, ModelArrays, HammingSearcher):
         returns self."""
         x = as_matrix(x, "learn", min_rows=2)
         check_num_bit(self.num_bit, x.shape[1], whole_bytes=False)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         xt = training_sample(x, self.train_size, seed)
         with serial_blas():
             self._fit(xt, seed)

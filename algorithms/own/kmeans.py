@@ -14,11 +14,11 @@ import numpy as np
 from benchpq import native
 from benchpq.api import Clusterer
 from benchpq.checks import as_matrix, check_codebook_size, check_positive_int
+from benchpq.measure.training_log import log_iterations
 from benchpq.metric_table import declare
 from benchpq.registry import register
-from benchpq.training_log import log_iterations
 
-from ..primitives.checks import check_choice, check_seed, subsample_arg
+from ..primitives.checks import check_choice, plugin_seed, subsample_arg
 from ..primitives.metric_specs import ITERATIONS, OBJECTIVE
 from ..primitives.mixins import NativeThreads
 from ..primitives.native_calls import Array as A
@@ -76,7 +76,7 @@ class KMeans(NativeThreads, Clusterer):
         n, d = x.shape
         k = check_positive_int(n_clusters, "n_clusters")
         check_codebook_size(n, k, "clusters")
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         cpp = native.load()
         centroids = np.empty((k, d), np.float32)
         objectives = np.zeros(self.niter, np.float64)

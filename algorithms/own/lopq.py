@@ -67,14 +67,14 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.measure.training_log import log_iterations
 from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
-from benchpq.training_log import log_iterations
 
-from ..primitives.checks import check_choice, check_seed, subsample_arg
+from ..primitives.checks import check_choice, plugin_seed, subsample_arg
 from ..primitives.codes import code_dtype
 from ..primitives.metric_specs import CELL_BITS, FINE_BITS, MEAN_CANDIDATES, TOTAL_BITS
-from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
+from ..primitives.mixins import CheckedCodes, NativeProductCodes
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
 from ..primitives.native_calls import Scalar as S
@@ -203,8 +203,7 @@ MAX_QUOTA = 2 ** 62
 
 
 @register("lopq")
-class LOPQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quantizer,
-           Searcher):
+class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
     """LOPQ (Kalantidis & Avrithis 2014) on an inverted multi-index (Babenko & Lempitsky 2012).
 
     Args:
@@ -368,7 +367,7 @@ class LOPQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Qu
             check_subspaces(dim, self.M)
         check_codebook_size(n, self.V, "coarse centroids (V)")
         check_codebook_size(n, self.Ks)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         self.dim, self.pca_mean, self.pca_matrix = dim, None, None
         self.codes, self._cpp = None, None
         if self.pca:

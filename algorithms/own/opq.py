@@ -27,7 +27,7 @@ iterations on nearly the final rotation, so the loop can afford few k-means
 iterations per step: on siftsmall and Fashion-MNIST this ends below both
 faiss's recipe (``final_init="random"``: a PQ trained from scratch after the
 loop) and nanopq's (a single k-means iteration from scratch per step), see
-README "PQ / OPQ speed".
+docs/results/2026-11-28-speed.md.
 
 Cost at high dimension: the data-sized product x R goes through numpy's BLAS
 (:func:`benchpq.algorithms.primitives.rotations.rotate`); the cross product x^T y of the rotation
@@ -54,13 +54,13 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.measure.training_log import log_iteration
 from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
-from benchpq.training_log import log_iteration
 
-from ..primitives.checks import check_choice, check_codes, check_seed
+from ..primitives.checks import check_choice, check_codes, plugin_seed
 from ..primitives.codes import code_dtype
-from ..primitives.mixins import FittedGuard, ModelArrays, NativeThreads, PQCodeBits, StoredCodes
+from ..primitives.mixins import NativeProductCodes, StoredCodes
 from ..primitives.native_modes import HOT_START, INITS
 from ..primitives.rotations import (
     blas_for,
@@ -104,8 +104,7 @@ def code_cross_product(cpp, x: np.ndarray, codes: np.ndarray, codewords: np.ndar
 
 
 @register("opq")
-class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quantizer,
-          Searcher):
+class OPQ(NativeProductCodes, StoredCodes, Quantizer, Searcher):
     """Optimized product quantization: rotation learnt as in Ge et al. 2014, then our PQ.
 
     Args:
@@ -163,7 +162,7 @@ class OPQ(NativeThreads, FittedGuard, StoredCodes, PQCodeBits, ModelArrays, Quan
         n, dim = x.shape
         check_subspaces(dim, self.M)
         check_codebook_size(n, self.Ks)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         rng = np.random.default_rng(seed)
         sample = x if n <= self.max_train_points else np.ascontiguousarray(
             x[np.sort(rng.choice(n, self.max_train_points, replace=False))])

@@ -27,12 +27,12 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.measure.training_log import log_iterations
 from benchpq.registry import register
-from benchpq.training_log import log_iterations
 
-from ..primitives.checks import check_choice, check_codes, check_seed, subsample_arg
+from ..primitives.checks import check_choice, check_codes, plugin_seed, subsample_arg
 from ..primitives.codes import code_dtype, pack_codes, unpack_codes
-from ..primitives.mixins import CheckedCodes, FittedGuard, ModelArrays, NativeThreads, PQCodeBits
+from ..primitives.mixins import CheckedCodes, NativeProductCodes
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
 from ..primitives.native_calls import Scalar as S
@@ -76,8 +76,7 @@ PQ_CALLS = NativeTable("ProductQuantizer", _pq_calls(), constructor=("d", "M", "
 
 
 @register("pq")
-class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quantizer,
-         Searcher):
+class PQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
     """Product quantizer with ADC and SDC exhaustive search (C++ core).
 
     Args:
@@ -149,7 +148,7 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
         n, dim = x.shape
         dsub = check_subspaces(dim, self.M)
         check_codebook_size(n, self.Ks)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         cpp = native.load().ProductQuantizer(dim, self.M, self.Ks)
         init = INITS[self.init]
         if codewords is not None:
@@ -197,7 +196,7 @@ class PQ(NativeThreads, FittedGuard, CheckedCodes, PQCodeBits, ModelArrays, Quan
             return None
         rows = np.empty(self.Ks * mppc, np.int64)
         count = PQ_CALLS.call(native.load().ProductQuantizer, "train_rows", n, self.Ks,
-                              check_seed(self.seed), mppc, rows)
+                              plugin_seed(self.seed), mppc, rows)
         return rows[:count]
 
     def decode(self, codes) -> np.ndarray:

@@ -37,6 +37,7 @@ from benchpq.checks import (
     InputError,
     as_matrix,
     check_codebook_size,
+    check_labels,
     check_positive_int,
     check_subspaces,
 )
@@ -44,18 +45,12 @@ from benchpq.metric_table import declare
 from benchpq.registry import register
 
 from ..primitives.checks import (
-    check_labels,
     check_n_clusters,
     check_pq_codes,
-    check_seed,
     check_tables,
+    plugin_seed,
 )
-from ..primitives.code_clustering import (
-    CodeClusterer,
-    CodeClustering,
-    check_loop,
-    initial_centers,
-)
+from ..primitives.code_clustering import CodeClusterer, CodeClustering, check_loop, initial_centers
 from ..primitives.metric_specs import N_TRAIN, STATE_BYTES
 from ..primitives.mixins import PQCodeBits
 from ..primitives.native_calls import Array as A
@@ -217,7 +212,7 @@ class PQKMeansClusterer(PQCodeBits, CodeClusterer):
         n, dim = x.shape
         check_subspaces(dim, self.M)
         k = check_n_clusters(n_clusters, n)
-        seed = check_seed(self.seed)
+        seed = plugin_seed(self.seed)
         check_codebook_size(min(n, self.train_size or n), self.Ks)
         tables = None
 

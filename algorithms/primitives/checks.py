@@ -9,13 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from benchpq.checks import InputError, as_matrix, check_positive_int
-from benchpq.metrics import check_labels as check_label_range
 
 from .codes import code_dtype
 
 
-def check_seed(seed) -> int:
-    """None -> 0 (as the nanopq adapter); else an integer in [0, 2**64)."""
+def plugin_seed(seed) -> int:
+    """The seed of a plugin's random draws: None -> 0 (as the nanopq adapter), else an
+    integer in [0, 2**64) (our C++ core's generator takes 64 bits, and the drop-ins pass
+    their callers' seeds through). A sweep's ``seed`` option is narrower, [0, 2**31 - 1]
+    (:func:`benchpq.sweep.options.check_seed`: what a faiss index accepts)."""
     return 0 if seed is None else check_positive_int(seed, "seed", 0, 2 ** 64 - 1)
 
 
@@ -103,10 +105,6 @@ def check_n_clusters(k, n: int) -> int:
         raise InputError(f"k={k} is larger than the number of codes ({n})")
     return k
 
-
-def check_labels(labels, n: int, k: int) -> np.ndarray:
-    """(n,) int64 labels in [0, k), C-contiguous, or InputError."""
-    return np.ascontiguousarray(check_label_range(labels, n, k), dtype=np.int64)
 
 
 def check_tables(tables) -> np.ndarray:

@@ -8,10 +8,10 @@ import numpy as np
 
 from benchpq.api import Clusterer
 from benchpq.checks import InputError, check_positive_int
+from benchpq.measure.training_log import log_iterations
 from benchpq.metric_table import declare
-from benchpq.training_log import log_iterations
 
-from .checks import check_choice, check_n_clusters, check_seed
+from .checks import check_choice, check_n_clusters, plugin_seed
 from .metric_specs import ENCODER_TRAIN_S, ITER_S, ITERATIONS, KMEANS_S, OBJECTIVE
 from .mixins import NativeThreads
 from .native_modes import CODE_KMEANS_INIT_GIVEN as INIT_GIVEN
@@ -46,7 +46,7 @@ def check_loop(n: int, k, niter, init: str, empty: str, seed) -> tuple[int, int,
     niter = check_positive_int(niter, "niter")
     check_choice(init, INITS, "init")
     check_choice(empty, EMPTY_RULES, "empty")
-    return k, niter, check_seed(seed)
+    return k, niter, plugin_seed(seed)
 
 
 def initial_centers(centers: np.ndarray | None, k: int, width: int, init: str

@@ -2,7 +2,9 @@
 
 Each one needs only the attributes its docstring names; a plugin lists them
 before its :mod:`benchpq.api` base classes, e.g.
-``class PQ(NativeThreads, StoredCodes, PQCodeBits, ModelArrays, Quantizer, Searcher)``.
+``class ITQ(NativeThreads, FittedGuard, ModelArrays, HammingSearcher)``;
+our product quantizers take the four they share as one,
+``class PQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher)``.
 """
 from __future__ import annotations
 
@@ -96,6 +98,11 @@ class ModelArrays:
             if part is not None:
                 total += part.model_bytes if hasattr(part, "model_bytes") else part.nbytes
         return int(total)
+
+
+class NativeProductCodes(NativeThreads, FittedGuard, PQCodeBits, ModelArrays):
+    """What our C++-backed product quantizers (pq, opq, lopq) share: OpenMP threads, the
+    fitted guard, M x ceil(log2 Ks) code bits and model bytes from ``model_arrays``."""
 
 
 class CheckedCodes(StoredCodes):

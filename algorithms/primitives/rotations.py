@@ -32,7 +32,7 @@ BLAS_THREADED_WORK = 1 << 28
 
 
 def _serial_blas():
-    """:func:`benchpq.threads.serial_blas` with the loaded libraries looked up once.
+    """:func:`benchpq.measure.threads.serial_blas` with the loaded libraries looked up once.
 
     threadpoolctl finds the BLAS libraries by scanning the process's shared
     objects, about 10 ms a call: OPQ limits BLAS three times per rotation update.

@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError, as_matrix, check_positive_int
-from ..sealing import cached_file, trusted
+from ..store.sealing import cached_file, trusted
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
 from .formats import read_array

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checks import InputError
+from .vecs import vecs_shape
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,6 @@ def verify_file(path, expected: Expected, what: str | None = None) -> None:
             raise ChecksumError(f"{what}: {label} mismatch: expected {want}, got {got} "
                                 f"(corrupted or different file)")
     if expected.shape is not None:
-        from .vecs import vecs_shape
         try:
             shape = vecs_shape(path)
         except (InputError, FileNotFoundError) as exc:

@@ -5,7 +5,7 @@ file (a regenerated base, a shuffled ground truth) is a new run, never "already
 recorded". While :func:`dataset_fingerprint` loads a dataset it collects the
 files the load read (:mod:`benchpq.datasets.reads`) and hashes their contents.
 A file's digest is cached under ``<cache_dir>/fingerprints``, sealed
-(:mod:`benchpq.sealing`), with the file's inode, size, mtime and ctime as they
+(:mod:`benchpq.store.sealing`), with the file's inode, size, mtime and ctime as they
 were before it was hashed; the digest is reused only while all four are
 unchanged. A rewrite in place at the same size with its mtime set back is
 still seen: the kernel sets ctime on every write and every mtime change, and a
@@ -18,8 +18,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from .. import sealing
-from ..model_cache import array_fingerprint
+import numpy as np
+
+from ..store import sealing
 from .context import resolve_cache_dir
 from .reads import tracking_reads
 from .registry import _plain, load_dataset
@@ -61,6 +62,25 @@ def file_digest(path, cache_dir=None) -> str:
         except OSError:
             pass  # a read-only cache only costs a re-hash next time
     return value
+
+
+def array_fingerprint(*arrays, chunk_rows: int = 65536) -> str:
+    """blake2b digest (32 hex digits) of the shapes, dtypes and bytes of ``arrays``.
+
+    ``None`` entries are hashed as absent; arrays are read in row chunks, so a
+    memory-mapped set is not loaded whole.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for x in arrays:
+        if x is None:
+            digest.update(b"none;")
+            continue
+        x = np.asarray(x)
+        digest.update(f"{x.dtype.str}{x.shape};".encode())
+        rows = x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
+        for start in range(0, rows.shape[0], chunk_rows):
+            digest.update(np.ascontiguousarray(rows[start:start + chunk_rows]).data)
+    return digest.hexdigest()
 
 
 def dataset_fingerprint(cfg, data_dir=None, cache_dir=None) -> str:

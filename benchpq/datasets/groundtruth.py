@@ -15,7 +15,7 @@ may be a memory map and is read once.
 Results are cached in ``<cache_dir>/groundtruth/<hash>.npz`` where the hash is
 a blake2b of the bytes, shapes and dtypes of base and query, and of k. When
 several processes ask for the same ground truth at once, one computes it under
-a file lock and the others read its file (see :mod:`benchpq.cachefiles`).
+a file lock and the others read its file (see :mod:`benchpq.store.cachefiles`).
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import sealing
-from ..cachefiles import entry_lock
 from ..checks import InputError, as_matrix, check_k
+from ..store import sealing
+from ..store.cachefiles import entry_lock
 from .context import resolve_cache_dir
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
         use_cache: read and write the cache.
         refresh: compute again and replace the cached file (``force=true``).
 
-    A cached file is used only if its seal verifies (:mod:`benchpq.sealing`) and
+    A cached file is used only if its seal verifies (:mod:`benchpq.store.sealing`) and
     it passes :func:`check_groundtruth`; otherwise it is computed again.
 
     Returns:

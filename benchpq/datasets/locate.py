@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cachefiles import entry_lock
 from ..checks import InputError
+from ..store.cachefiles import entry_lock
 from .context import DATA_ENV, LoadContext
 from .download import Expected, download_file, fetch_archive, fetch_files
 

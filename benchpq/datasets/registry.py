@@ -30,10 +30,12 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 
 from ..checks import InputError, check_positive_int
+from ..configs import compose_config
 from ..resources import conf_dir
 from ..suggest import did_you_mean
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
+from .groundtruth import check_groundtruth, ensure_groundtruth
 
 ENTRY_POINT_GROUP = "benchpq.datasets"
 COMMON_KEYS = ("n_learn", "n_base", "n_query", "download", "groundtruth_k", "validate",
@@ -129,26 +131,14 @@ def dataset_config(name: str, **keys) -> dict:
     Raises:
         InputError: ``name`` is not a shipped dataset config (the message lists them).
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from ..resolvers import register
     known = named_datasets()
     if name not in known:
         raise InputError(f"dataset {name!r}: no such config in conf/dataset"
                          f"{did_you_mean(name, known)} (known: {', '.join(known)})")
-    register()  # the benchpq_* resolvers some dataset configs use
-    outer = GlobalHydra.instance()
-    running = outer.hydra if outer.is_initialized() else None  # called from inside a Hydra app
-    outer.clear()
-    try:  # Hydra composes it, so a config that extends another (its defaults) works
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
-            composed = compose(config_name=f"dataset/{name}").dataset
-    finally:
-        GlobalHydra.instance().clear()
-        if running is not None:
-            GlobalHydra.instance().initialize(running)
+    # Hydra composes it, so a config that extends another (its defaults) works
+    composed = compose_config(f"dataset/{name}").dataset
     return OmegaConf.to_container(OmegaConf.merge(composed, OmegaConf.create(keys)),
                                   resolve=True)
 
@@ -208,12 +198,10 @@ def load_dataset(cfg: Mapping | str, data_dir=None, cache_dir=None, refresh: boo
     if common.get("validate", True):
         ds.validate()
         if ds.groundtruth is not None:
-            from .groundtruth import check_groundtruth
             check_groundtruth(ds.base, ds.query, ds.groundtruth,
                               what=f"dataset {name!r}: shipped ground truth")
     k = common.get("groundtruth_k", 100)
     if k:
-        from .groundtruth import ensure_groundtruth
         ensure_groundtruth(ds, check_positive_int(k, f"{where} groundtruth_k"), ctx.cache_dir,
                            refresh=refresh)
     return ds

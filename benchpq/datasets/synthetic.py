@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError, check_positive_int
-from ..sealing import cached_file
+from ..store.sealing import cached_file
 from .context import LoadContext
 from .dataset import Dataset
 from .reads import note_read
@@ -108,7 +108,7 @@ def cached_array(cache_dir: Path, tag: str, split: str, n: int, dim: int, fill) 
     ``fill(out)`` writes the data into an (n, dim) float32 memmap. One process
     generates (the others wait on the entry's lock); the file appears atomically
     when complete, sealed, and is memory-mapped read-only afterwards; a file
-    whose seal fails is generated again (:func:`benchpq.sealing.cached_file`).
+    whose seal fails is generated again (:func:`benchpq.store.sealing.cached_file`).
     """
     path = cache_dir / "synthetic" / tag / f"{split}-n{n}.npy"
 

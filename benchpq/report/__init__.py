@@ -1,6 +1,6 @@
 """Turn run records into paper-style tables (Markdown, LaTeX, CSV) and plots (PNG).
 
-The report reads records only (:mod:`benchpq.records`); nothing else in benchpq
+The report reads records only (:mod:`benchpq.store.records`); nothing else in benchpq
 depends on it. Typical use::
 
     from benchpq.report import load_records, pivot, to_latex, summary_table, plot
@@ -20,7 +20,7 @@ Modules: :mod:`.load` (records -> DataFrame), :mod:`.tables` (pivot),
 :mod:`.compare` (per-phase ratios of an algorithm to a baseline in the same sweep),
 :mod:`.paired` (paired comparisons: A - B, 95% interval, p-value, verdict),
 :mod:`.references` (published figures beside measured ones), :mod:`.html` (static site).
-Intervals and tests themselves live in :mod:`benchpq.uncertainty`.
+Intervals and tests themselves live in :mod:`benchpq.measure.uncertainty`.
 """
 from __future__ import annotations
 

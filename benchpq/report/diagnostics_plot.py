@@ -1,6 +1,6 @@
 """Codebook diagnostics plot (``benchpq-report DIR --diagnostics OUT.png``).
 
-One panel per per-sub-space metric recorded by :mod:`benchpq.diagnostics`
+One panel per per-sub-space metric recorded by :mod:`benchpq.measure.diagnostics`
 (``subspace_mse``, ``codeword_usage``, ``code_entropy_bits``): grouped bars,
 sub-space index on x, one bar per configuration (algorithm and the params that
 vary, e.g. M; the dataset too when several), averaged over seeds. Clustering

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..uncertainty import ALPHA, paired_by_seed
+from ..measure.uncertainty import ALPHA, paired_by_seed
 from .names import (
     better_direction,
     display_name,
@@ -177,7 +177,7 @@ def significantly_better(table: Table, i: int, k: int, j: int, direction: str,
     """The rule by which cell (i, j) is significantly better than cell (k, j), or None.
 
     Where both cells hold runs of at least two shared seeds, a paired t test over those
-    seeds decides (:func:`benchpq.uncertainty.paired_by_seed`); otherwise both cells
+    seeds decides (:func:`benchpq.measure.uncertainty.paired_by_seed`); otherwise both cells
     need a 95% interval (t over seeds, or a run's bootstrap over queries) and the two
     intervals must not overlap. A cell with neither is never significantly better.
     """

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..records import read_record
+from ..store.records import read_record
 from .formatting import format_key, render
 from .load import ReportError, param_columns
 from .names import number_kind, with_declared_metrics

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..records import read_record, records_dir
+from ..store.records import read_record, records_dir
 from .names import is_known_metric
 
 BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
@@ -38,7 +38,7 @@ TAIL_COLUMNS = ("build_id", "build_cached", "wall_s", "started_at", "path", "per
 # Where a record keeps the columns that are not top-level keys of its own name.
 NESTED_COLUMNS = {"machine": ("provenance", "cpu_model"),
                   "dataset_fingerprint": ("config", "dataset_fingerprint")}
-# Key of a run's metrics holding per-query values (benchpq.uncertainty.search_uncertainty):
+# Key of a run's metrics holding per-query values (benchpq.measure.uncertainty.search_uncertainty):
 # not a metric column; kept as a dict in the ``per_query`` column for paired tests.
 PER_QUERY_KEY = "per_query"
 # Provenance keys that may hold the start time of a run (benchpq writes "started_at").

@@ -5,7 +5,7 @@ conditions (dataset, task, threads and the params that vary among A's runs and t
 too, as :mod:`.compare` does) and with the same seed, then, for each metric:
 
 - recall@R and k-recall@k, when every paired run recorded its per-query values
-  (``per_query``, see :func:`benchpq.uncertainty.search_uncertainty`): paired by query,
+  (``per_query``, see :func:`benchpq.measure.uncertainty.search_uncertainty`): paired by query,
   each query's value averaged over the seeds; bootstrap interval, sign-flip p-value.
   Training randomness is held at the seeds run: the test asks whether these models
   differ on this query sample's population.
@@ -22,7 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .. import uncertainty
+from ..measure import uncertainty
 from .formatting import format_key, format_number
 from .load import ReportError, param_columns
 from .names import base_name, better_direction, recall_rank, with_declared_metrics

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .formatting import format_key
 from .load import ReportError
-from .names import better_direction, with_declared_metrics
+from .names import better_direction, display_name, is_known_metric, unit, with_declared_metrics
 from .tables import as_list, check_columns, pivot
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
@@ -68,7 +68,6 @@ def _has_points(df: pd.DataFrame, x: str, y: str) -> bool:
 
 def is_bits(name: str) -> bool:
     """Whether metric or param ``name`` counts bits (drawn on a log2 axis)."""
-    from .names import is_known_metric, unit
     return str(name).endswith("_bits") or (is_known_metric(name) and unit(name) == "bits")
 
 
@@ -99,7 +98,6 @@ def _lines(table, by: list[str], x: str, y: str):
 def axis_label(name: str) -> str:
     """A metric's display name and unit with its direction, e.g. "Recall@10 (higher is
     better)"; another column (a param) as it is named."""
-    from .names import display_name, is_known_metric
     if not is_known_metric(name):
         return str(name)
     hint = {"max": " (higher is better)", "min": " (lower is better)"}.get(

@@ -11,7 +11,7 @@ An experiment lists its references in its config (``conf/experiment/<name>.yaml`
           where: {algorithm: faiss_pq, M: 8}   # run columns that must match
           source: faiss IndexPQ(128, 8, 8) trained on the siftsmall base, 100 queries
 
-``report`` is not part of a run's identity (benchpq.records.NON_DEFINING_KEYS), so adding
+``report`` is not part of a run's identity (benchpq.store.records.NON_DEFINING_KEYS), so adding
 or correcting a reference does not rerun anything; every record keeps it in its ``config``
 and the loader gathers them in ``df.attrs["references"]`` with the sweep that carried them.
 A reference is compared with the mean over seeds of the ok runs of that sweep matching

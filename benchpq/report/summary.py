@@ -13,6 +13,7 @@ from .names import (
     with_declared_metrics,
 )
 from .output import FORMATS, output
+from .references import reference_table, render_references
 from .tables import Table, default_rows, pivot
 
 # Key metrics after the recalls (which come first, sorted by R), in column order.
@@ -121,7 +122,6 @@ def _summary_text(df: pd.DataFrame, fmt: str, human_bytes: bool, wide: bool,
     if not tables:
         parts.append(out.note("No successful runs with metrics."))
     if df.attrs.get("references"):
-        from .references import reference_table, render_references
         parts.append(out.heading("Published figures beside ours (measured: mean over seeds)"))
         parts.append(render_references(reference_table(df), fmt))
     parts.append(out.note("\n".join(failure_lines(df, failed))))

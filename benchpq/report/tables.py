@@ -3,7 +3,7 @@
 With ``agg="mean"`` a cell of several runs (seeds) gets its sample std and the Student t
 95% interval of its mean; a cell of one run gets the run's own interval when the run
 recorded one (``<metric>_ci_low`` / ``_ci_high``: the bootstrap over queries of
-:mod:`benchpq.uncertainty`).
+:mod:`benchpq.measure.uncertainty`).
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..measure.uncertainty import LEVEL, t_quantile
 from ..metric_table import ci_names
-from ..uncertainty import LEVEL, t_quantile
+from ..suggest import did_you_mean
 from .load import ReportError, param_columns
 
 AGGREGATIONS = ("mean", "median", "min", "max")
@@ -96,7 +97,6 @@ def check_columns(df: pd.DataFrame, names) -> None:
     missing = [n for n in as_list(names) if n not in df.columns]
     if missing:
         listed = ", ".join(repr(m) for m in missing)
-        from ..suggest import did_you_mean
         hints = "".join(did_you_mean(m, [str(c) for c in df.columns]) for m in missing)
         raise ReportError(f"unknown column{'s' if len(missing) > 1 else ''} {listed}{hints}; "
                           f"available columns: {', '.join(map(str, df.columns))}")

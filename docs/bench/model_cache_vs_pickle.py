@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchpq import registry
 from benchpq.datasets import load_dataset
-from benchpq.model_cache import ModelCache
+from benchpq.store.model_cache import ModelCache
 
 
 def pickle_store(plugin, build: dict, root: Path, key: str) -> None:

@@ -24,8 +24,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .metric_table import UnknownMetricError
-from .report import (
+from ..metric_table import UnknownMetricError
+from . import (
     FORMATS,
     ReportError,
     default_rows,
@@ -39,19 +39,14 @@ from .report import (
     summary_table,
     with_ratios,
 )
-from .report.formatting import format_key, interval_note
-from .report.html import write_site
-from .report.names import declared_metrics
-from .report.output import output
-from .report.paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
-from .report.pareto import default_axes, pareto_table, plot_pareto
-from .report.references import (
-    merge_references,
-    reference_table,
-    references_from_file,
-    render_references,
-)
-from .report.tables import AGGREGATIONS
+from .formatting import format_key, interval_note
+from .html import write_site
+from .names import declared_metrics
+from .output import output
+from .paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
+from .pareto import default_axes, pareto_table, plot_pareto
+from .references import merge_references, reference_table, references_from_file, render_references
+from .tables import AGGREGATIONS
 
 PROG = "benchpq-report"
 SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", ".csv": "csv"}
@@ -235,7 +230,7 @@ def _report(df, args: argparse.Namespace) -> None:
                            title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)
     if args.diagnostics:
-        from .report.diagnostics_plot import plot_diagnostics
+        from .diagnostics_plot import plot_diagnostics
         runs = df if args.all_status else filter_status(df, "ok")
         path = plot_diagnostics(runs, args.diagnostics, title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)

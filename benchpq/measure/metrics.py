@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import InputError
+from ..checks import InputError, check_labels
 
 
 def recall_at(ids: np.ndarray, gt: np.ndarray, R: int) -> float:
@@ -156,14 +156,3 @@ def ari(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
     return float((sum_cells - expected) / (maximum - expected))
 
 
-def check_labels(labels: np.ndarray, n: int, n_clusters: int) -> np.ndarray:
-    """Return labels as int64 (n,), or raise if their shape or range is wrong."""
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise InputError(f"labels: expected shape ({n},), got {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        raise InputError(f"labels: expected integers, got dtype {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= n_clusters):
-        raise InputError(f"labels: values must be in [0, {n_clusters}), "
-                         f"got [{labels.min()}, {labels.max()}]")
-    return labels.astype(np.int64, copy=False)

@@ -30,7 +30,8 @@ import logging
 import os
 import platform
 
-from .checks import InputError
+from ..checks import InputError
+from ..store.provenance import cpu_model
 
 ENV = "BENCHPQ_SIMD"
 AUTO = "auto"
@@ -137,24 +138,3 @@ def compiler_flags(path: str) -> tuple[str, ...]:
     return X86_FLAGS[path]
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``, ``sysctl`` on macOS, else the platform's)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
-                    return value.strip()
-    except OSError:
-        pass
-    if platform.system() == "Darwin":
-        import subprocess
-        try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
-                                 capture_output=True, text=True, timeout=10).stdout.strip()
-            if out:
-                return out
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine()

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import InputError
+from ..metric_table import ci_names, k_recall_name, recall_name
 from . import metrics
-from .checks import InputError
-from .metric_table import ci_names, k_recall_name, recall_name
 
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -101,7 +101,7 @@ def search_uncertainty(ids: np.ndarray, groundtruth: np.ndarray, recall_at, k_hi
         groundtruth: (nq, >=1) int true neighbours, nearest first.
         recall_at: the R of the run's recall@R (each at most k).
         k_hits: {k: (nq,) int hits per query of k-recall@k} (from
-            :func:`benchpq.metrics.k_recall_hits`), or None.
+            :func:`benchpq.measure.metrics.k_recall_hits`), or None.
 
     Returns ``{"recall@R_ci_low": .., "recall@R_ci_high": .., "k-recall@k_ci_low": ..,
     ..., "per_query": {"nn_rank": [...], "hits@k": [...]}}``: bounds of the 95% bootstrap

@@ -27,7 +27,8 @@ import sys
 
 import numpy as np
 
-from . import registry
+from .. import registry
+from ..api import UNSET
 
 FORMAT = 1
 
@@ -127,7 +128,6 @@ class _Writer:
 
 
 def _unset():
-    from .api import UNSET
     return UNSET
 
 

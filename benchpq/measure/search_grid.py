@@ -21,7 +21,7 @@ import inspect
 import itertools
 from collections.abc import Mapping
 
-from .checks import InputError
+from ..checks import InputError, check_positive_int
 
 SEARCH_KEY = "search"
 
@@ -110,3 +110,26 @@ def apply(plugin, setting: dict) -> None:
 def describe(setting: dict) -> str:
     """A short label of a setting, e.g. ``nprobe=4, quota=1000`` (``default`` when empty)."""
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "default"
+
+
+def check_search_options(task: dict, k: int | None = None) -> tuple[list[int], list[int]]:
+    """The search task's ``recall_at`` and ``k_recall``: lists of integers in [1, k].
+
+    ``k``: the k in force (default: the task's ``k``). Returns the two lists as ints.
+    """
+    k = check_positive_int(task.get("k", 100), "task.k") if k is None else k
+    out = []
+    for key, default in (("recall_at", [1, 10, 100]), ("k_recall", [10])):
+        values = task.get(key, default)
+        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+            raise InputError(f"task.{key}: expected a list of integers in [1, k={k}], "
+                             f"got {values!r}")
+        checked = []
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= k:
+                raise InputError(f"task.{key}: {value!r} is not an integer in [1, k={k}] "
+                                 f"(a recall needs that many results per query; set "
+                                 f"task.{key} to values up to {k}, or raise task.k)")
+            checked.append(int(value))
+        out.append(checked)
+    return out[0], out[1]

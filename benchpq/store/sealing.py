@@ -40,8 +40,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..checks import InputError
 from .cachefiles import entry_lock, write_atomic
-from .checks import InputError
 
 KEY_ENV = "BENCHPQ_CACHE_KEY"
 SHARED_ENV = "BENCHPQ_SHARED_CACHE"
@@ -281,7 +281,7 @@ def verify(entry: str | os.PathLike, expected: Iterable[str] | None = None) -> d
 
 
 def write_sealed(path: str | os.PathLike, write, suffix: str = "") -> Path:
-    """:func:`benchpq.cachefiles.write_atomic`, then seal the file; returns ``path``."""
+    """:func:`benchpq.store.cachefiles.write_atomic`, then seal the file; returns ``path``."""
     check_folder(Path(path).parent)
     write_atomic(path, write, suffix)
     seal(path)

@@ -9,8 +9,8 @@ config was composed. ``~`` is expanded; absolute paths are kept as given.
 
 The resolver ``${benchpq.abspath:PATH,BASE}`` does the same inside the config
 (``conf/config.yaml`` uses it for ``hydra.sweep.dir``). It is registered when
-this module is imported: by :mod:`benchpq.cli` where the sweep starts, and by
-:mod:`benchpq.hydra_callbacks`, which every Ray or submitit worker imports when
+this module is imported: by :mod:`benchpq.sweep.cli` where the sweep starts, and by
+:mod:`benchpq.sweep.hydra_callbacks`, which every Ray or submitit worker imports when
 it unpickles the sweep's callbacks, before it resolves its output folder.
 """
 from __future__ import annotations

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 
-from . import simd
-from .checks import InputError, check_path_part, check_positive_int
-from .suggest import did_you_mean
+from ..checks import InputError, check_path_part, check_positive_int
+from ..measure.search_grid import check_search_options
+from ..native import simd
+from ..suggest import did_you_mean
 
 MAX_SEED = 2 ** 31 - 1
 BOOLEAN_OPTIONS = ("force", "cache_models", "fail_on_error")
@@ -51,29 +52,6 @@ def check_run_options(config: dict) -> None:
     check_path_part(config["dataset"].get("name"), "dataset.name")
     if config["task"].get("name") == "search":
         check_search_options(config["task"])
-
-
-def check_search_options(task: dict, k: int | None = None) -> tuple[list[int], list[int]]:
-    """The search task's ``recall_at`` and ``k_recall``: lists of integers in [1, k].
-
-    ``k``: the k in force (default: the task's ``k``). Returns the two lists as ints.
-    """
-    k = check_positive_int(task.get("k", 100), "task.k") if k is None else k
-    out = []
-    for key, default in (("recall_at", [1, 10, 100]), ("k_recall", [10])):
-        values = task.get(key, default)
-        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-            raise InputError(f"task.{key}: expected a list of integers in [1, k={k}], "
-                             f"got {values!r}")
-        checked = []
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= k:
-                raise InputError(f"task.{key}: {value!r} is not an integer in [1, k={k}] "
-                                 f"(a recall needs that many results per query; set "
-                                 f"task.{key} to values up to {k}, or raise task.k)")
-            checked.append(int(value))
-        out.append(checked)
-    return out[0], out[1]
 
 
 def composition_hint(exc: BaseException) -> str | None:

@@ -36,9 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import metrics
-from .api import Quantizer, equal_bounds  # noqa: F401 - part of this module's API
-from .checks import InputError, check_positive_int
+from ..api import Quantizer, equal_bounds  # noqa: F401 - part of this module's API
+from ..checks import InputError, check_labels, check_positive_int
 
 CHUNK_ROWS = 65536
 
@@ -137,7 +136,7 @@ def codeword_usage(counts: np.ndarray) -> dict:
 def cluster_sizes(labels: np.ndarray, n_clusters: int) -> dict:
     """Record entries on the cluster size distribution of (n,) labels in [0, n_clusters)."""
     n_clusters = check_positive_int(n_clusters, "n_clusters")
-    labels = metrics.check_labels(labels, np.asarray(labels).shape[0], n_clusters)
+    labels = check_labels(labels, np.asarray(labels).shape[0], n_clusters)
     if labels.size == 0:
         raise InputError("cluster sizes of zero labels")
     sizes = np.bincount(labels, minlength=n_clusters)

@@ -3,20 +3,21 @@
 A *build* is everything a search task does before it searches: fit on learn,
 add base, and encode/decode base for mse. The trained plugin is stored after
 its build under ``<cache_dir>/models/<key>/`` as arrays and JSON, never as a
-pickle (:mod:`benchpq.model_state`): ``arrays.npys``, the state's arrays as
+pickle (:mod:`benchpq.store.model_state`): ``arrays.npys``, the state's arrays as
 consecutive NPY records read with ``allow_pickle=False``, and ``state.json``,
 the rest of the state and the build's metrics. Both are sealed with the
-user's signing key (:mod:`benchpq.sealing`). A
+user's signing key (:mod:`benchpq.store.sealing`). A
 load verifies the seal over both files, so a forged, corrupted or swapped
 entry is removed and rebuilt, never searched. A plugin whose state cannot be
 stored that way is not cached (logged).
 
 The key hashes what defines the build (:func:`build_key`): the algorithm's
 build parameters, the dataset's config and content fingerprint
-(:func:`array_fingerprint`), the build-related task keys, seed, threads and
-SIMD path (times depend on them), the CPU model (third-party BLAS kernels, as
-in OPQ's rotations, differ in their last bits from CPU to CPU) and a stamp of
-the code that trains (:func:`code_version`). A later run that differs only in
+(:func:`benchpq.datasets.fingerprint.array_fingerprint`), the build-related task
+keys, seed, threads and SIMD path (times depend on them), the CPU model
+(third-party BLAS kernels, as in OPQ's rotations, differ in their last bits from
+CPU to CPU) and a stamp of the code that trains
+(:func:`benchpq.sweep.code_stamp.code_version`). A later run that differs only in
 search settings, ``k``, ``recall_at``, ``k_recall`` or ``search_repeats``
 loads the model and the build's metrics instead of training.
 
@@ -28,19 +29,15 @@ build train once (the others wait, then load).
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +45,7 @@ import numpy as np
 from . import sealing
 from .cachefiles import entry_lock
 from .model_state import BadState, NotStorable, from_storage, to_storage
-from .simd import cpu_model
+from .provenance import cpu_model
 
 log = logging.getLogger("benchpq")
 
@@ -69,7 +66,7 @@ def build_key(config: dict, fingerprint: str, code_stamp: str) -> str:
     ``config`` is the run's resolved config; its search grid, the search-only
     task and dataset keys and the keys that say where a run executes are left
     out. ``fingerprint`` is the content of the data the build reads (learn and
-    base), ``code_stamp`` the :func:`code_version` of the plugin class.
+    base), ``code_stamp`` the :func:`benchpq.sweep.code_stamp.code_version` of the plugin class.
     """
     algorithm = {k: v for k, v in config["algorithm"].items() if k != "search"}
     task = {k: v for k, v in config["task"].items() if k not in SEARCH_ONLY_TASK_KEYS}
@@ -81,73 +78,6 @@ def build_key(config: dict, fingerprint: str, code_stamp: str) -> str:
                 "code": code_stamp}
     text = json.dumps(defining, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def array_fingerprint(*arrays, chunk_rows: int = 65536) -> str:
-    """blake2b digest (32 hex digits) of the shapes, dtypes and bytes of ``arrays``.
-
-    ``None`` entries are hashed as absent; arrays are read in row chunks, so a
-    memory-mapped set is not loaded whole.
-    """
-    digest = hashlib.blake2b(digest_size=16)
-    for x in arrays:
-        if x is None:
-            digest.update(b"none;")
-            continue
-        x = np.asarray(x)
-        digest.update(f"{x.dtype.str}{x.shape};".encode())
-        rows = x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
-        for start in range(0, rows.shape[0], chunk_rows):
-            digest.update(np.ascontiguousarray(rows[start:start + chunk_rows]).data)
-    return digest.hexdigest()
-
-
-def code_version(cls: type) -> str:
-    """A stamp of the code that trains plugin class ``cls`` (hex digest).
-
-    Hashes the source of every module that defines a class in ``cls``'s MRO
-    (outside the core API), the versions of the third-party distributions those
-    modules import (faiss, nanopq, ...), and, when they use the native layer,
-    the key of the C++ library (its sources, flags and compiler).
-    """
-    digest = hashlib.sha256()
-    modules = [sys.modules[c.__module__] for c in cls.__mro__
-               if c.__module__ in sys.modules and c.__module__ not in ("builtins", "benchpq.api")]
-    seen, distributions, native = set(), set(), False
-    for module in modules:
-        if module.__name__ in seen:
-            continue
-        seen.add(module.__name__)
-        try:
-            digest.update(inspect.getsource(module).encode())
-        except (OSError, TypeError):
-            digest.update(module.__name__.encode())
-        for value in vars(module).values():
-            owner = getattr(value, "__module__", None) if not inspect.ismodule(value) \
-                else value.__name__
-            if not isinstance(owner, str):
-                continue
-            if owner == "benchpq.native" or owner.startswith("benchpq.native."):
-                native = True
-            top = owner.split(".")[0]
-            if (top not in ("benchpq", "builtins", "__main__")
-                    and top not in sys.builtin_module_names):
-                distributions.update(_distributions_of().get(top, []))
-    for name in sorted(distributions):
-        try:
-            digest.update(f"{name}=={version(name)};".encode())
-        except PackageNotFoundError:
-            pass
-    if native:
-        from . import native as native_layer
-        digest.update(native_layer.build_key().encode())
-    return digest.hexdigest()[:20]
-
-
-@functools.lru_cache(maxsize=1)
-def _distributions_of() -> dict:
-    """Top-level import names to the distributions that provide them."""
-    return packages_distributions()
 
 
 class ModelCache:
@@ -165,7 +95,7 @@ class ModelCache:
         An entry whose seal does not verify, or that cannot be read back into
         a ``plugin_cls``, is removed with a warning naming why (the caller then
         rebuilds); an absent entry is a plain miss. A cache folder that other
-        users can write into raises :class:`benchpq.sealing.UntrustedCacheError`.
+        users can write into raises :class:`benchpq.store.sealing.UntrustedCacheError`.
         """
         folder = self.entry(key)
         if not folder.exists():

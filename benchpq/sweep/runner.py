@@ -1,7 +1,7 @@
 """One Hydra job is one run: one build searched at every setting of its grid.
 
 Settings already recorded are skipped; the rest execute in a child process
-(:mod:`benchpq.child`), a fresh interpreter, so an exception, a crash
+(:mod:`benchpq.sweep.child`), a fresh interpreter, so an exception, a crash
 (segfault, abort) or a timeout in a plugin becomes a record with its status
 and message, and the sweep goes on. Each setting's record is written
 atomically to ``<results_dir>/<name>/records/<run_id>.json``; the child's
@@ -23,11 +23,17 @@ import threading
 import time
 from pathlib import Path
 
-from . import lifecycle, provenance, search_grid, simd
-from .checks import InputError
+from .. import registry
+from ..checks import InputError
+from ..datasets.fingerprint import dataset_fingerprint
+from ..measure import search_grid
+from ..measure.threads import thread_environment
+from ..native import simd
+from ..store import provenance
+from ..store.model_cache import SEARCH_ONLY_TASK_KEYS
+from ..store.records import find_completed, read_record, record_path, run_id, write_record
+from . import lifecycle
 from .options import check_run_options
-from .records import find_completed, read_record, record_path, run_id, write_record
-from .threads import thread_environment
 
 log = logging.getLogger("benchpq")
 
@@ -35,7 +41,7 @@ LOG_TAIL_CHARS = 2000
 # The widest log message of an ordinary run: its lines stay within 160 columns after the
 # console's "[12:00:00][INFO] " (conf/hydra/job_logging/benchpq.yaml).
 LINE_WIDTH = 160 - len("[12:00:00][INFO] ")
-# what the child's logging writes (benchpq.child.LOG_FORMAT): relayed to the sweep's log
+# what the child's logging writes (benchpq.sweep.child.LOG_FORMAT): relayed to the sweep's log
 CHILD_LOG_LINE = re.compile(r"^(?P<level>INFO|WARNING|ERROR|CRITICAL) benchpq: (?P<message>.*)$")
 # an absolute path in a log message (two components at least), up to a space or quote
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/[^\s'\"/,;:()]+(?:/[^\s'\"/,;:()]+)+")
@@ -50,7 +56,7 @@ def execute(config: dict, label: str = "", done_label=None) -> list[dict]:
     """Run (or skip) the run described by a resolved config; return its records.
 
     A run builds one model and searches it at every setting of the algorithm's
-    search grid (:mod:`benchpq.search_grid`); each setting gets a record of its
+    search grid (:mod:`benchpq.measure.search_grid`); each setting gets a record of its
     own, whose run id is that of the config with the grid replaced by the
     setting. Settings already recorded as ok are skipped (unless ``force``);
     the others run in one child process. ``label`` (e.g. ``[3/12]``) starts the
@@ -135,11 +141,12 @@ def with_simd_path(config: dict) -> dict:
 def with_dataset_fingerprint(config: dict) -> dict:
     """The config with ``dataset_fingerprint``: the content of the files it reads.
 
-    It enters the run id, so a run on changed data is a new run. A dataset that
-    cannot be loaded gets none here; the run then records the loading error.
+    It enters the run id, so a run on changed data is a new run. The config's ``plugins``
+    are imported first (a dataset loader may be one). A dataset that cannot be loaded gets
+    none here; the run then records the loading error.
     """
-    from .datasets.fingerprint import dataset_fingerprint
     try:
+        registry.import_plugins(config.get("plugins"))
         fingerprint = dataset_fingerprint(config["dataset"], config.get("data_dir"),
                                           config.get("cache_dir"))
     except Exception as exc:  # the child loads it again and records the error
@@ -164,7 +171,6 @@ def build_id(config: dict) -> str:
     The run id of the config without its search grid and without the task
     keys that only change how the model is searched.
     """
-    from .model_cache import SEARCH_ONLY_TASK_KEYS
     out = point_config(config, {})
     out["task"] = {k: v for k, v in out["task"].items() if k not in SEARCH_ONLY_TASK_KEYS}
     return run_id(out)
@@ -194,7 +200,7 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
         "metrics": outcome.get("metrics", {}),
         "build_cached": outcome.get("build_cached", False),
         "model_key": outcome.get("model_key"),
-        # the plugin's code (benchpq.model_cache.code_version): runs of other code are not
+        # the plugin's code (benchpq.sweep.code_stamp.code_version): runs of other code are not
         # averaged together by the report
         "code_stamp": outcome.get("code_stamp"),
         # declarations of the plugin's own metrics (benchpq.metric_table), so a report
@@ -270,7 +276,7 @@ def _varying_keys(settings: list[dict]) -> set[str] | None:
 
 def run_in_child(config: dict, settings: list[dict], timeout_s: float, threads: int,
                  log_path: Path, label: str = "") -> dict:
-    """Execute the run in ``python -m benchpq.child``; never raises for plugin failures.
+    """Execute the run in ``python -m benchpq.sweep.child``; never raises for plugin failures.
 
     The job's files live in ``<sweep>/.jobs/<pid>-*`` and are removed when it ends
     (folders left by a killed sweep are removed by the next run in that sweep). A
@@ -288,9 +294,10 @@ def run_in_child(config: dict, settings: list[dict], timeout_s: float, threads: 
         job_file.write_text(json.dumps({"config": config, "settings": settings}, default=str))
         with open(log_path, "w") as logf, thread_environment(threads), \
                 lifecycle.signals_interrupt():
-            proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "benchpq.child",
-                                     str(job_file), str(result_file)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m",
+                                     "benchpq.sweep.child", str(job_file), str(result_file)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
             lifecycle.track(proc.pid)
             relay = threading.Thread(target=_relay_output, args=(proc.stdout, logf, label),
                                      name="benchpq-relay", daemon=True)

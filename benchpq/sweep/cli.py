@@ -17,13 +17,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from ..configs import shipped_configs
+from ..resolvers import new_sweep_id
+from ..resources import conf_dir
+from ..store.records import record_path
 from .hydra_callbacks import MARKER, SWEEP_SIZE_ENV, SWEEP_START_ENV
 from .hydra_paths import absolute_paths
 from .lifecycle import MAIN_PID_ENV
 from .options import composition_hint, override_probes
-from .records import record_path
-from .resolvers import new_sweep_id
-from .resources import conf_dir
 from .runner import execute, sweep_dir
 
 CONFIG_DIR = str(conf_dir())
@@ -48,12 +49,11 @@ def command_line_problem(argv: list[str]) -> str | None:
     another reason, which Hydra then reports itself).
 
     The config is composed here as Hydra composes it (every config choice of a sweep,
-    :func:`benchpq.options.override_probes`), so the mistake is reported before any job
+    :func:`benchpq.sweep.options.override_probes`), so the mistake is reported before any job
     runs. Command lines naming another config (``--config-dir``, ``-cp``, ``-cn``) or
     asking for help are left to Hydra.
     """
     try:
-        from hydra import initialize_config_dir
         from hydra._internal.utils import get_args_parser
         from hydra.core.global_hydra import GlobalHydra
         from hydra.types import RunMode
@@ -64,7 +64,7 @@ def command_line_problem(argv: list[str]) -> str | None:
         probes = override_probes(args.overrides)
     except Exception:  # a command line Hydra itself will refuse, with its own message
         return None
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="benchpq"):
+    with shipped_configs():
         for overrides in probes:
             try:
                 GlobalHydra.instance().hydra.compose_config(
@@ -97,7 +97,7 @@ def run_job(cfg: DictConfig) -> float | None:
               if objective and r.get("status") == "ok" and objective in r.get("metrics", {})]
     if not values:
         return None
-    from .report.names import better_direction  # the report package, only when needed
+    from ..report.names import better_direction  # the report package, only when needed
     return min(values) if better_direction(objective) == "min" else max(values)
 
 

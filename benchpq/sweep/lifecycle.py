@@ -1,6 +1,6 @@
 """Processes die with the sweep: no run outlives the process that started it.
 
-* A run's child process (:mod:`benchpq.child`) asks the kernel to kill it when
+* A run's child process (:mod:`benchpq.sweep.child`) asks the kernel to kill it when
   its parent dies (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``) and also watches
   its parent id from a thread, so that a killed ``benchpq`` (SIGKILL included)
   never leaves a run computing for nobody.

@@ -4,14 +4,14 @@ Every ``cpp/*.cpp`` is compiled by the system C++ compiler (``$CXX``, else
 ``c++``, else ``g++``) into one shared library, cached at
 ``$BENCHPQ_CACHE/native/<key>/libbenchpq.so`` (``BENCHPQ_CACHE`` defaults to
 ``~/.cache/benchpq``). The flags are fixed: :data:`FLAGS`, the target flags of
-the SIMD path this process runs (:mod:`benchpq.simd`: ``scalar``, ``avx2`` or
+the SIMD path this process runs (:mod:`benchpq.native.simd`: ``scalar``, ``avx2`` or
 ``avx512``, chosen from what the CPU reports or forced by ``BENCHPQ_SIMD``), and
 ``-fopenmp`` where the compiler has OpenMP (else a single-threaded build, with
 one warning; ``BENCHPQ_OPENMP=off`` asks for that build). Each path is its own
 library; all give the same results. The key hashes the bytes of every source
 and header, the flags, the compiler command and its ``--version`` output, so a
 change to any of them builds a new library; a build holds a file lock on the library's
-name and renames the finished library into place (:mod:`benchpq.cachefiles`),
+name and renames the finished library into place (:mod:`benchpq.store.cachefiles`),
 so concurrent processes, on one machine or sharing the cache over NFS, build
 once and never load a half-written file. The headers are
 copied beside the library and read by cppyy (``load_library`` + ``include``):
@@ -40,10 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import sealing, simd
-from .cachefiles import entry_lock, write_atomic
-from .checks import InputError
-from .resources import cpp_dir
+from ..checks import InputError
+from ..resources import cpp_dir
+from ..store import sealing
+from ..store.cachefiles import entry_lock, write_atomic
+from ..store.provenance import cpu_model
+from . import simd
 
 #: cpp/ of this checkout; $BENCHPQ_NATIVE_SRC overrides it
 SOURCE_DIR = cpp_dir()
@@ -144,7 +146,7 @@ def build_info() -> dict:
     return {"simd": simd.resolve(), "openmp": openmp(cxx), "flags": " ".join(build_flags(cxx)),
             "compiler": shlex.join(cxx),
             "compiler_version": _compiler_version(tuple(cxx)).strip().splitlines()[0],
-            "cpu_model": simd.cpu_model(), "key": build_key(cxx=cxx)}
+            "cpu_model": cpu_model(), "key": build_key(cxx=cxx)}
 
 
 def _files(src: Path) -> tuple[list[Path], list[Path]]:
@@ -249,7 +251,7 @@ def _sealed_files(src: Path) -> list[str]:
 
 
 def _intact(out: Path, src: Path) -> bool:
-    """The cached library and its headers verify against their seal (:mod:`benchpq.sealing`).
+    """The cached library and its headers verify against their seal (:mod:`benchpq.store.sealing`).
 
     A truncated, overwritten or swapped library (with or without its headers)
     would run its code inside dlopen, where nothing can catch it; it is

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from threadpoolctl import threadpool_limits
 
-from .provenance import THREAD_VARIABLES
+from ..store.provenance import THREAD_VARIABLES
 
 
 @contextmanager

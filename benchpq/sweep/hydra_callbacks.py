@@ -14,15 +14,15 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from ..store.records import read_record
 from . import hydra_paths  # noqa: F401  (registers ${benchpq.abspath:} in Ray / submitit workers)
-from .records import read_record
 
 log = logging.getLogger("benchpq")
 
 SWEEP_SIZE_ENV = "BENCHPQ_SWEEP_SIZE"
 # When the sweep started (seconds since the epoch), for the estimate of the time left.
 SWEEP_START_ENV = "BENCHPQ_SWEEP_START"
-# Each job leaves this file (its record path) in its Hydra output dir; see benchpq.cli.
+# Each job leaves this file (its record path) in its Hydra output dir; see benchpq.sweep.cli.
 MARKER = "run.json"
 
 
@@ -52,8 +52,8 @@ class SweepReport(Callback):
         if not records:
             log.warning("no run records found for this sweep")
             return
-        from .report import records_to_frame, summary_table
-        from .report.load import drop_duplicate_runs
+        from ..report import records_to_frame, summary_table
+        from ..report.load import drop_duplicate_runs
         df = drop_duplicate_runs(records_to_frame(records))
         with warnings.catch_warnings():  # the table's notes say what a warning would
             warnings.simplefilter("ignore")

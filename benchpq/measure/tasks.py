@@ -21,12 +21,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import diagnostics, metric_table, metrics, search_grid, uncertainty
-from .api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
-from .checks import InputError, check_k, check_positive_int
-from .datasets import Dataset, ensure_groundtruth, exact_distances
-from .memory import PeakTracker, release_pages
-from .metric_table import (
+from .. import metric_table
+from ..api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
+from ..checks import InputError, check_k, check_labels, check_positive_int
+from ..datasets import Dataset, ensure_groundtruth, exact_distances
+from ..metric_table import (
     k_recall_name,
     phase_delta_name,
     phase_peak_name,
@@ -34,8 +33,10 @@ from .metric_table import (
     phase_time_stat_name,
     recall_name,
 )
-from .options import check_search_options
-from .records import json_safe
+from ..store.records import json_safe
+from . import diagnostics, metrics, search_grid, uncertainty
+from .memory import PeakTracker, release_pages
+from .search_grid import check_search_options
 
 CHUNK_ROWS = 65536
 
@@ -101,7 +102,7 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
 
     ``task`` keys: k, recall_at (list), k_recall (list), mse (bool),
     search_repeats (int, default 3). ``settings`` are search-time parameter
-    settings (:mod:`benchpq.search_grid`; default one empty setting). ``store``
+    settings (:mod:`benchpq.measure.search_grid`; default one empty setting). ``store``
     is an optional trained-model cache entry (:class:`BuildStore`).
 
     Returns ``{"build": metrics of the build, "build_cached": bool, "points":
@@ -150,7 +151,7 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
 
 
 class BuildStore:
-    """One trained-model cache entry: ``cache`` (:class:`benchpq.model_cache.ModelCache`),
+    """One trained-model cache entry: ``cache`` (:class:`benchpq.store.model_cache.ModelCache`),
     its ``key``, and whether a cached build may be used (``reuse``: false when forced)."""
 
     def __init__(self, cache, key: str, reuse: bool = True):
@@ -211,7 +212,7 @@ def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build) 
 
 def _recalls(ds, ids, recall_at, k_recalls) -> dict:
     """recall@R and k-recall@k, their 95% bootstrap intervals over queries, and the
-    per-query values that paired comparisons need (:mod:`benchpq.uncertainty`)."""
+    per-query values that paired comparisons need (:mod:`benchpq.measure.uncertainty`)."""
     out = {}
     for R in recall_at:
         out[recall_name(R)] = metrics.recall_at(ids, ds.groundtruth, R)
@@ -288,7 +289,7 @@ def run_cluster(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     release_pages(x)  # validation read a memory-mapped set in: not the clusterer's memory
     with phases("cluster"):
         labels = plugin.fit_predict(x, n_clusters)
-    labels = metrics.check_labels(np.asarray(labels), x.shape[0], n_clusters)
+    labels = check_labels(np.asarray(labels), x.shape[0], n_clusters)
 
     out = dict(phases.metrics)
     out["error"] = metrics.clustering_error(x, labels, n_clusters)

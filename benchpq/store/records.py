@@ -11,7 +11,7 @@ A sweep directory holds ``records/<run_id>.json``. A record is a dict::
       "params": {...},           # the algorithm's config (without "name"), search setting included
       "search": {...},           # the search setting of this record ({} for none)
       "build_cached": bool,      # the model came from the trained-model cache
-      "code_stamp": str,         # the plugin's code (benchpq.model_cache.code_version)
+      "code_stamp": str,         # the plugin's code (benchpq.sweep.code_stamp.code_version)
       "metric_specs": {...},     # the plugin's own metrics, declared (benchpq.metric_table)
       "seed": int, "threads": int,
       "simd": str,               # SIMD path of the native core: scalar, avx2, avx512, native

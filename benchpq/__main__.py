@@ -1,0 +1,4 @@
+"""``python -m benchpq``: the ``benchpq`` command."""
+from .sweep.cli import main
+
+main()
