@@ -16,12 +16,12 @@ import pytest
 
 from benchpq import registry
 from benchpq.metric_table import known, lookup, plugin_metrics, spec
-from benchpq.records import record_path, write_record
+from benchpq.report.cli import build_parser, main, names
 from benchpq.report.pareto import default_axes
-from benchpq.report_cli import build_parser, main, names
+from benchpq.store.records import record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+SOURCES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
            *sorted((REPO / "conf" / "experiment").glob("*.yaml"))]
 FIXED = {"algorithm", "dataset", "task", "seed", "threads", "simd", "machine", "sweep"}
 

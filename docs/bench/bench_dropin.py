@@ -1,7 +1,7 @@
 """The same user code with nanopq / pqkmeans and with our drop-ins: time and quality side by side.
 
-    flock /tmp/benchpq-bench.lock python scripts/bench_dropin.py          # siftsmall, fashion-mnist
-    python scripts/bench_dropin.py --datasets siftsmall --repeats 1       # a quick look
+    flock /tmp/benchpq-bench.lock python docs/bench/bench_dropin.py   # siftsmall, fashion-mnist
+    python docs/bench/bench_dropin.py --datasets siftsmall --repeats 1   # a quick look
 
 Each library runs the code of its README / tutorial, changing only what ``lib`` is:
 
@@ -23,7 +23,7 @@ Each library runs the code of its README / tutorial, changing only what ``lib`` 
 
   plus the library's PQKMeans on the drop-in's codes (the same work, the same labels).
   quality: clustering error (mean squared distance of each base vector to the mean of
-  its cluster, :func:`benchpq.metrics.clustering_error`).
+  its cluster, :func:`benchpq.measure.metrics.clustering_error`).
 
 Times are wall-clock seconds, the best of ``--repeats`` runs for encoding, search and
 clustering (training once); speed-ups are ratios within this one run. ``--threads N`` sets
@@ -51,9 +51,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchpq import metrics  # noqa: E402
 from benchpq.algorithms.compat import nanopq_api, pqkmeans_api  # noqa: E402
 from benchpq.datasets.registry import load_dataset  # noqa: E402
+from benchpq.measure import metrics  # noqa: E402
 
 DATASETS = {  # name: (dataset config, learn rows, base rows, clusters)
     "siftsmall": ({"loader": "texmex", "name": "siftsmall", "folder": "siftsmall",

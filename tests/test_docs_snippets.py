@@ -1,0 +1,79 @@
+"""The README's and docs/'s code runs: every Python block, every ``benchpq`` command line.
+
+Python blocks of one page run in order in one fresh process (a later block may use what an
+earlier one made), in an empty folder with the suite's cache and data. A block that is a
+shipped module's source (the adapter of docs/plugins.md) is that module, which the suite
+imports and tests/test_readme_adapter.py runs.
+
+A ``benchpq`` command line is composed as each of its jobs composes it (an experiment's
+``hydra.sweeper.params`` included), so a misspelt option, config or experiment fails
+here. The commands are not run: most are benchmarks of minutes to hours (their
+configs are instantiated value by value in tests/test_experiment_sweeps.py). The
+``benchpq-report`` commands run in tests/test_report_commands.py.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchpq.configs import compose_config
+from benchpq.sweep.in_python import job_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+SHIPPED = {p.read_text() for p in (REPO / "algorithms").rglob("*.py")}
+BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+
+
+def blocks(page: Path, languages: tuple[str, ...]) -> list[str]:
+    return [m.group(2) for m in BLOCK.finditer(page.read_text()) if m.group(1) in languages]
+
+
+def python_pages() -> list[Path]:
+    return [p for p in PAGES if any(b not in SHIPPED for b in blocks(p, ("python",)))]
+
+
+def command_lines() -> list[tuple[str, str]]:
+    """(page, command line) of every ``benchpq`` command in a shell block."""
+    found = []
+    for page in PAGES:
+        for block in blocks(page, ("bash", "sh", "")):
+            text = re.sub(r"\\\n\s*", " ", block)
+            for line in text.splitlines():
+                line = line.split("&&")[-1].strip()
+                if line.startswith("benchpq "):
+                    found.append((page.relative_to(REPO).as_posix(), line))
+    return found
+
+
+def test_the_pages_hold_snippets_and_commands():
+    assert len(python_pages()) >= 4
+    assert len(command_lines()) >= 15
+    assert REPO / "docs" / "python-api.md" in python_pages()
+
+
+@pytest.mark.parametrize("page", python_pages(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_python_blocks_run(page, tmp_path):
+    code = "\n\n".join(b for b in blocks(page, ("python",)) if b not in SHIPPED)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{page.name}:\n{proc.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("page,line", command_lines(),
+                         ids=[f"{p}:{i}" for i, (p, _) in enumerate(command_lines())])
+def test_benchpq_commands_compose(page, line):
+    argv = shlex.split(line, comments=True)[1:]
+    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    jobs = job_overrides(overrides)
+    assert jobs, line
+    for job in jobs:
+        cfg = compose_config("config", job, with_hydra=True)
+        assert cfg.algorithm.name and cfg.dataset.name, (line, job)
