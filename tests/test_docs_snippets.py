@@ -7,9 +7,11 @@ imports and tests/test_readme_adapter.py runs.
 
 A ``benchpq`` command line is composed as each of its jobs composes it (an experiment's
 ``hydra.sweeper.params`` included), so a misspelt option, config or experiment fails
-here. The commands are not run: most are benchmarks of minutes to hours (their
-configs are instantiated value by value in tests/test_experiment_sweeps.py). The
-``benchpq-report`` commands run in tests/test_report_commands.py.
+here. A command of one run then runs, in an empty folder, and must leave ok records.
+Sweeps of several runs (a minute to hours each: the quickstart, saved experiments,
+benchmarks) run only with ``BENCHPQ_DOC_SWEEPS=1``; commands that need a cluster or a
+file of the user's (``NEEDS_OUTSIDE``) are composed only. The ``benchpq-report`` commands
+run in tests/test_report_commands.py.
 """
 from __future__ import annotations
 
@@ -23,12 +25,17 @@ from pathlib import Path
 import pytest
 
 from benchpq.configs import compose_config
+from benchpq.store.records import iter_records
 from benchpq.sweep.in_python import job_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 SHIPPED = {p.read_text() for p in (REPO / "algorithms").rglob("*.py")}
 BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+#: what a command needs from outside this machine, by a word of its command line
+NEEDS_OUTSIDE = {"ray_cluster": "an existing Ray cluster", "slurm": "a SLURM cluster",
+                 "my_model.npz": "a calibration model fitted by the user"}
+SWEEPS_ENV = "BENCHPQ_DOC_SWEEPS"
 
 
 def blocks(page: Path, languages: tuple[str, ...]) -> list[str]:
@@ -70,10 +77,31 @@ def test_python_blocks_run(page, tmp_path):
 @pytest.mark.parametrize("page,line", command_lines(),
                          ids=[f"{p}:{i}" for i, (p, _) in enumerate(command_lines())])
 def test_benchpq_commands_compose(page, line):
-    argv = shlex.split(line, comments=True)[1:]
-    overrides = [a for a in argv if a not in ("-m", "--multirun")]
-    jobs = job_overrides(overrides)
+    jobs = job_overrides(overrides_of(line))
     assert jobs, line
     for job in jobs:
         cfg = compose_config("config", job, with_hydra=True)
         assert cfg.algorithm.name and cfg.dataset.name, (line, job)
+
+
+def overrides_of(line: str) -> list[str]:
+    return [a for a in shlex.split(line, comments=True)[1:] if a not in ("-m", "--multirun")]
+
+
+@pytest.mark.parametrize("page,line", command_lines(),
+                         ids=[f"{p}:{i}" for i, (p, _) in enumerate(command_lines())])
+def test_benchpq_commands_run(page, line, tmp_path):
+    argv = shlex.split(line, comments=True)[1:]
+    outside = [why for word, why in NEEDS_OUTSIDE.items() if word in " ".join(argv)]
+    if outside:
+        pytest.skip(f"needs {outside[0]}: composed only")
+    jobs = job_overrides(overrides_of(line))
+    if len(jobs) > 1 and os.environ.get(SWEEPS_ENV) != "1":
+        pytest.skip(f"a sweep of several runs: composed job by job; {SWEEPS_ENV}=1 runs it")
+    proc = subprocess.run([sys.executable, "-m", "benchpq", *argv,
+                           f"results_dir={tmp_path / 'results'}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, f"{page}: {line}\n{proc.stderr[-3000:]}"
+    found = [r for sweep in (tmp_path / "results").iterdir() for _, r in iter_records(sweep)]
+    assert len(found) >= len(jobs), line
+    assert all(r["status"] == "ok" for r in found), [r["message"] for r in found]
