@@ -230,7 +230,7 @@ def test_validate_groundtruth_labels_and_types():
 def test_unknown_loader_lists_known_ones():
     with pytest.raises(UnknownLoaderError,
                        match=r"unknown dataset loader 'nope'; known loaders: "
-                             r"ann_hdf5, calibrated, fashion_mnist, files, oxford5k"):
+                             r"ann_hdf5, bigann, calibrated, fashion_mnist, files, oxford5k"):
         load_dataset({"name": "x", "loader": "nope"})
     with pytest.raises(InputError, match="has no 'loader' key"):
         load_dataset({"name": "x"})

@@ -34,7 +34,9 @@ SHIPPED = {p.read_text() for p in (REPO / "algorithms").rglob("*.py")}
 BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
 #: what a command needs from outside this machine, by a word of its command line
 NEEDS_OUTSIDE = {"ray_cluster": "an existing Ray cluster", "slurm": "a SLURM cluster",
-                 "my_model.npz": "a calibration model fitted by the user"}
+                 "my_model.npz": "a calibration model fitted by the user",
+                 "dataset=bigann": "SIFT1B's files (128 GB)",
+                 "dataset=deep1b": "Deep1B's files (384 GB)"}
 SWEEPS_ENV = "BENCHPQ_DOC_SWEEPS"
 
 
@@ -105,3 +107,10 @@ def test_benchpq_commands_run(page, line, tmp_path):
     found = [r for sweep in (tmp_path / "results").iterdir() for _, r in iter_records(sweep)]
     assert len(found) >= len(jobs), line
     assert all(r["status"] == "ok" for r in found), [r["message"] for r in found]
+
+
+def test_every_saved_experiment_is_listed_in_the_sweeps_page():
+    listed = set(re.findall(r"^\|[^|\n]*", (REPO / "docs" / "sweeps.md").read_text(), re.M))
+    names = {n for row in listed for n in re.findall(r"`([a-z0-9_]+)`", row)}
+    shipped = {p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")}
+    assert shipped - names == set()

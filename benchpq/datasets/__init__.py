@@ -7,14 +7,14 @@ Public API::
     named_datasets() / dataset_config(name, **keys)
     Dataset(name, learn, base, query, groundtruth=None, labels=None, info={})
     register_loader(name)                      # decorator for new loaders
-    read_array(path, key=None)                 # .fvecs .ivecs .bvecs .npy .hdf5 IDX
+    read_array(path, key=None, fmt=None)       # .fvecs .ivecs .bvecs .npy .hdf5 IDX .fbin .u8bin ...
     register_format(name, matches)             # decorator for new file formats
     read_vecs(path, mmap=True) / write_vecs(path, array)
     ground_truth(base, query, k=100, cache_dir=None) -> (ids, dist)
     ensure_groundtruth(ds, k=100, cache_dir=None) / exact_distances(base, query, ids)
 
 Loaders: texmex, fashion_mnist, oxford5k, synthetic_uniform, synthetic_sift,
-calibrated, files, ann_hdf5; named configs in ``conf/dataset/``. Every module of
+calibrated, files, ann_hdf5, bigann; named configs in ``conf/dataset/``. Every module of
 this package is imported with it, so a new loader or file format is one module
 that registers itself (no list to edit). Loaders read array files through
 :func:`read_array`, which records each read for the dataset's fingerprint.

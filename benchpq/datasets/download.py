@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checks import InputError
-from .vecs import vecs_shape
+from .formats import array_shape
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,16 @@ class Expected:
         sha256: hex sha256 of the file.
         md5: hex md5 of the file (where that is what the source publishes).
         content_md5: hex md5 of the gunzipped content of a .gz file.
-        shape: (n, d) of a .fvecs/.ivecs/.bvecs file, for sources whose
-            checksums are not known.
+        shape: the array's shape, as :func:`benchpq.datasets.formats.read_array` reads
+            it, for sources whose checksums are not known.
+        fmt: the format to read it with, for a name that does not tell it.
     """
 
     sha256: str | None = None
     md5: str | None = None
     content_md5: str | None = None
-    shape: tuple[int, int] | None = None
+    shape: tuple[int, ...] | None = None
+    fmt: str | None = None
 
 
 def verify_file(path, expected: Expected, what: str | None = None) -> None:
@@ -88,7 +90,7 @@ def verify_file(path, expected: Expected, what: str | None = None) -> None:
                                 f"(corrupted or different file)")
     if expected.shape is not None:
         try:
-            shape = vecs_shape(path)
+            shape = array_shape(path, fmt=expected.fmt)
         except (InputError, FileNotFoundError) as exc:
             raise ChecksumError(f"{what}: unreadable ({exc})") from None
         if tuple(shape) != tuple(expected.shape):

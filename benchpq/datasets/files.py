@@ -2,7 +2,7 @@
 
 ``files`` keys: ``base`` (required), ``query``, ``learn``, ``groundtruth``,
 ``labels`` -- paths of any format :func:`benchpq.datasets.formats.read_array`
-reads (.fvecs .ivecs .bvecs .npy .hdf5/.h5 IDX), relative to the data
+reads (.fvecs .ivecs .bvecs .npy .hdf5/.h5 IDX .fbin .u8bin .i8bin .ibin), relative to the data
 directory; HDF5 datasets as ``file.hdf5:key`` or with ``<part>_key``. Without
 ``learn``, learn = base. Without ``query``, ``test_size`` splits the base like
 scikit-learn's ``train_test_split`` (learn = base = train, query = test).

@@ -9,7 +9,12 @@ format                 reader                                      result
 .hdf5 .h5              :func:`benchpq.datasets.hdf5.read_hdf5`     dataset ``key``
 *-idxN-ubyte[.gz],     :func:`benchpq.datasets.idx.read_idx`       (n, prod(rest))
 *.idx[.gz]
+.fbin .u8bin .i8bin    :mod:`benchpq.datasets.bigann_formats`      (n, d) memmap
+.ibin (big-ann)
 =====================  ==========================================  =================
+
+A file whose name does not tell its format (big-ann ground-truth files) is read by naming
+the format: ``read_array(path, fmt=...)``.
 
 HDF5 keys are given either as ``key=`` or inside the path: ``data.hdf5:train``.
 
@@ -113,24 +118,46 @@ def _idx(path: Path, key, mmap: bool) -> np.ndarray:
     return read_idx(path)
 
 
-def read_array(path, key: str | None = None, mmap: bool = True) -> np.ndarray:
-    """Read an array from any supported file (the first format of :data:`FORMATS` that
-    matches the path), recording the read for the dataset's fingerprint.
+def find_format(path: Path, fmt: str | None = None) -> Format:
+    """The format named ``fmt``, else the first of :data:`FORMATS` that matches ``path``."""
+    if fmt is not None:
+        for known in FORMATS:
+            if known.name == fmt:
+                return known
+        raise InputError(f"{path}: no file format named {fmt!r}; known: "
+                         f"{', '.join(repr(f.name) for f in FORMATS)}")
+    for known in FORMATS:
+        if known.matches(path):
+            return known
+    raise InputError(f"{path}: unsupported file type {path.suffix.lower() or '(no extension)'!r}; "
+                     f"supported: {', '.join(f.name for f in FORMATS)}")
+
+
+def read_array(path, key: str | None = None, mmap: bool = True,
+               fmt: str | None = None) -> np.ndarray:
+    """Read an array from any supported file (the format named ``fmt``, else the first of
+    :data:`FORMATS` that matches the path), recording the read for the dataset's
+    fingerprint.
 
     Args:
         path: file path, optionally ``file.hdf5:key``.
-        key: HDF5 dataset name (overrides one given in the path).
+        key: HDF5 dataset name (overrides one given in the path), or the part of a
+            multi-part file (a big-ann ground-truth file's ``ids`` or ``distances``).
         mmap: memory-map where the format allows it.
+        fmt: a registered format's name, for files whose name does not tell it.
 
     Raises:
         FileNotFoundError: missing file.
-        InputError: unsupported extension, missing HDF5 key, malformed file.
+        InputError: unsupported extension or format name, missing HDF5 key, malformed file.
     """
     path, path_key = split_key(path)
-    for fmt in FORMATS:
-        if fmt.matches(path):
-            out = fmt.read(path, key or path_key, mmap)
-            note_read(path)
-            return out
-    raise InputError(f"{path}: unsupported file type {path.suffix.lower() or '(no extension)'!r}; "
-                     f"supported: {', '.join(f.name for f in FORMATS)}")
+    out = find_format(path, fmt).read(path, key or path_key, mmap)
+    note_read(path)
+    return out
+
+
+def array_shape(path, key: str | None = None, fmt: str | None = None) -> tuple[int, ...]:
+    """The shape of the array :func:`read_array` would return, without recording a read
+    (for checking a download before it is put in place)."""
+    path, path_key = split_key(path)
+    return tuple(find_format(path, fmt).read(path, key or path_key, True).shape)
