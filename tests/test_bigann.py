@@ -18,7 +18,6 @@ from benchpq.datasets.bigann_formats import (
     BinWriter,
     read_bin,
     write_bin,
-    write_bin_groundtruth,
 )
 from benchpq.datasets.download import ChecksumError, Expected, verify_file
 from benchpq.datasets.locate import DatasetNotFoundError

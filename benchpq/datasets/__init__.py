@@ -7,7 +7,7 @@ Public API::
     named_datasets() / dataset_config(name, **keys)
     Dataset(name, learn, base, query, groundtruth=None, labels=None, info={})
     register_loader(name)                      # decorator for new loaders
-    read_array(path, key=None, fmt=None)       # .fvecs .ivecs .bvecs .npy .hdf5 IDX .fbin .u8bin ...
+    read_array(path, key=None, fmt=None)       # .fvecs .ivecs .bvecs .npy .hdf5 IDX .fbin .u8bin
     register_format(name, matches)             # decorator for new file formats
     read_vecs(path, mmap=True) / write_vecs(path, array)
     ground_truth(base, query, k=100, cache_dir=None) -> (ids, dist)
