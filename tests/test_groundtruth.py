@@ -149,3 +149,139 @@ def test_fashion_mnist_shipped_groundtruth_agrees(fashion_mnist_dir, tmp_path):
     ids, dist = ground_truth(train, test, k=10, use_cache=False)
     np.testing.assert_array_equal(ids[:, 0], shipped[:20, 0])
     np.testing.assert_array_equal(dist, exact_distances(train, test, shipped[:20, :10]))
+
+
+# -- checkpoints: a killed computation resumes -----------------------------------------------
+
+BLOCK = 256
+
+
+class Killed(Exception):
+    """Stands for a kill in the middle of a computation."""
+RESUME_DATA = """
+import numpy as np
+rng = np.random.default_rng(11)
+base = rng.normal(size=(20 * 256 + 37, 8)).astype(np.float32)
+query = rng.normal(size=(60, 8)).astype(np.float32)
+"""
+
+
+def resume_data():
+    scope = {}
+    exec(RESUME_DATA, scope)
+    return scope["base"], scope["query"]
+
+
+def _partial(cache) -> list:
+    return sorted((cache / "groundtruth").glob("*.partial-?.npz"))
+
+
+def test_an_interrupted_computation_resumes_after_its_last_checkpoint(tmp_path, monkeypatch,
+                                                                      caplog):
+    base, query = resume_data()
+    want_ids, want_dist = brute_force(base, query, 10)
+    monkeypatch.setattr(gtmod, "_BASE_BLOCK", BLOCK)
+    monkeypatch.setattr(gtmod, "CHECKPOINT_S", 0.0)
+    blocks, killed = [], []
+    advance = gtmod.Progress.advance
+
+    def interrupted(self, amount):
+        blocks.append(amount)
+        if len(blocks) == 8 and not killed:
+            killed.append(True)
+            raise Killed  # as a kill would, after 7 blocks were saved
+        advance(self, amount)
+    monkeypatch.setattr(gtmod.Progress, "advance", interrupted)
+    with pytest.raises(Killed):
+        ground_truth(base, query, 10, cache_dir=tmp_path)
+    assert len(_partial(tmp_path)) == 2
+    blocks.clear()
+    with caplog.at_level("INFO"):
+        ids, dist = ground_truth(base, query, 10, cache_dir=tmp_path)
+    assert f"after {7 * BLOCK} base rows" in caplog.text
+    assert len(blocks) == 21 - 7  # 21 blocks in all: only the rest was computed
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(dist, want_dist, rtol=1e-5)
+    assert _partial(tmp_path) == []  # removed once the result is cached
+
+
+def test_a_tampered_checkpoint_is_not_resumed(tmp_path, monkeypatch, caplog):
+    base, query = resume_data()
+    monkeypatch.setattr(gtmod, "_BASE_BLOCK", BLOCK)
+    monkeypatch.setattr(gtmod, "CHECKPOINT_S", 0.0)
+    calls = []
+    advance = gtmod.Progress.advance
+
+    def interrupted(self, amount):
+        calls.append(amount)
+        if len(calls) == 5:
+            raise Killed
+        advance(self, amount)
+    monkeypatch.setattr(gtmod.Progress, "advance", interrupted)
+    with pytest.raises(Killed):
+        ground_truth(base, query, 10, cache_dir=tmp_path)
+    monkeypatch.setattr(gtmod.Progress, "advance", advance)
+    slots = _partial(tmp_path)
+    assert len(slots) == 2
+    for slot in slots:
+        with np.load(slot) as f:
+            state = dict(f)
+        state["best_i"][:, 0] = 0  # forged candidates, the seal left as it was
+        with open(slot, "wb") as f:
+            np.savez(f, **state)
+    with caplog.at_level("INFO"):
+        ids, _ = ground_truth(base, query, 10, cache_dir=tmp_path)
+    assert caplog.text.count("is not used") == 2 and "resuming" not in caplog.text
+    np.testing.assert_array_equal(ids, brute_force(base, query, 10)[0])
+
+
+def test_a_computation_killed_by_sigkill_resumes(tmp_path, caplog):
+    """A real kill (SIGKILL, in a child process) half way through the base."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = RESUME_DATA + f"""
+import time
+from benchpq.datasets import groundtruth as gtmod
+gtmod._BASE_BLOCK = {BLOCK}
+gtmod.CHECKPOINT_S = 0.0
+advance = gtmod.Progress.advance
+def slow(self, amount):
+    time.sleep(0.1)
+    advance(self, amount)
+gtmod.Progress.advance = slow
+gtmod.ground_truth(base, query, 10, cache_dir={str(tmp_path)!r})
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 120
+        while True:
+            starts = []
+            for slot in _partial(tmp_path):
+                try:
+                    with np.load(slot) as f:
+                        starts.append(int(f["start"]))
+                except (OSError, ValueError, KeyError):
+                    pass  # replaced while read
+            if starts and min(starts) >= 5 * BLOCK:
+                break
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint half way"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    base, query = resume_data()
+    gtmod_block = gtmod._BASE_BLOCK
+    gtmod._BASE_BLOCK = BLOCK
+    try:
+        with caplog.at_level("INFO"):
+            ids, dist = ground_truth(base, query, 10, cache_dir=tmp_path)
+    finally:
+        gtmod._BASE_BLOCK = gtmod_block
+    assert "resuming from" in caplog.text
+    want_ids, want_dist = brute_force(base, query, 10)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(dist, want_dist, rtol=1e-5)

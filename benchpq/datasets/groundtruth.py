@@ -10,7 +10,11 @@ error bound could have let a true top-k vector (or a tie at the k-th distance)
 fall out of its candidates, so the result is exact, not approximate.
 
 Memory: one (1024 x 16384) float32 block plus (nq x C) candidates; the base
-may be a memory map and is read once.
+may be a memory map and is read once (after one pass for its mean). A line with the rate
+and the time left is logged every 10 s. The candidates are saved every minute to
+``<hash>.partial-{a,b}.npz`` beside the cache file (sealed, the two in turn): a computation
+that is killed resumes from the furthest one that verifies when asked again, and both are
+removed when the result is cached.
 
 Results are cached in ``<cache_dir>/groundtruth/<hash>.npz`` where the hash is
 a blake2b of the bytes, shapes and dtypes of base and query, and of k. When
@@ -21,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 
 from ..checks import InputError, as_matrix, check_k
+from ..progress import Progress
 from ..store import sealing
 from ..store.cachefiles import entry_lock
 from .context import resolve_cache_dir
@@ -36,6 +42,9 @@ GT_VERSION = b"benchpq-groundtruth-v1"
 _BASE_BLOCK = 16384
 _QUERY_BLOCK = 1024
 _EPS32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff
+#: seconds of computation between two checkpoints of a ground truth being computed
+CHECKPOINT_S = 60.0
+CHECKPOINT_ARRAYS = ("mu", "start", "xn_max", "best_d", "best_i")
 
 
 def content_hash(*arrays: np.ndarray, extra: bytes = b"", chunk_rows: int = 65536) -> str:
@@ -112,19 +121,36 @@ def _exact_row(base: np.ndarray, q: np.ndarray, k: int):
     return ids[0], dist[0]
 
 
-def _candidates(base: np.ndarray, query: np.ndarray, c: int):
-    """Best ``c`` ids per query by float32 distance; also their worst distance and error bound."""
-    nb, dim = base.shape
-    mu = np.zeros(dim)
-    for s in range(0, nb, _BASE_BLOCK):
+def _base_mean(base: np.ndarray) -> np.ndarray:
+    """The base's mean (float32), summed in float64 block by block."""
+    mu = np.zeros(base.shape[1])
+    for s in range(0, base.shape[0], _BASE_BLOCK):
         mu += np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float64).sum(0)
-    mu = (mu / nb).astype(np.float32)
+    return (mu / base.shape[0]).astype(np.float32)
+
+
+def _candidates(base: np.ndarray, query: np.ndarray, c: int, checkpoint: Path | None = None):
+    """Best ``c`` ids per query by float32 distance; also their worst distance and error bound.
+
+    With ``checkpoint``, the state after a block of base rows is saved there (sealed)
+    when :data:`CHECKPOINT_S` seconds have passed since the last save, and a computation
+    finding a checkpoint that verifies resumes after the rows it covers.
+    """
+    nb, dim = base.shape
+    state = _resume(checkpoint, query.shape[0], c, dim) if checkpoint is not None else None
+    saves = 0
+    if state is None:
+        state = {"mu": _base_mean(base), "start": np.int64(0), "xn_max": np.float64(0.0),
+                 "best_d": np.full((query.shape[0], c), np.inf, dtype=np.float32),
+                 "best_i": np.full((query.shape[0], c), -1, dtype=np.int64)}
+    mu, best_d, best_i = state["mu"], state["best_d"], state["best_i"]
+    xn_max = float(state["xn_max"])
     q = np.asarray(query, dtype=np.float32) - mu
     qn = np.einsum("ij,ij->i", q, q, dtype=np.float64)
-    best_d = np.full((q.shape[0], c), np.inf, dtype=np.float32)
-    best_i = np.full((q.shape[0], c), -1, dtype=np.int64)
-    xn_max = 0.0
-    for s in range(0, nb, _BASE_BLOCK):
+    progress = Progress(f"ground truth ({q.shape[0]:,} queries, top-{c} candidates)", nb,
+                        "base rows", done=int(state["start"]))
+    saved = time.monotonic()
+    for s in range(int(state["start"]), nb, _BASE_BLOCK):
         xb = np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float32) - mu
         xn64 = np.einsum("ij,ij->i", xb, xb, dtype=np.float64)
         xn_max = max(xn_max, float(xn64.max()))
@@ -144,20 +170,71 @@ def _candidates(base: np.ndarray, query: np.ndarray, c: int):
             keep = np.argpartition(d, c - 1, axis=1)[:, :c]
             best_d[t:t + _QUERY_BLOCK] = np.take_along_axis(d, keep, 1)
             best_i[t:t + _QUERY_BLOCK] = np.take_along_axis(ids, keep, 1)
+        done = min(s + _BASE_BLOCK, nb)
+        progress.advance(done - s)
+        if checkpoint is not None and done < nb and time.monotonic() - saved >= CHECKPOINT_S:
+            # two slots, written in turn: a kill between a file and its seal leaves the other
+            _save_checkpoint(_slots(checkpoint)[saves % 2], mu=mu, start=np.int64(done),
+                             xn_max=np.float64(xn_max), best_d=best_d, best_i=best_i)
+            saves += 1
+            saved = time.monotonic()
     tol = (2 * dim + 16) * _EPS32 * (qn + xn_max)
     return best_i, best_d.max(axis=1).astype(np.float64), tol
 
 
-def _compute(base: np.ndarray, query: np.ndarray, k: int):
+def _slots(checkpoint: Path) -> tuple[Path, Path]:
+    """The two files a checkpoint is written to in turn."""
+    stem = checkpoint.name.removesuffix(".npz")
+    return checkpoint.with_name(f"{stem}-a.npz"), checkpoint.with_name(f"{stem}-b.npz")
+
+
+def _resume(checkpoint: Path, nq: int, c: int, dim: int) -> dict | None:
+    """The state of the furthest checkpoint slot that verifies and fits this computation."""
+    states = [s for s in (_read_slot(path, nq, c, dim) for path in _slots(checkpoint)) if s]
+    if not states:
+        return None
+    state = max(states, key=lambda s: int(s["start"]))
+    log.info("ground truth: resuming from %s after %d base rows", checkpoint.name,
+             int(state["start"]))
+    return state
+
+
+def _read_slot(path: Path, nq: int, c: int, dim: int) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        sealing.verify(path)
+        with np.load(path, allow_pickle=False) as f:
+            state = {name: f[name] for name in CHECKPOINT_ARRAYS}
+        if state["best_d"].shape != (nq, c) or state["best_i"].shape != (nq, c) \
+                or state["mu"].shape != (dim,):
+            raise InputError(f"shapes {state['best_i'].shape}, {state['mu'].shape}")
+    except (sealing.UntrustedEntry, InputError, OSError, ValueError, KeyError) as exc:
+        log.warning("ground-truth checkpoint %s is not used (%s)", path, exc)
+        return None
+    return state
+
+
+def _save_checkpoint(path: Path, **state) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **state)
+    try:
+        sealing.write_sealed(path, write)
+    except OSError as exc:
+        log.warning("could not save the ground-truth checkpoint %s (%s)", path, exc)
+
+
+def _compute(base: np.ndarray, query: np.ndarray, k: int, checkpoint: Path | None = None):
     """The ground truth of ``query``: :func:`_exact_topk` (a cache miss computes this)."""
-    return _exact_topk(base, query, k)
+    return _exact_topk(base, query, k, checkpoint)
 
 
-def _exact_topk(base: np.ndarray, query: np.ndarray, k: int):
+def _exact_topk(base: np.ndarray, query: np.ndarray, k: int, checkpoint: Path | None = None):
     """Exact top-k (ids int64, squared distances float64) of every query."""
     nb = base.shape[0]
     c = min(nb, k + max(k, 16))
-    cand, worst, tol = _candidates(base, query, c)
+    cand, worst, tol = _candidates(base, query, c, checkpoint)
     ids, dist = _topk_sorted(_exact64(base, query, cand), cand, k)
     # exact unless a dropped vector could be as close as the k-th: redo those
     redo = np.flatnonzero(dist[:, -1] >= worst - tol) if c < nb else []
@@ -207,9 +284,15 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
             return cached
         log.info("computing ground truth: %d queries, top-%d of %d base vectors -> %s",
                  query.shape[0], k, base.shape[0], path)
-        ids, dist = _compute(base, query, k)
+        checkpoint = path.with_name(f"{key}.partial.npz")
+        ids, dist = _compute(base, query, k, checkpoint)
         dist = dist.astype(np.float32)
         _save(path, ids, dist)
+        for slot in _slots(checkpoint):
+            try:
+                sealing.discard(slot)
+            except OSError:  # an unusable cache folder: nothing was saved there
+                pass
     return ids, dist
 
 

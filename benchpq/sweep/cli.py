@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..configs import shipped_configs
+from ..progress import format_duration
 from ..resolvers import new_sweep_id
 from ..resources import conf_dir
 from ..store.records import record_path
@@ -132,15 +133,6 @@ def job_done_label() -> str:
     if not label or left <= 0 or elapsed <= 0:
         return label
     return f"{label[:-1]}, ~{format_duration(elapsed / finished * left)} left]"
-
-
-def format_duration(seconds: float) -> str:
-    """A rough duration: ``40 s``, ``4 min``, ``2.5 h``."""
-    if seconds < 60:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 if __name__ == "__main__":
