@@ -5,8 +5,9 @@
         ...
         progress.advance(rows_done_in_this_block)
 
-logs ``ground truth: 3,200,000 of 10,000,000 rows (32%), 1.1e+06 rows/s, ~6 s left`` at
-most every ``every_s`` seconds (and once at the end).
+logs ``ground truth: 3,200,000 of 10,000,000 rows (32%), 1.1e+06 rows/s, ~6 s left`` every
+``every_s`` seconds, and once at the end of a loop that logged before (a short loop is
+silent).
 """
 from __future__ import annotations
 
@@ -38,12 +39,15 @@ class Progress:
         self.done = self._start_done = int(done)
         self.every_s = every_s
         self._start = self._last = time.monotonic()
+        self._logged = False
 
     def advance(self, amount: int) -> None:
         self.done += int(amount)
         now = time.monotonic()
-        if now - self._last >= self.every_s or self.done >= self.total:
-            self._last = now
+        finished = self.done >= self.total
+        # a loop done within every_s says nothing; a longer one says when it is done
+        if now - self._last >= self.every_s or (finished and self._logged):
+            self._last, self._logged = now, True
             log.info(self.line(now))
 
     def line(self, now: float | None = None) -> str:

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 
 from benchpq import registry
 from benchpq.checks import InputError
-from benchpq.progress import format_duration
 from benchpq.suggest import did_you_mean
 from benchpq.sweep import cli, runner
 from benchpq.sweep.options import check_run_options, override_probes
@@ -220,12 +219,6 @@ def test_a_relayed_line_too_wide_shows_file_names_instead_of_absolute_paths():
                                             (734.2, "734 s")])
 def test_elapsed_seconds(seconds, shown):
     assert runner.format_seconds(seconds) == shown
-
-
-@pytest.mark.parametrize("seconds, shown", [(0.2, "1 s"), (42, "42 s"), (250, "4 min"),
-                                            (9000, "2.5 h")])
-def test_durations_left(seconds, shown):
-    assert format_duration(seconds) == shown
 
 
 def test_a_sweep_logs_short_lines_with_elapsed_time_and_time_left(tmp_path):
