@@ -96,7 +96,7 @@ def test_subsetting_keys(siftsmall_dir, tmp_path):
 
 def test_fashion_mnist(fashion_mnist_dir, tmp_path):
     ds = load_dataset(conf("fashion-mnist"), data_dir=fashion_mnist_dir.parent, cache_dir=tmp_path)
-    assert ds.base.shape == (60000, 784) and ds.base.dtype == np.float32 and ds.learn is ds.base
+    assert ds.base.shape == (60000, 784) and ds.base.dtype == np.uint8 and ds.learn is ds.base
     assert ds.query.shape == (10000, 784) and ds.base.max() == 255.0
     assert ds.labels.shape == (60000,) and ds.labels.dtype == np.int64
     assert np.array_equal(np.bincount(ds.labels), np.full(10, 6000))

@@ -90,3 +90,22 @@ def test_plugin_contract(name, data):
             for a, b in zip(np.atleast_1d(got[key]) if key != "search" else got[key],
                             np.atleast_1d(want[key]) if key != "search" else want[key]):
                 np.testing.assert_array_equal(a, b, err_msg=f"{name} {key} after {how}")
+
+
+@pytest.mark.parametrize("name", [n for n in registry.names()
+                                  if issubclass(registry.get(n), Searcher)])
+def test_adding_in_blocks_equals_adding_at_once(name, data):
+    """A task adds a large base block by block: every searcher appends what each add
+    gives it, ids continuing in order of addition (benchpq.api.Searcher.add)."""
+    x, queries = data
+    whole, blocks = build(name), build(name)
+    for plugin in (whole, blocks):
+        plugin.set_threads(1)
+        plugin.fit(x)
+    whole.add(x)
+    for start in (0, 100, 101, 300):
+        blocks.add(x[start:{0: 100, 100: 101, 101: 300, 300: N}[start]])
+    assert blocks.codes_bytes == whole.codes_bytes
+    (d1, i1), (d2, i2) = whole.search(queries, K), blocks.search(queries, K)
+    np.testing.assert_array_equal(i2, i1)
+    np.testing.assert_allclose(d2, d1, rtol=1e-6)

@@ -25,15 +25,28 @@ def as_float32(x):
     return x
 
 
+#: types a base or learn set keeps as stored (SIFT1B's uint8 base is 128 GB; as float32 it
+#: would be 512 GB): kernels read them block by block as floats
+KEPT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def as_kept_or_float32(x):
+    """``x`` unchanged when it is a 2-D array of a kept type (uint8, int8; memmaps stay
+    memory-mapped), else :func:`as_float32`."""
+    if isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype in KEPT_DTYPES:
+        return x
+    return as_float32(x)
+
+
 @dataclass
 class Dataset:
     """Vectors, queries and ground truth of one benchmark dataset.
 
     Attributes:
         name: dataset name (the ``name`` key of its config).
-        learn: (n_learn, d) float32 training vectors. May be the very same
-            object as ``base`` (datasets without a learn set, e.g. siftsmall).
-        base: (n_base, d) float32 database vectors.
+        learn: (n_learn, d) training vectors, float32 or kept uint8 / int8. May be
+            the very same object as ``base`` (datasets without a learn set, e.g. siftsmall).
+        base: (n_base, d) database vectors, float32 or kept uint8 / int8.
         query: (nq, d) float32 query vectors.
         groundtruth: (nq, k) int64 ids into ``base``, nearest first (squared
             L2, ties by smaller id), k usually >= 100; None until computed
@@ -42,8 +55,10 @@ class Dataset:
             clustering metrics), or None.
         info: free-form description: ``source``, ``split``, ``groundtruth``...
 
-    Vectors are converted to C-contiguous float32 on construction (uint8
-    sources included); contiguous float32 memmaps stay memory-mapped.
+    Base and learn vectors of type uint8 or int8 are kept as they are (memory maps
+    stay mapped; a task converts them block by block); every other type, and the
+    queries, are converted to C-contiguous float32 on construction; contiguous float32
+    memmaps stay memory-mapped.
     """
 
     name: str
@@ -56,8 +71,8 @@ class Dataset:
 
     def __post_init__(self):
         same = self.learn is self.base
-        self.base = as_float32(self.base)
-        self.learn = self.base if same else as_float32(self.learn)
+        self.base = as_kept_or_float32(self.base)
+        self.learn = self.base if same else as_kept_or_float32(self.learn)
         self.query = as_float32(self.query)
         if isinstance(self.groundtruth, np.ndarray) and self.groundtruth.dtype.kind in "iu":
             self.groundtruth = np.ascontiguousarray(self.groundtruth, dtype=np.int64)

@@ -39,6 +39,8 @@ from .memory import PeakTracker, release_pages
 from .search_grid import check_search_options
 
 CHUNK_ROWS = 65536
+#: MiB of float32 base rows converted at a time when the task does not say (task.block_mb)
+DEFAULT_BLOCK_MB = 256
 
 log = logging.getLogger("benchpq")
 
@@ -84,14 +86,32 @@ def _check_search_output(distances, ids, nq: int, k: int, name: str):
     return distances, ids.astype(np.int64, copy=False)
 
 
-def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases):
-    """Encode ``x`` (timed as encode_s), decode chunkwise; return (mse, codes)."""
+def block_rows(task: dict, dim: int) -> int:
+    """Rows of a float32 block of the base within the task's ``block_mb`` budget."""
+    budget = check_positive_int(task.get("block_mb", DEFAULT_BLOCK_MB), "task.block_mb")
+    return max(1, (budget << 20) // (4 * dim))
+
+
+def float_blocks(x: np.ndarray, rows: int):
+    """(start, block) over ``x`` (n, d) in its stored type (a memory map, uint8...), each
+    block a C-contiguous float32 copy of at most ``rows`` rows: no float copy of the
+    whole of ``x`` is made."""
+    for start in range(0, x.shape[0], rows):
+        yield start, np.ascontiguousarray(x[start:start + rows], dtype=np.float32)
+
+
+def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases, rows: int):
+    """Encode ``x`` block by block (timed as encode_s), decode chunkwise; return (mse, codes)."""
+    codes = None
     with phases("encode"):
-        codes = plugin.encode(x)
+        for start, block in float_blocks(x, rows):
+            block_codes = np.asarray(plugin.encode(block))
+            if codes is None:
+                codes = np.empty((x.shape[0],) + block_codes.shape[1:], block_codes.dtype)
+            codes[start:start + block.shape[0]] = block_codes
     total = 0.0
-    for start in range(0, x.shape[0], CHUNK_ROWS):
-        block = np.asarray(x[start:start + CHUNK_ROWS])
-        x_hat = np.asarray(plugin.decode(codes[start:start + CHUNK_ROWS]))
+    for start, block in float_blocks(x, min(rows, CHUNK_ROWS)):
+        x_hat = np.asarray(plugin.decode(codes[start:start + block.shape[0]]))
         total += metrics.mse(block, x_hat) * block.shape[0]
     return total / x.shape[0], codes
 
@@ -130,16 +150,23 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
 def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     """Fit on learn, add base, and (quantizers, ``task.mse``) measure mse on base.
 
+    The base is added and encoded in float32 blocks of at most ``task.block_mb`` MiB
+    (default 256), converted from its stored type one block at a time, so a base kept
+    as uint8 or memory-mapped is never copied whole as floats; plugins append what each
+    ``add`` gives them (the contract of :meth:`benchpq.api.Searcher.add`).
+
     Returns the build's metrics: per-phase times and memory, mse, sizes.
     """
     phases = Phases()
+    rows = block_rows(task, ds.dim)
     with phases("train"):
         plugin.fit(ds.learn)
     with phases("add"):
-        plugin.add(ds.base)
+        for _, block in float_blocks(ds.base, rows):
+            plugin.add(block)
     out = dict(phases.metrics)
     if isinstance(plugin, Quantizer) and task.get("mse", True):
-        out["mse"], codes = reconstruction_mse(plugin, ds.base, phases)
+        out["mse"], codes = reconstruction_mse(plugin, ds.base, phases, rows)
         out.update(phases.of("encode"))
         if task.get("diagnostics", True):
             out.update(diagnostics.quantizer_diagnostics(plugin, ds.base, codes))
