@@ -185,3 +185,29 @@ def test_normalised_rows_keep_their_norm():
     assert float(model["norm"]) == pytest.approx(50, rel=1e-5) and not bool(model["integer"])
     norms = np.linalg.norm(calibrated.generate_calibrated(model, 500), axis=1)
     assert norms == pytest.approx(np.full(500, 50.0), rel=0.02)
+
+
+@pytest.mark.parametrize("cache_min_rows", [1, 10**9])  # written to a file, or in memory
+def test_uint8_storage_holds_the_same_integers(small_model, tmp_path, cache_min_rows):
+    x, model = small_model
+    path = calibrated.save_calibration(model, tmp_path / "m.npz")
+    spec = {"name": "cal", "loader": "calibrated", "calibration": str(path), "n_base": 3000,
+            "n_query": 10, "groundtruth_k": None, "cache_min_rows": cache_min_rows}
+    floats = load_dataset(spec, cache_dir=tmp_path)
+    ints = load_dataset({**spec, "dtype": "uint8"}, cache_dir=tmp_path)
+    assert ints.base.dtype == np.uint8 and ints.learn is ints.base
+    np.testing.assert_array_equal(ints.base, floats.base)
+    np.testing.assert_array_equal(ints.query, floats.query)
+    if cache_min_rows == 1:
+        assert isinstance(ints.base, np.memmap)
+        (stored,) = (tmp_path / "synthetic").rglob("base-n3000-uint8.npy")
+        assert np.load(stored, mmap_mode="r").dtype == np.uint8
+
+
+def test_uint8_storage_is_refused_for_values_it_cannot_hold(small_model, tmp_path):
+    x, _ = small_model
+    wide = calibrated.fit_calibration(x * 10, n_components=10, rank=2, seed=0)  # up to 500
+    path = calibrated.save_calibration(wide, tmp_path / "wide.npz")
+    with pytest.raises(InputError, match="uint8 holds integers 0..255 only"):
+        load_dataset({"name": "w", "loader": "calibrated", "calibration": str(path),
+                      "n_base": 100, "n_query": 5, "dtype": "uint8"}, cache_dir=tmp_path)

@@ -9,7 +9,7 @@ import pytest
 
 from benchpq import registry
 from benchpq.checks import InputError
-from benchpq.datasets import Dataset
+from benchpq.datasets import Dataset, load_dataset
 from benchpq.datasets.bigann_formats import write_bin
 from benchpq.datasets.formats import read_array
 from benchpq.measure.tasks import block_rows, build_search_model
@@ -85,3 +85,28 @@ def test_every_call_gets_one_float32_block_at_most(uint8_set, monkeypatch):
 def test_a_bad_block_budget_is_named(budget):
     with pytest.raises(InputError, match="task.block_mb"):
         block_rows({"block_mb": budget}, D)
+
+
+# -- generated sets written as bytes ------------------------------------------------------
+
+@pytest.mark.parametrize("cache_min_rows", [1, 10**9])  # written to a file, or in memory
+def test_the_sift_like_generator_stores_bytes_with_the_same_values(tmp_path, cache_min_rows):
+    spec = {"name": "s", "loader": "synthetic_sift", "n_learn": 500, "n_base": 70000,
+            "n_query": 10, "dim": 16, "groundtruth_k": None, "cache_min_rows": cache_min_rows}
+    floats = load_dataset(spec, cache_dir=tmp_path)
+    ints = load_dataset({**spec, "dtype": "uint8"}, cache_dir=tmp_path)
+    assert ints.base.dtype == np.uint8 and ints.learn.dtype == np.uint8
+    np.testing.assert_array_equal(ints.base, floats.base)  # 70000 rows: two chunks
+    np.testing.assert_array_equal(ints.learn, floats.learn)
+    if cache_min_rows == 1:
+        (stored,) = (tmp_path / "synthetic").rglob("base-n70000-uint8.npy")
+        assert stored.stat().st_size < 70000 * 16 + 200  # bytes, not floats
+
+
+def test_uniform_values_cannot_be_stored_as_bytes(tmp_path):
+    with pytest.raises(InputError, match="uint8 holds integers 0..255 only"):
+        load_dataset({"name": "u", "loader": "synthetic_uniform", "dtype": "uint8"},
+                     cache_dir=tmp_path)
+    with pytest.raises(InputError, match="dtype must be one of"):
+        load_dataset({"name": "u", "loader": "synthetic_sift", "dtype": "float16"},
+                     cache_dir=tmp_path)

@@ -66,7 +66,7 @@ from .dataset import Dataset
 from .formats import read_array
 from .reads import tracking_reads
 from .registry import register_loader
-from .synthetic import CHUNK_ROWS, SPLITS, cached_array
+from .synthetic import CHUNK_ROWS, SPLITS, cached_array, stored_dtype
 
 #: named models, fitted on first use from a base file of the data folder (then cached)
 NAMED_MODELS = {"siftsmall": "siftsmall/siftsmall_base.fvecs"}
@@ -382,7 +382,8 @@ def generate_calibrated(model: dict, n: int, seed: int = 0, split: str = "base",
                         out: np.ndarray | None = None) -> np.ndarray:
     """(n, D) float32 samples of a calibration model, deterministic in (model, seed, split).
 
-    ``out`` may be an (n, D) float32 array to fill (e.g. a .npy memmap).
+    ``out`` may be an (n, D) array to fill (e.g. a .npy memmap; float32, or uint8 for a
+    model of integers within 0..255).
     """
     if split not in SPLITS:
         raise InputError(f"split must be one of {list(SPLITS)}, got {split!r}")
@@ -400,24 +401,29 @@ def generate_calibrated(model: dict, n: int, seed: int = 0, split: str = "base",
 @register_loader("calibrated")
 def load_calibrated(ctx: LoadContext, calibration: str = "siftsmall", n_learn: int | None = None,
                     n_base: int = 10000, n_query: int = 100, seed: int = 0,
-                    cache_min_rows: int = 200_000) -> Dataset:
+                    cache_min_rows: int = 200_000, dtype: str = "float32") -> Dataset:
     """Learn / base / query sets sampled from a calibration model (module doc).
 
     ``calibration``: a named model (:data:`NAMED_MODELS`) or a .npz path. ``n_learn`` None
     trains on the base set (as siftsmall); otherwise learn is drawn
     independently. Sets with ``n_base >= cache_min_rows`` are written once to
-    ``<cache_dir>/synthetic/`` and memory-mapped afterwards.
+    ``<cache_dir>/synthetic/`` and memory-mapped afterwards. ``dtype: uint8`` stores
+    the vectors as bytes, for models of integers within 0..255 (SIFT's).
     """
     model = load_calibration(calibration, ctx.data_dir, ctx.cache_dir)
     dim = model["means"].shape[1]
+    stored = stored_dtype(dtype, f"dataset {ctx.name!r}", integers_0_255=bool(
+        model["integer"]) and float(np.min(model["low"])) >= 0
+        and float(np.max(model["high"])) <= 255)
     tag = f"calibrated-{Path(str(calibration)).stem}-{model['digest']}-seed{seed}"
     cache = n_base >= cache_min_rows
 
     def draw(split: str, n: int) -> np.ndarray:
         if cache:
             return cached_array(ctx.cache_dir, tag, split, n, dim,
-                                lambda out: generate_calibrated(model, n, seed, split, out))
-        return generate_calibrated(model, n, seed, split)
+                                lambda out: generate_calibrated(model, n, seed, split, out),
+                                stored)
+        return generate_calibrated(model, n, seed, split).astype(stored, copy=False)
 
     base = draw("base", n_base)
     learn = base if n_learn is None else draw("learn", n_learn)

@@ -14,8 +14,9 @@ output depends only on the parameters, memory stays at one chunk besides the
 output, and 1M x 128 takes a few seconds. Learn, base and query are drawn
 independently from the same distribution. Datasets with ``n_base >=
 cache_min_rows`` are written once to ``<cache_dir>/synthetic/`` as .npy (by
-one process under a file lock, renamed into place when complete) and
-memory-mapped afterwards.
+one process under a file lock, chunk by chunk into a memory map, renamed into place
+when complete) and memory-mapped afterwards: 100M x 128 needs no more RAM than a
+chunk. ``dtype: uint8`` stores the SIFT-like set as bytes (the same values).
 """
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "bas
         seed: base seed; same parameters give the same bytes.
         split: ``learn``, ``base`` or ``query`` (independent streams).
         n_components: mixture components (``sift`` only).
-        out: optional (n, dim) float32 array to fill (e.g. a .npy memmap).
+        out: optional (n, dim) array to fill (e.g. a .npy memmap; float32, or uint8 for
+            sift).
 
     Returns:
         (n, dim) float32: U[0,1) for uniform, integers 0..255 for sift.
@@ -102,47 +104,67 @@ def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "bas
     return out
 
 
-def cached_array(cache_dir: Path, tag: str, split: str, n: int, dim: int, fill) -> np.ndarray:
-    """A generated (n, dim) float32 array stored once as .npy under cache_dir/synthetic/tag.
+#: what a generated set may be stored as: float32, or uint8 for integers in 0..255
+STORED_DTYPES = {"float32": np.dtype(np.float32), "uint8": np.dtype(np.uint8)}
 
-    ``fill(out)`` writes the data into an (n, dim) float32 memmap. One process
+
+def stored_dtype(dtype: str, where: str, integers_0_255: bool) -> np.dtype:
+    """The numpy dtype of a generator's ``dtype`` key; uint8 only for integers 0..255."""
+    if dtype not in STORED_DTYPES:
+        raise InputError(f"{where}: dtype must be one of {list(STORED_DTYPES)}, got {dtype!r}")
+    if dtype == "uint8" and not integers_0_255:
+        raise InputError(f"{where}: dtype uint8 holds integers 0..255 only; these values are "
+                         f"not (use float32)")
+    return STORED_DTYPES[dtype]
+
+
+def cached_array(cache_dir: Path, tag: str, split: str, n: int, dim: int, fill,
+                 dtype: np.dtype = STORED_DTYPES["float32"]) -> np.ndarray:
+    """A generated (n, dim) array of ``dtype`` stored once as .npy under
+    cache_dir/synthetic/tag, written chunk by chunk (never whole in memory).
+
+    ``fill(out)`` writes the data into an (n, dim) memmap of ``dtype``. One process
     generates (the others wait on the entry's lock); the file appears atomically
     when complete, sealed, and is memory-mapped read-only afterwards; a file
     whose seal fails is generated again (:func:`benchpq.store.sealing.cached_file`).
     """
-    path = cache_dir / "synthetic" / tag / f"{split}-n{n}.npy"
+    suffix = "" if dtype == STORED_DTYPES["float32"] else f"-{dtype.name}"
+    path = cache_dir / "synthetic" / tag / f"{split}-n{n}{suffix}.npy"
 
     def write(tmp: Path) -> None:
-        log.info("generating %s x %d vectors -> %s", n, dim, path)
-        _fill_npy(tmp, n, dim, fill)
+        log.info("generating %s x %d %s vectors -> %s", n, dim, dtype.name, path)
+        _fill_npy(tmp, n, dim, fill, dtype)
     cached_file(path, write, suffix=".npy")  # one process generates, the others wait
     note_read(path)
     return np.load(path, mmap_mode="r")
 
 
-def _fill_npy(path: Path, n: int, dim: int, fill) -> None:
-    """A new (n, dim) float32 .npy file at ``path``, written by ``fill`` chunk by chunk."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
+def _fill_npy(path: Path, n: int, dim: int, fill, dtype: np.dtype) -> None:
+    """A new (n, dim) .npy file of ``dtype`` at ``path``, written by ``fill`` chunk by chunk."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, dim))
     fill(out)
     out.flush()
     del out
 
 
 def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
-            n_components: int) -> np.ndarray:
+            n_components: int, dtype: np.dtype) -> np.ndarray:
     """``generate(...)`` stored once as .npy under cache_dir/synthetic, then memory-mapped."""
     tag = f"{kind}-v{GENERATOR_VERSION}-d{dim}-seed{seed}" + (
         f"-c{n_components}" if kind == "sift" else "")
     return cached_array(cache_dir, tag, split, n, dim,
-                        lambda out: generate(kind, n, dim, seed, split, n_components, out=out))
+                        lambda out: generate(kind, n, dim, seed, split, n_components, out=out),
+                        dtype)
 
 
 def _load(ctx: LoadContext, kind: str, n_learn: int, n_base: int, n_query: int, dim: int,
-          seed: int, n_components: int, cache_min_rows: int) -> Dataset:
+          seed: int, n_components: int, cache_min_rows: int, dtype: str) -> Dataset:
     sizes = {"learn": n_learn, "base": n_base, "query": n_query}
+    stored = stored_dtype(dtype, f"dataset {ctx.name!r}", integers_0_255=kind == "sift")
     cache = n_base >= cache_min_rows
-    parts = {split: (_cached(ctx.cache_dir, kind, n, dim, seed, split, n_components) if cache
-                     else generate(kind, n, dim, seed, split, n_components))
+    parts = {split: (_cached(ctx.cache_dir, kind, n, dim, seed, split, n_components, stored)
+                     if cache else
+                     generate(kind, n, dim, seed, split, n_components).astype(stored, copy=False))
              for split, n in sizes.items()}
     what = "U[0,1)" if kind == "uniform" else f"SIFT-like mixture of {n_components}"
     return Dataset(name=ctx.name, learn=parts["learn"], base=parts["base"], query=parts["query"],
@@ -155,14 +177,18 @@ def _load(ctx: LoadContext, kind: str, n_learn: int, n_base: int, n_query: int, 
 @register_loader("synthetic_uniform")
 def load_synthetic_uniform(ctx: LoadContext, n_learn: int = 10000, n_base: int = 20000,
                            n_query: int = 200, dim: int = 128, seed: int = 0,
-                           cache_min_rows: int = 200_000) -> Dataset:
+                           cache_min_rows: int = 200_000, dtype: str = "float32") -> Dataset:
     """Uniform U[0,1)^dim learn / base / query sets (float32)."""
-    return _load(ctx, "uniform", n_learn, n_base, n_query, dim, seed, 1, cache_min_rows)
+    return _load(ctx, "uniform", n_learn, n_base, n_query, dim, seed, 1, cache_min_rows, dtype)
 
 
 @register_loader("synthetic_sift")
 def load_synthetic_sift(ctx: LoadContext, n_learn: int = 10000, n_base: int = 20000,
                         n_query: int = 200, dim: int = 128, n_components: int = 64,
-                        seed: int = 0, cache_min_rows: int = 200_000) -> Dataset:
-    """SIFT-like learn / base / query sets (float32 integers 0..255), see the module doc."""
-    return _load(ctx, "sift", n_learn, n_base, n_query, dim, seed, n_components, cache_min_rows)
+                        seed: int = 0, cache_min_rows: int = 200_000,
+                        dtype: str = "float32") -> Dataset:
+    """SIFT-like learn / base / query sets (integers 0..255, stored as float32 or, with
+    ``dtype: uint8``, as bytes like SIFT1B: a quarter of the disk and no float copy in a
+    run), see the module doc."""
+    return _load(ctx, "sift", n_learn, n_base, n_query, dim, seed, n_components, cache_min_rows,
+                 dtype)

@@ -1,7 +1,7 @@
 """Exact ground truth at scale: computed in blocks, killed half way, resumed, checked.
 
-Takes the SIFT-like synthetic set (``synthetic_sift``, 128-d integers 0..255; generated
-once into the cache and memory-mapped) with ``n_base`` base vectors and ``n_query``
+Takes the SIFT-like synthetic set (``synthetic_sift``, 128-d integers 0..255 stored as
+bytes like SIFT1B's; generated once into the cache and memory-mapped) with ``n_base`` base vectors and ``n_query``
 queries; computes their exact top-100 in a child process; kills that process (SIGKILL)
 once its checkpoint covers half of the base; asks again in this process, which resumes
 from the checkpoint; then checks ``n_check`` queries against an independent brute force
@@ -10,7 +10,7 @@ from the checkpoint; then checks ``n_check`` queries against an independent brut
     python3 docs/bench/groundtruth_resume.py [n_base] [n_query] [n_check] [checkpoint s]
 
 Defaults: 10,000,000 base vectors, 10,000 queries, 100 checked, a checkpoint every 60 s.
-The cache folder is ``$BENCHPQ_CACHE`` (the set takes 5 GB there at the default size).
+The cache folder is ``$BENCHPQ_CACHE`` (the set takes 1.3 GB there at the default size).
 """
 import logging
 import os
@@ -30,7 +30,7 @@ K = 100
 
 def dataset(n_base: int, n_query: int):
     return load_dataset(DATASET, n_base=n_base, n_query=n_query, n_learn=1000,
-                        groundtruth_k=None, validate=False)
+                        groundtruth_k=None, validate=False, dtype="uint8")
 
 
 def brute_force(base: np.ndarray, query: np.ndarray, k: int, block: int = 1 << 18):
