@@ -110,3 +110,11 @@ def test_uniform_values_cannot_be_stored_as_bytes(tmp_path):
     with pytest.raises(InputError, match="dtype must be one of"):
         load_dataset({"name": "u", "loader": "synthetic_sift", "dtype": "float16"},
                      cache_dir=tmp_path)
+
+
+def test_a_shipped_config_takes_a_key_its_yaml_does_not_list(tmp_path):
+    ds = load_dataset("synthetic_sift1m", n_base=3000, n_learn=100, n_query=5, dtype="uint8",
+                      groundtruth_k=None, cache_dir=tmp_path)
+    assert ds.base.dtype == np.uint8 and ds.base.shape == (3000, 128)
+    with pytest.raises(InputError, match="does not accept 'colour'; its keys are"):
+        load_dataset("synthetic_sift1m", colour=1, cache_dir=tmp_path)

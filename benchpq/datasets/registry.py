@@ -139,6 +139,9 @@ def dataset_config(name: str, **keys) -> dict:
                          f"{did_you_mean(name, known)} (known: {', '.join(known)})")
     # Hydra composes it, so a config that extends another (its defaults) works
     composed = compose_config(f"dataset/{name}").dataset
+    # keys the YAML does not list (the common keys, a loader's optional ones) are checked by
+    # load_dataset against the loader, with a message naming the keys it takes
+    OmegaConf.set_struct(composed, False)
     return OmegaConf.to_container(OmegaConf.merge(composed, OmegaConf.create(keys)),
                                   resolve=True)
 

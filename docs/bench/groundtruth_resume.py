@@ -30,7 +30,7 @@ K = 100
 
 def dataset(n_base: int, n_query: int):
     return load_dataset(DATASET, n_base=n_base, n_query=n_query, n_learn=1000,
-                        groundtruth_k=None, validate=False, dtype="uint8")
+                        groundtruth_k=None, dtype="uint8")
 
 
 def brute_force(base: np.ndarray, query: np.ndarray, k: int, block: int = 1 << 18):
