@@ -1,11 +1,12 @@
 """Exact ground truth at scale: computed in blocks, killed half way, resumed, checked.
 
 Takes the SIFT-like synthetic set (``synthetic_sift``, 128-d integers 0..255 stored as
-bytes like SIFT1B's; generated once into the cache and memory-mapped) with ``n_base``
-base vectors and ``n_query`` queries; computes their exact top-100 in a child process;
-kills that process (SIGKILL) once its checkpoint covers half of the base; asks again in this process, which resumes
-from the checkpoint; then checks ``n_check`` queries against an independent brute force
-(float64 distances over the whole base, sorted by distance then id). Prints the times.
+bytes like SIFT1B's; generated once into the cache and memory-mapped) with ``n_base`` base
+vectors and ``n_query`` queries; computes their exact top-100 in a child process; kills
+that process (SIGKILL) once its checkpoint covers half of the base; asks again in this
+process, which resumes from the checkpoint; then checks ``n_check`` queries against an
+independent brute force (float64 distances over the whole base, sorted by distance then
+id). Prints the times.
 
     python3 docs/bench/groundtruth_resume.py [n_base] [n_query] [n_check] [checkpoint s]
 
