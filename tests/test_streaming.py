@@ -118,3 +118,14 @@ def test_a_shipped_config_takes_a_key_its_yaml_does_not_list(tmp_path):
     assert ds.base.dtype == np.uint8 and ds.base.shape == (3000, 128)
     with pytest.raises(InputError, match="does not accept 'colour'; its keys are"):
         load_dataset("synthetic_sift1m", colour=1, cache_dir=tmp_path)
+
+
+def test_the_pages_of_a_mapped_base_leave_the_process_once_used(uint8_set, monkeypatch):
+    released = []
+    monkeypatch.setattr("benchpq.measure.tasks.release_pages",
+                        lambda a: released.append(a.shape[0]) or True)
+    monkeypatch.setattr("benchpq.measure.tasks.block_rows", lambda task, dim: 1000)
+    plugin = registry.create({"name": "pq", "M": 4, "Ks": 64, "seed": 3})
+    build_search_model(plugin, uint8_set, {"name": "search", "diagnostics": False})
+    # the whole base once before training, then every block after add and after encode
+    assert released[0] == 6000 and released[1:].count(1000) >= 12

@@ -95,9 +95,13 @@ def block_rows(task: dict, dim: int) -> int:
 def float_blocks(x: np.ndarray, rows: int):
     """(start, block) over ``x`` (n, d) in its stored type (a memory map, uint8...), each
     block a C-contiguous float32 copy of at most ``rows`` rows: no float copy of the
-    whole of ``x`` is made."""
+    whole of ``x`` is made. The pages of a memory-mapped ``x`` are released from the
+    process once their block is used (they stay in the page cache), so reading a base
+    larger than RAM does not grow the run's resident set."""
     for start in range(0, x.shape[0], rows):
-        yield start, np.ascontiguousarray(x[start:start + rows], dtype=np.float32)
+        source = x[start:start + rows]
+        yield start, np.ascontiguousarray(source, dtype=np.float32)
+        release_pages(source)
 
 
 def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases, rows: int):
@@ -159,6 +163,7 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     """
     phases = Phases()
     rows = block_rows(task, ds.dim)
+    release_pages(ds.base)  # loading (ground truth, checks) read a memory-mapped base in
     with phases("train"):
         plugin.fit(ds.learn)
     with phases("add"):
