@@ -1,7 +1,15 @@
-"""Code helpers: the integer type of codes, their size in bits, faiss's packed layout."""
+"""Code helpers: the integer type of codes, their size in bits, faiss's packed layout, and
+appending codes block after block."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+
+#: the buffers :func:`appended_rows` made, by id, and how many of their rows are in use:
+#: only the view of all used rows of such a buffer is extended in place
+_GROWN: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_USED: dict[int, int] = {}
 
 
 def code_dtype(*cardinalities: int) -> np.dtype:
@@ -41,3 +49,34 @@ def unpack_codes(packed: np.ndarray, M: int, nbits: int) -> np.ndarray:
     n = packed.shape[0]
     bits = np.unpackbits(packed, axis=1, bitorder="little")[:, :M * nbits].reshape(n, M, nbits)
     return (bits.astype(np.uint32) << np.arange(nbits, dtype=np.uint32)).sum(-1).astype(dtype)
+
+
+def appended_rows(rows: np.ndarray | None, more: np.ndarray) -> np.ndarray:
+    """``rows`` followed by ``more`` (same trailing shape and dtype), as a view of the first
+    rows of a buffer that doubles when full.
+
+    A base added in many blocks then copies each code a constant number of times on
+    average, where concatenating block after block copies all codes so far each time
+    (quadratic in the number of blocks). Spare rows are never touched, so they cost no
+    memory until used. Only a buffer made here is written past the end of ``rows``, and only
+    when ``rows`` is the view of all its used rows (an older, shorter view held elsewhere,
+    e.g. by a shallow copy of a plugin, gets a buffer of its own).
+    """
+    if rows is None or rows.shape[0] == 0:
+        return more
+    n, m = rows.shape[0], more.shape[0]
+    buffer = rows.base
+    if (isinstance(buffer, np.ndarray) and _GROWN.get(id(buffer)) is buffer
+            and _USED.get(id(buffer)) == n and buffer.shape[0] >= n + m
+            and buffer.shape[1:] == rows.shape[1:] and buffer.dtype == rows.dtype
+            and buffer.ctypes.data == rows.ctypes.data):
+        buffer[n:n + m] = more
+        _USED[id(buffer)] = n + m
+        return buffer[:n + m]
+    buffer = np.empty((max(n + m, 2 * n),) + rows.shape[1:], rows.dtype)
+    _GROWN[id(buffer)] = buffer
+    _USED[id(buffer)] = n + m
+    weakref.finalize(buffer, _USED.pop, id(buffer), None)
+    buffer[:n] = rows
+    buffer[n:n + m] = more
+    return buffer[:n + m]

@@ -13,7 +13,7 @@ import numpy as np
 from benchpq import native
 from benchpq.checks import InputError, as_matrix, check_positive_int
 
-from .codes import pq_code_bits
+from .codes import appended_rows, pq_code_bits
 
 
 class NativeThreads:
@@ -58,7 +58,7 @@ class StoredCodes:
     def add(self, x) -> None:
         """Encode and append database vectors (n, D); ids continue from the current size."""
         codes = self.encode(as_matrix(x, "base", dim=getattr(self, "dim", None)))
-        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+        self.codes = appended_rows(self.codes, codes)
 
     @property
     def codes_bytes(self) -> int:
