@@ -103,8 +103,9 @@ def test_adding_in_blocks_equals_adding_at_once(name, data):
         plugin.set_threads(1)
         plugin.fit(x)
     whole.add(x)
-    for start in (0, 100, 101, 300):
-        blocks.add(x[start:{0: 100, 100: 101, 101: 300, 300: N}[start]])
+    bounds = [0, 100, 101, 300, N]  # uneven blocks, one of a single row
+    for start, end in zip(bounds, bounds[1:]):
+        blocks.add(x[start:end])
     assert blocks.codes_bytes == whole.codes_bytes
     (d1, i1), (d2, i2) = whole.search(queries, K), blocks.search(queries, K)
     np.testing.assert_array_equal(i2, i1)

@@ -40,13 +40,10 @@ def test_blocks_give_the_results_of_one_block(uint8_set, name, monkeypatch):
     one = registry.create({"name": name, **params, "seed": 3})
     blocks = registry.create({"name": name, **params, "seed": 3})
     task = {"name": "search", "mse": True, "diagnostics": False}
-    whole = build_search_model(one, uint8_set, {**task, "block_mb": 1024})
-    small = {**task, "block_mb": 1}  # 1 MiB: 8192 rows of 32 floats
-    rows = block_rows(small, D)
-    assert rows == 8192
-    # a budget smaller than the base: 6000 rows in blocks of 1000
+    whole = build_search_model(one, uint8_set, task)  # 256 MiB: the 6000 rows in one block
+    # the smallest budget, 1 MiB, holds 8192 rows of 32 floats: cut the 6000 rows smaller
     monkeypatch.setattr("benchpq.measure.tasks.block_rows", lambda task, dim: 1000)
-    part = build_search_model(blocks, uint8_set, small)
+    part = build_search_model(blocks, uint8_set, task)
     assert part["codes_bytes"] == whole["codes_bytes"]
     (d1, i1), (d2, i2) = one.search(uint8_set.query, 10), blocks.search(uint8_set.query, 10)
     if name.startswith("faiss"):
@@ -79,6 +76,12 @@ def test_every_call_gets_one_float32_block_at_most(uint8_set, monkeypatch):
     assert [c[1] for c in calls if c[0] == "add"] == [1000] * 6
     assert max(c[1] for c in calls) == 1000
     assert all(dtype == np.float32 and contiguous for _, _, dtype, contiguous in calls)
+
+
+def test_a_block_holds_the_budget_in_float32_rows():
+    assert block_rows({}, 128) == (256 << 20) // 512  # the default 256 MiB
+    assert block_rows({"block_mb": 1}, 32) == 8192
+    assert block_rows({"block_mb": 1}, 1 << 20) == 1  # wider than the budget: one row
 
 
 @pytest.mark.parametrize("budget", [0, -4, 1.5, "x"])

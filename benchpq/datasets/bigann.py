@@ -27,11 +27,11 @@ import numpy as np
 
 from ..checks import InputError, check_positive_int
 from .bigann_formats import GROUNDTRUTH_FORMAT, read_header
-from .context import DATA_ENV, LoadContext
+from .context import LoadContext
 from .dataset import Dataset
 from .download import Expected
 from .formats import read_array
-from .locate import DatasetNotFoundError, Source, locate_files
+from .locate import DatasetNotFoundError, Source, files_not_found, locate_files
 from .registry import register_loader
 
 
@@ -62,13 +62,10 @@ def _locate_all(ctx: LoadContext, folder: str, wanted: dict) -> dict:
         try:
             found[part] = locate_files(ctx, folder, [names], source)[names[0]]
         except DatasetNotFoundError as exc:
-            reason = str(exc).rsplit("; ", 1)[-1]
+            reason = exc.reason
             missing.append(" or ".join(names) + (f" (from {source.url})" if source else ""))
     if missing:
-        raise DatasetNotFoundError(
-            f"dataset {ctx.name!r} not found: put {', '.join(missing)} in "
-            f"{ctx.resolve(folder)} (set {DATA_ENV} or data_dir to change the folder); "
-            f"{reason}")
+        raise files_not_found(ctx, ", ".join(missing), ctx.resolve(folder), reason)
     return found
 
 

@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import InputError, as_matrix
+from ..store.cachefiles import temp_path
 from .formats import register_format
+from .vecs import check_values_fit
 
 #: value dtype of each extension
 BIN_DTYPES = {".fbin": np.dtype("<f4"), ".u8bin": np.dtype("u1"), ".i8bin": np.dtype("i1"),
@@ -158,7 +160,7 @@ class BinWriter:
             raise InputError(f"{self.path}: cannot write vectors of dimension {dim}")
         self.dim = int(dim)
         self.rows = 0
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._tmp = temp_path(self.path)
         self._file = open(self._tmp, "wb")
         self._file.write(np.zeros(2, HEADER).tobytes())
 
@@ -168,14 +170,7 @@ class BinWriter:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise InputError(f"{self.path}: expected rows of shape (m, {self.dim}), got "
                              f"{x.shape}")
-        if self.dtype.kind != "f" and x.size:
-            if x.dtype.kind == "f":
-                raise InputError(f"{self.path}: cannot write floating point values to a "
-                                 f"{self.dtype.name} file")
-            info = np.iinfo(self.dtype)
-            if int(x.min()) < info.min or int(x.max()) > info.max:
-                raise InputError(f"{self.path}: values in [{int(x.min())}, {int(x.max())}] "
-                                 f"do not fit in {self.dtype.name}")
+        check_values_fit(x, self.dtype, self.path)
         x = as_matrix(x, name=str(self.path), dtype=self.dtype, finite=True)
         if self.rows + x.shape[0] > np.iinfo(HEADER).max:
             raise InputError(f"{self.path}: more than 2^32 - 1 rows")
@@ -216,24 +211,3 @@ def write_bin(path, array, block_rows: int = 65536) -> Path:
         for start in range(0, x.shape[0], block_rows):
             out.write(x[start:start + block_rows])
     return Path(path)
-
-
-def write_bin_groundtruth(path, ids, distances) -> Path:
-    """Write (nq, k) ids and distances in the big-ann ground-truth layout (atomically)."""
-    ids, distances = np.asarray(ids), np.asarray(distances)
-    if ids.ndim != 2 or ids.shape != distances.shape:
-        raise InputError(f"{path}: ids and distances must be two (nq, k) arrays of one "
-                         f"shape, got {ids.shape} and {distances.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.int32).max):
-        raise InputError(f"{path}: ids must lie in [0, 2^31 - 1]")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(np.array(ids.shape, HEADER).tobytes())
-            f.write(np.ascontiguousarray(ids, dtype="<i4").tobytes())
-            f.write(np.ascontiguousarray(distances, dtype="<f4").tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

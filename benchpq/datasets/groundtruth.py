@@ -174,8 +174,8 @@ def _candidates(base: np.ndarray, query: np.ndarray, c: int, checkpoint: Path | 
         progress.advance(done - s)
         if checkpoint is not None and done < nb and time.monotonic() - saved >= CHECKPOINT_S:
             # two slots, written in turn: a kill between a file and its seal leaves the other
-            _save_checkpoint(_slots(checkpoint)[saves % 2], mu=mu, start=np.int64(done),
-                             xn_max=np.float64(xn_max), best_d=best_d, best_i=best_i)
+            _save(_slots(checkpoint)[saves % 2], mu=mu, start=np.int64(done),
+                  xn_max=np.float64(xn_max), best_d=best_d, best_i=best_i)
             saves += 1
             saved = time.monotonic()
     tol = (2 * dim + 16) * _EPS32 * (qn + xn_max)
@@ -213,16 +213,6 @@ def _read_slot(path: Path, nq: int, c: int, dim: int) -> dict | None:
         log.warning("ground-truth checkpoint %s is not used (%s)", path, exc)
         return None
     return state
-
-
-def _save_checkpoint(path: Path, **state) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **state)
-    try:
-        sealing.write_sealed(path, write)
-    except OSError as exc:
-        log.warning("could not save the ground-truth checkpoint %s (%s)", path, exc)
 
 
 def _compute(base: np.ndarray, query: np.ndarray, k: int, checkpoint: Path | None = None):
@@ -287,7 +277,7 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
         checkpoint = path.with_name(f"{key}.partial.npz")
         ids, dist = _compute(base, query, k, checkpoint)
         dist = dist.astype(np.float32)
-        _save(path, ids, dist)
+        _save(path, ids=ids, dist=dist)
         for slot in _slots(checkpoint):
             try:
                 sealing.discard(slot)
@@ -313,14 +303,15 @@ def _read_cache(path: Path, base, query, k: int):
     return ids.astype(np.int64), dist.astype(np.float32)
 
 
-def _save(path: Path, ids: np.ndarray, dist: np.ndarray) -> None:
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    """``arrays`` as a sealed .npz at ``path``; a cache that cannot be written is a warning."""
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, ids=ids, dist=dist)
+            np.savez(f, **arrays)
     try:
         sealing.write_sealed(path, write)
     except OSError as exc:
-        log.warning("could not cache ground truth in %s (%s)", path, exc)
+        log.warning("could not save %s (%s)", path, exc)
 
 
 def ensure_groundtruth(ds, k: int = 100, cache_dir=None, refresh: bool = False):

@@ -24,7 +24,22 @@ FileSpec = str | Sequence[str]
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A named dataset's files are missing and could not be downloaded."""
+    """A named dataset's files are missing and could not be downloaded.
+
+    ``reason`` says why nothing was downloaded (offline, no source, a failed transfer).
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
+def files_not_found(ctx: LoadContext, wanted: str, folder: Path,
+                    reason: str) -> DatasetNotFoundError:
+    """The error of files ``wanted`` missing from ``folder`` of a named dataset."""
+    return DatasetNotFoundError(f"dataset {ctx.name!r} not found: put {wanted} in {folder} "
+                                f"(set {DATA_ENV} or data_dir to change the folder); {reason}",
+                                reason)
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,4 @@ def locate_files(ctx: LoadContext, folder: str | Path, specs: Sequence[FileSpec]
         except (OSError, urllib.error.URLError, InputError) as exc:  # InputError: bad checksum
             reason = f"the download from {source.url} failed: {exc}"
     have = f" (found only {', '.join(present)})" if present else ""
-    raise DatasetNotFoundError(
-        f"dataset {ctx.name!r} not found: put {_describe(specs)} in {target}{have} "
-        f"(set {DATA_ENV} or data_dir to change the folder); {reason}")
+    raise files_not_found(ctx, _describe(specs) + have, target, reason)

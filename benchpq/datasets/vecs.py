@@ -101,8 +101,9 @@ def vecs_shape(path) -> tuple[int, int]:
     return read_vecs(path, mmap=True).shape
 
 
-def _check_values(x: np.ndarray, dtype: np.dtype, path: Path) -> None:
-    """Refuse values that the target dtype cannot hold exactly."""
+def check_values_fit(x: np.ndarray, dtype: np.dtype, path: Path) -> None:
+    """Refuse values that ``path``'s value type ``dtype`` cannot hold exactly (a writer's
+    check: floats into an integer file, integers out of its range)."""
     if dtype.kind == "f" or x.size == 0:
         return
     if x.dtype.kind == "f":
@@ -134,7 +135,7 @@ def write_vecs(path, array) -> Path:
     x = np.asarray(array)
     if x.ndim != 2:
         raise InputError(f"{path}: expected a 2-D array (n, d) to write, got shape {x.shape}")
-    _check_values(x, dtype, path)
+    check_values_fit(x, dtype, path)
     x = as_matrix(x, name=str(path), dtype=dtype, finite=True)
     n, d = x.shape
     if d < 1:

@@ -125,7 +125,8 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     """The search task: build the model once, then search at every setting.
 
     ``task`` keys: k, recall_at (list), k_recall (list), mse (bool),
-    search_repeats (int, default 3). ``settings`` are search-time parameter
+    search_repeats (int, default 3), block_mb (MiB of float32 base rows per block, default
+    256; see :func:`build_search_model`). ``settings`` are search-time parameter
     settings (:mod:`benchpq.measure.search_grid`; default one empty setting). ``store``
     is an optional trained-model cache entry (:class:`BuildStore`).
 
