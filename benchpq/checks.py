@@ -48,6 +48,22 @@ def as_matrix(x, name: str = "x", dtype=np.float32, dim: int | None = None,
     return x
 
 
+#: the stored types a streaming consumer reads as they are, converting block by block
+STREAMED_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def as_streamed_matrix(x, name: str = "x", min_rows: int = 1) -> np.ndarray:
+    """``x`` (n, d) unchanged when it is a 2-D array stored as float32, uint8 or int8 (a
+    memory map stays mapped, a byte base is never copied to floats whole), else
+    :func:`as_matrix` to float32. For consumers that read ``x`` block by block,
+    converting and checking for NaN/Inf one block at a time."""
+    if isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype in STREAMED_DTYPES:
+        if x.shape[0] < min_rows:
+            raise InputError(f"{name}: expected at least {min_rows} rows, got {x.shape[0]}")
+        return x
+    return as_matrix(x, name, min_rows=min_rows, finite=False)
+
+
 def check_finite(x: np.ndarray, name: str = "x", chunk_rows: int = 65536) -> None:
     """Raise if ``x`` holds NaN or Inf, naming the first offending row.
 

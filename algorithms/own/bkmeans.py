@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchpq import native
-from benchpq.checks import as_matrix, check_labels, check_positive_int
+from benchpq.checks import as_streamed_matrix, check_labels, check_positive_int
 from benchpq.metric_table import declare
 from benchpq.registry import register
 
@@ -153,7 +153,7 @@ class BKMeansClusterer(BinaryCodeBits, CodeClusterer):
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
-        x = as_matrix(x, "x", min_rows=2, finite=False)  # memory-mapped float32 stays mapped
+        x = as_streamed_matrix(x, "x", min_rows=2)
         n, dim = x.shape
         check_num_bit(self.num_bit, dim)
         k = check_n_clusters(n_clusters, n)

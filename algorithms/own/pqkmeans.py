@@ -30,12 +30,15 @@ histograms). Every input is checked here, before any C++ call.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from benchpq import native
 from benchpq.checks import (
     InputError,
     as_matrix,
+    as_streamed_matrix,
     check_codebook_size,
     check_labels,
     check_positive_int,
@@ -45,6 +48,7 @@ from benchpq.metric_table import declare
 from benchpq.registry import register
 
 from ..primitives.checks import (
+    check_choice,
     check_n_clusters,
     check_pq_codes,
     check_tables,
@@ -69,18 +73,19 @@ PQKMEANS_CALLS = NativeTable(None, {
     "pqkmeans_tables": Call((A("codewords", _F32, ("M", "Ks", "ds")), S("M"), S("Ks"), S("ds"),
                              A("tables", _F32, ("M", "Ks", "Ks"), out=True))),
     "pqkmeans": Call((_CODES, S("n"), S("M"), S("Ks"), _TABLES, S("k"), S("niter"), S("init"),
-                      S("empty"), S("seed"), A("centers", _U8, ("k", "M"), out=True),
+                      S("empty"), S("groups"), S("probe"), S("seed"),
+                      A("centers", _U8, ("k", "M"), out=True),
                       A("labels", _I64, ("n",), out=True),
                       A("objective", _F64, ("niter",), out=True),
                       A("iter_seconds", _F64, ("niter",), out=True))),
     "pqkmeans_assign": Call((_CODES, S("n"), S("M"), S("Ks"), _TABLES,
-                             A("centers", _U8, ("k", "M")), S("k"),
-                             A("labels", _I64, ("n",), out=True),
+                             A("centers", _U8, ("k", "M")), S("k"), S("groups"), S("probe"),
+                             S("seed"), A("labels", _I64, ("n",), out=True),
                              A("distances", _F32, ("n",), out=True))),
     "pqkmeans_update": Call((_CODES, S("n"), S("M"), S("Ks"), _TABLES, A("labels", _I64, ("n",)),
                              S("k"), A("centers", _U8, ("k", "M"), out=True))),
 }, warm=dict(n=2, M=1, Ks=2, ds=1, k=2, niter=1, init=INIT_GIVEN,
-            empty=EMPTY_RULES["farthest"], seed=0))
+            empty=EMPTY_RULES["farthest"], groups=0, probe=0, seed=0))
 
 
 # -- tables -------------------------------------------------------------------
@@ -103,12 +108,30 @@ def sdc_tables(codewords) -> np.ndarray:
     return tables
 
 
+# -- the assignment ------------------------------------------------------------
+#: assignment modes: ``exhaustive`` (every centre, the reference) or ``grouped``
+ASSIGNMENTS = ("exhaustive", "grouped")
+
+
+def assignment_groups(assign: str, k: int, groups: int | None, probe: int) -> tuple[int, int]:
+    """(groups, probe) as the C++ core takes them: (0, 0) for ``exhaustive``; for
+    ``grouped``, ``groups`` (None: ceil(sqrt(k))) capped at k, and ``probe`` >= 1."""
+    check_choice(assign, ASSIGNMENTS, "assign")
+    if assign == "exhaustive":
+        return 0, 0
+    g = math.isqrt(k - 1) + 1 if groups is None else check_positive_int(groups, "groups")
+    return min(g, k), check_positive_int(probe, "probe")
+
+
 # -- the algorithm ------------------------------------------------------------
 def pqkmeans(codes, tables, k: int, niter: int = 20, init: str = "pqkmeans",
-             empty: str = "farthest", seed: int = 0, centers=None) -> CodeClustering:
+             empty: str = "farthest", seed: int = 0, centers=None, assign: str = "exhaustive",
+             groups: int | None = None, probe: int = 8) -> CodeClustering:
     """PQk-means on codes (n, M) uint8 with tables (M, Ks, Ks); see the module doc.
 
     ``centers`` (k, M) uint8, if given, are the initial centres (``init`` is then ignored).
+    ``assign``: ``exhaustive`` (default) or ``grouped`` with ``groups`` and ``probe``
+    (see the module doc).
     """
     tables = check_tables(tables)
     M, Ks = tables.shape[0], tables.shape[1]
@@ -119,23 +142,33 @@ def pqkmeans(codes, tables, k: int, niter: int = 20, init: str = "pqkmeans",
                                 check_pq_codes(centers, M, Ks, "centers"), k, M, init)
     if centers is None and init == "pqkmeans" and n > 2 ** 31 - 1:
         raise InputError(f"init='pqkmeans' (the library's draw) needs n < 2**31, got {n}")
+    n_groups, probe = assignment_groups(assign, k, groups, probe)
     labels = np.empty(n, np.int64)
     objective, seconds = np.zeros(niter), np.zeros(niter)
     ran = PQKMEANS_CALLS.call(native.load(), "pqkmeans", codes, n, M, Ks, tables, k, niter, mode,
-                              EMPTY_RULES[empty], seed, out, labels, objective, seconds)
+                              EMPTY_RULES[empty], n_groups, probe, seed, out, labels, objective,
+                              seconds)
     return CodeClustering(out, labels, objective[:ran], seconds[:ran])
 
 
-def pqkmeans_assign(codes, tables, centers) -> tuple[np.ndarray, np.ndarray]:
-    """(labels (n,) int64, distances (n,) float32): nearest centre by symmetric distance."""
+def pqkmeans_assign(codes, tables, centers, assign: str = "exhaustive",
+                    groups: int | None = None, probe: int = 8, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (n,) int64, distances (n,) float32): nearest centre by symmetric distance.
+
+    ``assign="grouped"`` searches the ``probe`` nearest of ``groups`` groups of
+    centres only (grouping seeded by ``seed``); see the module doc.
+    """
     tables = check_tables(tables)
     M, Ks = tables.shape[0], tables.shape[1]
     codes = check_pq_codes(codes, M, Ks)
     centers = check_pq_codes(centers, M, Ks, "centers")
     n, k = codes.shape[0], centers.shape[0]
+    n_groups, probe = assignment_groups(assign, k, groups, probe)
+    seed = plugin_seed(seed)
     labels, distances = np.empty(n, np.int64), np.empty(n, np.float32)
     PQKMEANS_CALLS.call(native.load(), "pqkmeans_assign", codes, n, M, Ks, tables, centers, k,
-                        labels, distances)
+                        n_groups, probe, seed, labels, distances)
     return labels, distances
 
 
@@ -183,6 +216,12 @@ class PQKMeansClusterer(PQCodeBits, CodeClusterer):
         init: ``pqkmeans`` (the library's draw of k codes; with seed 0 the
             library's very centres) or ``random`` (k distinct codes).
         empty: ``farthest`` or ``keep`` (see the module doc).
+        assign: ``exhaustive`` (every centre; the reference) or ``grouped``
+            (sub-linear in k: each code is compared with the members of the
+            ``probe`` nearest of ``groups`` groups of centres; for k of 10^4
+            and more).
+        groups: groups of centres for ``grouped`` (None: ceil(sqrt(k))).
+        probe: groups searched per code for ``grouped``.
         seed: seed of the sample, the encoder and the initialisation (None: 0).
 
     fit_predict encodes the vectors block by block (a memory-mapped input is
@@ -198,8 +237,12 @@ class PQKMeansClusterer(PQCodeBits, CodeClusterer):
 
     def __init__(self, M: int = 8, Ks: int = 256, encoder_iter: int = 20,
                  train_size: int | None = 100_000, niter: int = 20, init: str = "pqkmeans",
-                 empty: str = "farthest", seed: int | None = None, verbose: bool = False):
+                 empty: str = "farthest", assign: str = "exhaustive", groups: int | None = None,
+                 probe: int = 8, seed: int | None = None, verbose: bool = False):
         self.M = check_positive_int(M, "M")
+        self.assign = check_choice(assign, ASSIGNMENTS, "assign")
+        self.groups = None if groups is None else check_positive_int(groups, "groups")
+        self.probe = check_positive_int(probe, "probe")
         self.Ks = check_positive_int(Ks, "Ks", 2, 256)
         self.encoder_iter = check_positive_int(encoder_iter, "encoder_iter")
         self.train_size = None if train_size is None else \
@@ -208,7 +251,7 @@ class PQKMeansClusterer(PQCodeBits, CodeClusterer):
 
     def fit_predict(self, x, n_clusters):
         """(n, D) float32 -> (n,) int64 labels in [0, n_clusters)."""
-        x = as_matrix(x, "x", finite=False)  # memory-mapped float32 stays mapped
+        x = as_streamed_matrix(x, "x")
         n, dim = x.shape
         check_subspaces(dim, self.M)
         k = check_n_clusters(n_clusters, n)
@@ -219,7 +262,8 @@ class PQKMeansClusterer(PQCodeBits, CodeClusterer):
         def cluster(codes):
             nonlocal tables
             tables = sdc_tables(self.encoder.codewords)
-            return pqkmeans(codes, tables, k, self.niter, self.init, self.empty, seed)
+            return pqkmeans(codes, tables, k, self.niter, self.init, self.empty, seed,
+                            assign=self.assign, groups=self.groups, probe=self.probe)
 
         codes = self.encode_and_cluster(
             x, lambda: train_pq_encoder(x, self.M, self.Ks, self.encoder_iter, self.train_size,

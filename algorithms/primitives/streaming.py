@@ -34,7 +34,9 @@ def training_sample(x: np.ndarray, train_size: int | None, seed: int) -> np.ndar
 
 def check_finite_streaming(x: np.ndarray, name: str = "x") -> None:
     """Raise InputError if x holds NaN or Inf (naming the first row), block by block,
-    releasing each block's pages if x is memory-mapped."""
+    releasing each block's pages if x is memory-mapped. Integer data pass unread."""
+    if x.dtype.kind != "f":
+        return
     for start in range(0, x.shape[0], STREAM_ROWS):
         block = x[start:start + STREAM_ROWS]
         bad = ~np.isfinite(block)
