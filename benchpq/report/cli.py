@@ -11,6 +11,8 @@ Examples::
     benchpq-report results/lopq-siftsmall --pareto-table --x mean_candidates
     benchpq-report results/paired-siftsmall --compare pq=faiss_pq      # paired tests
     benchpq-report results/ --html report/ --compare pq=faiss_pq       # static site
+    benchpq-report results/scale --fit --values add_s,search_s --extrapolate 1e9
+    benchpq-report results/scale --scaling add.png --y add_s --extrapolate 1e9
 
 PATH may be a sweep directory, a ``records/`` directory, a record file, or a directory
 above sweeps (every ``records/`` below it is read). Names given to --rows, --cols,
@@ -46,6 +48,8 @@ from .output import output
 from .paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
 from .pareto import default_axes, pareto_table, plot_pareto
 from .references import merge_references, reference_table, references_from_file, render_references
+from .scaling import DEFAULT_X as SCALING_X
+from .scaling import SCALING_NOTE, plot_scaling, render_scaling, scaling_fits
 from .tables import AGGREGATIONS
 
 PROG = "benchpq-report"
@@ -108,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "column (default: algorithm)")
     g.add_argument("--logx", action="store_true", help="log-scale x axis")
     g.add_argument("--title", help="plot title")
+    s = p.add_argument_group("scaling")
+    s.add_argument("--fit", action="store_true", help="print, instead of the table, the "
+                   "log-log slope of each --values metric against --x (default n_base), one "
+                   "line per --by (default algorithm)")
+    s.add_argument("--scaling", metavar="FILE", help="save --y against --x (default n_base) "
+                   "on log-log axes with each line's fitted slope as a PNG")
+    s.add_argument("--extrapolate", metavar="N", type=float, help="with --fit or --scaling: "
+                   "also the value at size N, from the largest size along the fitted slope")
     p.add_argument("--diagnostics", metavar="FILE", help="also save the codebook diagnostics "
                    "(per-sub-space mse, codeword usage, code entropy, cluster sizes) as a PNG")
     return p
@@ -129,6 +141,14 @@ def output_format(args: argparse.Namespace) -> str:
 def make_table_text(df, args: argparse.Namespace) -> str:
     """The requested pivot table, or the summary table if no row/col/value was given."""
     fmt = output_format(args)
+    if args.extrapolate is not None and not (args.fit or args.scaling):
+        raise ReportError("--extrapolate goes with --fit or --scaling")
+    if args.scaling and not args.y:
+        raise ReportError("--scaling needs --y, the metric to draw against --x")
+    if args.extrapolate is not None and not args.extrapolate > 0:
+        raise ReportError(f"--extrapolate: expected a size > 0, got {args.extrapolate:g}")
+    if args.fit:
+        return scaling_text(df, args, fmt)
     if args.pareto_table:
         runs = filter_status(df, "ok")
         table = pareto_table(runs, *default_axes(args.x, args.y),
@@ -155,6 +175,18 @@ def make_table_text(df, args: argparse.Namespace) -> str:
     table = pivot(runs, rows, names(args.cols) or None, values, agg=args.agg)
     return with_note(table, render(table, fmt, human_bytes=not args.raw_bytes,
                                    caption=args.caption, intervals=not args.no_intervals), fmt)
+
+
+def scaling_text(df, args: argparse.Namespace, fmt: str) -> str:
+    """The log-log fits of --values (or --y) against --x, one line per --by, with the note."""
+    values = names(args.values) or ([args.y] if args.y else None)
+    if not values:
+        raise ReportError("--fit needs the metrics to fit: --values (or --y)")
+    runs = df if args.all_status else filter_status(df, "ok")
+    frame = scaling_fits(runs, values, args.x or SCALING_X, names(args.by) or "algorithm",
+                         args.extrapolate)
+    text = render_scaling(frame, fmt)
+    return text if fmt == "csv" else f"{text}\n\n{output(fmt).note(SCALING_NOTE)}"
 
 
 def with_note(table, text: str, fmt: str) -> str:
@@ -228,6 +260,11 @@ def _report(df, args: argparse.Namespace) -> None:
         path = plot_pareto(runs, x=x, y=y,
                            by=names(args.by) or "algorithm", path=args.pareto,
                            title=args.title)
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    if args.scaling:
+        path = plot_scaling(runs, y=args.y, x=args.x or SCALING_X,
+                            by=names(args.by) or "algorithm", path=args.scaling,
+                            to=args.extrapolate, title=args.title)
         print(f"{PROG}: wrote {path}", file=sys.stderr)
     if args.diagnostics:
         from .diagnostics_plot import plot_diagnostics
