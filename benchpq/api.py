@@ -121,8 +121,16 @@ class Searcher(Algorithm):
     """Indexes a database and answers k-nearest-neighbour queries."""
 
     def add(self, x: np.ndarray) -> None:
-        """Add database vectors (n, d) float32; ids are 0..n-1 in order of addition."""
+        """Add database vectors (n, d) float32; ids are 0..n-1 in order of addition.
+
+        A base is added in blocks (the search task's ``block_mb``), so an add costs what
+        its block costs: a structure over all codes is built in :meth:`finish_add`."""
         raise NotImplementedError
+
+    def finish_add(self) -> None:
+        """Called once after the last :meth:`add` of a build, inside the timed add phase:
+        where a plugin builds what spans all its codes (inverted lists, sorted postings).
+        A plugin must also search correctly if it is never called. Default: nothing."""
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (distances (nq, k) float32, ids (nq, k) int64), nearest first.

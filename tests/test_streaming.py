@@ -33,16 +33,18 @@ def test_a_uint8_base_is_kept_as_stored(uint8_set):
     uint8_set.validate()
 
 
-@pytest.mark.parametrize("name", ["pq", "faiss_ivfpq", "lopq"])
-def test_blocks_give_the_results_of_one_block(uint8_set, name, monkeypatch):
+@pytest.mark.parametrize("name, rows", [("pq", 1000), ("faiss_ivfpq", 1000), ("lopq", 1000),
+                                        ("pqfs", 1000), ("pqfs", 1024)])
+def test_blocks_give_the_results_of_one_block(uint8_set, name, rows, monkeypatch):
     params = {"pq": {"M": 4, "Ks": 64}, "faiss_ivfpq": {"nlist": 16, "M": 4, "nbits": 6},
-              "lopq": {"V": 4, "M": 4, "Ks": 32}}[name]
+              "lopq": {"V": 4, "M": 4, "Ks": 32}, "pqfs": {"M": 8}}[name]
     one = registry.create({"name": name, **params, "seed": 3})
     blocks = registry.create({"name": name, **params, "seed": 3})
     task = {"name": "search", "mse": True, "diagnostics": False}
     whole = build_search_model(one, uint8_set, task)  # 256 MiB: the 6000 rows in one block
     # the smallest budget, 1 MiB, holds 8192 rows of 32 floats: cut the 6000 rows smaller
-    monkeypatch.setattr("benchpq.measure.tasks.block_rows", lambda task, dim: 1000)
+    # (pqfs: 1000 rows end in a partial block of 32 codes, 1024 rows do not)
+    monkeypatch.setattr("benchpq.measure.tasks.block_rows", lambda task, dim: rows)
     part = build_search_model(blocks, uint8_set, task)
     assert part["codes_bytes"] == whole["codes_bytes"]
     (d1, i1), (d2, i2) = one.search(uint8_set.query, 10), blocks.search(uint8_set.query, 10)
@@ -81,6 +83,8 @@ def test_every_call_gets_one_float32_block_at_most(uint8_set, monkeypatch):
 def test_a_block_holds_the_budget_in_float32_rows():
     assert block_rows({}, 128) == (256 << 20) // 512  # the default 256 MiB
     assert block_rows({"block_mb": 1}, 32) == 8192
+    assert block_rows({"block_mb": 1}, 100) == 2048  # 2621 rows fit: whole 1024s
+    assert block_rows({"block_mb": 1}, 1000) == 262  # fewer than 1024 fit: as many as fit
     assert block_rows({"block_mb": 1}, 1 << 20) == 1  # wider than the budget: one row
 
 
@@ -132,3 +136,28 @@ def test_the_pages_of_a_mapped_base_leave_the_process_once_used(uint8_set, monke
     build_search_model(plugin, uint8_set, {"name": "search", "diagnostics": False})
     # the whole base once before training, then every block after add and after encode
     assert released[0] == 6000 and released[1:].count(1000) >= 12
+
+
+def test_whole_structures_are_built_once_per_build(uint8_set, monkeypatch):
+    """lopq builds its inverted multi-index once, after the last block, not at every add;
+    pqfs appends blocks of whole fast-scan groups into one growing buffer."""
+    monkeypatch.setattr("benchpq.measure.tasks.block_rows", lambda task, dim: 1024)
+    lopq = registry.create({"name": "lopq", "V": 4, "M": 4, "Ks": 32, "seed": 3})
+    builds = []
+    index = type(lopq)._index
+    monkeypatch.setattr(type(lopq), "_index", lambda self: builds.append(1) or index(self))
+    build_search_model(lopq, uint8_set, {"name": "search", "mse": False})
+    assert len(builds) == 1
+    pqfs = registry.create({"name": "pqfs", "M": 8, "seed": 3})
+    seen = []
+    add = pqfs.add_codes
+
+    def recording(codes):
+        add(codes)
+        seen.append(pqfs.blocks)
+    monkeypatch.setattr(pqfs, "add_codes", recording)
+    build_search_model(pqfs, uint8_set, {"name": "search", "mse": False})
+    assert len(seen) == 6
+    # a buffer that doubles: 64, 128, 256 groups of 32 codes for 2 to 6 blocks of 32 groups
+    buffers = [next(b for b in seen if np.shares_memory(a, b)) for a in seen[1:]]
+    assert len({id(b) for b in buffers}) == 3

@@ -446,8 +446,12 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
 
     # -- Searcher -------------------------------------------------------------
     def add(self, x) -> None:
-        """Encode and append database vectors (n, D); the inverted lists are rebuilt."""
+        """Encode and append database vectors (n, D); the inverted lists are built by
+        :meth:`finish_add` (or the next search), once for all blocks added."""
         super().add(x)
+
+    def finish_add(self) -> None:
+        """Build the inverted multi-index of all codes added."""
         self._index()
 
     def _index(self):

@@ -27,6 +27,7 @@ from benchpq.api import UNSET, Quantizer, Searcher
 from benchpq.checks import InputError, as_matrix, check_k, check_positive_int
 from benchpq.registry import register
 
+from ..primitives.codes import appended_rows
 from ..primitives.mixins import FittedGuard, ModelArrays, NativeThreads
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable, Object
@@ -202,6 +203,10 @@ class PQFastScan(NativeThreads, FittedGuard, ModelArrays, Quantizer, Searcher):
         codes = self._check_codes(codes)
         if self.blocks is None:
             self.blocks, self.ntotal = pack_blocks(codes, self.M), codes.shape[0]
+            return
+        if self.ntotal % BLOCK == 0:  # whole blocks so far: append, amortised (block_mb adds)
+            self.blocks = appended_rows(self.blocks, pack_blocks(codes, self.M))
+            self.ntotal += codes.shape[0]
             return
         kept = self.ntotal - self.ntotal % BLOCK  # the last, partial block is packed again
         tail = unpack_blocks(self.blocks, self.ntotal, self.M)[kept:]

@@ -86,10 +86,17 @@ def _check_search_output(distances, ids, nq: int, k: int, name: str):
     return distances, ids.astype(np.int64, copy=False)
 
 
+#: blocks of the base hold a multiple of this many rows when they can: plugins that pack
+#: codes in groups (fast-scan blocks of 32) then append each block without repacking
+BLOCK_ALIGN = 1024
+
+
 def block_rows(task: dict, dim: int) -> int:
-    """Rows of a float32 block of the base within the task's ``block_mb`` budget."""
+    """Rows of a float32 block of the base within the task's ``block_mb`` budget (a
+    multiple of :data:`BLOCK_ALIGN` unless the budget holds fewer rows)."""
     budget = check_positive_int(task.get("block_mb", DEFAULT_BLOCK_MB), "task.block_mb")
-    return max(1, (budget << 20) // (4 * dim))
+    rows = max(1, (budget << 20) // (4 * dim))
+    return rows - rows % BLOCK_ALIGN if rows >= BLOCK_ALIGN else rows
 
 
 def float_blocks(x: np.ndarray, rows: int):
@@ -170,6 +177,7 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     with phases("add"):
         for _, block in float_blocks(ds.base, rows):
             plugin.add(block)
+        plugin.finish_add()
     out = dict(phases.metrics)
     if isinstance(plugin, Quantizer) and task.get("mse", True):
         out["mse"], codes = reconstruction_mse(plugin, ds.base, phases, rows)
