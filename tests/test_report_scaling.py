@@ -17,7 +17,8 @@ SIZES = (1_000_000, 10_000_000, 100_000_000)
 def record(rid, alg, n, seed, metrics):
     return {"run_id": rid, "status": "ok", "message": "", "algorithm": alg,
             "dataset": "synthetic_sift", "task": "search",
-            "params": {"M": 8, "dataset.n_base": n}, "seed": seed, "threads": 1,
+            "params": {"M": 8, "dataset.n_base": n, "task.n_clusters": 10}, "seed": seed,
+            "threads": 1,
             "metrics": {"n_base": n, **metrics}, "config": {"name": "scale"},
             "provenance": {"started_at": "2026-12-06T12:00:00+00:00"}, "wall_s": 1.0}
 
@@ -77,6 +78,11 @@ def test_cli_fit_table_and_plot(scale_results, tmp_path, capsys):
     assert "59.6 GiB" in rss  # 64 bytes x 1e9, extrapolated along slope 1
     assert "least-squares slope" in out and f"wrote {png}" in err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([str(scale_results), "--scaling", str(png), "--y", "add_s",
+                 "--by", "algorithm,task.n_clusters"]) == 0  # a dotted param names a line
+    assert main([str(scale_results), "--fit", "--values", "add_s", "--by", "task.n_clusters",
+                 "--by", "algorithm"]) == 0
+    assert "| 10 " in capsys.readouterr().out
     assert main([str(scale_results), "--fit", "--values", "add_s", "--format", "csv"]) == 0
     frame = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
     assert set(frame.algorithm) == {"pq", "ivf"} and "at_to" not in frame

@@ -86,8 +86,7 @@ def render_scaling(frame: pd.DataFrame, fmt: str = "markdown") -> str:
     if to is not None:
         header.append(f"at {to:.3g}")
     rows = []
-    for r in frame.itertuples(index=False):
-        r = r._asdict()
+    for r in frame.to_dict("records"):
         cells = [format_key(r[k]) for k in keys] + [
             r["metric"], f"{r['x_min']:.3g} - {r['x_max']:.3g} ({r['points']})",
             "n/a" if np.isnan(r["slope"]) else f"{r['slope']:.2f}",
@@ -121,8 +120,7 @@ def plot_scaling(df: pd.DataFrame, y: str, x: str = DEFAULT_X, by="algorithm",
     fig = Figure(figsize=(6.4, 4.8))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for i, fit in enumerate(fits.itertuples(index=False)):
-        fit = fit._asdict()
+    for i, fit in enumerate(fits.to_dict("records")):
         line = means
         for k in keys:
             line = line[line[k].astype(str) == str(fit[k])]
