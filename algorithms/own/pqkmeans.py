@@ -12,6 +12,16 @@ codes too.
   of its members' sub-codes; the new sub-code is argmin_c sum_a h[a] T_m[a, c]
   (the codeword nearest, in summed squared distance, to the members'
   codewords), ties to the smaller codeword. No float vector is ever built.
+* Grouped assignment (``assign="grouped"``), for large k: the exact search
+  over all k centres is replaced, as the paper proposes for large k, by a
+  nearest-centre search in the code domain with exact re-checking. The
+  centres are clustered by PQk-means itself into ``groups`` groups (default
+  ceil(sqrt(k)); 10 iterations, seeded); a code is scored against the group
+  centres and exactly against the members of its ``probe`` nearest groups,
+  and, from the second assignment on, its previous centre, so the objective
+  never rises. Cost per code: about groups + probe * k / groups distances
+  instead of k. With probe >= groups it is the exhaustive assignment bit for
+  bit.
 * ``niter`` assignments with an update between consecutive ones, as the
   pqkmeans library counts them; it stops early when an update changes no
   centre. Labels are the nearest final centre of every code.
