@@ -15,16 +15,15 @@ from benchpq.algorithms.own.pqkmeans import (
     sdc_tables,
     train_pq_encoder,
 )
-from benchpq.checks import InputError
-from benchpq.datasets.vecs import read_vecs
+from benchpq.checks import InputError, as_streamed_matrix
 from benchpq.measure import metrics
 
 import reference as ref
 
 
 @pytest.fixture(scope="module")
-def sift(siftsmall_dir):
-    return np.ascontiguousarray(read_vecs(siftsmall_dir / "siftsmall_base.fvecs"))
+def sift(siftsmall):
+    return siftsmall[0]
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +121,20 @@ def test_options_are_checked():
             pqkmeans(codes, tables, 3, 2, **kwargs)
     with pytest.raises(InputError, match="assign"):
         PQKMeansClusterer(assign="ivf")
+
+
+def test_a_streamed_base_is_not_copied(tmp_path):
+    """Code clusterers read a base as stored: a uint8 or int8 memory map stays one; other
+    types are converted to float32, bad ones refused by name."""
+    path = tmp_path / "base.npy"
+    np.save(path, np.arange(4 * 8, dtype=np.uint8).reshape(4, 8))
+    mapped = np.load(path, mmap_mode="r")
+    assert as_streamed_matrix(mapped) is mapped
+    assert as_streamed_matrix(np.zeros((3, 2), np.int8)).dtype == np.int8
+    assert as_streamed_matrix(np.zeros((3, 2), np.float64)).dtype == np.float32
+    with pytest.raises(InputError, match="x: expected at least 2 rows"):
+        as_streamed_matrix(mapped[:1], "x", min_rows=2)
+    with pytest.raises(InputError, match="base: expected a 2-D array"):
+        as_streamed_matrix(np.zeros(5, np.uint8), "base")
+    with pytest.raises(InputError, match="numeric"):
+        as_streamed_matrix(np.array([["a"]]))

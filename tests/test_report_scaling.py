@@ -2,6 +2,8 @@
 (--fit, --scaling, --extrapolate), on synthetic records whose costs follow known laws."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,3 +107,19 @@ def test_fit_needs_numeric_sizes(scale_results):
     runs = load_records(scale_results).assign(n_base="many")
     with pytest.raises(ReportError, match="numeric 'n_base'"):
         scaling_fits(runs, ["add_s"])
+
+
+def test_the_html_report_draws_growth_when_the_size_varies(scale_results, tmp_path):
+    from benchpq.report.html import growth_specs, write_site
+    runs = load_records(scale_results)
+    assert [y for _, y in growth_specs(runs)] == ["train_s", "add_s", "search_s",
+                                                  "add_peak_rss_bytes"]
+    assert growth_specs(runs[runs.n_base == SIZES[0]]) == []  # one size: nothing to fit
+    index = write_site(runs, tmp_path / "site")
+    pages = [p for p in index.parent.rglob("*.html") if "Growth with the data size" in
+             p.read_text()]
+    assert len(pages) == 1
+    text = pages[0].read_text()
+    images = re.findall(r'src="img/([^"]+growth[^"]+)"', text)
+    assert len(images) == 4 and all((pages[0].parent / "img" / f).is_file() for f in images)
+    assert "1.00" in text and "least-squares slope" in text

@@ -27,6 +27,7 @@ from .paired import PAIRED_NOTE, paired_comparison, render_paired
 from .pareto import plot_pareto
 from .plots import MARKERS, averaged_over, axis_label, is_bits, legend_outside, save_png
 from .references import check_reference, reference_grid, reference_table
+from .scaling import SCALING_NOTE, plot_scaling, render_scaling, scaling_fits
 from .summary import describe_failure, summary_tables, table_footnote
 from .tables import SplitRowsWarning, Table, defining_columns, pivot
 
@@ -139,6 +140,11 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
             "</figcaption></figure>" for f, caption in images) + "</div>")
     if table is not None:
         parts += ["<h2>Results</h2>", render(table, "html"), HTML.note(table_footnote(table))]
+    growth = growth_specs(ok)
+    if growth:
+        fits = scaling_fits(ok, [y for _, y in growth], growth[0][0])
+        parts += ["<h2>Growth with the data size</h2>", render_scaling(fits, "html"),
+                  HTML.note(SCALING_NOTE)]
     for a, b in compare:
         if not {a, b} <= set(ok["algorithm"]):
             continue
@@ -183,6 +189,29 @@ def plot_specs(runs: pd.DataFrame) -> list[tuple[str, str, bool]]:
     return specs
 
 
+#: what the growth plots of a sweep over sizes draw, where recorded: phase times and peaks
+GROWTH_METRICS = ("train_s", "add_s", "encode_s", "search_s", "iter_s", "kmeans_s", "cluster_s",
+                  "add_peak_rss_bytes", "search_peak_rss_bytes", "cluster_peak_rss_bytes")
+
+
+def size_column(runs: pd.DataFrame) -> str | None:
+    """The data size a part's runs vary, ``n_base`` (search) or ``n`` (clustering), when it
+    takes at least two values; else None."""
+    for column in ("n_base", "n"):
+        if column in runs.columns and pd.to_numeric(runs[column], errors="coerce").nunique() > 1:
+            return column
+    return None
+
+
+def growth_specs(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(size column, metric) of the log-log growth plots of a part whose size varies."""
+    size = size_column(runs)
+    if size is None:
+        return []
+    return [(size, y) for y in GROWTH_METRICS
+            if y in runs.columns and pd.to_numeric(runs[y], errors="coerce").gt(0).any()]
+
+
 def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
     images = []
     for x, y in pareto_specs(ok):
@@ -196,6 +225,13 @@ def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
         file = f"{name}-{slug(y)}-vs-{slug(x)}.png"
         if tradeoff_plot(ok, x, y, out / "img" / file, logx):
             images.append((file, f"{y} against {x}" + (" (log x)" if logx else "")))
+    for x, y in growth_specs(ok):
+        file = f"{name}-growth-{slug(y)}-vs-{slug(x)}.png"
+        try:
+            plot_scaling(ok, y, x, path=out / "img" / file)
+        except ReportError:
+            continue
+        images.append((file, f"{y} against {x}, log-log, with each line's fitted slope"))
     return images
 
 
