@@ -129,19 +129,23 @@ class CenterTable {
   std::vector<float> data_;
 };
 
-template <int MF>
-double assign_all(const uint8_t* codes, int64_t n, int64_t M, const CenterTable& table,
-                  int64_t* labels, float* distances) {
-  const int64_t nchunks = (n + kPointChunk - 1) / kPointChunk;
+// The nearest centre of every code, chunk by chunk on all threads: nearest(i0, cnt, best,
+// labels + i0, workspace) fills the cnt best distances and labels of codes i0 .. i0 + cnt,
+// make_workspace() gives each thread its buffers. Writes distances unless null; returns
+// the sum of the distances, added in chunk order (the same for any number of threads).
+template <typename MakeWorkspace, typename Nearest>
+double assign_chunks(int64_t n, int64_t chunk, int64_t* labels, float* distances,
+                     MakeWorkspace make_workspace, Nearest nearest) {
+  const int64_t nchunks = (n + chunk - 1) / chunk;
   std::vector<double> partial(nchunks);
 #pragma omp parallel if (nchunks > 1)
   {
-    std::vector<float> best(kPointChunk);
-    std::vector<const float*> rows(M);
+    auto workspace = make_workspace();
+    std::vector<float> best(chunk);
 #pragma omp for schedule(dynamic)
     for (int64_t c = 0; c < nchunks; ++c) {
-      const int64_t i0 = c * kPointChunk, cnt = std::min(kPointChunk, n - i0);
-      table.nearest<MF>(codes + i0 * M, cnt, best.data(), labels + i0, rows.data());
+      const int64_t i0 = c * chunk, cnt = std::min(chunk, n - i0);
+      nearest(i0, cnt, best.data(), labels + i0, workspace);
       double s = 0;
       for (int64_t i = 0; i < cnt; ++i) s += best[i];
       partial[c] = s;
@@ -151,6 +155,16 @@ double assign_all(const uint8_t* codes, int64_t n, int64_t M, const CenterTable&
   double total = 0;
   for (double s : partial) total += s;
   return total;
+}
+
+template <int MF>
+double assign_all(const uint8_t* codes, int64_t n, int64_t M, const CenterTable& table,
+                  int64_t* labels, float* distances) {
+  return assign_chunks(
+      n, kPointChunk, labels, distances, [M] { return std::vector<const float*>(M); },
+      [&](int64_t i0, int64_t cnt, float* best, int64_t* out, std::vector<const float*>& rows) {
+        table.nearest<MF>(codes + i0 * M, cnt, best, out, rows.data());
+      });
 }
 
 double assign(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
@@ -408,26 +422,12 @@ double assign_grouped_all(const uint8_t* codes, int64_t n, int64_t M, const Cent
   // results do not depend on the chunks, so they may follow the thread count
   const int64_t per_thread = (n + 4 * omp_get_max_threads() - 1) / (4 * omp_get_max_threads());
   const int64_t chunk = std::max<int64_t>(kRepChunk, std::min(kGroupChunk, per_thread));
-  const int64_t nchunks = (n + chunk - 1) / chunk;
-  std::vector<double> partial(nchunks);
-#pragma omp parallel if (nchunks > 1)
-  {
-    CenterGroups::Workspace ws(index, M, chunk);
-    std::vector<float> best(chunk);
-#pragma omp for schedule(dynamic)
-    for (int64_t c = 0; c < nchunks; ++c) {
-      const int64_t i0 = c * chunk, cnt = std::min(chunk, n - i0);
-      index.nearest<MF>(codes + i0 * M, cnt, previous ? previous + i0 : nullptr, centers,
-                        best.data(), labels + i0, ws);
-      double s = 0;
-      for (int64_t i = 0; i < cnt; ++i) s += best[i];
-      partial[c] = s;
-      if (distances) std::memcpy(distances + i0, best.data(), cnt * sizeof(float));
-    }
-  }
-  double total = 0;
-  for (double s : partial) total += s;
-  return total;
+  return assign_chunks(
+      n, chunk, labels, distances, [&] { return CenterGroups::Workspace(index, M, chunk); },
+      [&](int64_t i0, int64_t cnt, float* best, int64_t* out, CenterGroups::Workspace& ws) {
+        index.nearest<MF>(codes + i0 * M, cnt, previous ? previous + i0 : nullptr, centers, best,
+                          out, ws);
+      });
 }
 
 double assign_grouped(const uint8_t* codes, int64_t n, int64_t M, int64_t Ks, const float* tables,
