@@ -181,6 +181,8 @@ def test_better_direction_and_numbers():
     assert format_number("mse", 0.0123456) == "0.01235"
     assert format_number("train_s", 0.012345) == "0.0123"
     assert format_number("peak_rss_bytes", 3 * 2**20, human_bytes=True) == "3 MiB"
+    assert format_number("peak_rss_bytes", 1003 * 2**20, human_bytes=True) == "1003 MiB"
+    assert format_number("peak_rss_bytes", 999.4 * 2**20, human_bytes=True) == "999 MiB"
     assert format_number("peak_rss_bytes", 3 * 2**20) == "3,145,728"
 
 

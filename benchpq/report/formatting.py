@@ -91,7 +91,8 @@ def human_readable_bytes(n: float) -> str:
     """1536 -> '1.50 KiB' (binary units, 3 significant digits)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+            # 999.5 to 1023 of a unit: whole numbers, not "1e+03"
+            return f"{n:.0f} {unit}" if unit == "B" or abs(n) >= 999.5 else f"{n:.3g} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
 
