@@ -9,7 +9,8 @@ A ``benchpq`` command line is composed as each of its jobs composes it (an exper
 ``hydra.sweeper.params`` included), so a misspelt option, config or experiment fails
 here. A command of one run then runs, in an empty folder, and must leave ok records.
 Sweeps of several runs (a minute to hours each: the quickstart, saved experiments,
-benchmarks) run only with ``BENCHPQ_DOC_SWEEPS=1``; commands that need a cluster or a
+benchmarks) run only with ``BENCHPQ_DOC_SWEEPS=1``, single runs over 10M base vectors or
+more (benchmarks of an hour) never; commands that need a cluster or a
 file of the user's (``NEEDS_OUTSIDE``) are composed only. The ``benchpq-report`` commands
 run in tests/test_report_commands.py.
 """
@@ -38,6 +39,8 @@ NEEDS_OUTSIDE = {"ray_cluster": "an existing Ray cluster", "slurm": "a SLURM clu
                  "dataset=bigann": "SIFT1B's files (128 GB)",
                  "dataset=deep1b": "Deep1B's files (384 GB)"}
 SWEEPS_ENV = "BENCHPQ_DOC_SWEEPS"
+#: a single run over a base this large is a benchmark (minutes to hours): composed only
+BENCHMARK_BASE = 10_000_000
 
 
 def blocks(page: Path, languages: tuple[str, ...]) -> list[str]:
@@ -86,6 +89,12 @@ def test_benchpq_commands_compose(page, line):
         assert cfg.algorithm.name and cfg.dataset.name, (line, job)
 
 
+def base_size(job: list[str]) -> int:
+    """The number of base vectors a job's composed config asks for (0 if it names none)."""
+    cfg = compose_config("config", job, with_hydra=False)
+    return int(cfg.dataset.get("n_base") or 0)
+
+
 def overrides_of(line: str) -> list[str]:
     return [a for a in shlex.split(line, comments=True)[1:] if a not in ("-m", "--multirun")]
 
@@ -100,6 +109,8 @@ def test_benchpq_commands_run(page, line, tmp_path):
     jobs = job_overrides(overrides_of(line))
     if len(jobs) > 1 and os.environ.get(SWEEPS_ENV) != "1":
         pytest.skip(f"a sweep of several runs: composed job by job; {SWEEPS_ENV}=1 runs it")
+    if any(base_size(job) >= BENCHMARK_BASE for job in jobs):
+        pytest.skip(f"a benchmark of {BENCHMARK_BASE:,} or more base vectors: composed only")
     proc = subprocess.run([sys.executable, "-m", "benchpq", *argv,
                            f"results_dir={tmp_path / 'results'}"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=3600)
