@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -213,26 +214,24 @@ def growth_specs(runs: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def _plots(ok: pd.DataFrame, name: str, out: Path) -> list[tuple[str, str]]:
-    images = []
-    for x, y in pareto_specs(ok):
-        file = f"{name}-pareto-{slug(y)}-vs-{slug(x)}.png"
-        try:
-            plot_pareto(ok, x, y, path=out / "img" / file)
-        except ReportError:
-            continue
-        images.append((file, f"Pareto fronts of {y} against {x}"))
-    for x, y, logx in plot_specs(ok):
-        file = f"{name}-{slug(y)}-vs-{slug(x)}.png"
-        if tradeoff_plot(ok, x, y, out / "img" / file, logx):
-            images.append((file, f"{y} against {x}" + (" (log x)" if logx else "")))
-    for x, y in growth_specs(ok):
-        file = f"{name}-growth-{slug(y)}-vs-{slug(x)}.png"
-        try:
-            plot_scaling(ok, y, x, path=out / "img" / file)
-        except ReportError:
-            continue
-        images.append((file, f"{y} against {x}, log-log, with each line's fitted slope"))
-    return images
+    """(file, caption) of every plot drawn for a part, written under ``out/img``."""
+    wanted = [(f"{name}-pareto-{slug(y)}-vs-{slug(x)}.png", f"Pareto fronts of {y} against {x}",
+               partial(plot_pareto, ok, x, y)) for x, y in pareto_specs(ok)]
+    wanted += [(f"{name}-{slug(y)}-vs-{slug(x)}.png",
+                f"{y} against {x}" + (" (log x)" if logx else ""),
+                partial(tradeoff_plot, ok, x, y, logx=logx)) for x, y, logx in plot_specs(ok)]
+    wanted += [(f"{name}-growth-{slug(y)}-vs-{slug(x)}.png",
+                f"{y} against {x}, log-log, with each line's fitted slope",
+                partial(plot_scaling, ok, y, x)) for x, y in growth_specs(ok)]
+    return [(file, caption) for file, caption, draw in wanted if _drawn(draw, out / "img" / file)]
+
+
+def _drawn(draw, path: Path) -> bool:
+    """Whether ``draw(path=path)`` wrote its image (False, or a ReportError: nothing to draw)."""
+    try:
+        return draw(path=path) is not False
+    except ReportError:
+        return False
 
 
 def tradeoff_plot(runs: pd.DataFrame, x: str, y: str, path: Path, logx: bool = False) -> bool:
