@@ -23,6 +23,15 @@ constexpr int64_t kPointChunk = 2048;       // points per work item: a table blo
 constexpr int64_t kBlockBytes = int64_t(1) << 20;  // table bytes per block of centres (in L2)
 constexpr int64_t kParallelWork = int64_t(1) << 16;  // below this, a parallel region costs more
 
+// The symmetric distance of one code to one centre, summed in float in sub-space order
+// (as every assignment sums it, so that all give the same bits).
+inline float sdc_distance(const float* tables, int64_t M, int64_t Ks, const uint8_t* code,
+                          const uint8_t* center) {
+  float s = 0.0f;
+  for (int64_t m = 0; m < M; ++m) s += tables[(m * Ks + code[m]) * Ks + center[m]];
+  return s;
+}
+
 // T_m[a][c_m(j)] for all m, a and centres j, in blocks of centres: block b
 // holds (M, Ks, w_b) floats, w_b a multiple of 16; padding columns are +inf
 // in sub-space 0 and 0 elsewhere, so their sums are +inf and never chosen.
@@ -69,11 +78,8 @@ class CenterTable {
         for (int64_t m = 0; m < M; ++m) rows[m] = block + (m * Ks_ + code[m]) * w;
         float* out = dist + i * k + j0;
         for (int64_t jj = 0; jj < w; jj += kTile) {
-          v8 s0 = load8(rows[0] + jj), s1 = load8(rows[0] + jj + 8);
-          for (int64_t m = 1; m < M; ++m) {
-            s0 += load8(rows[m] + jj);
-            s1 += load8(rows[m] + jj + 8);
-          }
+          v8 s0, s1;
+          tile_sums<MF>(rows, M, jj, s0, s1);
           float tmp[kTile];
           store8(tmp, s0);
           store8(tmp + 8, s1);
@@ -102,17 +108,26 @@ class CenterTable {
   }
 
  private:
+  // s0, s1: the sums of the M rows over columns jj .. jj + 15, in sub-space order (as the library).
+  template <int MF>
+  static void tile_sums(const float* const* rows, int64_t M_rt, int64_t jj, v8& s0, v8& s1) {
+    const int64_t M = MF ? MF : M_rt;
+    s0 = load8(rows[0] + jj);
+    s1 = load8(rows[0] + jj + 8);
+    for (int64_t m = 1; m < M; ++m) {
+      s0 += load8(rows[m] + jj);
+      s1 += load8(rows[m] + jj + 8);
+    }
+  }
+
   template <int MF>
   static void scan(const float* const* rows, int64_t M_rt, int64_t w, int64_t j0, float& best,
                    int64_t& best_j) {
     const int64_t M = MF ? MF : M_rt;
     ArgMin16 argmin;
     for (int64_t jj = 0; jj < w; jj += kTile) {
-      v8 s0 = load8(rows[0] + jj), s1 = load8(rows[0] + jj + 8);
-      for (int64_t m = 1; m < M; ++m) {  // sum in sub-space order, as the library
-        s0 += load8(rows[m] + jj);
-        s1 += load8(rows[m] + jj + 8);
-      }
+      v8 s0, s1;
+      tile_sums<MF>(rows, M, jj, s0, s1);
       argmin.offer(s0, s1, static_cast<int32_t>(jj));
     }
     float bv;
@@ -251,10 +266,7 @@ struct PQCodeSpace {
   }
 
   double distance(int64_t i, const uint8_t* center) const {
-    const uint8_t* x = codes_ + i * code_bytes;
-    float s = 0.0f;
-    for (int64_t m = 0; m < code_bytes; ++m) s += tables_[(m * Ks_ + x[m]) * Ks_ + center[m]];
-    return static_cast<double>(s);
+    return sdc_distance(tables_, code_bytes, Ks_, codes_ + i * code_bytes, center);
   }
 
   // pqkmeans' InitializeCentersByRandomPicking
@@ -360,11 +372,7 @@ class CenterGroups {
       best_d[i] = std::numeric_limits<float>::infinity();
       best_j[i] = 0;
       if (j >= 0) {
-        const uint8_t* code = codes + i * M;
-        const uint8_t* c = centers + j * M;
-        float s = tables_[code[0] * Ks_ + c[0]];
-        for (int64_t m = 1; m < M; ++m) s += tables_[(m * Ks_ + code[m]) * Ks_ + c[m]];
-        best_d[i] = s;
+        best_d[i] = sdc_distance(tables_, M, Ks_, codes + i * M, centers + j * M);
         best_j[i] = j;
       }
     }

@@ -38,7 +38,8 @@ def scaling_fits(df: pd.DataFrame, values, x: str = DEFAULT_X, by="algorithm",
     the value extrapolated to size ``to``.
 
     Columns: the ``by`` columns, ``metric``, ``points``, ``x_min``, ``x_max``, ``slope``,
-    ``at_x_max``, and ``at_to`` when ``to`` is given. Lines with fewer than two sizes, or
+    ``at_x_max``, and ``at_to`` when ``to`` is given; ``attrs["means"]`` holds the
+    averaged points the fits were made on. Lines with fewer than two sizes, or
     a value that is not positive, get no slope (NaN); a metric a line never recorded, no row.
     """
     by, values = as_list(by), as_list(values)
@@ -65,7 +66,7 @@ def scaling_fits(df: pd.DataFrame, values, x: str = DEFAULT_X, by="algorithm",
     if not rows:
         raise ReportError(f"no run recorded {', '.join(values)} at a numeric {x!r}")
     frame = pd.DataFrame(rows)
-    frame.attrs.update(x=x, to=to, keys=keys)
+    frame.attrs.update(x=x, to=to, keys=keys, means=means)
     return frame
 
 
@@ -114,9 +115,7 @@ def plot_scaling(df: pd.DataFrame, y: str, x: str = DEFAULT_X, by="algorithm",
     from matplotlib.figure import Figure
 
     fits = scaling_fits(df, [y], x, by, to)
-    keys = fits.attrs["keys"]
-    means = pivot(df.assign(**{x: pd.to_numeric(df[x], errors="coerce")}).dropna(subset=[x]),
-                  as_list(by) + [x], None, [y]).mean.reset_index()
+    keys, means = fits.attrs["keys"], fits.attrs["means"]
     fig = Figure(figsize=(6.4, 4.8))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
