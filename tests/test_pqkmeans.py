@@ -21,7 +21,7 @@ from benchpq.api import Clusterer
 from benchpq.checks import InputError
 from benchpq.datasets.vecs import read_vecs
 from benchpq.measure import metrics
-from benchpq.measure.memory import release_pages
+from benchpq.store.mapped import release_pages
 
 pqk = pytest.importorskip("pqkmeans")
 

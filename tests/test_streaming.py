@@ -161,3 +161,46 @@ def test_whole_structures_are_built_once_per_build(uint8_set, monkeypatch):
     # a buffer that doubles: 64, 128, 256 groups of 32 codes for 2 to 6 blocks of 32 groups
     buffers = [next(b for b in seen if np.shares_memory(a, b)) for a in seen[1:]]
     assert len({id(b) for b in buffers}) == 3
+
+
+def test_the_encode_phase_holds_one_block_of_codes_not_all(uint8_set, monkeypatch):
+    """The mse and diagnostics are measured block by block: no second copy of all codes."""
+    import tracemalloc
+
+    base = np.tile(np.asarray(uint8_set.base), (10, 1))  # 60,000 x 32 bytes
+    plugin = registry.create({"name": "pq", "M": 32, "Ks": 16, "seed": 3})
+    plugin.fit(np.asarray(uint8_set.learn, np.float32))
+    from benchpq.measure import tasks
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = tasks.encode_base(plugin, base, tasks.Phases(), 500, diagnose=True)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    # one block of 500 rows and its temporaries (float32 rows, decodes, float64 differences
+    # in the diagnostics' frame: about 0.6 MB); the codes of the whole base are 1.92 MB
+    assert peak < 1_000_000
+    one = tasks.encode_base(plugin, base, tasks.Phases(), 60_000, diagnose=True)
+    assert out["mse"] == pytest.approx(one["mse"], rel=1e-12)
+    assert out["subspace_mse"] == pytest.approx(one["subspace_mse"], rel=1e-9)
+    assert out["code_entropy_bits"] == pytest.approx(one["code_entropy_bits"], rel=1e-12)
+    assert out["mse"] == pytest.approx(out["subspace_mse_sum"], rel=1e-6)
+
+
+def test_the_encode_time_leaves_out_the_mse_measurement(uint8_set, monkeypatch):
+    import time
+
+    from benchpq.measure import tasks
+    plugin = registry.create({"name": "pq", "M": 4, "Ks": 16, "seed": 3})
+    plugin.fit(np.asarray(uint8_set.learn, np.float32))
+    decode = plugin.decode
+
+    def slow_decode(codes):
+        time.sleep(0.05)
+        return decode(codes)
+    monkeypatch.setattr(plugin, "decode", slow_decode)
+    phases = tasks.Phases()
+    tasks.encode_base(plugin, uint8_set.base, phases, 1000, diagnose=False)  # 6 decodes
+    assert phases.metrics["encode_s"] < 0.2

@@ -70,6 +70,7 @@ from benchpq.checks import (
 from benchpq.measure.training_log import log_iterations
 from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
+from benchpq.store.mapped import release_pages
 
 from ..primitives.checks import check_choice, plugin_seed, subsample_arg
 from ..primitives.codes import code_dtype
@@ -463,6 +464,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         if self._indexed != n:
             LOPQ_CALLS.call(cpp, "build_index_" + self._suffix(), self.codes, n, **self._dims())
             self._indexed = n
+            release_pages(self.codes)  # searches read the index: codes in a file can leave RAM
         return cpp
 
     def set_search_params(self, quota: int = UNSET, max_cells: int | None = UNSET,

@@ -6,6 +6,8 @@ import weakref
 
 import numpy as np
 
+from benchpq.store.mapped import empty_rows, in_file, release_pages
+
 #: the buffers :func:`appended_rows` made, by id, and how many of their rows are in use:
 #: only the view of all used rows of such a buffer is extended in place
 _GROWN: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -58,9 +60,11 @@ def appended_rows(rows: np.ndarray | None, more: np.ndarray) -> np.ndarray:
     A base added in many blocks then copies each code a constant number of times on
     average, where concatenating block after block copies all codes so far each time
     (quadratic in the number of blocks). Spare rows are never touched, so they cost no
-    memory until used. Only a buffer made here is written past the end of ``rows``, and only
-    when ``rows`` is the view of all its used rows (an older, shorter view held elsewhere,
-    e.g. by a shallow copy of a plugin, gets a buffer of its own).
+    memory until used. Inside :func:`benchpq.store.mapped.codes_in_files` a large buffer is
+    a memory-mapped file, whose written pages leave the resident set. Only a buffer made
+    here is written past the end of ``rows``, and only when ``rows`` is the view of all its
+    used rows (an older, shorter view held elsewhere, e.g. by a shallow copy of a plugin,
+    gets a buffer of its own).
     """
     if rows is None or rows.shape[0] == 0:
         return more
@@ -70,13 +74,29 @@ def appended_rows(rows: np.ndarray | None, more: np.ndarray) -> np.ndarray:
             and _USED.get(id(buffer)) == n and buffer.shape[0] >= n + m
             and buffer.shape[1:] == rows.shape[1:] and buffer.dtype == rows.dtype
             and buffer.ctypes.data == rows.ctypes.data):
-        buffer[n:n + m] = more
+        _written(buffer, n, more)
         _USED[id(buffer)] = n + m
         return buffer[:n + m]
-    buffer = np.empty((max(n + m, 2 * n),) + rows.shape[1:], rows.dtype)
+    buffer = empty_rows((max(n + m, 2 * n),) + rows.shape[1:], rows.dtype)
     _GROWN[id(buffer)] = buffer
     _USED[id(buffer)] = n + m
     weakref.finalize(buffer, _USED.pop, id(buffer), None)
-    buffer[:n] = rows
-    buffer[n:n + m] = more
+    _written(buffer, 0, rows)
+    release_pages(rows)
+    _written(buffer, n, more)
     return buffer[:n + m]
+
+
+def _written(buffer: np.ndarray, start: int, rows: np.ndarray) -> None:
+    """Copy ``rows`` into ``buffer`` from row ``start``; a buffer in a file
+    (:func:`benchpq.store.mapped.empty_rows`) is written in slices whose pages leave the
+    process once written, so a growing file of codes does not grow the resident set."""
+    if not in_file(buffer):
+        buffer[start:start + rows.shape[0]] = rows
+        return
+    step = max(1, (64 << 20) // max(1, rows[:1].nbytes))
+    for i in range(0, rows.shape[0], step):
+        target = buffer[start + i:start + min(i + step, rows.shape[0])]
+        target[...] = rows[i:i + step]
+        release_pages(target)
+        release_pages(rows[i:i + step])

@@ -57,7 +57,10 @@ class StoredCodes:
 
     def add(self, x) -> None:
         """Encode and append database vectors (n, D); ids continue from the current size."""
-        codes = self.encode(as_matrix(x, "base", dim=getattr(self, "dim", None)))
+        self.append_codes(self.encode(as_matrix(x, "base", dim=getattr(self, "dim", None))))
+
+    def append_codes(self, codes: np.ndarray) -> None:
+        """Append the codes of vectors added (ids continue from the current size)."""
         self.codes = appended_rows(self.codes, codes)
 
     @property
@@ -130,6 +133,11 @@ class CheckedCodes(StoredCodes):
     @codes.setter
     def codes(self, value) -> None:
         self.__dict__["_codes"] = None if value is None else self.check_stored_codes(value)
+        self.codes_changed()
+
+    def append_codes(self, codes: np.ndarray) -> None:
+        """Check the appended codes only (those stored were checked when they came in)."""
+        self.__dict__["_codes"] = appended_rows(self.codes, self.check_stored_codes(codes))
         self.codes_changed()
 
     def __getstate__(self):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchpq.checks import InputError
-from benchpq.measure.memory import release_pages
+from benchpq.store.mapped import release_pages
 
 STREAM_ROWS = 65536  # rows checked / encoded at a time
 

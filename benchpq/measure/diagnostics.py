@@ -154,38 +154,67 @@ def has_subspaces(plugin) -> bool:
         type(plugin).subspace_codes is not Quantizer.subspace_codes
 
 
+class QuantizerDiagnostics:
+    """Sub-space mse and codeword usage of a fitted quantizer, accumulated block by block.
+
+    Feed it the encoded data in blocks (:meth:`update`), so neither the vectors nor the
+    codes need to be held whole; :meth:`result` gives the record entries. Each block is
+    decoded and mapped to the sub-space frame ``chunk_rows`` rows at a time.
+
+    Args:
+        plugin: a fitted :class:`benchpq.api.Quantizer` declaring product codes
+            (:func:`has_subspaces`).
+    """
+
+    def __init__(self, plugin, chunk_rows: int = CHUNK_ROWS):
+        if not has_subspaces(plugin):
+            raise InputError(f"diagnostics: {plugin.name!r} declares no product codes")
+        self.plugin = plugin
+        self.chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
+        self.n, self.errors, self.counts = 0, None, None
+
+    def update(self, x: np.ndarray, codes: np.ndarray) -> None:
+        """Add (n, D) vectors ``x`` and their (n, code_size) ``codes`` (as ``encode`` gave)."""
+        plugin = self.plugin
+        if codes.shape[0] != x.shape[0]:
+            raise InputError(f"diagnostics: {codes.shape[0]} codes for {x.shape[0]} vectors")
+        for start in range(0, x.shape[0], self.chunk_rows):
+            block = np.ascontiguousarray(x[start:start + self.chunk_rows], dtype=np.float32)
+            block_codes = codes[start:start + self.chunk_rows]
+            sub_codes, Ks = plugin.subspace_codes(block_codes)
+            view, bounds = plugin.subspace_view(block, block_codes)
+            view_hat, bounds_hat = plugin.subspace_view(
+                np.ascontiguousarray(plugin.decode(block_codes), dtype=np.float32), block_codes)
+            if not np.array_equal(bounds, bounds_hat):
+                raise InputError(f"{plugin.name}: sub-space bounds differ between x and x_hat")
+            if len(bounds) - 1 != sub_codes.shape[1]:
+                raise InputError(f"{plugin.name}: {len(bounds) - 1} sub-spaces in the view but "
+                                 f"{sub_codes.shape[1]} sub-code columns")
+            e, c = subspace_squared_error(view, view_hat, bounds), code_counts(sub_codes, Ks)
+            self.errors, self.counts = (e, c) if self.errors is None else \
+                (self.errors + e, self.counts + c)
+        self.n += x.shape[0]
+
+    def result(self) -> dict:
+        """The record entries over every vector added so far."""
+        if self.n == 0:
+            raise InputError("diagnostics of zero vectors")
+        return {**subspace_mse_metrics(self.errors / self.n), **codeword_usage(self.counts)}
+
+
 def quantizer_diagnostics(plugin, x: np.ndarray, codes: np.ndarray,
                           chunk_rows: int = CHUNK_ROWS) -> dict:
-    """Sub-space mse and codeword usage of a fitted quantizer on ``x`` and its ``codes``.
-
-    Decodes ``codes`` and maps ``x`` and the reconstructions to the sub-space
-    frame ``chunk_rows`` rows at a time, so memory stays at a few chunks.
-    Returns {} when the plugin declares no product codes (:func:`has_subspaces`).
+    """Sub-space mse and codeword usage of a fitted quantizer on ``x`` and its ``codes``
+    (:class:`QuantizerDiagnostics` over one block); {} when the plugin declares no product
+    codes (:func:`has_subspaces`).
 
     Args:
         plugin: a fitted :class:`benchpq.api.Quantizer`.
-        x: (n, D) float32 vectors (may be memory-mapped).
+        x: (n, D) vectors (may be memory-mapped).
         codes: (n, code_size) codes of ``x`` as ``plugin.encode(x)`` returned them.
     """
     if not has_subspaces(plugin):
         return {}
-    n = x.shape[0]
-    if codes.shape[0] != n or n == 0:
-        raise InputError(f"diagnostics: {codes.shape[0]} codes for {n} vectors")
-    chunk_rows = check_positive_int(chunk_rows, "chunk_rows")
-    errors, counts = None, None
-    for start in range(0, n, chunk_rows):
-        block = np.ascontiguousarray(x[start:start + chunk_rows], dtype=np.float32)
-        block_codes = codes[start:start + chunk_rows]
-        sub_codes, Ks = plugin.subspace_codes(block_codes)
-        view, bounds = plugin.subspace_view(block, block_codes)
-        view_hat, bounds_hat = plugin.subspace_view(
-            np.ascontiguousarray(plugin.decode(block_codes), dtype=np.float32), block_codes)
-        if not np.array_equal(bounds, bounds_hat):
-            raise InputError(f"{plugin.name}: sub-space bounds differ between x and x_hat")
-        if len(bounds) - 1 != sub_codes.shape[1]:
-            raise InputError(f"{plugin.name}: {len(bounds) - 1} sub-spaces in the view but "
-                             f"{sub_codes.shape[1]} sub-code columns")
-        e, c = subspace_squared_error(view, view_hat, bounds), code_counts(sub_codes, Ks)
-        errors, counts = (e, c) if errors is None else (errors + e, counts + c)
-    return {**subspace_mse_metrics(errors / n), **codeword_usage(counts)}
+    acc = QuantizerDiagnostics(plugin, chunk_rows)
+    acc.update(x, codes)
+    return acc.result()

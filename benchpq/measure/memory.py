@@ -6,11 +6,10 @@ the phase peak falls back to the process peak so far, which is an upper bound.
 """
 from __future__ import annotations
 
-import mmap
+import ctypes
+import ctypes.util
 import resource
 from pathlib import Path
-
-import numpy as np
 
 _STATUS = Path("/proc/self/status")
 
@@ -47,6 +46,24 @@ def reset_peak() -> bool:
         return False
 
 
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def return_free_heap() -> None:
+    """Give the C heap's free pages back to the kernel (glibc's ``malloc_trim``), so that
+    a phase's memory does not start with what earlier phases freed but the allocator kept."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 class PeakTracker:
     """Records the peak RSS of named phases and of the whole process.
 
@@ -60,6 +77,7 @@ class PeakTracker:
 
     def start(self) -> None:
         self.overall = max(self.overall, peak_rss_bytes())
+        return_free_heap()
         reset_peak()
         self._start_rss = current_rss_bytes()
 
@@ -69,33 +87,3 @@ class PeakTracker:
         self.phases[phase] = peak
         self.overall = max(self.overall, peak)
         return peak, max(peak - self._start_rss, 0)
-
-
-def release_pages(a: np.ndarray) -> bool:
-    """Drop the resident pages of a read-only memory-mapped array from this process (Linux).
-
-    ``madvise(MADV_DONTNEED)`` on the whole pages inside ``a``'s bytes: the
-    data stay in the page cache (the next read maps them back without disk
-    I/O), but no longer count in the process's resident set. Arrays that are
-    not views of a read-only ``np.memmap`` (``np.load(..., mmap_mode="r")``)
-    are left alone. Returns whether pages were released.
-    """
-    obj, mm = a, None
-    while obj is not None:  # a view's .base chain leads to the np.memmap
-        if isinstance(obj, np.memmap):
-            if obj.mode not in ("r", "readonly"):
-                return False
-            mm = getattr(obj, "_mmap", None)
-            break
-        obj = getattr(obj, "base", None)
-    if not isinstance(mm, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
-        return False
-    try:
-        start = a.ctypes.data - np.frombuffer(mm, dtype=np.uint8).ctypes.data
-        page = mmap.PAGESIZE
-        first, last = -(-start // page) * page, (start + a.nbytes) // page * page
-        if last > first:
-            mm.madvise(mmap.MADV_DONTNEED, first, last - first)
-        return True
-    except (ValueError, OSError, BufferError):
-        return False

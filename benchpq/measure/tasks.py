@@ -24,7 +24,7 @@ import numpy as np
 from .. import metric_table
 from ..api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from ..checks import InputError, check_k, check_labels, check_positive_int
-from ..datasets import Dataset, ensure_groundtruth, exact_distances
+from ..datasets import Dataset, ensure_groundtruth, exact_distances, resolve_cache_dir
 from ..metric_table import (
     k_recall_name,
     phase_delta_name,
@@ -33,20 +33,29 @@ from ..metric_table import (
     phase_time_stat_name,
     recall_name,
 )
+from ..store.mapped import codes_in_files, release_pages
 from ..store.records import json_safe
 from . import diagnostics, metrics, search_grid, uncertainty
-from .memory import PeakTracker, release_pages
+from .memory import PeakTracker
 from .search_grid import check_search_options
 
 CHUNK_ROWS = 65536
 #: MiB of float32 base rows converted at a time when the task does not say (task.block_mb)
 DEFAULT_BLOCK_MB = 256
+#: MiB of codes a plugin keeps in RAM when the task does not say (task.codes_in_ram_mb);
+#: larger code buffers live in memory-mapped files under the cache's ``codes/`` folder
+DEFAULT_CODES_IN_RAM_MB = 1024
 
 log = logging.getLogger("benchpq")
 
 
 class Phases:
-    """Times and peak memory of the phases of one run."""
+    """Times and peak memory of the phases of one run.
+
+    ``with phases("encode") as clock:`` times and tracks a phase; work inside
+    ``with clock.untimed():`` counts in the phase's memory but not in its time (the
+    checks a task makes on a phase's output, like decoding for the mse).
+    """
 
     def __init__(self):
         self.metrics: dict[str, float] = {}
@@ -55,9 +64,9 @@ class Phases:
     @contextmanager
     def __call__(self, name: str):
         self.memory.start()
-        t0 = time.perf_counter()
-        yield
-        self.metrics[phase_time_name(name)] = time.perf_counter() - t0
+        clock = _PhaseClock()
+        yield clock
+        self.metrics[phase_time_name(name)] = clock.elapsed()
         peak, delta = self.memory.stop(name)
         self.metrics[phase_peak_name(name)] = peak
         self.metrics[phase_delta_name(name)] = delta
@@ -67,6 +76,24 @@ class Phases:
         return {key: self.metrics[key]
                 for key in (phase_time_name(name), phase_peak_name(name), phase_delta_name(name))
                 if key in self.metrics}
+
+
+class _PhaseClock:
+    """Wall time since its creation, minus the time spent in :meth:`untimed` blocks."""
+
+    def __init__(self):
+        self.t0, self.paused = time.perf_counter(), 0.0
+
+    @contextmanager
+    def untimed(self):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused += time.perf_counter() - t0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0 - self.paused
 
 
 def _require(plugin: Algorithm, cls: type, task: str) -> None:
@@ -111,20 +138,32 @@ def float_blocks(x: np.ndarray, rows: int):
         release_pages(source)
 
 
-def reconstruction_mse(plugin: Quantizer, x: np.ndarray, phases: Phases, rows: int):
-    """Encode ``x`` block by block (timed as encode_s), decode chunkwise; return (mse, codes)."""
-    codes = None
-    with phases("encode"):
-        for start, block in float_blocks(x, rows):
-            block_codes = np.asarray(plugin.encode(block))
-            if codes is None:
-                codes = np.empty((x.shape[0],) + block_codes.shape[1:], block_codes.dtype)
-            codes[start:start + block.shape[0]] = block_codes
+def encode_base(plugin: Quantizer, x: np.ndarray, phases: Phases, rows: int,
+                diagnose: bool) -> dict:
+    """Encode ``x`` block by block (the ``encode`` phase: its time counts the encoding
+    only) and measure, untimed, the reconstruction mse of each block and (``diagnose``) the
+    codebook diagnostics (:class:`benchpq.measure.diagnostics.QuantizerDiagnostics`).
+
+    A block's codes are dropped once measured, so the phase holds one block of codes, not
+    a second copy of the index's. Returns ``{"mse": ..., <diagnostics>...}``.
+    """
     total = 0.0
-    for start, block in float_blocks(x, min(rows, CHUNK_ROWS)):
-        x_hat = np.asarray(plugin.decode(codes[start:start + block.shape[0]]))
-        total += metrics.mse(block, x_hat) * block.shape[0]
-    return total / x.shape[0], codes
+    watch = diagnostics.QuantizerDiagnostics(plugin) \
+        if diagnose and diagnostics.has_subspaces(plugin) else None
+    with phases("encode") as clock:
+        for _, block in float_blocks(x, rows):
+            codes = np.asarray(plugin.encode(block))
+            with clock.untimed():
+                if codes.shape[0] != block.shape[0]:
+                    raise InputError(f"algorithm {plugin.name!r} returned {codes.shape[0]} "
+                                     f"codes for {block.shape[0]} vectors from encode")
+                for start in range(0, block.shape[0], CHUNK_ROWS):
+                    chunk = block[start:start + CHUNK_ROWS]
+                    x_hat = np.asarray(plugin.decode(codes[start:start + CHUNK_ROWS]))
+                    total += metrics.mse(chunk, x_hat) * chunk.shape[0]
+                if watch is not None:
+                    watch.update(block, codes)
+    return {"mse": total / x.shape[0], **(watch.result() if watch is not None else {})}
 
 
 def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
@@ -133,9 +172,9 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
 
     ``task`` keys: k, recall_at (list), k_recall (list), mse (bool),
     search_repeats (int, default 3), block_mb (MiB of float32 base rows per block, default
-    256; see :func:`build_search_model`). ``settings`` are search-time parameter
-    settings (:mod:`benchpq.measure.search_grid`; default one empty setting). ``store``
-    is an optional trained-model cache entry (:class:`BuildStore`).
+    256) and codes_in_ram_mb (default 1024; see :func:`build_search_model`). ``settings``
+    are search-time parameter settings (:mod:`benchpq.measure.search_grid`; default one
+    empty setting). ``store`` is an optional trained-model cache entry (:class:`BuildStore`).
 
     Returns ``{"build": metrics of the build, "build_cached": bool, "points":
     [one result per setting]}``; a point is ``{"search": setting, "status":
@@ -165,7 +204,11 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     The base is added and encoded in float32 blocks of at most ``task.block_mb`` MiB
     (default 256), converted from its stored type one block at a time, so a base kept
     as uint8 or memory-mapped is never copied whole as floats; plugins append what each
-    ``add`` gives them (the contract of :meth:`benchpq.api.Searcher.add`).
+    ``add`` gives them (the contract of :meth:`benchpq.api.Searcher.add`). Code buffers of
+    more than ``task.codes_in_ram_mb`` MiB (default 1024; 0: all) that plugins make while
+    adding (:func:`benchpq.store.mapped.empty_rows`) live in memory-mapped files in the
+    cache, not in RAM. The mse and diagnostics are measured block by block as the base is
+    encoded (:func:`encode_base`).
 
     Returns the build's metrics: per-phase times and memory, mse, sizes.
     """
@@ -174,16 +217,16 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     release_pages(ds.base)  # loading (ground truth, checks) read a memory-mapped base in
     with phases("train"):
         plugin.fit(ds.learn)
-    with phases("add"):
+    in_ram = check_positive_int(task.get("codes_in_ram_mb", DEFAULT_CODES_IN_RAM_MB),
+                                "task.codes_in_ram_mb", 0)
+    with phases("add"), codes_in_files(resolve_cache_dir() / "codes", in_ram << 20):
         for _, block in float_blocks(ds.base, rows):
             plugin.add(block)
         plugin.finish_add()
     out = dict(phases.metrics)
     if isinstance(plugin, Quantizer) and task.get("mse", True):
-        out["mse"], codes = reconstruction_mse(plugin, ds.base, phases, rows)
+        out.update(encode_base(plugin, ds.base, phases, rows, task.get("diagnostics", True)))
         out.update(phases.of("encode"))
-        if task.get("diagnostics", True):
-            out.update(diagnostics.quantizer_diagnostics(plugin, ds.base, codes))
     out.update(code_bits=int(plugin.code_bits), codes_bytes=int(plugin.codes_bytes),
                model_bytes=int(plugin.model_bytes), n_base=int(ds.base.shape[0]),
                n_query=int(ds.query.shape[0]), n_learn=int(ds.learn.shape[0]),
