@@ -251,39 +251,69 @@ void LOPQ::decode_u16(const uint16_t* codes, int64_t n, float* x) const { decode
 
 // -- the multi-index --------------------------------------------------------------
 
-template <typename CodeT>
-void LOPQ::build_index(const CodeT* codes, int64_t n) {
-  const int64_t width = 2 + M_, ncells = V_ * V_;
+void LOPQ::begin_index(const int64_t* counts) {
+  const int64_t ncells = V_ * V_;
   std::vector<int64_t> offsets(ncells + 1, 0);
-  for (int64_t i = 0; i < n; ++i) ++offsets[codes[i * width] * V_ + codes[i * width + 1] + 1];
-  for (int64_t c = 0; c < ncells; ++c) offsets[c + 1] += offsets[c];
-  std::vector<int64_t> fill(offsets.begin(), offsets.end() - 1), ids(n);
-  std::vector<uint8_t> c8;
-  std::vector<uint16_t> c16;
-  if (Ks_ <= 256)
-    c8.resize(n * M_);
-  else
-    c16.resize(n * M_);
-  for (int64_t i = 0; i < n; ++i) {  // counting sort: ids ascending within a list
-    const CodeT* code = codes + i * width;
-    const int64_t pos = fill[code[0] * V_ + code[1]]++;
-    ids[pos] = i;
-    for (int64_t m = 0; m < M_; ++m) {
-      if (Ks_ <= 256)
-        c8[pos * M_ + m] = static_cast<uint8_t>(code[2 + m]);
-      else
-        c16[pos * M_ + m] = static_cast<uint16_t>(code[2 + m]);
-    }
+  for (int64_t c = 0; c < ncells; ++c) {
+    if (counts[c] < 0) throw std::invalid_argument("LOPQ::begin_index: negative count");
+    offsets[c + 1] = offsets[c] + counts[c];
   }
+  const int64_t n = offsets[ncells];
+  std::vector<int64_t>(offsets.begin(), offsets.end() - 1).swap(fill_);
+  std::vector<int64_t>(n).swap(list_ids_);
+  std::vector<uint8_t>(Ks_ <= 256 ? n * M_ : 0).swap(list_codes8_);
+  std::vector<uint16_t>(Ks_ <= 256 ? 0 : n * M_).swap(list_codes16_);
   offsets_.swap(offsets);
-  list_ids_.swap(ids);
-  list_codes8_.swap(c8);
-  list_codes16_.swap(c16);
   ntotal_ = n;
+  index_broken_ = false;
 }
 
-void LOPQ::build_index_u8(const uint8_t* codes, int64_t n) { build_index(codes, n); }
-void LOPQ::build_index_u16(const uint16_t* codes, int64_t n) { build_index(codes, n); }
+template <typename CodeT>
+void LOPQ::fill_index(const CodeT* codes, int64_t m, int64_t first) {
+  if (static_cast<int64_t>(fill_.size()) != V_ * V_) {  // no begin_index: end_index throws
+    index_broken_ = true;
+    return;
+  }
+  const int64_t width = 2 + M_;
+  for (int64_t i = 0; i < m; ++i) {  // counting sort: ids ascending within a list
+    const CodeT* code = codes + i * width;
+    const int64_t cell = code[0] * V_ + code[1];
+    if (fill_[cell] >= offsets_[cell + 1]) {  // more codes than counted: end_index throws
+      index_broken_ = true;
+      continue;
+    }
+    const int64_t pos = fill_[cell]++;
+    list_ids_[pos] = first + i;
+    for (int64_t j = 0; j < M_; ++j) {
+      if (Ks_ <= 256)
+        list_codes8_[pos * M_ + j] = static_cast<uint8_t>(code[2 + j]);
+      else
+        list_codes16_[pos * M_ + j] = static_cast<uint16_t>(code[2 + j]);
+    }
+  }
+}
+
+void LOPQ::fill_index_u8(const uint8_t* codes, int64_t m, int64_t first) {
+  fill_index(codes, m, first);
+}
+void LOPQ::fill_index_u16(const uint16_t* codes, int64_t m, int64_t first) {
+  fill_index(codes, m, first);
+}
+
+void LOPQ::end_index() {
+  bool full = !index_broken_ && static_cast<int64_t>(fill_.size()) == V_ * V_;
+  for (int64_t c = 0; full && c < V_ * V_; ++c) full = fill_[c] == offsets_[c + 1];
+  std::vector<int64_t>().swap(fill_);
+  index_broken_ = false;
+  if (!full) {
+    std::vector<int64_t>(V_ * V_ + 1, 0).swap(offsets_);  // an empty index, not a torn one
+    std::vector<int64_t>().swap(list_ids_);
+    std::vector<uint8_t>().swap(list_codes8_);
+    std::vector<uint16_t>().swap(list_codes16_);
+    ntotal_ = 0;
+    throw std::invalid_argument("LOPQ::end_index: the codes filled differ from the counts");
+  }
+}
 
 void LOPQ::get_offsets(int64_t* out) const {
   std::memcpy(out, offsets_.data(), offsets_.size() * sizeof(int64_t));

@@ -85,10 +85,18 @@ class LOPQ {
 
   // -- the multi-index --
 
-  /// Replace the index by the n codes (n, 2 + M) (ids 0 .. n-1): inverted
+  /// The index is built in passes over the codes (n, 2 + M), which may come in
+  /// chunks (a caller can then drop each chunk's pages from memory): inverted
   /// lists over the V * V cells, cell id c0 * V + c1, ids ascending in a list.
-  void build_index_u8(const uint8_t* codes, int64_t n);
-  void build_index_u16(const uint16_t* codes, int64_t n);
+  /// begin_index(counts): empty lists sized by counts (V * V,) int64, the codes
+  /// of each cell; fill_index_*(codes, m, first): append the m codes (m, 2 + M)
+  /// of ids first .. first + m - 1, chunks in id order, whose cells were counted;
+  /// end_index(): checks that every list was filled exactly (otherwise empties
+  /// the index and throws); a fill never writes outside its list.
+  void begin_index(const int64_t* counts);
+  void fill_index_u8(const uint8_t* codes, int64_t m, int64_t first);
+  void fill_index_u16(const uint16_t* codes, int64_t m, int64_t first);
+  void end_index();
   int64_t ntotal() const { return ntotal_; }
   /// offsets (V * V + 1,) int64: list of cell c is [offsets[c], offsets[c + 1]).
   void get_offsets(int64_t* out) const;
@@ -113,7 +121,7 @@ class LOPQ {
   void nearest_cells(const float* x, int64_t nb, int32_t* cells) const;
   template <typename CodeT> void encode(const float* x, int64_t n, CodeT* codes) const;
   template <typename CodeT> void decode(const CodeT* codes, int64_t n, float* x) const;
-  template <typename CodeT> void build_index(const CodeT* codes, int64_t n);
+  template <typename CodeT> void fill_index(const CodeT* codes, int64_t m, int64_t first);
   template <typename FineT>
   void search_impl(const FineT* list_codes, const float* queries, int64_t nq, int64_t k,
                    int64_t quota, int64_t max_cells, bool exact_quota, float* distances,
@@ -130,6 +138,8 @@ class LOPQ {
   int64_t ntotal_ = 0;
   std::vector<int64_t> offsets_;  // (V * V + 1)
   std::vector<int64_t> list_ids_;
+  std::vector<int64_t> fill_;     // (V * V) next free slot of each list while building
+  bool index_broken_ = false;     // a fill did not match the counts: end_index throws
   std::vector<uint8_t> list_codes8_;    // (ntotal, M) when Ks <= 256
   std::vector<uint16_t> list_codes16_;  // (ntotal, M) otherwise
 };

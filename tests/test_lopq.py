@@ -300,3 +300,30 @@ def test_bad_input_is_rejected_before_cpp(small_lopq, clustered, monkeypatch):
         lopq.set_search_params(quota=0)
     with pytest.raises(InputError, match=r"max_cells: must be \[1, 64\]"):
         lopq.set_search_params(max_cells=65)
+
+
+def test_the_index_built_in_chunks_is_the_index_built_at_once(clustered, monkeypatch):
+    x, q = clustered
+    whole = LOPQ(V=8, M=4, Ks=16, quota=300, seed=1).fit(x)
+    whole.add(x)
+    chunked = pickle.loads(pickle.dumps(whole))
+    monkeypatch.setattr("benchpq.algorithms.own.lopq.INDEX_CHUNK", 333)  # 7 chunks, uneven
+    np.testing.assert_array_equal(chunked.list_sizes(), whole.list_sizes())
+    for a, b in zip(chunked.search(q, 20), whole.search(q, 20)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fills_that_disagree_with_the_counts_leave_an_empty_index(small_lopq):
+    from benchpq.algorithms.own.lopq import LOPQ_CALLS
+    lopq = pickle.loads(pickle.dumps(small_lopq))
+    cpp, dims = lopq._model(), lopq._dims()
+    codes = lopq.codes
+    counts = np.bincount(codes[:, 0].astype(np.int64) * 8 + codes[:, 1], minlength=64)
+    for wrong in (counts - (counts > 0), counts + 1):  # one code too many per cell; too few
+        LOPQ_CALLS.call(cpp, "begin_index", wrong.astype(np.int64), **dims)
+        LOPQ_CALLS.call(cpp, "fill_index_u8", codes, len(codes), 0, m=len(codes), **dims)
+        with pytest.raises(Exception, match="the codes filled differ from the counts"):
+            LOPQ_CALLS.call(cpp, "end_index")
+        offsets = np.empty(65, np.int64)
+        LOPQ_CALLS.call(cpp, "get_offsets", offsets, **dims)
+        assert not offsets.any() and cpp.ntotal() == 0

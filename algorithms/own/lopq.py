@@ -111,8 +111,10 @@ def _lopq_calls() -> dict:
         calls.update({
             "encode_" + suffix: Call((y, S("n"), A("codes", dtype, ("n", "w"), out=True))),
             "decode_" + suffix: Call((codes, S("n"), A("x", f32, ("n", "D"), out=True))),
-            "build_index_" + suffix: Call((codes, S("n"))),
+            "fill_index_" + suffix: Call((A("codes", dtype, ("m", "w")), S("m"), S("first"))),
         })
+    calls["begin_index"] = Call((A("counts", i64, ("ncells",)),))
+    calls["end_index"] = Call(())
     calls["get_offsets"] = Call((A("offsets", i64, ("cells",), out=True),), quick=True)
     calls["search"] = Call((A("query", f32, ("nq", "D")), S("nq"), S("k"), S("quota"),
                             S("max_cells"), S("exact_quota"),
@@ -124,11 +126,11 @@ def _lopq_calls() -> dict:
 
 
 #: the C++ LOPQ (cpp/lopq.h): D (after PCA), V coarse centroids per half, M, Ks; h = D / 2,
-#: ds = D / M, cells = V * V + 1 offsets of the inverted multi-index
+#: ds = D / M, cells = V * V + 1 offsets of the inverted multi-index (ncells = V * V)
 LOPQ_CALLS = NativeTable("LOPQ", _lopq_calls(), constructor=("D", "V", "M", "Ks"),
-                         warm=dict(D=4, V=2, M=2, Ks=2, h=2, ds=2, n=3, w=4, cells=5, iter=1,
-                                   init=INITS["random"], seed=0, mppc=0, nq=3, k=1, quota=1,
-                                   max_cells=0, exact_quota=False))
+                         warm=dict(D=4, V=2, M=2, Ks=2, h=2, ds=2, n=3, w=4, cells=5, ncells=4,
+                                   iter=1, init=INITS["random"], seed=0, mppc=0, nq=3, k=1,
+                                   quota=1, max_cells=0, exact_quota=False, first=0, m=1))
 
 #: cpp/lopq.h multisequence_order: the cells of two halves in order of summed distance
 MULTISEQUENCE_CALLS = NativeTable(None, {
@@ -198,6 +200,9 @@ def local_frames(residuals: np.ndarray, coarse: np.ndarray, V: int, M: int,
                 rotations[s, v] = eigenvalue_allocation(r, M // 2)
     return means, rotations
 
+
+#: rows of codes read at a time when the inverted lists are built
+INDEX_CHUNK = 1 << 20
 
 #: the largest quota the C++ search takes (an int64 count of candidates)
 MAX_QUOTA = 2 ** 62
@@ -306,7 +311,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         """The dims of the C++ model every array it is given must match."""
         D = self.qdim
         return dict(D=D, V=self.V, M=self.M, Ks=self.Ks, h=D // 2, ds=D // self.M,
-                    w=2 + self.M, cells=self.V * self.V + 1)
+                    w=2 + self.M, cells=self.V * self.V + 1, ncells=self.V * self.V)
 
     def _model(self):
         """The C++ LOPQ, rebuilt from the numpy state when absent (after unpickling)."""
@@ -462,10 +467,28 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
             raise InputError(f"{self.name or 'lopq'}: add() vectors before searching")
         n = self.codes.shape[0]
         if self._indexed != n:
-            LOPQ_CALLS.call(cpp, "build_index_" + self._suffix(), self.codes, n, **self._dims())
+            self._build_index(cpp)
             self._indexed = n
-            release_pages(self.codes)  # searches read the index: codes in a file can leave RAM
         return cpp
+
+    def _build_index(self, cpp) -> None:
+        """Inverted lists of all codes, in two passes over chunks of them (cell counts,
+        then the lists); a chunk's pages leave the process once read, so codes kept in a
+        file (:func:`benchpq.store.mapped.empty_rows`) are not all resident at once."""
+        codes, dims, V = self.codes, self._dims(), self.V
+        counts = np.zeros(V * V, np.int64)
+        for start in range(0, codes.shape[0], INDEX_CHUNK):
+            chunk = codes[start:start + INDEX_CHUNK]
+            counts += np.bincount(chunk[:, 0].astype(np.int64) * V + chunk[:, 1],
+                                  minlength=V * V)
+            release_pages(chunk)
+        LOPQ_CALLS.call(cpp, "begin_index", counts, **dims)
+        for start in range(0, codes.shape[0], INDEX_CHUNK):
+            chunk = codes[start:start + INDEX_CHUNK]
+            LOPQ_CALLS.call(cpp, "fill_index_" + self._suffix(), chunk, chunk.shape[0], start,
+                            m=chunk.shape[0], **dims)
+            release_pages(chunk)
+        LOPQ_CALLS.call(cpp, "end_index")
 
     def set_search_params(self, quota: int = UNSET, max_cells: int | None = UNSET,
                           exact_quota: bool = UNSET, **params) -> None:
