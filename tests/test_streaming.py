@@ -204,3 +204,25 @@ def test_the_encode_time_leaves_out_the_mse_measurement(uint8_set, monkeypatch):
     phases = tasks.Phases()
     tasks.encode_base(plugin, uint8_set.base, phases, 1000, diagnose=False)  # 6 decodes
     assert phases.metrics["encode_s"] < 0.2
+
+
+def test_one_float_block_is_resident_at_a_time(uint8_set, monkeypatch):
+    """Between two adds the next block is made: the previous one must be gone by then."""
+    import tracemalloc
+
+    plugin = registry.create({"name": "pq", "M": 4, "Ks": 16, "seed": 3})
+    add, peaks = plugin.add, []
+
+    def watched(x):
+        peaks.append(tracemalloc.get_traced_memory()[1] - tracemalloc.get_traced_memory()[0])
+        add(x)
+        tracemalloc.reset_peak()
+    monkeypatch.setattr(plugin, "add", watched)
+    monkeypatch.setattr("benchpq.measure.tasks.block_rows", lambda task, dim: 1000)
+    tracemalloc.start()
+    try:
+        build_search_model(plugin, uint8_set, {"name": "search", "mse": False})
+    finally:
+        tracemalloc.stop()
+    block = 1000 * D * 4  # 128 kB of float32: held while the next one is made, 256 kB
+    assert len(peaks) == 6 and max(peaks[1:]) < 1.5 * block

@@ -129,7 +129,8 @@ def block_rows(task: dict, dim: int) -> int:
 def float_blocks(x: np.ndarray, rows: int):
     """(start, block) over ``x`` (n, d) in its stored type (a memory map, uint8...), each
     block a C-contiguous float32 copy of at most ``rows`` rows: no float copy of the
-    whole of ``x`` is made. The pages of a memory-mapped ``x`` are released from the
+    whole of ``x`` is made (a caller drops its block before asking for the next, or two
+    are resident while the next is made). The pages of a memory-mapped ``x`` are released from the
     process once their block is used (they stay in the page cache), so reading a base
     larger than RAM does not grow the run's resident set."""
     for start in range(0, x.shape[0], rows):
@@ -163,6 +164,7 @@ def encode_base(plugin: Quantizer, x: np.ndarray, phases: Phases, rows: int,
                     total += metrics.mse(chunk, x_hat) * chunk.shape[0]
                 if watch is not None:
                     watch.update(block, codes)
+                del block, codes  # before the next block is made
     return {"mse": total / x.shape[0], **(watch.result() if watch is not None else {})}
 
 
@@ -222,6 +224,7 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     with phases("add"), codes_in_files(resolve_cache_dir() / "codes", in_ram << 20):
         for _, block in float_blocks(ds.base, rows):
             plugin.add(block)
+            del block  # before the next block is made: two would be resident at once
         plugin.finish_add()
     out = dict(phases.metrics)
     if isinstance(plugin, Quantizer) and task.get("mse", True):
