@@ -224,5 +224,7 @@ def test_one_float_block_is_resident_at_a_time(uint8_set, monkeypatch):
         build_search_model(plugin, uint8_set, {"name": "search", "mse": False})
     finally:
         tracemalloc.stop()
-    block = 1000 * D * 4  # 128 kB of float32: held while the next one is made, 256 kB
-    assert len(peaks) == 6 and max(peaks[1:]) < 1.5 * block
+    # the peak between two adds above the memory at the second add (which holds its own
+    # block): a previous block of 128 kB still held while the next was made shows here
+    block = 1000 * D * 4
+    assert len(peaks) == 6 and max(peaks[1:]) < 0.5 * block
