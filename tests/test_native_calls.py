@@ -41,3 +41,19 @@ def test_arrays_must_agree_with_the_scalars_and_the_model(ns):
         PQ_CALLS.call(pq, "encode_u8", x, 5, np.broadcast_to(codes, codes.shape), d=4, M=2)
     with pytest.raises(TypeError, match="encode_u8: expected 3 arguments, got 2"):
         PQ_CALLS.call(pq, "encode_u8", x, 5)
+
+
+def test_arrays_passed_to_a_method_are_not_kept_alive_after_the_call():
+    """cppyy's lifelines would hold each method's last array (a whole block of the base)."""
+    import sys
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 16)).astype(np.float32)
+    plugin = registry.create({"name": "pq", "M": 4, "Ks": 16, "seed": 0}).fit(x)
+    block = x[:1000].copy()
+    before = sys.getrefcount(block)
+    codes = plugin.encode(block)
+    assert sys.getrefcount(block) == before
+    held = sys.getrefcount(codes)
+    plugin.decode(codes)
+    assert sys.getrefcount(codes) == held

@@ -205,26 +205,3 @@ def test_the_encode_time_leaves_out_the_mse_measurement(uint8_set, monkeypatch):
     tasks.encode_base(plugin, uint8_set.base, phases, 1000, diagnose=False)  # 6 decodes
     assert phases.metrics["encode_s"] < 0.2
 
-
-def test_one_float_block_is_resident_at_a_time(uint8_set, monkeypatch):
-    """Between two adds the next block is made: the previous one must be gone by then."""
-    import tracemalloc
-
-    plugin = registry.create({"name": "pq", "M": 4, "Ks": 16, "seed": 3})
-    add, peaks = plugin.add, []
-
-    def watched(x):
-        peaks.append(tracemalloc.get_traced_memory()[1] - tracemalloc.get_traced_memory()[0])
-        add(x)
-        tracemalloc.reset_peak()
-    monkeypatch.setattr(plugin, "add", watched)
-    monkeypatch.setattr("benchpq.measure.tasks.block_rows", lambda task, dim: 1000)
-    tracemalloc.start()
-    try:
-        build_search_model(plugin, uint8_set, {"name": "search", "mse": False})
-    finally:
-        tracemalloc.stop()
-    # the peak between two adds above the memory at the second add (which holds its own
-    # block): a previous block of 128 kB still held while the next was made shows here
-    block = 1000 * D * 4
-    assert len(peaks) == 6 and max(peaks[1:]) < 0.5 * block

@@ -127,10 +127,30 @@ class NativeTable:
                     if isinstance(d, str):
                         self._bind(bound, d, n, name)
             passed.append(value)
-        return getattr(target, name)(*passed)
+        result = getattr(target, name)(*passed)
+        _drop_lifelines(target, passed)
+        return result
 
     @staticmethod
     def _bind(bound: dict, dim: str, value: int, call: str) -> None:
         if bound.setdefault(dim, value) != value:
             raise native.NativeArgumentError(
                 f"{call}: {dim} is {bound[dim]} in one argument and {value} in another")
+
+
+def _drop_lifelines(target, passed: list) -> None:
+    """Forget the arrays cppyy kept alive on ``target`` after a method call.
+
+    cppyy keeps the last array given to each pointer argument of a method in the
+    instance's ``__dict__`` (keys ``__<number>``), in case C++ kept the pointer. Our
+    classes copy what they are given and keep no pointer to it, so the reference only
+    holds memory: a block of the base passed to ``encode`` would stay resident until the
+    next block replaced it, two blocks at a time.
+    """
+    lifelines = getattr(target, "__dict__", None)
+    if not lifelines:
+        return
+    arrays = [id(value) for value in passed if isinstance(value, np.ndarray)]
+    for key, value in list(lifelines.items()):
+        if key.startswith("__") and key[2:].isdigit() and id(value) in arrays:
+            del lifelines[key]
