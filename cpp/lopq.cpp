@@ -46,7 +46,7 @@ LOPQ::LOPQ(int64_t D, int64_t V, int64_t M, int64_t Ks)
   codewords_.assign(M_ * Ks_ * dsub_, 0.0f);
   set_coarse(coarse_.data());
   prepare_fine();
-  offsets_.assign(V_ * V_ + 1, 0);
+  lists_.reset(V_ * V_);
 }
 
 // -- training ---------------------------------------------------------------
@@ -252,44 +252,17 @@ void LOPQ::decode_u16(const uint16_t* codes, int64_t n, float* x) const { decode
 // -- the multi-index --------------------------------------------------------------
 
 void LOPQ::begin_index(const int64_t* counts) {
-  const int64_t ncells = V_ * V_;
-  std::vector<int64_t> offsets(ncells + 1, 0);
-  for (int64_t c = 0; c < ncells; ++c) {
-    if (counts[c] < 0) throw std::invalid_argument("LOPQ::begin_index: negative count");
-    offsets[c + 1] = offsets[c] + counts[c];
-  }
-  const int64_t n = offsets[ncells];
-  std::vector<int64_t>(offsets.begin(), offsets.end() - 1).swap(fill_);
-  std::vector<int64_t>(n).swap(list_ids_);
-  std::vector<uint8_t>(Ks_ <= 256 ? n * M_ : 0).swap(list_codes8_);
-  std::vector<uint16_t>(Ks_ <= 256 ? 0 : n * M_).swap(list_codes16_);
-  offsets_.swap(offsets);
-  ntotal_ = n;
-  index_broken_ = false;
+  bool ok;
+  lists_.begin(counts, V_ * V_, M_, Ks_ > 256, &ok);
+  if (!ok) throw std::invalid_argument("LOPQ::begin_index: negative count");
 }
 
 template <typename CodeT>
 void LOPQ::fill_index(const CodeT* codes, int64_t m, int64_t first) {
-  if (static_cast<int64_t>(fill_.size()) != V_ * V_) {  // no begin_index: end_index throws
-    index_broken_ = true;
-    return;
-  }
   const int64_t width = 2 + M_;
-  for (int64_t i = 0; i < m; ++i) {  // counting sort: ids ascending within a list
+  for (int64_t i = 0; i < m; ++i) {
     const CodeT* code = codes + i * width;
-    const int64_t cell = code[0] * V_ + code[1];
-    if (fill_[cell] >= offsets_[cell + 1]) {  // more codes than counted: end_index throws
-      index_broken_ = true;
-      continue;
-    }
-    const int64_t pos = fill_[cell]++;
-    list_ids_[pos] = first + i;
-    for (int64_t j = 0; j < M_; ++j) {
-      if (Ks_ <= 256)
-        list_codes8_[pos * M_ + j] = static_cast<uint8_t>(code[2 + j]);
-      else
-        list_codes16_[pos * M_ + j] = static_cast<uint16_t>(code[2 + j]);
-    }
+    lists_.fill(int64_t(code[0]) * V_ + code[1], first + i, code + 2);
   }
 }
 
@@ -301,22 +274,12 @@ void LOPQ::fill_index_u16(const uint16_t* codes, int64_t m, int64_t first) {
 }
 
 void LOPQ::end_index() {
-  bool full = !index_broken_ && static_cast<int64_t>(fill_.size()) == V_ * V_;
-  for (int64_t c = 0; full && c < V_ * V_; ++c) full = fill_[c] == offsets_[c + 1];
-  std::vector<int64_t>().swap(fill_);
-  index_broken_ = false;
-  if (!full) {
-    std::vector<int64_t>(V_ * V_ + 1, 0).swap(offsets_);  // an empty index, not a torn one
-    std::vector<int64_t>().swap(list_ids_);
-    std::vector<uint8_t>().swap(list_codes8_);
-    std::vector<uint16_t>().swap(list_codes16_);
-    ntotal_ = 0;
+  if (!lists_.end())
     throw std::invalid_argument("LOPQ::end_index: the codes filled differ from the counts");
-  }
 }
 
 void LOPQ::get_offsets(int64_t* out) const {
-  std::memcpy(out, offsets_.data(), offsets_.size() * sizeof(int64_t));
+  std::memcpy(out, lists_.offsets().data(), lists_.offsets().size() * sizeof(int64_t));
 }
 
 void LOPQ::search(const float* queries, int64_t nq, int64_t k, int64_t quota, int64_t max_cells,
@@ -324,10 +287,10 @@ void LOPQ::search(const float* queries, int64_t nq, int64_t k, int64_t quota, in
                   int64_t* cells) const {
   if (k < 1) throw std::invalid_argument("LOPQ::search: need k >= 1");
   if (Ks_ <= 256)
-    search_impl(list_codes8_.data(), queries, nq, k, quota, max_cells, exact_quota, distances,
+    search_impl(lists_.codes8(), queries, nq, k, quota, max_cells, exact_quota, distances,
                 ids, candidates, cells);
   else
-    search_impl(list_codes16_.data(), queries, nq, k, quota, max_cells, exact_quota, distances,
+    search_impl(lists_.codes16(), queries, nq, k, quota, max_cells, exact_quota, distances,
                 ids, candidates, cells);
 }
 
@@ -336,7 +299,7 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
                        int64_t quota, int64_t max_cells, bool exact_quota, float* distances,
                        int64_t* ids, int64_t* candidates, int64_t* cells) const {
   const int64_t Mh = M_ / 2, table_size = Mh * Ks_;
-  const auto list_id = [this](int64_t i) { return list_ids_[i]; };
+  const auto list_id = [this](int64_t i) { return lists_.id(i); };
 #pragma omp parallel
   {
     std::vector<float> d0(V_), d1(V_), frame(h_), tables;
@@ -360,8 +323,8 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
              ms.next(&c[0], &c[1], &cell_dist)) {
         ++ncells;
         const int64_t cell = int64_t(c[0]) * V_ + c[1];
-        const int64_t begin = offsets_[cell];
-        int64_t end = offsets_[cell + 1];
+        const int64_t begin = lists_.begin_of(cell);
+        int64_t end = lists_.end_of(cell);
         if (begin == end) continue;
         if (exact_quota && quota > 0) end = std::min(end, begin + (quota - ncand));
         // ADC tables of the query's local frame, once per (half, coarse centroid)

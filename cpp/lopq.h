@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "internal/inverted_lists.h"
 #include "internal/nearest.h"
 #include "modes.h"
 
@@ -97,7 +98,7 @@ class LOPQ {
   void fill_index_u8(const uint8_t* codes, int64_t m, int64_t first);
   void fill_index_u16(const uint16_t* codes, int64_t m, int64_t first);
   void end_index();
-  int64_t ntotal() const { return ntotal_; }
+  int64_t ntotal() const { return lists_.size(); }
   /// offsets (V * V + 1,) int64: list of cell c is [offsets[c], offsets[c + 1]).
   void get_offsets(int64_t* out) const;
 
@@ -134,14 +135,7 @@ class LOPQ {
   std::vector<float> codewords_;  // (M, Ks, dsub)
   NearestCodeword coarse_nearest_[2];
   std::vector<NearestCodeword> fine_nearest_;
-  // inverted multi-index
-  int64_t ntotal_ = 0;
-  std::vector<int64_t> offsets_;  // (V * V + 1)
-  std::vector<int64_t> list_ids_;
-  std::vector<int64_t> fill_;     // (V * V) next free slot of each list while building
-  bool index_broken_ = false;     // a fill did not match the counts: end_index throws
-  std::vector<uint8_t> list_codes8_;    // (ntotal, M) when Ks <= 256
-  std::vector<uint16_t> list_codes16_;  // (ntotal, M) otherwise
+  InvertedLists lists_;  // the inverted multi-index, cell c0 * V + c1
 };
 
 }  // namespace benchpq

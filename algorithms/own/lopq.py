@@ -68,13 +68,20 @@ from benchpq.checks import (
     check_subspaces,
 )
 from benchpq.measure.training_log import log_iterations
-from benchpq.metric_table import Metric, declare
+from benchpq.metric_table import declare
 from benchpq.registry import register
-from benchpq.store.mapped import release_pages
 
 from ..primitives.checks import check_choice, plugin_seed, subsample_arg
 from ..primitives.codes import code_dtype
-from ..primitives.metric_specs import CELL_BITS, FINE_BITS, MEAN_CANDIDATES, TOTAL_BITS
+from ..primitives.inverted_lists import INDEX_CHUNK, build_inverted_lists
+from ..primitives.metric_specs import (
+    CELL_BITS,
+    FINE_BITS,
+    MAX_CANDIDATES,
+    MEAN_CANDIDATES,
+    MEAN_CELLS,
+    TOTAL_BITS,
+)
 from ..primitives.mixins import CheckedCodes, NativeProductCodes
 from ..primitives.native_calls import Array as A
 from ..primitives.native_calls import Call, NativeTable
@@ -201,9 +208,6 @@ def local_frames(residuals: np.ndarray, coarse: np.ndarray, V: int, M: int,
     return means, rotations
 
 
-#: rows of codes read at a time when the inverted lists are built
-INDEX_CHUNK = 1 << 20
-
 #: the largest quota the C++ search takes (an int64 count of candidates)
 MAX_QUOTA = 2 ** 62
 
@@ -242,14 +246,8 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
     "fine": (M, iter)} float64. After add: ``codes`` (n, 2 + M).
     """
 
-    metric_specs = declare(
-        FINE_BITS, CELL_BITS, TOTAL_BITS, MEAN_CANDIDATES,
-        Metric("max_candidates", "Most candidates ranked for one query in the last search.",
-               direction="min", display="Max candidates per query", kind="count",
-               scope="search"),
-        Metric("mean_cells", "Cells of the multi-index traversed per query (empty ones "
-               "included), averaged over the queries of the last search.", direction="min",
-               display="Cells per query", scope="search"))
+    metric_specs = declare(FINE_BITS, CELL_BITS, TOTAL_BITS, MEAN_CANDIDATES, MAX_CANDIDATES,
+                           MEAN_CELLS)
 
     def __init__(self, V: int = 16, M: int = 8, Ks: int = 256, quota: int = 1000,
                  max_cells: int | None = None, exact_quota: bool = False,
@@ -472,23 +470,11 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         return cpp
 
     def _build_index(self, cpp) -> None:
-        """Inverted lists of all codes, in two passes over chunks of them (cell counts,
-        then the lists); a chunk's pages leave the process once read, so codes kept in a
-        file (:func:`benchpq.store.mapped.empty_rows`) are not all resident at once."""
-        codes, dims, V = self.codes, self._dims(), self.V
-        counts = np.zeros(V * V, np.int64)
-        for start in range(0, codes.shape[0], INDEX_CHUNK):
-            chunk = codes[start:start + INDEX_CHUNK]
-            counts += np.bincount(chunk[:, 0].astype(np.int64) * V + chunk[:, 1],
-                                  minlength=V * V)
-            release_pages(chunk)
-        LOPQ_CALLS.call(cpp, "begin_index", counts, **dims)
-        for start in range(0, codes.shape[0], INDEX_CHUNK):
-            chunk = codes[start:start + INDEX_CHUNK]
-            LOPQ_CALLS.call(cpp, "fill_index_" + self._suffix(), chunk, chunk.shape[0], start,
-                            m=chunk.shape[0], **dims)
-            release_pages(chunk)
-        LOPQ_CALLS.call(cpp, "end_index")
+        """Inverted lists of all codes (cell c0 * V + c1), read a chunk at a time."""
+        V = self.V
+        build_inverted_lists(LOPQ_CALLS, cpp, self.codes,
+                             lambda chunk: chunk[:, 0].astype(np.int64) * V + chunk[:, 1],
+                             V * V, self._suffix(), self._dims(), INDEX_CHUNK)
 
     def set_search_params(self, quota: int = UNSET, max_cells: int | None = UNSET,
                           exact_quota: bool = UNSET, **params) -> None:

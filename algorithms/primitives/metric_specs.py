@@ -53,3 +53,10 @@ MEAN_CANDIDATES = Metric(
     "mean_candidates", "Codes whose distance was computed per query, averaged over the "
     "queries of the last search (non-exhaustive searchers): the budget recall is bought with.",
     direction="min", display="Candidates per query", scope="search")
+MAX_CANDIDATES = Metric(
+    "max_candidates", "Most candidates ranked for one query in the last search.",
+    direction="min", display="Max candidates per query", kind="count", scope="search")
+MEAN_CELLS = Metric(
+    "mean_cells", "Cells of the index traversed per query (empty ones included), averaged over "
+    "the queries of the last search.", direction="min", display="Cells per query",
+    scope="search")
