@@ -183,3 +183,45 @@ def test_ivfpq_reports_the_candidates_it_scanned(clustered):
     plugin.set_search_params(nprobe=32)
     plugin.search(q, 10)
     assert plugin.extra_metrics()["mean_candidates"] == pytest.approx(4000)
+
+
+@pytest.mark.parametrize("name", ["faiss_ivfpq", "faiss_ivfopq"])
+def test_max_codes_scans_exactly_that_many_codes(name, clustered):
+    x, q = clustered
+    extra = {"niter": 5} if name == "faiss_ivfopq" else {}
+    plugin = registry.create(algorithm_config(name, nlist=16, nprobe=16, M=4, nbits=6,
+                                              **extra)).fit(x)
+    plugin.add(x)
+    plugin.set_search_params(max_codes=700)
+    plugin.search(q, 10)
+    assert plugin.extra_metrics()["mean_candidates"] == 700  # the last list cut, as LOPQ's
+    plugin.set_search_params(max_codes=None, nprobe=2)
+    plugin.search(q, 10)
+    assert plugin.extra_metrics()["mean_lists"] <= 2
+    with pytest.raises(InputError, match="max_codes"):
+        plugin.set_search_params(max_codes=-5)
+
+
+def test_ivfopq_is_faiss_opq_before_an_ivfpq(clustered):
+    """The adapter is faiss's own OPQ{M},IVF{nlist},PQ{M}: same codes and neighbours as the
+    index built by faiss's factory string with the same settings (``np``: without the
+    polysemous reordering of the codewords that the factory otherwise trains)."""
+    import faiss
+    x, q = clustered
+    plugin = registry.create(algorithm_config("faiss_ivfopq", nlist=16, nprobe=4, M=4,
+                                              nbits=8, niter=5, seed=None)).fit(x)
+    plugin.add(x)
+    index = faiss.index_factory(32, "OPQ4,IVF16,PQ4np")
+    opq = faiss.downcast_VectorTransform(faiss.downcast_index(index).chain.at(0))
+    opq.niter = 5
+    index.train(x)
+    index.add(x)
+    faiss.extract_index_ivf(index).nprobe = 4
+    np.testing.assert_array_equal(plugin.encode(x[:200]), index.sa_encode(x[:200]))
+    np.testing.assert_array_equal(plugin.search(q, 10)[1], index.search(q, 10)[1])
+    rotated, _ = plugin.subspace_view(x[:50], plugin.encode(x[:50]))
+    residual = opq.apply(x[:50]) - plugin._ivf().quantizer.reconstruct_n(0, 16)[
+        plugin._ivf().quantizer.assign(opq.apply(x[:50]), 1).ravel()]
+    np.testing.assert_allclose(rotated, residual, atol=1e-4)
+    assert plugin.model_bytes > registry.create(algorithm_config(
+        "faiss_ivfpq", nlist=16, M=4, nbits=8)).fit(x).model_bytes

@@ -3,6 +3,9 @@
 * ``faiss_pq``: IndexPQ, exhaustive ADC (Jegou, Douze, Schmid, TPAMI 2011).
 * ``faiss_opq``: OPQMatrix + IndexPQ (Ge, He, Ke, Sun, TPAMI 2014, non-parametric).
 * ``faiss_ivfpq``: IndexIVFPQ, inverted file with PQ on residuals (Jegou et al. 2011).
+* ``faiss_ivfopq``: OPQMatrix + IndexIVFPQ (factory ``OPQ{M},IVF{nlist},PQ{M}``): a global
+  OPQ rotation before the inverted file, the I-OPQ baseline of LOPQ (Kalantidis &
+  Avrithis, CVPR 2014).
 * ``faiss_pqfs``: IndexPQFastScan, 4-bit PQ with SIMD lookup tables
   (André, Kermarrec, Le Scouarnec, VLDB 2015).
 
@@ -146,6 +149,10 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         index = faiss.downcast_index(self.trained())
         return index if isinstance(index, faiss.IndexIVF) else None
 
+    def _transformed(self, x: np.ndarray) -> np.ndarray:
+        """x in the space the index quantizes (after any pre-transform, e.g. OPQ's rotation)."""
+        return x
+
     def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
         """faiss's standalone codes -> ((n, M) PQ sub-codes, 2**nbits); an IVF's list number
         (its first coarse_code_size bytes) is dropped."""
@@ -157,8 +164,9 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
             1 << self.nbits
 
     def subspace_view(self, x, codes) -> tuple[np.ndarray, np.ndarray]:
-        """x itself, or for an IVF (by residual) x minus the centroid of the list in ``codes``."""
-        x = as_matrix(x, "x", dim=self.dim)
+        """x (pre-transformed, if the index has a pre-transform), for an IVF (by residual)
+        minus the centroid of the list in ``codes``."""
+        x = self._transformed(as_matrix(x, "x", dim=self.dim))
         ivf = self._ivf()
         if ivf is not None and ivf.by_residual:
             ccs = ivf.coarse_code_size()
@@ -227,25 +235,33 @@ class FaissOPQ(FaissIndexPlugin):
 
 @register("faiss_ivfpq")
 class FaissIVFPQ(FaissIndexPlugin):
-    """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited."""
+    """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited (and at
+    most ``max_codes`` codes scanned per query, the last list cut; None: no limit)."""
 
     metric_specs = IVF_SEARCH_METRICS
 
     def __init__(self, M: int = 8, nbits: int = 8, nlist: int = 256, nprobe: int = 16,
-                 seed: int | None = None):
+                 max_codes: int | None = None, seed: int | None = None):
         super().__init__(M, nbits, seed)
         self.nlist = check_positive_int(nlist, "nlist")
         self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
+        self.max_codes = None if max_codes in (None, 0) else \
+            check_positive_int(max_codes, "max_codes")
 
-    def _build(self, dim):
+    def _ivf_pq(self, dim):
+        """A new IndexIVFPQ with this plugin's settings."""
         coarse = faiss.IndexFlatL2(dim)
         index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits)
         self._coarse = coarse
         index.nprobe = self.nprobe
+        index.max_codes = self.max_codes or 0
         if self.seed is not None:
             index.cp.seed = int(self.seed)
             index.pq.cp.seed = int(self.seed)
         return index
+
+    def _build(self, dim):
+        return self._ivf_pq(dim)
 
     def _min_train(self) -> int:
         return max(self.nlist, 2 ** self.nbits)
@@ -257,18 +273,24 @@ class FaissIVFPQ(FaissIndexPlugin):
             index, as_matrix(queries, "query", dim=self.dim), k)
         return distances, ids
 
-    def set_search_params(self, nprobe: int = UNSET, **params) -> None:
-        """Change ``nprobe`` (cells visited per query, 1 .. nlist) without retraining."""
+    def set_search_params(self, nprobe: int = UNSET, max_codes: int | None = UNSET,
+                          **params) -> None:
+        """Change ``nprobe`` (cells visited per query, 1 .. nlist) or ``max_codes`` (codes
+        scanned per query at most; None or 0: no limit) without retraining."""
         super().set_search_params(**params)
         if nprobe is not UNSET:
             self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
-            if self.index is not None:
-                self.index.nprobe = self.nprobe
+        if max_codes is not UNSET:
+            self.max_codes = None if max_codes in (None, 0) else \
+                check_positive_int(max_codes, "max_codes")
+        if self.index is not None:
+            ivf = self._ivf()
+            ivf.nprobe, ivf.max_codes = self.nprobe, self.max_codes or 0
 
     @property
     def codes_bytes(self) -> int:
         # codes plus the 64-bit id stored beside each code in the inverted lists
-        return int(self.index.ntotal * (self.index.code_size + 8)) if self.index else 0
+        return int(self.index.ntotal * (self._ivf().code_size + 8)) if self.index else 0
 
     @property
     def model_bytes(self) -> int:
@@ -276,6 +298,50 @@ class FaissIVFPQ(FaissIndexPlugin):
 
     def extra_metrics(self) -> dict:
         return dict(getattr(self, "last_search", {}))
+
+
+@register("faiss_ivfopq")
+class FaissIVFOPQ(FaissIVFPQ):
+    """faiss OPQMatrix followed by IndexIVFPQ (``OPQ{M},IVF{nlist},PQ{M}``): I-OPQ.
+
+    The rotation (``niter`` alternations of rotation and PQ training, ``niter_pq`` k-means
+    iterations each; faiss's defaults 50 and 4) is learnt on the training set, then the
+    inverted file and the PQ of residuals on the rotated vectors.
+    """
+
+    def __init__(self, M: int = 8, nbits: int = 8, nlist: int = 256, nprobe: int = 16,
+                 max_codes: int | None = None, niter: int = 50, niter_pq: int = 4,
+                 seed: int | None = None):
+        super().__init__(M, nbits, nlist, nprobe, max_codes, seed)
+        self.niter = check_positive_int(niter, "niter")
+        self.niter_pq = check_positive_int(niter_pq, "niter_pq")
+
+    def _build(self, dim):
+        opq = faiss.OPQMatrix(dim, self.M)
+        opq.niter, opq.niter_pq = self.niter, self.niter_pq
+        ivf = self._ivf_pq(dim)
+        index = faiss.IndexPreTransform(opq, ivf)
+        self._parts = (opq, ivf)  # keep the Python wrappers alive with the index
+        return index
+
+    def _pq(self):
+        return self._parts[1].pq
+
+    def _ivf(self):
+        self.trained()
+        return self._parts[1]
+
+    def _restore(self, index) -> None:
+        pretransform = faiss.downcast_index(index)
+        self._parts = (faiss.downcast_VectorTransform(pretransform.chain.at(0)),
+                       faiss.downcast_index(pretransform.index))
+
+    def _transformed(self, x: np.ndarray) -> np.ndarray:
+        return self._parts[0].apply(x)
+
+    @property
+    def model_bytes(self) -> int:
+        return super().model_bytes + (self.dim * self.dim * 4 if self.index else 0)
 
 
 @register("faiss_pqfs")
