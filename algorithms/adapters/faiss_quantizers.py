@@ -34,6 +34,10 @@ from ..primitives.metric_specs import MEAN_CANDIDATES
 from ..primitives.mixins import FittedGuard
 
 
+#: rows encoded per faiss call (the block faiss's own IndexIVF.add uses)
+ENCODE_ROWS = 65536
+
+
 def search_with_stats(index, queries: np.ndarray, k: int):
     """``index.search(queries, k)`` of a faiss IVF index, with its scan statistics.
 
@@ -116,7 +120,15 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         return self
 
     def encode(self, x):
-        return self.trained().sa_encode(as_matrix(x, "x", dim=self.dim))
+        """faiss's standalone codes of x, ``ENCODE_ROWS`` rows at a time: faiss's
+        ``sa_encode`` of a PQ builds an (n, M, 2**nbits) float table of all rows at once
+        (2 GiB for 262,144 rows at M=8, nbits=8), where its own ``add`` goes by 65,536."""
+        index = self.trained()
+        x = as_matrix(x, "x", dim=self.dim)
+        codes = np.empty((x.shape[0], index.sa_code_size()), np.uint8)
+        for start in range(0, x.shape[0], ENCODE_ROWS):
+            codes[start:start + ENCODE_ROWS] = index.sa_encode(x[start:start + ENCODE_ROWS])
+        return codes
 
     def decode(self, codes):
         index = self.trained()
