@@ -33,7 +33,6 @@ from ..primitives.codes import unpack_codes
 from ..primitives.metric_specs import MEAN_CANDIDATES
 from ..primitives.mixins import FittedGuard
 
-
 #: rows encoded per faiss call (the block faiss's own IndexIVF.add uses)
 ENCODE_ROWS = 65536
 
