@@ -59,9 +59,9 @@ from benchpq.checks import (
 from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 
-from ..primitives.checks import check_choice, plugin_seed, subsample_arg
+from ..primitives.checks import check_choice, check_flag, plugin_seed, subsample_arg
 from ..primitives.codes import code_dtype
-from ..primitives.inverted_lists import build_inverted_lists
+from ..primitives.inverted_lists import build_inverted_lists, lists_bytes, search_stats
 from ..primitives.metric_specs import (
     CELL_BITS,
     FINE_BITS,
@@ -400,9 +400,7 @@ class ILOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
             self.quota = None if quota in (None, 0) else \
                 check_positive_int(quota, "quota", 1, MAX_QUOTA)
         if exact_quota is not UNSET:
-            if not isinstance(exact_quota, (bool, np.bool_)):
-                raise InputError(f"exact_quota: expected true or false, got {exact_quota!r}")
-            self.exact_quota = bool(exact_quota)
+            self.exact_quota = check_flag(exact_quota, "exact_quota")
 
     def search(self, queries, k):
         """(distances (nq, k) float32, ids (nq, k) int64), nearest first; fewer than k
@@ -420,9 +418,7 @@ class ILOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         cells = np.empty(nq, np.int64)
         ILOPQ_CALLS.call(cpp, "search", queries, nq, k, self.nprobe or 0, self.quota or 0,
                          self.exact_quota, distances, ids, candidates, cells, **self._dims())
-        self.last_search = {"mean_candidates": float(candidates.mean()),
-                            "max_candidates": int(candidates.max()),
-                            "mean_cells": float(cells.mean())}
+        self.last_search = search_stats(candidates, cells)
         return distances, ids
 
     def list_sizes(self) -> np.ndarray:
@@ -442,8 +438,7 @@ class ILOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         """The index: per vector the fine code and an int64 id, plus the nlist + 1 offsets."""
         if self.codes is None:
             return 0
-        fine = self.M * (1 if self.Ks <= 256 else 2)
-        return int(self.codes.shape[0] * (fine + 8) + 8 * (self.nlist + 1))
+        return lists_bytes(self.codes.shape[0], self.M, self.Ks, self.nlist)
 
     def extra_metrics(self) -> dict:
         out = {"fine_bits": self.code_bits, "cell_bits": self.cell_bits,

@@ -71,9 +71,14 @@ from benchpq.measure.training_log import log_iterations
 from benchpq.metric_table import declare
 from benchpq.registry import register
 
-from ..primitives.checks import check_choice, plugin_seed, subsample_arg
+from ..primitives.checks import check_choice, check_flag, plugin_seed, subsample_arg
 from ..primitives.codes import code_dtype
-from ..primitives.inverted_lists import INDEX_CHUNK, build_inverted_lists
+from ..primitives.inverted_lists import (
+    INDEX_CHUNK,
+    build_inverted_lists,
+    lists_bytes,
+    search_stats,
+)
 from ..primitives.metric_specs import (
     CELL_BITS,
     FINE_BITS,
@@ -264,9 +269,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         self.quota = check_positive_int(quota, "quota", 1, MAX_QUOTA)
         self.max_cells = None if max_cells is None else \
             check_positive_int(max_cells, "max_cells", 1, self.V * self.V)
-        if not isinstance(exact_quota, (bool, np.bool_)):
-            raise InputError(f"exact_quota: expected true or false, got {exact_quota!r}")
-        self.exact_quota = bool(exact_quota)
+        self.exact_quota = check_flag(exact_quota, "exact_quota")
         self.coarse_iter = check_positive_int(coarse_iter, "coarse_iter")
         self.iter = check_positive_int(iter, "iter")
         self.seed = seed
@@ -274,8 +277,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
             check_positive_int(max_points_per_centroid, "max_points_per_centroid")
         check_choice(init, INITS, "init")
         check_choice(rotation, ROTATIONS, "rotation")
-        if not isinstance(pca, (bool, np.bool_)):
-            raise InputError(f"pca: expected true or false, got {pca!r}")
+        check_flag(pca, "pca")
         self.pca_dim = None if pca_dim is None else check_positive_int(pca_dim, "pca_dim", 2)
         self.init, self.rotation = init, rotation
         self.pca = bool(pca) or self.pca_dim is not None
@@ -482,9 +484,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         without retraining."""
         super().set_search_params(**params)
         if exact_quota is not UNSET:
-            if not isinstance(exact_quota, (bool, np.bool_)):
-                raise InputError(f"exact_quota: expected true or false, got {exact_quota!r}")
-            self.exact_quota = bool(exact_quota)
+            self.exact_quota = check_flag(exact_quota, "exact_quota")
         if quota is not UNSET:
             self.quota = check_positive_int(quota, "quota", 1, MAX_QUOTA)
         if max_cells is not UNSET:
@@ -509,9 +509,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         cells = np.empty(nq, np.int64)
         LOPQ_CALLS.call(cpp, "search", y, nq, k, self.quota, self.max_cells or 0,
                         self.exact_quota, distances, ids, candidates, cells, **self._dims())
-        self.last_search = {"mean_candidates": float(candidates.mean()),
-                            "max_candidates": int(candidates.max()),
-                            "mean_cells": float(cells.mean())}
+        self.last_search = search_stats(candidates, cells)
         return distances, ids
 
     def list_sizes(self) -> np.ndarray:
@@ -532,8 +530,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         """The index: per vector the fine code and an int64 id, plus the V * V + 1 offsets."""
         if self.codes is None:
             return 0
-        fine = self.M * (1 if self.Ks <= 256 else 2)
-        return int(self.codes.shape[0] * (fine + 8) + 8 * (self.V * self.V + 1))
+        return lists_bytes(self.codes.shape[0], self.M, self.Ks, self.V * self.V)
 
     def extra_metrics(self) -> dict:
         out = {"fine_bits": self.code_bits, "cell_bits": self.cell_bits,

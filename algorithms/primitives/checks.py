@@ -28,6 +28,13 @@ def check_choice(value, choices, name: str):
     return value
 
 
+def check_flag(value, name: str) -> bool:
+    """``value`` as a bool, or InputError unless it is true or false (not 0/1, not a string)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name}: expected true or false, got {value!r}")
+    return bool(value)
+
+
 def subsample_arg(max_points_per_centroid: int | None, k: int, n: int) -> int:
     """The C++ argument: 0 (train on all n points) unless subsampling leaves fewer than n."""
     mppc = max_points_per_centroid

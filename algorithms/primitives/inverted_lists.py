@@ -43,3 +43,16 @@ def build_inverted_lists(table, cpp, codes: np.ndarray, cells_of: Callable, ncel
                    **dims)
         release_pages(chunk)
     table.call(cpp, "end_index")
+
+
+def search_stats(candidates: np.ndarray, cells: np.ndarray) -> dict:
+    """``mean_candidates``, ``max_candidates`` and ``mean_cells`` of a search from its
+    per-query counts (nq,) of codes scanned and cells visited."""
+    return {"mean_candidates": float(candidates.mean()), "max_candidates": int(candidates.max()),
+            "mean_cells": float(cells.mean())}
+
+
+def lists_bytes(n: int, M: int, Ks: int, ncells: int) -> int:
+    """Bytes of inverted lists of n codes: per code M fine sub-codes (1 byte each when
+    Ks <= 256, else 2) and an int64 id, plus the ncells + 1 int64 offsets."""
+    return int(n * (M * (1 if Ks <= 256 else 2) + 8) + 8 * (ncells + 1))
