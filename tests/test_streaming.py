@@ -205,3 +205,20 @@ def test_the_encode_time_leaves_out_the_mse_measurement(uint8_set, monkeypatch):
     tasks.encode_base(plugin, uint8_set.base, phases, 1000, diagnose=False)  # 6 decodes
     assert phases.metrics["encode_s"] < 0.2
 
+
+
+def test_hashing_and_checking_a_mapped_base_leave_it_out_of_the_resident_set(tmp_path):
+    """The model cache's fingerprint and the ground-truth check read the whole base: a
+    memory-mapped one must not stay resident after (it would count in the build's peak)."""
+    from benchpq.datasets.fingerprint import array_fingerprint
+    from benchpq.datasets.groundtruth import ground_truth
+    from benchpq.measure.memory import current_rss_bytes
+    rng = np.random.default_rng(3)
+    path = write_bin(tmp_path / "big.u8bin",
+                     rng.integers(0, 256, (1_600_000, 64), dtype=np.uint8))  # 100 MiB
+    base = read_array(path)
+    before = current_rss_bytes()
+    array_fingerprint(base)
+    assert current_rss_bytes() - before < 40 << 20
+    ground_truth(base, np.asarray(base[:5], np.float32), k=5, cache_dir=tmp_path / "gt")
+    assert current_rss_bytes() - before < 40 << 20

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store import sealing
+from ..store.mapped import release_pages
 from .context import resolve_cache_dir
 from .reads import tracking_reads
 from .registry import _plain, load_dataset
@@ -67,8 +68,9 @@ def file_digest(path, cache_dir=None) -> str:
 def array_fingerprint(*arrays, chunk_rows: int = 65536) -> str:
     """blake2b digest (32 hex digits) of the shapes, dtypes and bytes of ``arrays``.
 
-    ``None`` entries are hashed as absent; arrays are read in row chunks, so a
-    memory-mapped set is not loaded whole.
+    ``None`` entries are hashed as absent; arrays are read in row chunks, each chunk's
+    pages released once hashed, so a memory-mapped set is neither loaded whole nor left
+    resident.
     """
     digest = hashlib.blake2b(digest_size=16)
     for x in arrays:
@@ -80,6 +82,7 @@ def array_fingerprint(*arrays, chunk_rows: int = 65536) -> str:
         rows = x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
         for start in range(0, rows.shape[0], chunk_rows):
             digest.update(np.ascontiguousarray(rows[start:start + chunk_rows]).data)
+            release_pages(rows[start:start + chunk_rows])  # a mapped set does not stay resident
     return digest.hexdigest()
 
 

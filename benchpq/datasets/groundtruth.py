@@ -34,6 +34,7 @@ from ..checks import InputError, as_matrix, check_k
 from ..progress import Progress
 from ..store import sealing
 from ..store.cachefiles import entry_lock
+from ..store.mapped import release_pages
 from .context import resolve_cache_dir
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def content_hash(*arrays: np.ndarray, extra: bytes = b"", chunk_rows: int = 6553
         h.update(f"|{x.shape}|{x.dtype.str}|".encode())
         for start in range(0, x.shape[0], chunk_rows):
             h.update(np.ascontiguousarray(x[start:start + chunk_rows]).data)
+            release_pages(x[start:start + chunk_rows])
     return h.hexdigest()
 
 
@@ -64,6 +66,7 @@ def _gather(base: np.ndarray, ids: np.ndarray) -> np.ndarray:
     order = np.argsort(flat, kind="stable")  # sorted reads are kinder to memory maps
     rows = np.empty((flat.size, base.shape[1]), dtype=np.float64)
     rows[order] = base[flat[order]]
+    release_pages(base)  # the pages read around each row (the kernel reads ahead)
     return rows.reshape(ids.shape + (base.shape[1],))
 
 
@@ -115,6 +118,7 @@ def _exact_row(base: np.ndarray, q: np.ndarray, k: int):
     for s in range(0, base.shape[0], _BASE_BLOCK):
         diff = np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float64) - q
         d[s:s + _BASE_BLOCK] = np.einsum("ij,ij->i", diff, diff)
+        release_pages(base[s:s + _BASE_BLOCK])
     kth = np.partition(d, k - 1)[k - 1]
     cand = np.flatnonzero(d <= kth)
     ids, dist = _topk_sorted(d[cand][None], cand[None], k)
@@ -126,6 +130,7 @@ def _base_mean(base: np.ndarray) -> np.ndarray:
     mu = np.zeros(base.shape[1])
     for s in range(0, base.shape[0], _BASE_BLOCK):
         mu += np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float64).sum(0)
+        release_pages(base[s:s + _BASE_BLOCK])
     return (mu / base.shape[0]).astype(np.float32)
 
 
@@ -152,6 +157,7 @@ def _candidates(base: np.ndarray, query: np.ndarray, c: int, checkpoint: Path | 
     saved = time.monotonic()
     for s in range(int(state["start"]), nb, _BASE_BLOCK):
         xb = np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float32) - mu
+        release_pages(base[s:s + _BASE_BLOCK])  # a mapped base does not stay resident
         xn64 = np.einsum("ij,ij->i", xb, xb, dtype=np.float64)
         xn_max = max(xn_max, float(xn64.max()))
         xn = xn64.astype(np.float32)
