@@ -85,3 +85,21 @@ def test_a_bad_threshold_is_named(small_set, value):
     plugin = registry.create({"name": "pq", "M": 4, "Ks": 32, "seed": 3})
     with pytest.raises(InputError, match="task.codes_in_ram_mb"):
         build_search_model(plugin, small_set, {"name": "search", "codes_in_ram_mb": value})
+
+
+def test_storing_a_model_leaves_its_codes_file_out_of_the_resident_set(small_set, tmp_path,
+                                                                      monkeypatch):
+    """The model cache writes the codes (reading every page of their file): they must go
+    back out of the process, or the search phase starts with them resident."""
+    from benchpq.store.model_cache import ModelCache
+    monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
+    plugin = registry.create({"name": "pq", "M": 16, "Ks": 16, "seed": 3})
+    plugin.fit(small_set.learn)
+    with codes_in_files(tmp_path / "codes", 0):
+        for _ in range(400):  # 3.2M codes of 16 bytes: 51 MB in a file
+            plugin.add(small_set.base)
+    assert in_file(plugin.codes)
+    release_pages(plugin.codes)
+    before = current_rss_bytes()
+    assert ModelCache(tmp_path / "models").store("k" * 64, plugin, {})
+    assert current_rss_bytes() - before < 20 << 20

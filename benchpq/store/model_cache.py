@@ -44,6 +44,7 @@ import numpy as np
 
 from . import sealing
 from .cachefiles import entry_lock
+from .mapped import release_pages
 from .model_state import BadState, NotStorable, from_storage, to_storage
 from .provenance import cpu_model
 
@@ -134,6 +135,7 @@ class ModelCache:
             with open(tmp / ARRAYS_FILE, "wb") as f:
                 for array in arrays.values():
                     np.lib.format.write_array(f, array, allow_pickle=False)
+                    release_pages(array)  # codes kept in a file go back out of the process
             with open(tmp / STATE_FILE, "w") as f:
                 json.dump({"tree": tree, "arrays": list(arrays),
                            "build": {**build, "stored_at": time.time()}}, f)
