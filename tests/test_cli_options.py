@@ -71,10 +71,11 @@ def test_a_plain_run_has_no_experiment_sweep():
 
 def test_cfg_job_shows_the_plugin_grid_unless_the_quickstart_is_chosen():
     plain = shown_job_config("algorithm=faiss_ivfpq", "dataset=siftsmall")
-    assert plain["algorithm"]["search"] == {"nprobe": 16} == plugin_yaml("faiss_ivfpq")["search"]
+    assert plain["algorithm"]["search"] == {"nprobe": 16, "max_codes": None} == \
+        plugin_yaml("faiss_ivfpq")["search"]
     chosen = shown_job_config("algorithm=faiss_ivfpq", "dataset=siftsmall",
                               "experiment=quickstart")
-    assert chosen["algorithm"]["search"] == {"nprobe": [2, 8, 32]}
+    assert chosen["algorithm"]["search"] == {"nprobe": [2, 8, 32], "max_codes": None}
 
 
 def test_the_readme_starts_with_the_quickstart_and_the_tests():
