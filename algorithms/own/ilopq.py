@@ -309,7 +309,7 @@ class ILOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
                                    local_codebooks)
 
         workers = self._threads or os.cpu_count() or 1
-        pooled = self._fit_frame(residuals, seed, local_codebooks)
+        pooled = None if own.all() else self._fit_frame(residuals, seed, local_codebooks)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             fits = dict(zip(np.flatnonzero(own).tolist(),
                             pool.map(fit_cell, np.flatnonzero(own).tolist())))

@@ -91,12 +91,8 @@ def _mapping(a: np.ndarray):
 
 def in_file(a: np.ndarray) -> bool:
     """Whether ``a`` is (a view of) a buffer that :func:`empty_rows` put in a file."""
-    obj = a
-    while obj is not None:
-        if isinstance(obj, mmap.mmap):
-            return obj in _FILE_MAPS
-        obj = obj.obj if isinstance(obj, memoryview) else getattr(obj, "base", None)
-    return False
+    mm = _mapping(a)
+    return mm is not None and mm in _FILE_MAPS
 
 
 def release_pages(a: np.ndarray) -> bool:
