@@ -1,4 +1,5 @@
 """faiss and nanopq adapters: the plugin contract, and bad input rejected at the door."""
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,23 @@ def test_ivfopq_is_faiss_opq_before_an_ivfpq(clustered):
     np.testing.assert_allclose(rotated, residual, atol=1e-4)
     assert plugin.model_bytes > registry.create(algorithm_config(
         "faiss_ivfpq", nlist=16, M=4, nbits=8)).fit(x).model_bytes
+
+
+@pytest.mark.parametrize("name", ["faiss_pq", "faiss_ivfpq"])
+def test_encode_and_add_in_table_sized_calls_equal_one_call(name, clustered, monkeypatch):
+    """The adapters give faiss few enough rows per call that its (rows, M, 2**nbits) encoding
+    table stays within TABLE_BYTES; the codes and the index equal those of one call."""
+    x, q = clustered
+    extra = {"nlist": 16, "nprobe": 4} if name == "faiss_ivfpq" else {}
+    plugin = registry.create(algorithm_config(name, M=4, nbits=8, **extra)).fit(x)
+    assert plugin._call_rows() == 16384  # 64 MiB / (4 * 256 * 4 bytes)
+    module = sys.modules[type(plugin).__module__]
+    monkeypatch.setattr(module, "TABLE_BYTES", 4 * 256 * 4 * 300)
+    assert plugin._call_rows() == 300
+    whole = plugin.index.sa_encode(x)
+    np.testing.assert_array_equal(plugin.encode(x), whole)
+    plugin.add(x)
+    assert plugin.index.ntotal == x.shape[0]
+    reference = registry.create(algorithm_config(name, M=4, nbits=8, **extra)).fit(x)
+    reference.index.add(x)
+    np.testing.assert_array_equal(plugin.search(q, 10)[1], reference.index.search(q, 10)[1])

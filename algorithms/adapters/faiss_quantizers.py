@@ -33,8 +33,9 @@ from ..primitives.codes import unpack_codes
 from ..primitives.metric_specs import MEAN_CANDIDATES
 from ..primitives.mixins import FittedGuard
 
-#: rows encoded per faiss call (the block faiss's own IndexIVF.add uses)
-ENCODE_ROWS = 65536
+#: bytes of faiss's PQ encoding table per call: its encoder builds an (rows, M, 2**nbits)
+#: float32 table of every row it is given (512 MiB for faiss's own 65,536-row blocks at M=8)
+TABLE_BYTES = 64 << 20
 
 
 def search_with_stats(index, queries: np.ndarray, k: int):
@@ -118,15 +119,20 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         self.index.train(x)
         return self
 
+    def _call_rows(self) -> int:
+        """Rows per faiss encode or add call, so that faiss's encoding table stays within
+        ``TABLE_BYTES`` (8,192 rows at M=8, nbits=8; never more than faiss's own 65,536)."""
+        table_row = self.M * (1 << self.nbits) * 4
+        return int(min(65536, max(1, TABLE_BYTES // table_row)))
+
     def encode(self, x):
-        """faiss's standalone codes of x, ``ENCODE_ROWS`` rows at a time: faiss's
-        ``sa_encode`` of a PQ builds an (n, M, 2**nbits) float table of all rows at once
-        (2 GiB for 262,144 rows at M=8, nbits=8), where its own ``add`` goes by 65,536."""
+        """faiss's standalone codes of x, ``_call_rows()`` rows per ``sa_encode`` call."""
         index = self.trained()
         x = as_matrix(x, "x", dim=self.dim)
         codes = np.empty((x.shape[0], index.sa_code_size()), np.uint8)
-        for start in range(0, x.shape[0], ENCODE_ROWS):
-            codes[start:start + ENCODE_ROWS] = index.sa_encode(x[start:start + ENCODE_ROWS])
+        rows = self._call_rows()
+        for start in range(0, x.shape[0], rows):
+            codes[start:start + rows] = index.sa_encode(x[start:start + rows])
         return codes
 
     def decode(self, codes):
@@ -135,7 +141,12 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         return index.sa_decode(codes)
 
     def add(self, x):
-        self.trained().add(as_matrix(x, "base", dim=self.dim))
+        """Adds x to the index, ``_call_rows()`` rows per faiss ``add`` call."""
+        index = self.trained()
+        x = as_matrix(x, "base", dim=self.dim)
+        rows = self._call_rows()
+        for start in range(0, x.shape[0], rows):
+            index.add(x[start:start + rows])
 
     def search(self, queries, k):
         index = self.trained()
