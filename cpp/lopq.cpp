@@ -335,11 +335,8 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
           tables.resize(used.size() * table_size);
           project_half(y + s * h_, s, c[s], frame.data());
           float* t = tables.data() + (used.size() - 1) * table_size;
-          for (int64_t m = 0; m < Mh; ++m) {
-            const float* cw = codewords_.data() + (s * Mh + m) * Ks_ * dsub_;
-            for (int64_t j = 0; j < Ks_; ++j)
-              t[m * Ks_ + j] = l2sqr(frame.data() + m * dsub_, cw + j * dsub_, dsub_);
-          }
+          for (int64_t m = 0; m < Mh; ++m)
+            fine_nearest_[s * Mh + m].distances(frame.data() + m * dsub_, t + m * Ks_);
         }
         for (int s = 0; s < 2; ++s) {
           const float* t = tables.data() + slot[s][c[s]] * table_size;

@@ -117,6 +117,26 @@ def test_the_model_does_not_depend_on_the_threads(clustered):
         np.testing.assert_array_equal(getattr(models[0], name), getattr(models[1], name))
 
 
+def test_search_is_the_same_one_query_at_a_time_and_on_any_threads(clustered):
+    """The search groups each block's visits by cell and rotates them 8 at a time; a query
+    alone, or the block split over threads, gives the same bits."""
+    x, q = clustered
+    model = ILOPQ(nlist=6, M=8, Ks=16, local="opq", local_niter=3, iter=5, min_cell_rows=64,
+                  seed=8).fit(x)
+    model.add(x)
+    for setting in ({"nprobe": None, "quota": None}, {"nprobe": 2, "quota": None},
+                    {"nprobe": None, "quota": 1500, "exact_quota": True}):
+        model.set_search_params(**setting)
+        model.set_threads(1)
+        d, ids = model.search(q, 12)
+        alone = [model.search(q[i:i + 1], 12) for i in range(len(q))]
+        np.testing.assert_array_equal(d, np.concatenate([a[0] for a in alone]))
+        np.testing.assert_array_equal(ids, np.concatenate([a[1] for a in alone]))
+        model.set_threads(2)
+        for a, b in zip((d, ids), model.search(q, 12)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_pickled_model_searches_the_same(clustered):
     x, q = clustered
     model = ILOPQ(nlist=4, M=8, Ks=16, local="eigen", iter=5, min_cell_rows=64, seed=6).fit(x)

@@ -28,7 +28,7 @@ KERNELS = Path(__file__).with_name("simd_kernels.py")
 BUILDS = {"scalar": ("scalar", "auto"), "avx2": ("avx2", "auto"), "avx512": ("avx512", "auto"),
           "generic": ("scalar", "off")}
 #: key prefix of each kernel family's outputs in simd_kernels
-KERNEL_FAMILIES = ("pq_", "kmeans_", "opq.", "lopq_", "itq_", "pqfs_", "pqkmeans_",
+KERNEL_FAMILIES = ("pq_", "kmeans_", "opq.", "lopq_", "ilopq_", "itq_", "pqfs_", "pqkmeans_",
                    "bkmeans_", "adist_")
 
 

@@ -1,5 +1,6 @@
 #include "nearest.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -82,6 +83,28 @@ void NearestCodeword::nearest(const float* x, int64_t n, int64_t ldx, int32_t* i
   for (; i + kRows <= n; i += kRows)
     nearest_rows<kRows>(x + i * ldx, ldx, d_, ct_.data(), norms_.data(), kp_, idx + i);
   for (; i < n; ++i) nearest_rows<1>(x + i * ldx, ldx, d_, ct_.data(), norms_.data(), kp_, idx + i);
+}
+
+void NearestCodeword::distances(const float* x, float* out) const {
+  const int64_t body = d_ / 8 * 8;
+  for (int64_t j0 = 0; j0 < k_; j0 += 8) {
+    // lane[l][i]: l2sqr's accumulator lane l for codeword j0 + i; ct_ holds -2 c, and
+    // scaling by -0.5 gives c back exactly
+    v8 lane[8];
+    for (int l = 0; l < 8; ++l) lane[l] = v8{};
+    for (int64_t t0 = 0; t0 < body; t0 += 8)
+      for (int l = 0; l < 8; ++l) {
+        const v8 diff = (v8{} + x[t0 + l]) - load8(ct_.data() + (t0 + l) * kp_ + j0) * -0.5f;
+        lane[l] += diff * diff;
+      }
+    v8 s = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+    for (int64_t t = body; t < d_; ++t) {
+      const v8 diff = (v8{} + x[t]) - load8(ct_.data() + t * kp_ + j0) * -0.5f;
+      s += diff * diff;
+    }
+    const int64_t width = std::min<int64_t>(8, k_ - j0);
+    for (int64_t i = 0; i < width; ++i) out[j0 + i] = s[i];
+  }
 }
 
 float l2sqr(const float* a, const float* b, int64_t d) {

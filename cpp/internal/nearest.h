@@ -24,6 +24,10 @@ class NearestCodeword {
   /// Serial; callers parallelise over blocks of rows.
   void nearest(const float* x, int64_t n, int64_t ldx, int32_t* idx) const;
 
+  /// out[j] = l2sqr(x, c_j, d) for the k codewords (an ADC table row), bit for bit:
+  /// eight codewords at a time, each with l2sqr's own lanes, order and final sum.
+  void distances(const float* x, float* out) const;
+
   int64_t k() const { return k_; }
   int64_t d() const { return d_; }
 
