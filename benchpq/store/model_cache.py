@@ -81,6 +81,26 @@ def build_key(config: dict, fingerprint: str, code_stamp: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+#: bytes of an array written (and, if it lives in a file, released) at a time
+WRITE_CHUNK_BYTES = 64 << 20
+
+
+def _write_record(f, array: np.ndarray) -> None:
+    """One NPY record of ``array``, as ``np.lib.format.write_array`` writes it; a large
+    C-ordered array goes out in chunks of rows, each chunk's pages released once written,
+    so codes kept in a file never become resident all at once."""
+    if array.nbytes <= WRITE_CHUNK_BYTES or array.ndim == 0 or not array.flags.c_contiguous:
+        np.lib.format.write_array(f, array, allow_pickle=False)
+        release_pages(array)
+        return
+    np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+    rows = max(1, WRITE_CHUNK_BYTES // max(1, array[:1].nbytes))
+    for start in range(0, array.shape[0], rows):
+        chunk = array[start:start + rows]
+        f.write(memoryview(chunk).cast("B"))
+        release_pages(chunk)
+
+
 class ModelCache:
     """Trained models under ``<root>/<key>/``; see the module doc."""
 
@@ -134,8 +154,7 @@ class ModelCache:
                 return False
             with open(tmp / ARRAYS_FILE, "wb") as f:
                 for array in arrays.values():
-                    np.lib.format.write_array(f, array, allow_pickle=False)
-                    release_pages(array)  # codes kept in a file go back out of the process
+                    _write_record(f, array)
             with open(tmp / STATE_FILE, "w") as f:
                 json.dump({"tree": tree, "arrays": list(arrays),
                            "build": {**build, "stored_at": time.time()}}, f)
