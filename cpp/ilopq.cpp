@@ -190,9 +190,9 @@ void IVFLOPQ::search(const float* queries, int64_t nq, int64_t k, int64_t nprobe
 
 namespace {
 
-constexpr int64_t kQueryBlock = 256;     // queries whose visits are grouped by cell at once
-constexpr int64_t kVisitResults = 1 << 22;  // (distance, id) pairs held for a block's visits
-constexpr int kRotateRows = 8;        // visits of one cell rotated together
+constexpr int64_t kQueryBlock = 256;         // queries whose visits are listed at once
+constexpr int64_t kTableBytes = 64 << 20;    // distance tables held at once
+constexpr int kRotateRows = 8;               // visits of one cell rotated together
 
 // out[p] (D) = res[p] R for P residual rows res[p] (D floats each) and R (D, D):
 // 16 columns at a time by gemm_tile (R's rows are read once for the P rows), the
@@ -220,30 +220,30 @@ void rotate_rows(const float* res, const float* R, int64_t D, float* out) {
 
 }  // namespace
 
-// Cell-major search. For a block of queries: (1) each query's cells in coarse order and
-// the codes it scans in each (nprobe, quota); (2) the visits grouped by cell; (3) per
-// cell, its visits' local frames computed kRotateRows at a time (the cell's rotation is
-// streamed once per group, not once per query: at D = 784 it is 2.4 MB), one distance
-// table per visit, the list scanned into the visit's own top k; (4) each query's visits
-// merged. TopK orders by (distance, id), so the result equals a query-by-query scan.
+// For a block of queries: (1) each query's cells in coarse order and the codes it scans
+// in each (nprobe, quota); then, for as many of those queries as kTableBytes of tables
+// allow, (2) their visits grouped by cell, (3) per cell, the visits' local frames computed
+// kRotateRows at a time (the cell's rotation is read once per group, not once per query:
+// at D = 784 it is 2.4 MB) and one distance table per visit, (4) per query, its lists
+// scanned in coarse order with those tables: the same scan, bit for bit, as computing
+// each table just before its list.
 template <typename FineT>
 void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq, int64_t k,
                           int64_t nprobe, int64_t quota, bool exact_quota, float* distances,
                           int64_t* ids, int64_t* candidates, int64_t* cells) const {
   const auto list_id = [this](int64_t i) { return lists_.id(i); };
   const int64_t limit = nprobe > 0 ? std::min(nprobe, nlist_) : nlist_;
-  // a block of queries holds k results per visit: at most kVisitResults (48 MiB)
-  const int64_t block =
-      std::max<int64_t>(1, std::min({nq, kQueryBlock, kVisitResults / (limit * k)}));
-  // visit v of the block: its query, cell, and the end of the list range it scans
-  std::vector<int64_t> visit_query(block * limit), visit_end(block * limit);
+  const int64_t block = std::min(nq, kQueryBlock);
+  const int64_t table_floats = M_ * Ks_;
+  const int64_t max_tables = std::max<int64_t>(1, kTableBytes / (table_floats * 4));
+  // visit i * limit + j: query i's j-th non-empty cell, and the end of the codes it scans
   std::vector<int32_t> visit_cell(block * limit);
-  std::vector<int64_t> query_visits(block + 1), cell_start(nlist_ + 1), by_cell(block * limit);
-  std::vector<float> visit_dist(block * limit * k);
-  std::vector<int64_t> visit_ids(block * limit * k);
+  std::vector<int64_t> visit_end(block * limit), query_visits(block), cell_start(nlist_ + 1);
+  std::vector<int64_t> by_cell, table_of;  // visits by cell; a visit's table (per query)
+  std::vector<float> tables;
   for (int64_t q0 = 0; q0 < nq; q0 += block) {
     const int64_t nb = std::min(block, nq - q0);
-    // (1) per query: its visits, at slots [q * limit, q * limit + count)
+    // (1)
 #pragma omp parallel
     {
       std::vector<float> coarse_dist(nlist_);
@@ -267,10 +267,9 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
           int64_t end = lists_.end_of(c);
           if (begin == end) continue;
           if (exact_quota && quota > 0) end = std::min(end, begin + (quota - ncand));
-          const int64_t v = i * limit + count++;
-          visit_query[v] = i;
-          visit_cell[v] = static_cast<int32_t>(c);
-          visit_end[v] = end;
+          visit_cell[i * limit + count] = static_cast<int32_t>(c);
+          visit_end[i * limit + count] = end;
+          ++count;
           ncand += end - begin;
         }
         query_visits[i] = count;
@@ -278,64 +277,78 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
         cells[q0 + i] = nvisited;
       }
     }
-    // (2) the visits by cell, in query order within a cell
-    std::fill(cell_start.begin(), cell_start.end(), 0);
-    for (int64_t i = 0; i < nb; ++i)
-      for (int64_t j = 0; j < query_visits[i]; ++j) ++cell_start[visit_cell[i * limit + j] + 1];
-    std::partial_sum(cell_start.begin(), cell_start.end(), cell_start.begin());
-    {
-      std::vector<int64_t> fill(cell_start.begin(), cell_start.end() - 1);
-      for (int64_t i = 0; i < nb; ++i)
-        for (int64_t j = 0; j < query_visits[i]; ++j) {
-          const int64_t v = i * limit + j;
-          by_cell[fill[visit_cell[v]]++] = v;
-        }
-    }
-    // (3) per cell: frames, tables, scans
+    for (int64_t ia = 0; ia < nb;) {
+      // the queries [ia, ib) whose tables fit (at least one query)
+      int64_t ib = ia, ntables = 0;
+      while (ib < nb && (ib == ia || ntables + query_visits[ib] <= max_tables))
+        ntables += query_visits[ib++];
+      // (2) table u of the sub-block = its u-th visit in query order; grouped by cell
+      table_of.assign(ib - ia + 1, 0);
+      for (int64_t i = ia; i < ib; ++i) table_of[i - ia + 1] = table_of[i - ia] + query_visits[i];
+      std::fill(cell_start.begin(), cell_start.end(), 0);
+      for (int64_t i = ia; i < ib; ++i)
+        for (int64_t j = 0; j < query_visits[i]; ++j) ++cell_start[visit_cell[i * limit + j] + 1];
+      std::partial_sum(cell_start.begin(), cell_start.end(), cell_start.begin());
+      by_cell.resize(ntables * 2);  // (query, visit) pairs
+      {
+        std::vector<int64_t> fill(cell_start.begin(), cell_start.end() - 1);
+        for (int64_t i = ia; i < ib; ++i)
+          for (int64_t j = 0; j < query_visits[i]; ++j) {
+            const int64_t at = fill[visit_cell[i * limit + j]]++;
+            by_cell[2 * at] = i;
+            by_cell[2 * at + 1] = j;
+          }
+      }
+      if (static_cast<int64_t>(tables.size()) < ntables * table_floats)
+        tables.resize(ntables * table_floats);
+      // (3)
 #pragma omp parallel
-    {
-      std::vector<float> res(kRotateRows * D_), frames(kRotateRows * D_), table(M_ * Ks_);
-      std::vector<const float*> rows(M_);
-      for (int64_t m = 0; m < M_; ++m) rows[m] = table.data() + m * Ks_;
+      {
+        std::vector<float> res(kRotateRows * D_), frames(kRotateRows * D_);
 #pragma omp for schedule(dynamic)
-      for (int64_t c = 0; c < nlist_; ++c) {
-        const float* cen = coarse_.data() + c * D_;
-        const float* mu = means_.data() + c * D_;
-        const float* R = rotations_.data() + c * D_ * D_;
-        const int64_t begin = lists_.begin_of(c);
-        for (int64_t g = cell_start[c]; g < cell_start[c + 1]; g += kRotateRows) {
-          const int64_t ng = std::min<int64_t>(kRotateRows, cell_start[c + 1] - g);
-          for (int64_t p = 0; p < ng; ++p) {
-            const float* y = queries + (q0 + visit_query[by_cell[g + p]]) * D_;
-            for (int64_t t = 0; t < D_; ++t) res[p * D_ + t] = y[t] - cen[t] - mu[t];
-          }
-          if (ng == kRotateRows)
-            rotate_rows<kRotateRows>(res.data(), R, D_, frames.data());
-          else
-            for (int64_t p = 0; p < ng; ++p)
-              rotate_rows<1>(res.data() + p * D_, R, D_, frames.data() + p * D_);
-          for (int64_t p = 0; p < ng; ++p) {
-            const int64_t v = by_cell[g + p];
-            const float* frame = frames.data() + p * D_;
-            for (int64_t m = 0; m < M_; ++m)
-              fine_nearest_[c * M_ + m].distances(frame + m * dsub_, table.data() + m * Ks_);
-            TopK<float> best(visit_dist.data() + v * k, visit_ids.data() + v * k, k);
-            adc::scan(list_codes, begin, visit_end[v], M_, rows.data(), best, list_id);
-            best.finish();
+        for (int64_t c = 0; c < nlist_; ++c) {
+          const float* cen = coarse_.data() + c * D_;
+          const float* mu = means_.data() + c * D_;
+          const float* R = rotations_.data() + c * D_ * D_;
+          for (int64_t g = cell_start[c]; g < cell_start[c + 1]; g += kRotateRows) {
+            const int64_t ng = std::min<int64_t>(kRotateRows, cell_start[c + 1] - g);
+            for (int64_t p = 0; p < ng; ++p) {
+              const float* y = queries + (q0 + by_cell[2 * (g + p)]) * D_;
+              for (int64_t t = 0; t < D_; ++t) res[p * D_ + t] = y[t] - cen[t] - mu[t];
+            }
+            if (ng == kRotateRows)
+              rotate_rows<kRotateRows>(res.data(), R, D_, frames.data());
+            else
+              for (int64_t p = 0; p < ng; ++p)
+                rotate_rows<1>(res.data() + p * D_, R, D_, frames.data() + p * D_);
+            for (int64_t p = 0; p < ng; ++p) {
+              const int64_t i = by_cell[2 * (g + p)], j = by_cell[2 * (g + p) + 1];
+              float* table = tables.data() + (table_of[i - ia] + j) * table_floats;
+              for (int64_t m = 0; m < M_; ++m)
+                fine_nearest_[c * M_ + m].distances(frames.data() + p * D_ + m * dsub_,
+                                                    table + m * Ks_);
+            }
           }
         }
       }
-    }
-    // (4) each query's visits merged
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nb; ++i) {
-      TopK<float> best(distances + (q0 + i) * k, ids + (q0 + i) * k, k);
-      for (int64_t j = 0; j < query_visits[i]; ++j) {
-        const int64_t v = i * limit + j;
-        for (int64_t r = 0; r < k && visit_ids[v * k + r] >= 0; ++r)
-          best.push(visit_dist[v * k + r], visit_ids[v * k + r]);
+      // (4)
+#pragma omp parallel
+      {
+        std::vector<const float*> rows(M_);
+#pragma omp for schedule(dynamic)
+        for (int64_t i = ia; i < ib; ++i) {
+          TopK<float> best(distances + (q0 + i) * k, ids + (q0 + i) * k, k);
+          for (int64_t j = 0; j < query_visits[i]; ++j) {
+            const float* table = tables.data() + (table_of[i - ia] + j) * table_floats;
+            for (int64_t m = 0; m < M_; ++m) rows[m] = table + m * Ks_;
+            const int64_t c = visit_cell[i * limit + j];
+            adc::scan(list_codes, lists_.begin_of(c), visit_end[i * limit + j], M_, rows.data(),
+                      best, list_id);
+          }
+          best.finish();
+        }
       }
-      best.finish();
+      ia = ib;
     }
   }
 }
