@@ -246,3 +246,33 @@ def test_encode_and_add_in_table_sized_calls_equal_one_call(name, clustered, mon
     reference = registry.create(algorithm_config(name, M=4, nbits=8, **extra)).fit(x)
     reference.index.add(x)
     np.testing.assert_array_equal(plugin.search(q, 10)[1], reference.index.search(q, 10)[1])
+
+
+@pytest.mark.parametrize("name", ["faiss_pq", "faiss_ivfpq"])
+def test_a_large_index_is_serialized_into_a_mapped_file(name, clustered, monkeypatch, tmp_path):
+    """Above SERIALIZE_IN_FILE_BYTES of codes the state holds faiss's serialization in an
+    unlinked file of the cache, mapped (not faiss's byte vector and its numpy copy in the
+    process); pickled or stored in the model cache, the index searches the same."""
+    import pickle
+
+    from benchpq.store.model_cache import ModelCache
+    monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
+    x, q = clustered
+    extra = {"nlist": 16, "nprobe": 4} if name == "faiss_ivfpq" else {}
+    plugin = registry.create(algorithm_config(name, M=4, nbits=8, seed=1, **extra)).fit(x)
+    plugin.add(x)
+    in_ram = plugin.__getstate__()["index"]
+    assert not isinstance(in_ram, np.memmap)
+    monkeypatch.setattr(sys.modules[type(plugin).__module__], "SERIALIZE_IN_FILE_BYTES", 0)
+    mapped = plugin.__getstate__()["index"]
+    assert isinstance(mapped, np.memmap) and mapped.mode == "r"
+    np.testing.assert_array_equal(mapped, in_ram)
+    assert not list((tmp_path / "codes").iterdir())  # unlinked once mapped
+    expected = plugin.search(q, 10)
+    for a, b in zip(expected, pickle.loads(pickle.dumps(plugin)).search(q, 10)):
+        np.testing.assert_array_equal(a, b)
+    cache = ModelCache(tmp_path / "models")
+    assert cache.store("k" * 64, plugin, {"n": 1})
+    loaded, _ = cache.load("k" * 64, type(plugin))
+    for a, b in zip(expected, loaded.search(q, 10)):
+        np.testing.assert_array_equal(a, b)

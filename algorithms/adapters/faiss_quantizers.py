@@ -14,6 +14,8 @@ Vectors are float32 (n, d); codes are faiss's standalone codes
 """
 from __future__ import annotations
 
+import tempfile
+
 import faiss
 import numpy as np
 
@@ -26,6 +28,7 @@ from benchpq.checks import (
     check_positive_int,
     check_subspaces,
 )
+from benchpq.datasets.context import resolve_cache_dir
 from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 
@@ -36,6 +39,25 @@ from ..primitives.mixins import FittedGuard
 #: bytes of faiss's PQ encoding table per call: its encoder builds an (rows, M, 2**nbits)
 #: float32 table of every row it is given (512 MiB for faiss's own 65,536-row blocks at M=8)
 TABLE_BYTES = 64 << 20
+
+#: an index whose codes take more is serialized into an unlinked file of the cache and
+#: mapped: ``faiss.serialize_index`` holds faiss's byte vector and its numpy copy (two
+#: more copies of the index) in the process
+SERIALIZE_IN_FILE_BYTES = 64 << 20
+
+
+def serialized_in_file(index) -> np.ndarray:
+    """faiss's serialization of ``index``, uint8 (n,), written to an unlinked file under
+    ``<cache>/codes`` and mapped read-only: the bytes sit in the page cache, and the model
+    cache writes them out a chunk at a time."""
+    folder = resolve_cache_dir() / "codes"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder) as f:
+        writer = faiss.PyCallbackIOWriter(f.write)
+        faiss.write_index(index, writer)
+        del writer  # flushes faiss's last buffer
+        f.flush()
+        return np.memmap(f, dtype=np.uint8, mode="r")
 
 
 def search_with_stats(index, queries: np.ndarray, k: int):
@@ -96,7 +118,12 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("index", "_parts",
                                                                      "_coarse")}
-        state["index"] = None if self.index is None else faiss.serialize_index(self.index)
+        if self.index is None:
+            state["index"] = None
+        elif self.codes_bytes > SERIALIZE_IN_FILE_BYTES:
+            state["index"] = serialized_in_file(self.index)
+        else:
+            state["index"] = faiss.serialize_index(self.index)
         return state
 
     def __setstate__(self, state):
