@@ -193,30 +193,7 @@ namespace {
 constexpr int64_t kQueryBlock = 256;         // queries whose visits are listed at once
 constexpr int64_t kTableBytes = 64 << 20;    // distance tables held at once
 constexpr int kRotateRows = 8;               // visits of one cell rotated together
-
-// out[p] (D) = res[p] R for P residual rows res[p] (D floats each) and R (D, D):
-// 16 columns at a time by gemm_tile (R's rows are read once for the P rows), the
-// last D % 16 columns one by one. Every output is summed over t in order with
-// fused multiply-adds from 0, as project_one does, so the frames are bit-identical.
-template <int P>
-void rotate_rows(const float* res, const float* R, int64_t D, float* out) {
-  int64_t j0 = 0;
-  for (; j0 + 16 <= D; j0 += 16) {
-    v8 acc[P][2];
-    for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = v8{};
-    gemm_tile<P>(res, D, R + j0, D, D, acc);
-    for (int p = 0; p < P; ++p) {
-      store8(out + p * D + j0, acc[p][0]);
-      store8(out + p * D + j0 + 8, acc[p][1]);
-    }
-  }
-  for (; j0 < D; ++j0)
-    for (int p = 0; p < P; ++p) {
-      float a = 0.0f;
-      for (int64_t t = 0; t < D; ++t) a = fmadd(res[p * D + t], R[t * D + j0], a);
-      out[p * D + j0] = a;
-    }
-}
+constexpr int64_t kVisits = 1 << 20;         // visits listed at once (12 MiB)
 
 }  // namespace
 
@@ -233,7 +210,7 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
                           int64_t* ids, int64_t* candidates, int64_t* cells) const {
   const auto list_id = [this](int64_t i) { return lists_.id(i); };
   const int64_t limit = nprobe > 0 ? std::min(nprobe, nlist_) : nlist_;
-  const int64_t block = std::min(nq, kQueryBlock);
+  const int64_t block = std::max<int64_t>(1, std::min({nq, kQueryBlock, kVisits / limit}));
   const int64_t table_floats = M_ * Ks_;
   const int64_t max_tables = std::max<int64_t>(1, kTableBytes / (table_floats * 4));
   // visit i * limit + j: query i's j-th non-empty cell, and the end of the codes it scans
@@ -317,10 +294,10 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
               for (int64_t t = 0; t < D_; ++t) res[p * D_ + t] = y[t] - cen[t] - mu[t];
             }
             if (ng == kRotateRows)
-              rotate_rows<kRotateRows>(res.data(), R, D_, frames.data());
+              rows_times<kRotateRows>(res.data(), D_, R, D_, D_, frames.data(), D_);
             else
               for (int64_t p = 0; p < ng; ++p)
-                rotate_rows<1>(res.data() + p * D_, R, D_, frames.data() + p * D_);
+                rows_times<1>(res.data() + p * D_, D_, R, D_, D_, frames.data() + p * D_, D_);
             for (int64_t p = 0; p < ng; ++p) {
               const int64_t i = by_cell[2 * (g + p)], j = by_cell[2 * (g + p) + 1];
               float* table = tables.data() + (table_of[i - ia] + j) * table_floats;

@@ -37,21 +37,6 @@ std::vector<float> pad_columns(const float* W, int64_t d, int64_t b) {
   return out;
 }
 
-// out[p][0..bp) = xc[p] Wp for P rows xc (P, d) already centred; Wp (d, bp).
-template <int P>
-void project_block(const float* xc, int64_t d, const float* Wp, int64_t bp, float* out,
-                   int64_t ldo) {
-  for (int64_t c0 = 0; c0 < bp; c0 += kColTile) {
-    v8 acc[P][2];
-    for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = v8{};
-    gemm_tile<P>(xc, d, Wp + c0, bp, d, acc);
-    for (int p = 0; p < P; ++p) {
-      store8(out + p * ldo + c0, acc[p][0]);
-      store8(out + p * ldo + c0 + 8, acc[p][1]);
-    }
-  }
-}
-
 // out (n, bp) = (x - mean) Wp for n rows of x (serial; mean may be null).
 void project_rows(const float* x, int64_t n, int64_t d, const float* mean, const float* Wp,
                   int64_t bp, float* out) {
@@ -61,10 +46,10 @@ void project_rows(const float* x, int64_t n, int64_t d, const float* mean, const
     for (int64_t p = 0; p < rows; ++p)
       for (int64_t t = 0; t < d; ++t) xc[p * d + t] = x[(i + p) * d + t] - (mean ? mean[t] : 0.0f);
     if (rows == kRowBlock)
-      project_block<kRowBlock>(xc.data(), d, Wp, bp, out + i * bp, bp);
+      rows_times<kRowBlock>(xc.data(), d, Wp, bp, bp, out + i * bp, bp);
     else
       for (int64_t p = 0; p < rows; ++p)
-        project_block<1>(xc.data() + p * d, d, Wp, bp, out + (i + p) * bp, bp);
+        rows_times<1>(xc.data() + p * d, d, Wp, bp, bp, out + (i + p) * bp, bp);
   }
 }
 

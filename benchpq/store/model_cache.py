@@ -89,7 +89,7 @@ def _write_record(f, array: np.ndarray) -> None:
     """One NPY record of ``array``, as ``np.lib.format.write_array`` writes it; a large
     C-ordered array goes out in chunks of rows, each chunk's pages released once written,
     so codes kept in a file never become resident all at once."""
-    if array.nbytes <= WRITE_CHUNK_BYTES or array.ndim == 0 or not array.flags.c_contiguous:
+    if array.nbytes <= WRITE_CHUNK_BYTES or not array.flags.c_contiguous:
         np.lib.format.write_array(f, array, allow_pickle=False)
         release_pages(array)
         return

@@ -87,6 +87,32 @@ inline void gemm_tile(const float* x, int64_t ldx, const float* c, int64_t ldc, 
   }
 }
 
+/// out[p][0..ncols) = x_p W for the P rows x_p = x + p * d (d floats each) and W (d,
+/// >= ncols) with rows ldw floats apart; row p of out starts at out + p * ldo. Sixteen
+/// columns at a time by gemm_tile (W's rows read once for the P rows), the last
+/// ncols % 16 one by one; every output summed over t in order with fused multiply-adds
+/// from 0, so the bits do not depend on P or on which columns took which path.
+template <int P>
+inline void rows_times(const float* x, int64_t d, const float* W, int64_t ldw, int64_t ncols,
+                       float* out, int64_t ldo) {
+  int64_t j0 = 0;
+  for (; j0 + 16 <= ncols; j0 += 16) {
+    v8 acc[P][2];
+    for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = v8{};
+    gemm_tile<P>(x, d, W + j0, ldw, d, acc);
+    for (int p = 0; p < P; ++p) {
+      store8(out + p * ldo + j0, acc[p][0]);
+      store8(out + p * ldo + j0 + 8, acc[p][1]);
+    }
+  }
+  for (; j0 < ncols; ++j0)
+    for (int p = 0; p < P; ++p) {
+      float a = 0.0f;
+      for (int64_t t = 0; t < d; ++t) a = fmadd(x[p * d + t], W[t * ldw + j0], a);
+      out[p * ldo + j0] = a;
+    }
+}
+
 /// The smallest of scores offered 16 at a time, and its column; ties keep the
 /// smaller column whatever the order of the offers.
 class ArgMin16 {
