@@ -242,7 +242,7 @@ def test_encode_and_add_in_table_sized_calls_equal_one_call(name, clustered, mon
     whole = plugin.index.sa_encode(x)
     np.testing.assert_array_equal(plugin.encode(x), whole)
     plugin.add(x)
-    assert plugin.index.ntotal == x.shape[0]
+    assert plugin.ntotal == x.shape[0]
     reference = registry.create(algorithm_config(name, M=4, nbits=8, **extra)).fit(x)
     reference.index.add(x)
     np.testing.assert_array_equal(plugin.search(q, 10)[1], reference.index.search(q, 10)[1])

@@ -118,7 +118,7 @@ class FaissIMI(FaissIndexPlugin):
 
     def search(self, queries, k):
         """IMI search within the budget: (distances (nq, k) float32, ids (nq, k) int64)."""
-        index = self.trained()
+        index = self.filled()
         check_k(k, index.ntotal)
         queries = as_matrix(queries, "query", dim=self.dim)
         ivf = self._ivf()
@@ -130,7 +130,7 @@ class FaissIMI(FaissIndexPlugin):
     @property
     def codes_bytes(self) -> int:
         # fine codes plus the 64-bit id stored beside each code in the inverted lists
-        return int(self.index.ntotal * (self._ivf().code_size + 8)) if self.index else 0
+        return self.ntotal * int(self._ivf().code_size + 8) if self.index else 0
 
     @property
     def model_bytes(self) -> int:

@@ -32,9 +32,10 @@ from benchpq.datasets.context import resolve_cache_dir
 from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 
-from ..primitives.codes import unpack_codes
+from ..primitives.codes import appended_rows, unpack_codes
 from ..primitives.metric_specs import MEAN_CANDIDATES
 from ..primitives.mixins import FittedGuard
+from .faiss_ivf_lists import fill_inverted_lists
 
 #: bytes of faiss's PQ encoding table per call: its encoder builds an (rows, M, 2**nbits)
 #: float32 table of every row it is given (512 MiB for faiss's own 65,536-row blocks at M=8)
@@ -90,9 +91,14 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
 
     Subclasses build the index in :meth:`_build` and say how many codewords
     training must support in :meth:`_min_train`.
+
+    An inverted-file index (``_ivf()`` not None) keeps the standalone codes of the vectors
+    added in ``_pending`` and fills its inverted lists from them, each list sized once
+    (:mod:`.faiss_ivf_lists`), in :meth:`finish_add` or before the index is next used.
     """
 
     fitted_attribute, fitted_action = "index", "using the index"
+    _pending: np.ndarray | None = None
 
     def __init__(self, M: int = 8, nbits: int = 8, seed: int | None = None):
         self.M = check_positive_int(M, "M")
@@ -117,7 +123,9 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     # -- pickling: the index through faiss.serialize_index -----------------
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("index", "_parts",
-                                                                     "_coarse")}
+                                                                     "_coarse", "_pending")}
+        if self.index is not None:
+            self.filled()
         if self.index is None:
             state["index"] = None
         elif self.codes_bytes > SERIALIZE_IN_FILE_BYTES:
@@ -168,15 +176,40 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         return index.sa_decode(codes)
 
     def add(self, x):
-        """Adds x to the index, ``_call_rows()`` rows per faiss ``add`` call."""
+        """Adds x to the index, ``_call_rows()`` rows per faiss ``add`` call; an inverted
+        file appends x's standalone codes to ``_pending`` instead."""
         index = self.trained()
         x = as_matrix(x, "base", dim=self.dim)
+        if self._ivf() is not None:
+            self._pending = appended_rows(self._pending, self.encode(x))
+            return
         rows = self._call_rows()
         for start in range(0, x.shape[0], rows):
             index.add(x[start:start + rows])
 
-    def search(self, queries, k):
+    def finish_add(self) -> None:
+        self.filled()
+
+    def filled(self):
+        """The trained index with every vector added so far in it (an inverted file's lists
+        filled from ``_pending``)."""
         index = self.trained()
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            ivf = self._ivf()
+            fill_inverted_lists(ivf, pending)
+            index.ntotal = ivf.ntotal
+        return index
+
+    @property
+    def ntotal(self) -> int:
+        """Vectors added so far (0 before fit)."""
+        if self.index is None:
+            return 0
+        return int(self.index.ntotal) + (0 if self._pending is None else len(self._pending))
+
+    def search(self, queries, k):
+        index = self.filled()
         check_k(k, index.ntotal)
         return index.search(as_matrix(queries, "query", dim=self.dim), int(k))
 
@@ -186,7 +219,7 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
 
     @property
     def codes_bytes(self) -> int:
-        return int(self.index.ntotal * self.index.sa_code_size()) if self.index else 0
+        return self.ntotal * int(self.index.sa_code_size()) if self.index else 0
 
     @property
     def model_bytes(self) -> int:
@@ -316,7 +349,7 @@ class FaissIVFPQ(FaissIndexPlugin):
         return max(self.nlist, 2 ** self.nbits)
 
     def search(self, queries, k):
-        index = self.trained()
+        index = self.filled()
         check_k(k, index.ntotal)
         distances, ids, self.last_search = search_with_stats(
             index, as_matrix(queries, "query", dim=self.dim), k)
@@ -339,7 +372,7 @@ class FaissIVFPQ(FaissIndexPlugin):
     @property
     def codes_bytes(self) -> int:
         # codes plus the 64-bit id stored beside each code in the inverted lists
-        return int(self.index.ntotal * (self._ivf().code_size + 8)) if self.index else 0
+        return self.ntotal * int(self._ivf().code_size + 8) if self.index else 0
 
     @property
     def model_bytes(self) -> int:
