@@ -11,7 +11,6 @@ own node-side entry point in a fresh process, as on a compute node.
 The launcher packages are the ``ray`` and ``slurm`` extras; outside CI a test
 whose package is absent is skipped, in CI (``CI`` set) it fails.
 """
-import importlib
 import json
 import os
 import pickle
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from optional import requires
 
 from benchpq.store import records  # cli: registers the config's ${benchpq.abspath:} resolver
 from benchpq.sweep import cli
@@ -33,13 +33,6 @@ NAME = "launchers"
 SWEEP = ["algorithm=faiss_pq,nanopq_pq", "algorithm.M=4,8", "dataset=synthetic",
          "++dataset.n_learn=2000", "++dataset.n_base=2000", "++dataset.n_query=20",
          f"name={NAME}", "results_dir=results", "threads=1"]
-
-
-def requires(module: str):
-    """Import ``module``; skip the test when it is absent, except in CI where that fails."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
 
 
 def measured(metrics: dict) -> dict:

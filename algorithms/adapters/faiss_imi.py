@@ -31,13 +31,13 @@ from benchpq.metric_table import Metric, declare
 from benchpq.registry import register
 
 from ..primitives.metric_specs import CELL_BITS, FINE_BITS, TOTAL_BITS
-from .faiss_quantizers import IVF_SEARCH_METRICS, FaissIndexPlugin, search_with_stats
+from .faiss_quantizers import IVF_SEARCH_METRICS, FaissProductIndex, search_with_stats
 
 MAX_DEFAULT_NPROBE = 1 << 16
 
 
 @register("faiss_imi")
-class FaissIMI(FaissIndexPlugin):
+class FaissIMI(FaissProductIndex):
     """faiss IndexIVFPQ over a MultiIndexQuantizer (IMI2x<coarse_bits>,PQ<M>x<nbits>).
 
     Args:

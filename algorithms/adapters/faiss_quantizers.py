@@ -89,8 +89,9 @@ IVF_SEARCH_METRICS = declare(MEAN_CANDIDATES, Metric(
 class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     """Common plumbing for a faiss index used as quantizer and searcher.
 
-    Subclasses build the index in :meth:`_build` and say how many codewords
-    training must support in :meth:`_min_train`.
+    Subclasses build the index in :meth:`_build`, say how many training vectors it needs
+    in :meth:`_min_train` (and what its encoder's table costs per row in
+    :meth:`_table_row_bytes`), and report ``code_bits`` and ``model_bytes``.
 
     An inverted-file index (``_ivf()`` not None) keeps the standalone codes of the vectors
     added in ``_pending`` and fills its inverted lists from them, each list sized once
@@ -100,9 +101,7 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     fitted_attribute, fitted_action = "index", "using the index"
     _pending: np.ndarray | None = None
 
-    def __init__(self, M: int = 8, nbits: int = 8, seed: int | None = None):
-        self.M = check_positive_int(M, "M")
-        self.nbits = check_positive_int(nbits, "nbits", 1, 16)
+    def __init__(self, seed: int | None = None):
         self.seed = seed
         self.index = None
         self.dim = None
@@ -112,10 +111,15 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         raise NotImplementedError
 
     def _min_train(self) -> int:
-        return 2 ** self.nbits
+        """Training vectors the index needs at least."""
+        return 1
 
-    def _pq(self):
-        return faiss.downcast_index(self.index).pq
+    def _table_row_bytes(self) -> int:
+        """Bytes of the table faiss's encoder builds per row encoded (0: none)."""
+        return 0
+
+    def _check_dim(self, dim: int) -> None:
+        """Raise InputError if the index cannot take vectors of ``dim`` columns."""
 
     def _restore(self, index) -> None:
         """Re-attach Python handles to the parts of a deserialised index."""
@@ -147,7 +151,7 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
 
     def fit(self, x):
         x = as_matrix(x, "learn")
-        check_subspaces(x.shape[1], self.M)
+        self._check_dim(x.shape[1])
         check_codebook_size(x.shape[0], self._min_train())
         self.dim = x.shape[1]
         self.index = self._build(self.dim)
@@ -156,9 +160,10 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
 
     def _call_rows(self) -> int:
         """Rows per faiss encode or add call, so that faiss's encoding table stays within
-        ``TABLE_BYTES`` (8,192 rows at M=8, nbits=8; never more than faiss's own 65,536)."""
-        table_row = self.M * (1 << self.nbits) * 4
-        return int(min(65536, max(1, TABLE_BYTES // table_row)))
+        ``TABLE_BYTES`` (8,192 rows for a PQ at M=8, nbits=8; never more than faiss's own
+        65,536)."""
+        table_row = self._table_row_bytes()
+        return int(min(65536, max(1, TABLE_BYTES // table_row))) if table_row else 65536
 
     def encode(self, x):
         """faiss's standalone codes of x, ``_call_rows()`` rows per ``sa_encode`` call."""
@@ -214,16 +219,8 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         return index.search(as_matrix(queries, "query", dim=self.dim), int(k))
 
     @property
-    def code_bits(self) -> int:
-        return self.M * self.nbits
-
-    @property
     def codes_bytes(self) -> int:
         return self.ntotal * int(self.index.sa_code_size()) if self.index else 0
-
-    @property
-    def model_bytes(self) -> int:
-        return int(self._pq().centroids.size() * 4) if self.index else 0
 
     # -- diagnostics --------------------------------------------------------
     def _ivf(self):
@@ -234,6 +231,36 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     def _transformed(self, x: np.ndarray) -> np.ndarray:
         """x in the space the index quantizes (after any pre-transform, e.g. OPQ's rotation)."""
         return x
+
+
+class FaissProductIndex(FaissIndexPlugin):
+    """A faiss index whose codes are product codes: M sub-quantizers of 2**nbits codewords
+    each (``pq``), whose sub-codes the diagnostics read."""
+
+    def __init__(self, M: int = 8, nbits: int = 8, seed: int | None = None):
+        super().__init__(seed)
+        self.M = check_positive_int(M, "M")
+        self.nbits = check_positive_int(nbits, "nbits", 1, 16)
+
+    def _min_train(self) -> int:
+        return 2 ** self.nbits
+
+    def _check_dim(self, dim: int) -> None:
+        check_subspaces(dim, self.M)
+
+    def _table_row_bytes(self) -> int:
+        return self.M * (1 << self.nbits) * 4
+
+    def _pq(self):
+        return faiss.downcast_index(self.index).pq
+
+    @property
+    def code_bits(self) -> int:
+        return self.M * self.nbits
+
+    @property
+    def model_bytes(self) -> int:
+        return int(self._pq().centroids.size() * 4) if self.index else 0
 
     def subspace_codes(self, codes) -> tuple[np.ndarray, int]:
         """faiss's standalone codes -> ((n, M) PQ sub-codes, 2**nbits); an IVF's list number
@@ -262,7 +289,7 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
 
 
 @register("faiss_pq")
-class FaissPQ(FaissIndexPlugin):
+class FaissPQ(FaissProductIndex):
     """faiss IndexPQ: M sub-quantizers of 2**nbits codewords, exhaustive ADC search."""
 
     def _build(self, dim):
@@ -273,7 +300,7 @@ class FaissPQ(FaissIndexPlugin):
 
 
 @register("faiss_opq")
-class FaissOPQ(FaissIndexPlugin):
+class FaissOPQ(FaissProductIndex):
     """faiss OPQMatrix (non-parametric OPQ rotation) followed by IndexPQ.
 
     ``niter`` alternations of rotation and PQ training, ``niter_pq`` k-means
@@ -316,7 +343,7 @@ class FaissOPQ(FaissIndexPlugin):
 
 
 @register("faiss_ivfpq")
-class FaissIVFPQ(FaissIndexPlugin):
+class FaissIVFPQ(FaissProductIndex):
     """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited (and at
     most ``max_codes`` codes scanned per query, the last list cut; None: no limit)."""
 
@@ -427,7 +454,7 @@ class FaissIVFOPQ(FaissIVFPQ):
 
 
 @register("faiss_pqfs")
-class FaissPQFastScan(FaissIndexPlugin):
+class FaissPQFastScan(FaissProductIndex):
     """faiss IndexPQFastScan: 4-bit PQ codes scanned with SIMD in-register tables."""
 
     def __init__(self, M: int = 16, nbits: int = 4, seed: int | None = None):
