@@ -494,6 +494,13 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
                unit="bytes", direction="min", display="Codes (bytes)", kind="bytes", ratio=True),
         Metric("model_bytes", "Bytes of codebooks, rotations and coarse quantizers.", unit="bytes",
                direction="min", display="Model (bytes)", kind="bytes", ratio=True),
+        Metric("bytes_per_vector", "Bytes stored per base vector: codes, correction factors, "
+               "norms and ids where the index keeps them (codes_bytes / n_base); the size at "
+               "which quantizers compare.", unit="bytes", direction="min",
+               display="Bytes per vector", ratio=True),
+        Metric("total_bytes_per_vector", "bytes_per_vector plus the model amortised over the "
+               "base ((codes_bytes + model_bytes) / n_base).", unit="bytes", direction="min",
+               display="Bytes per vector (with model)", ratio=True),
         Metric("peak_rss_bytes", "Peak resident memory of the run's process, build and this "
                "search setting included.", unit="bytes", direction="min",
                display="Peak RSS (bytes)", kind="bytes", scope="search", ratio=True),

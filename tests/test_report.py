@@ -356,3 +356,34 @@ def test_cli_subprocess(results):
     bad = subprocess.run([sys.executable, "-m", "benchpq.report.cli", str(results / "nope")],
                          capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_floor_keeps_runs_at_least_as_good(results, capsys):
+    """--floor recall@10=T keeps runs with recall@10 >= T; a lower-is-better metric keeps
+    runs at or below its floor."""
+    with pytest.warns(CorruptRecordWarning, match="broken.json"):
+        runs = load_records(results, status="ok")
+    threshold = float(runs["recall@10"].median())
+    assert main([str(results), "--floor", f"recall@10={threshold}", "--rows", "algorithm,M",
+                 "--cols", "seed", "--values", "recall@10", "--format", "csv",
+                 "--no-intervals"]) == 0
+    back = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    kept = runs[runs["recall@10"] >= threshold]
+    assert back.filter(like="recall@10").notna().sum().sum() == len(kept)
+    assert back.filter(like="recall@10").min().min() >= threshold
+    mse_floor = float(runs["mse"].median())
+    assert main([str(results), "--floor", f"mse={mse_floor}", "--rows", "algorithm,M,seed",
+                 "--values", "mse", "--format", "csv", "--no-intervals"]) == 0
+    back = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(back) == int((runs["mse"] <= mse_floor).sum())
+    assert back["mse"].max() <= mse_floor
+
+
+@pytest.mark.parametrize("floor, message", [
+    ("recall@10", "expected METRIC=NUMBER"), ("recall@10=high", "expected METRIC=NUMBER"),
+    ("code_bits=64", "not a metric with a better direction"),
+    ("nonsense=1", "not a metric with a better direction"),
+    ("recall@10=1.5", "no run meets --floor recall@10=1.5")])
+def test_a_bad_or_unmet_floor_is_named(results, capsys, floor, message):
+    assert main([str(results), "--floor", floor]) == 2
+    assert message in capsys.readouterr().err

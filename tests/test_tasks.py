@@ -73,6 +73,7 @@ def test_exact_search_has_perfect_recall_and_zero_mse(dataset, tmp_path, monkeyp
     assert m["mse"] == 0.0
     assert m["qps"] == pytest.approx(20 / m["search_s"])
     assert m["codes_bytes"] == 500 * 16 * 4 and m["code_bits"] == 512
+    assert m["bytes_per_vector"] == m["total_bytes_per_vector"] == 16 * 4
     for phase in ("train", "add", "search", "encode"):
         assert m[f"{phase}_s"] >= 0 and m[f"{phase}_peak_rss_bytes"] > 0
     assert "recall@100" not in m  # R above k is not measured

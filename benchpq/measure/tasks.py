@@ -234,7 +234,16 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
                model_bytes=int(plugin.model_bytes), n_base=int(ds.base.shape[0]),
                n_query=int(ds.query.shape[0]), n_learn=int(ds.learn.shape[0]),
                dim=int(ds.dim), build_peak_rss_bytes=phases.memory.overall)
+    out.update(bytes_per_vector(out["codes_bytes"], out["model_bytes"], out["n_base"]))
     return out
+
+
+def bytes_per_vector(codes_bytes: int, model_bytes: int, n: int) -> dict:
+    """``bytes_per_vector``: what an index stores per base vector (codes, correction
+    factors, norms, ids where it keeps them: ``codes_bytes / n``), and
+    ``total_bytes_per_vector``: that plus the model amortised over the n vectors."""
+    return {"bytes_per_vector": codes_bytes / n, "total_bytes_per_vector": (codes_bytes
+                                                                            + model_bytes) / n}
 
 
 class BuildStore:

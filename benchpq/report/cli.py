@@ -43,6 +43,7 @@ from . import (
 )
 from .formatting import format_key, interval_note
 from .html import write_site
+from .load import at_floors, parse_floors
 from .names import declared_metrics
 from .output import output
 from .paired import PAIRED_NOTE, paired_comparison, parse_pairs, render_paired
@@ -96,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "to DIR instead of printing a table")
     p.add_argument("--published", action="store_true", help="print only the table of "
                    "published figures beside the measured ones")
+    p.add_argument("--floor", action="append", metavar="METRIC=VALUE", help="keep only runs "
+                   "at least this good, e.g. recall@10=0.9 (>= where higher is better, <= "
+                   "where lower is); repeatable: e.g. bytes per vector against qps at a "
+                   "recall floor")
     p.add_argument("--all-status", action="store_true", help="tabulate and plot runs of every "
                    "status, not only 'ok'")
     g = p.add_argument_group("plot")
@@ -233,6 +238,10 @@ def run(args: argparse.Namespace) -> None:
         df.attrs["references"] = merge_references(df.attrs.get("references", []),
                                                   references_from_file(path))
     with declared_metrics(df.attrs.get("metric_specs")):
+        if args.floor:
+            df = at_floors(df, parse_floors(names(args.floor)))
+            if df.empty:
+                raise ReportError(f"no run meets --floor {', '.join(names(args.floor))}")
         _report(df, args)
 
 

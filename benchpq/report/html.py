@@ -164,25 +164,31 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
 # ----------------------------------------------------------------------------- plots
 
 def pareto_specs(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    """(x, y) of the Pareto-front plots of a search part: recall@10 against qps, and
-    against the candidates scanned where searchers report them."""
+    """(x, y) of the Pareto-front plots of a search part: recall@10 against qps, against
+    the candidates scanned where searchers report them, and against the bytes stored per
+    vector where that varies."""
     def has(c):
         return c in runs.columns and pd.to_numeric(runs[c], errors="coerce").notna().any()
     if not (has("recall@10") and has("qps")):
         return []
+    varies = has("bytes_per_vector") and runs["bytes_per_vector"].nunique() > 1
     return [("recall@10", "qps")] + ([("mean_candidates", "recall@10")]
-                                     if has("mean_candidates") else [])
+                                     if has("mean_candidates") else []) + \
+        ([("bytes_per_vector", "recall@10")] if varies else [])
 
 
 def plot_specs(runs: pd.DataFrame) -> list[tuple[str, str, bool]]:
-    """(x, y, log x) of the plots a part gets: each recall and mse against code_bits when the
-    code size varies, and each recall against search time (log) for searches."""
+    """(x, y, log x) of the plots a part gets: each recall and mse against code_bits and
+    against bytes_per_vector (log) when they vary, and each recall against search time (log)
+    for searches."""
     def has(c):
         return c in runs.columns and pd.to_numeric(runs[c], errors="coerce").notna().any()
     recalls = [c for c in ("recall@1", "recall@10", "recall@100") if has(c)]
     specs = []
     if has("code_bits") and runs["code_bits"].nunique() > 1:
         specs += [("code_bits", y, False) for y in recalls + ["mse"] if has(y)]
+    if has("bytes_per_vector") and runs["bytes_per_vector"].nunique() > 1:
+        specs += [("bytes_per_vector", y, True) for y in recalls + ["mse"] if has(y)]
     if has("search_s"):
         specs += [("search_s", y, True) for y in recalls]
     if has("cluster_s") and has("error"):

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..store.records import read_record, records_dir
-from .names import is_known_metric
+from .names import better_direction, is_known_metric
 
 BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
                 "seed", "threads", "simd", "machine", "code_stamp", "dataset_fingerprint")
@@ -315,6 +315,36 @@ def filter_status(df: pd.DataFrame, status: str | Iterable[str] | None) -> pd.Da
     out = df[keep].reset_index(drop=True)
     out.attrs = dict(df.attrs)
     out.attrs["excluded_by_status"] = {str(k): int(v) for k, v in excluded.items()}
+    return out
+
+
+def parse_floors(values: Iterable[str]) -> dict[str, float]:
+    """``["recall@10=0.9", ...]`` -> {metric: floor}; a metric must have a better direction."""
+    floors = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        name = name.strip()
+        try:
+            floors[name] = float(number)
+        except ValueError:
+            raise ReportError(f"--floor {value!r}: expected METRIC=NUMBER, e.g. "
+                              "recall@10=0.9") from None
+        if not sep or not is_known_metric(name) or better_direction(name) is None:
+            raise ReportError(f"--floor {value!r}: {name!r} is not a metric with a better "
+                              "direction (e.g. recall@10, qps, mse)")
+    return floors
+
+
+def at_floors(df: pd.DataFrame, floors: dict[str, float]) -> pd.DataFrame:
+    """Rows of ``df`` at least as good as every floor: metric >= floor where higher is
+    better (recall, qps), <= where lower is (mse, times); a row without the metric is out."""
+    keep = pd.Series(True, index=df.index)
+    for name, floor in floors.items():
+        values = pd.to_numeric(df[name], errors="coerce") if name in df else \
+            pd.Series(float("nan"), index=df.index)
+        keep &= values >= floor if better_direction(name) == "max" else values <= floor
+    out = df[keep].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
     return out
 
 
