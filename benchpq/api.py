@@ -95,6 +95,23 @@ class Quantizer(Algorithm):
         """(n, code_size) codes -> (n, d) float32 reconstructions."""
         raise NotImplementedError
 
+    # How the codes estimate distances (benchpq.measure.codec). A quantizer with its own
+    # estimator (RaBitQ's unbiased one) overrides these; the default is the asymmetric
+    # distance to the decoded vectors, which ADC's lookup tables compute.
+    def estimate_distances(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(nq, d) float32 queries, (n, code_size) codes -> (nq, n) float32 estimated
+        squared L2 distances. Default: to the decoded vectors."""
+        decoded = np.asarray(self.decode(codes), np.float64)
+        q = np.asarray(queries, np.float64)
+        d = (q * q).sum(1)[:, None] + (decoded * decoded).sum(1)[None, :] - 2 * q @ decoded.T
+        return np.maximum(d, 0).astype(np.float32)
+
+    def estimate_inner_products(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(nq, d) float32 queries, (n, code_size) codes -> (nq, n) float32 estimated inner
+        products. Default: with the decoded vectors."""
+        decoded = np.asarray(self.decode(codes), np.float64)
+        return (np.asarray(queries, np.float64) @ decoded.T).astype(np.float32)
+
     # Optional, for codebook diagnostics (benchpq.measure.diagnostics): product-code quantizers
     # override subspace_codes, and subspace_view when their sub-spaces are not M equal
     # blocks of the input (a rotation, a coarse quantizer, a PCA).

@@ -442,6 +442,26 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
                "sub-spaces share the error equally).", direction="min",
                display="Sub-space MSE imbalance"),
     )),
+    ("Distance estimates", (
+        Metric("sqdist_bias", "Mean error of the quantizer's estimated squared distance "
+               "(estimate_distances: the decoded vector's, or its own estimator) over sampled "
+               "(query, base) pairs, relative to the mean exact squared distance, with its 95% "
+               "bootstrap interval over queries; 0 for an unbiased estimator (RaBitQ), "
+               "negative for a reconstruction's (PQ).", display="Sq. distance bias"),
+        Metric("sqdist_rel_std", "Standard deviation of the squared-distance estimate's error "
+               "over the sampled pairs, relative to the mean exact squared distance.",
+               direction="min", display="Sq. distance error std"),
+        Metric("ip_bias", "Mean error of the estimated inner product over the sampled pairs, "
+               "relative to the mean |q| |x|, with its 95% bootstrap interval over queries.",
+               display="Inner-product bias"),
+        Metric("ip_rel_std", "Standard deviation of the inner-product estimate's error over "
+               "the sampled pairs, relative to the mean |q| |x|.", direction="min",
+               display="Inner-product error std"),
+        Metric("rank_correlation", "Spearman's rank correlation of estimated and exact squared "
+               "distances on each sampled query's true nearest neighbours (task.codec."
+               "rank_candidates), averaged over the queries, with its 95% bootstrap interval.",
+               direction="max", display="Rank correlation"),
+    )),
     ("Codebook use", (
         Metric("codeword_usage", "List of M values: fraction of the Ks codewords of sub-space m "
                "that encode at least one base vector.", display="Codeword usage",

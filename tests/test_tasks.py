@@ -106,3 +106,16 @@ def test_phase_memory_delta_counts_what_the_phase_allocated():
     assert block.sum() > 0
     assert 60 * 2**20 <= phases.metrics["train_rss_delta_bytes"] <= 80 * 2**20
     assert phases.metrics["train_peak_rss_bytes"] >= phases.metrics["train_rss_delta_bytes"]
+
+
+def test_the_build_records_codec_metrics_unless_disabled(dataset, tmp_path, monkeypatch):
+    """Exact codes: no estimation error and a perfect ranking; task.codec.enabled=false
+    leaves the metrics out."""
+    monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
+    task = {"name": "search", "k": 10, "recall_at": [1], "k_recall": []}
+    m = metrics_of(run_search(ExactSearch(), dataset, task, threads=1))
+    assert abs(m["sqdist_bias"]) < 1e-6 and abs(m["ip_bias"]) < 1e-6
+    assert m["rank_correlation"] == pytest.approx(1.0)
+    off = metrics_of(run_search(ExactSearch(), dataset, {**task, "codec": {"enabled": False}},
+                                threads=1))
+    assert not {"sqdist_bias", "ip_bias", "rank_correlation"} & set(off)

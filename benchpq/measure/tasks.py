@@ -35,7 +35,7 @@ from ..metric_table import (
 )
 from ..store.mapped import codes_in_files, release_pages
 from ..store.records import json_safe
-from . import diagnostics, metrics, search_grid, uncertainty
+from . import codec, diagnostics, metrics, search_grid, uncertainty
 from .memory import PeakTracker
 from .search_grid import check_search_options
 
@@ -188,7 +188,9 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     k = check_k(task.get("k", 100), ds.base.shape[0])
     repeats = check_positive_int(task.get("search_repeats", 3), "task.search_repeats")
     recall_at, k_recalls = check_search_options(task, k)
-    ensure_groundtruth(ds, max(k_recalls, default=1))
+    codec_columns = codec.groundtruth_columns(task.get("codec")) \
+        if codec.enabled(plugin, task.get("codec")) else 1
+    ensure_groundtruth(ds, max([*k_recalls, codec_columns]))
 
     plugin.set_threads(threads)
     plugin, build, cached = _built(plugin, ds, task, store)
@@ -210,9 +212,10 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     more than ``task.codes_in_ram_mb`` MiB (default 1024; 0: all) that plugins make while
     adding (:func:`benchpq.store.mapped.empty_rows`) live in memory-mapped files in the
     cache, not in RAM. The mse and diagnostics are measured block by block as the base is
-    encoded (:func:`encode_base`).
+    encoded (:func:`encode_base`); the codec metrics (``task.codec``) on sampled pairs
+    once the base is added (:mod:`benchpq.measure.codec`).
 
-    Returns the build's metrics: per-phase times and memory, mse, sizes.
+    Returns the build's metrics: per-phase times and memory, mse, codec metrics, sizes.
     """
     phases = Phases()
     rows = block_rows(task, ds.dim)
@@ -230,6 +233,9 @@ def build_search_model(plugin: Algorithm, ds: Dataset, task: dict) -> dict:
     if isinstance(plugin, Quantizer) and task.get("mse", True):
         out.update(encode_base(plugin, ds.base, phases, rows, task.get("diagnostics", True)))
         out.update(phases.of("encode"))
+    if codec.enabled(plugin, task.get("codec")):
+        out.update(codec.codec_metrics(plugin, ds.base, ds.query, ds.groundtruth,
+                                       task.get("codec")))
     out.update(code_bits=int(plugin.code_bits), codes_bytes=int(plugin.codes_bytes),
                model_bytes=int(plugin.model_bytes), n_base=int(ds.base.shape[0]),
                n_query=int(ds.query.shape[0]), n_learn=int(ds.learn.shape[0]),
