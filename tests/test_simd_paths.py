@@ -29,7 +29,7 @@ BUILDS = {"scalar": ("scalar", "auto"), "avx2": ("avx2", "auto"), "avx512": ("av
           "generic": ("scalar", "off")}
 #: key prefix of each kernel family's outputs in simd_kernels
 KERNEL_FAMILIES = ("pq_", "kmeans_", "opq.", "lopq_", "ilopq_", "itq_", "pqfs_", "pqkmeans_",
-                   "bkmeans_", "adist_")
+                   "bkmeans_", "adist_", "rabitq_")
 
 
 def _unsupported(build: str) -> str | None:

@@ -1,0 +1,282 @@
+#include "rabitq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <queue>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "internal/parallel.h"
+#include "internal/simd.h"
+#include "internal/topk.h"
+
+namespace benchpq {
+namespace {
+
+constexpr int64_t kFactors = 3;       // norm, cos, ynorm (float32 each)
+constexpr int64_t kRowBlock = 4;      // rows per register block of the rotation
+constexpr int64_t kEncodeRows = 64;   // rows per parallel work item of the encoder
+constexpr int64_t kGroupSums = 256;   // signed sums of one group of 8 dimensions
+
+void check_shape(int64_t dp, int64_t bits, const char* who) {
+  if (dp < 64 || dp % 64 != 0)
+    throw std::invalid_argument(std::string(who) + ": dp must be a positive multiple of 64");
+  if (bits < 1 || bits > 8) throw std::invalid_argument(std::string(who) + ": bits must be 1 .. 8");
+}
+
+// out (rows, dp) = (x - centre) R for rows of x (serial).
+void rotate_rows(const float* x, int64_t rows, int64_t d, const float* centre, const float* R,
+                 int64_t dp, float* xc, float* out) {
+  for (int64_t i = 0; i < rows; i += kRowBlock) {
+    const int64_t count = std::min(kRowBlock, rows - i);
+    for (int64_t p = 0; p < count; ++p)
+      for (int64_t t = 0; t < d; ++t) xc[p * d + t] = x[(i + p) * d + t] - centre[t];
+    if (count == kRowBlock)
+      rows_times<kRowBlock>(xc, d, R, dp, dp, out + i * dp, dp);
+    else
+      for (int64_t p = 0; p < count; ++p)
+        rows_times<1>(xc + p * d, d, R, dp, dp, out + (i + p) * dp, dp);
+  }
+}
+
+struct Factors {
+  float norm, cos, ynorm;
+};
+
+Factors read_factors(const uint8_t* row, int64_t code_bytes) {
+  float f[kFactors];
+  std::memcpy(f, row + code_bytes, sizeof(f));
+  return {f[0], f[1], f[2]};
+}
+
+// The code of one rotated residual r (dp,): the levels m_j >= 0 (|y_j| = m_j + 1/2)
+// maximising cos(y, r) over the rescalings t (the critical values t = (m + 1) / |o_j|
+// visited in increasing order, ties by dimension), written as bit-planes and factors.
+class RowQuantizer {
+ public:
+  RowQuantizer(int64_t dp, int64_t bits) : dp_(dp), bits_(bits), level_(dp), mag_(dp) {}
+
+  void operator()(const float* r, uint8_t* row) {
+    double n2r = 0.0;
+    for (int64_t j = 0; j < dp_; ++j) n2r += static_cast<double>(r[j]) * r[j];
+    const double norm = std::sqrt(n2r);
+    for (int64_t j = 0; j < dp_; ++j) mag_[j] = norm > 0 ? std::fabs(r[j]) / norm : 0.0;
+    std::fill(level_.begin(), level_.end(), 0);
+    const int32_t top = (1 << (bits_ - 1)) - 1;  // the largest level
+    if (top > 0 && norm > 0) search_levels(top);
+    double ip = 0.0, n2 = 0.0;
+    for (int64_t j = 0; j < dp_; ++j) {
+      const double y = level_[j] + 0.5;
+      ip += y * mag_[j];
+      n2 += y * y;
+    }
+    const double ynorm = std::sqrt(n2);
+    const float factors[kFactors] = {static_cast<float>(norm),
+                                     norm > 0 ? static_cast<float>(ip / ynorm) : 1.0f,
+                                     static_cast<float>(ynorm)};
+    const int64_t plane_bytes = dp_ / 8, half = int64_t(1) << (bits_ - 1);
+    std::memset(row, 0, plane_bytes * bits_);
+    for (int64_t j = 0; j < dp_; ++j) {
+      const int64_t u = r[j] >= 0.0f ? half + level_[j] : half - 1 - level_[j];
+      for (int64_t p = 0; p < bits_; ++p)
+        if ((u >> (bits_ - 1 - p)) & 1) row[p * plane_bytes + j / 8] |= uint8_t(1u << (j % 8));
+    }
+    std::memcpy(row + plane_bytes * bits_, factors, sizeof(factors));
+  }
+
+ private:
+  void search_levels(int32_t top) {
+    using Event = std::pair<double, int64_t>;  // (t, dimension)
+    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> heap;
+    for (int64_t j = 0; j < dp_; ++j)
+      if (mag_[j] > 0) heap.emplace(1.0 / mag_[j], j);
+    double ip = 0.0, n2 = 0.25 * static_cast<double>(dp_);
+    for (int64_t j = 0; j < dp_; ++j) ip += 0.5 * mag_[j];
+    double best = ip / std::sqrt(n2);
+    size_t best_events = 0;
+    events_.clear();
+    while (!heap.empty()) {
+      const int64_t j = heap.top().second;
+      heap.pop();
+      const int32_t m = ++level_[j];
+      ip += mag_[j];
+      n2 += 2.0 * m;  // (m + 1/2)^2 - (m - 1/2)^2
+      events_.push_back(j);
+      if (m < top) heap.emplace((m + 1) / mag_[j], j);
+      const double value = ip / std::sqrt(n2);
+      if (value > best) {
+        best = value;
+        best_events = events_.size();
+      }
+    }
+    std::fill(level_.begin(), level_.end(), 0);
+    for (size_t e = 0; e < best_events; ++e) ++level_[events_[e]];
+  }
+
+  int64_t dp_, bits_;
+  std::vector<int32_t> level_;
+  std::vector<double> mag_;
+  std::vector<int64_t> events_;
+};
+
+// A query rotated once, its squared norm and the table of signed sums
+// table[g][b] = sum_{t < 8} (bit t of b ? q'_{8g+t} : -q'_{8g+t}), summed in t order.
+class QueryTable {
+ public:
+  QueryTable(int64_t d, int64_t dp, int64_t bits)
+      : d_(d), dp_(dp), bits_(bits), xc_(d), rotated_(dp), table_(dp / 8 * kGroupSums) {}
+
+  void prepare(const float* q, const float* centre, const float* R) {
+    rotate_rows(q, 1, d_, centre, R, dp_, xc_.data(), rotated_.data());
+    double n2 = 0.0;
+    for (int64_t j = 0; j < dp_; ++j) n2 += static_cast<double>(rotated_[j]) * rotated_[j];
+    norm2_ = static_cast<float>(n2);
+    for (int64_t g = 0; g < dp_ / 8; ++g) {
+      const float* qg = rotated_.data() + g * 8;
+      float* tg = table_.data() + g * kGroupSums;
+      for (int b = 0; b < kGroupSums; ++b) {
+        float s = 0.0f;
+        for (int t = 0; t < 8; ++t) s += ((b >> t) & 1) ? qg[t] : -qg[t];
+        tg[b] = s;
+      }
+    }
+  }
+
+  // sum_j y_j q'_j for the code row (planes only), y_j = sum_p 2^(bits - 2 - p) s_pj.
+  float inner_y(const uint8_t* row) const {
+    const int64_t groups = dp_ / 8;
+    float total = 0.0f, weight = std::ldexp(1.0f, static_cast<int>(bits_) - 2);
+    for (int64_t p = 0; p < bits_; ++p, weight *= 0.5f) {
+      const uint8_t* plane = row + p * groups;
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int64_t g = 0; g < groups; g += 4)
+        for (int l = 0; l < 4; ++l) acc[l] += table_[(g + l) * kGroupSums + plane[g + l]];
+      total += weight * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    }
+    return total;
+  }
+
+  // (estimated <x - c, q - c>, estimated squared distance) of a code row.
+  std::pair<float, float> estimate(const uint8_t* row) const {
+    const Factors f = read_factors(row, dp_ / 8 * bits_);
+    const float inner = f.norm / (f.cos * f.ynorm) * inner_y(row);
+    return {inner, (f.norm * f.norm + norm2_) - 2.0f * inner};
+  }
+
+ private:
+  int64_t d_, dp_, bits_;
+  std::vector<float> xc_, rotated_, table_;
+  float norm2_ = 0.0f;
+};
+
+}  // namespace
+
+int64_t rabitq_row_bytes(int64_t dp, int64_t bits) {
+  return dp / 8 * bits + kFactors * static_cast<int64_t>(sizeof(float));
+}
+
+void rabitq_rotate(const float* x, int64_t n, int64_t d, const float* centre, const float* R,
+                   int64_t dp, float* out) {
+#pragma omp parallel
+  {
+    std::vector<float> xc(kRowBlock * d);
+#pragma omp for schedule(static)
+    for (int64_t i0 = 0; i0 < n; i0 += kEncodeRows)
+      rotate_rows(x + i0 * d, std::min(kEncodeRows, n - i0), d, centre, R, dp, xc.data(),
+                  out + i0 * dp);
+  }
+}
+
+void rabitq_encode(const float* x, int64_t n, int64_t d, const float* centre, const float* R,
+                   int64_t dp, int64_t bits, uint8_t* codes) {
+  check_shape(dp, bits, "rabitq_encode");
+  const int64_t row_bytes = rabitq_row_bytes(dp, bits);
+#pragma omp parallel
+  {
+    std::vector<float> xc(kRowBlock * d), z(kEncodeRows * dp);
+    RowQuantizer quantize(dp, bits);
+#pragma omp for schedule(dynamic)
+    for (int64_t i0 = 0; i0 < n; i0 += kEncodeRows) {
+      const int64_t rows = std::min(kEncodeRows, n - i0);
+      rotate_rows(x + i0 * d, rows, d, centre, R, dp, xc.data(), z.data());
+      for (int64_t r = 0; r < rows; ++r) quantize(z.data() + r * dp, codes + (i0 + r) * row_bytes);
+    }
+  }
+}
+
+void rabitq_decode(const uint8_t* codes, int64_t n, int64_t d, const float* centre,
+                   const float* R, int64_t dp, int64_t bits, float* out) {
+  check_shape(dp, bits, "rabitq_decode");
+  const int64_t row_bytes = rabitq_row_bytes(dp, bits), plane_bytes = dp / 8;
+  const float offset = 0.5f - static_cast<float>(int64_t(1) << (bits - 1));  // y = u + offset
+#pragma omp parallel
+  {
+    std::vector<float> z(dp);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* row = codes + i * row_bytes;
+      const Factors f = read_factors(row, plane_bytes * bits);
+      const float scale = f.norm * f.cos / f.ynorm;
+      for (int64_t j = 0; j < dp; ++j) {
+        int64_t u = 0;
+        for (int64_t p = 0; p < bits; ++p) u = (u << 1) | ((row[p * plane_bytes + j / 8] >> (j % 8)) & 1);
+        z[j] = scale * (static_cast<float>(u) + offset);
+      }
+      for (int64_t t = 0; t < d; ++t) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < dp; ++j) s = fmadd(z[j], R[t * dp + j], s);
+        out[i * d + t] = centre[t] + s;
+      }
+    }
+  }
+}
+
+void rabitq_search(const uint8_t* codes, int64_t n, int64_t bits, const float* queries,
+                   int64_t nq, int64_t d, const float* centre, const float* R, int64_t dp,
+                   int64_t k, float* distances, int64_t* ids) {
+  check_shape(dp, bits, "rabitq_search");
+  if (k < 1 || k > n) throw std::invalid_argument("rabitq_search: need 1 <= k <= n");
+  const int64_t row_bytes = rabitq_row_bytes(dp, bits);
+#pragma omp parallel
+  {
+    QueryTable table(d, dp, bits);
+#pragma omp for schedule(dynamic)
+    for (int64_t q = 0; q < nq; ++q) {
+      table.prepare(queries + q * d, centre, R);
+      TopK<float> top(distances + q * k, ids + q * k, k);
+      for (int64_t i = 0; i < n; ++i) {
+        const float dist = table.estimate(codes + i * row_bytes).second;
+        if (dist < top.threshold()) top.push(dist, i);
+      }
+      top.finish();
+    }
+  }
+}
+
+void rabitq_estimate(const uint8_t* codes, int64_t n, int64_t bits, const float* queries,
+                     int64_t nq, int64_t d, const float* centre, const float* R, int64_t dp,
+                     const int64_t* ids, int64_t m, float* inner, float* distances) {
+  check_shape(dp, bits, "rabitq_estimate");
+  const int64_t row_bytes = rabitq_row_bytes(dp, bits);
+  for (int64_t i = 0; i < nq * m; ++i)
+    if (ids[i] < 0 || ids[i] >= n) throw std::invalid_argument("rabitq_estimate: id out of range");
+#pragma omp parallel
+  {
+    QueryTable table(d, dp, bits);
+#pragma omp for schedule(dynamic)
+    for (int64_t q = 0; q < nq; ++q) {
+      table.prepare(queries + q * d, centre, R);
+      for (int64_t j = 0; j < m; ++j) {
+        const auto est = table.estimate(codes + ids[q * m + j] * row_bytes);
+        inner[q * m + j] = est.first;
+        distances[q * m + j] = est.second;
+      }
+    }
+  }
+}
+
+}  // namespace benchpq
