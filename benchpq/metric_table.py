@@ -518,6 +518,13 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
                "norms and ids where the index keeps them (codes_bytes / n_base); the size at "
                "which quantizers compare.", unit="bytes", direction="min",
                display="Bytes per vector", ratio=True),
+        Metric("rerank_bytes_per_vector", "Bytes per base vector that exact re-ranking "
+               "(task.rerank) reads: the base's stored row (d x its dtype's size), kept beside "
+               "the codes (on disk or in RAM).", unit="bytes", display="Re-ranking bytes per "
+               "vector", scope="search"),
+        Metric("rerank_factor", "Candidates per result the searcher was asked for and "
+               "re-ranked by exact distance (task.rerank; absent: no re-ranking); a setting, "
+               "never bolded.", display="Re-ranking factor", kind="count", scope="search"),
         Metric("total_bytes_per_vector", "bytes_per_vector plus the model amortised over the "
                "base ((codes_bytes + model_bytes) / n_base).", unit="bytes", direction="min",
                display="Bytes per vector (with model)", ratio=True),

@@ -119,3 +119,42 @@ def test_the_build_records_codec_metrics_unless_disabled(dataset, tmp_path, monk
     off = metrics_of(run_search(ExactSearch(), dataset, {**task, "codec": {"enabled": False}},
                                 threads=1))
     assert not {"sqdist_bias", "ip_bias", "rank_correlation"} & set(off)
+
+
+class CoarseSearch(ExactSearch):
+    """Ranks by the first coordinate only: a poor searcher whose candidates exact
+    re-ranking can put in order."""
+    name = "coarse"
+
+    def search(self, q, k):
+        d = (q[:, None, 0] - self.base[None, :, 0]) ** 2
+        ids = np.argsort(d, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(d, ids, 1).astype(np.float32), ids
+
+
+def test_exact_reranking_orders_the_candidates_by_true_distance(dataset, tmp_path,
+                                                                monkeypatch):
+    """With task.rerank = 10 the searcher is asked for 10 x k candidates; the k returned
+    are the candidates nearest by exact distance; without it, its own order stands."""
+    monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
+    task = {"name": "search", "k": 5, "recall_at": [1, 5], "k_recall": [], "mse": False,
+            "codec": {"enabled": False}}
+    plain = metrics_of(run_search(CoarseSearch(), dataset, task, threads=1))
+    reranked = metrics_of(run_search(CoarseSearch(), dataset, {**task, "rerank": 10},
+                                     threads=1))
+    base, q = dataset.base, dataset.query
+    first = np.argsort((q[:, None, 0] - base[None, :, 0]) ** 2, axis=1, kind="stable")[:, :50]
+    exact = ((q[:, None] - base[first]) ** 2).sum(-1)
+    best = np.take_along_axis(first, np.argsort(exact, axis=1, kind="stable")[:, :1], 1)[:, 0]
+    assert reranked["recall@1"] == pytest.approx(np.mean(best == dataset.groundtruth[:, 0]))
+    assert reranked["recall@1"] > plain["recall@1"]
+    assert reranked["rerank_factor"] == 10 and reranked["rerank_bytes_per_vector"] == 16 * 4
+    assert "rerank_factor" not in plain
+
+
+@pytest.mark.parametrize("value", [1, -2, "ten"])
+def test_a_bad_rerank_factor_is_named(dataset, value, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
+    with pytest.raises(InputError, match="task.rerank"):
+        run_search(ExactSearch(), dataset, {"name": "search", "k": 5, "recall_at": [1],
+                                            "k_recall": [], "rerank": value}, threads=1)

@@ -35,7 +35,7 @@ from ..metric_table import (
 )
 from ..store.mapped import codes_in_files, release_pages
 from ..store.records import json_safe
-from . import codec, diagnostics, metrics, search_grid, uncertainty
+from . import codec, diagnostics, metrics, rerank, search_grid, uncertainty
 from .memory import PeakTracker
 from .search_grid import check_search_options
 
@@ -188,6 +188,7 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     k = check_k(task.get("k", 100), ds.base.shape[0])
     repeats = check_positive_int(task.get("search_repeats", 3), "task.search_repeats")
     recall_at, k_recalls = check_search_options(task, k)
+    factor = rerank.rerank_factor(task)
     codec_columns = codec.groundtruth_columns(task.get("codec")) \
         if codec.enabled(plugin, task.get("codec")) else 1
     ensure_groundtruth(ds, max([*k_recalls, codec_columns]))
@@ -198,7 +199,7 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     points = []
     for setting in settings:
         points.append(_search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats,
-                                    build))
+                                    build, factor))
     return {"build": build, "build_cached": cached, "points": points}
 
 
@@ -278,17 +279,26 @@ def _built(plugin, ds, task, store):
     return plugin, build, False
 
 
-def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build) -> dict:
-    """Search the queries ``repeats`` times at one setting; recall from the first pass."""
+def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build,
+                  factor: int = 0) -> dict:
+    """Search the queries ``repeats`` times at one setting; recall from the first pass.
+    With a re-ranking ``factor``, the plugin is asked for factor x k candidates, which are
+    re-ranked by exact distances inside the timed search (:mod:`benchpq.measure.rerank`)."""
     point = {"search": setting, "status": "ok", "message": "", "metrics": {}}
     out = point["metrics"]
     try:
         search_grid.apply(plugin, setting)
         phases, times, first = Phases(), [], None
         nq = ds.query.shape[0]
+        asked = min(k * factor, ds.base.shape[0]) if factor else k
         for _ in range(repeats):
-            with phases("search"):
-                distances, ids = plugin.search(ds.query, k)
+            with phases("search") as clock:
+                distances, ids = plugin.search(ds.query, asked)
+                if factor:
+                    with clock.untimed():
+                        distances, ids = _check_search_output(distances, ids, nq, asked,
+                                                              plugin.name)
+                    distances, ids = rerank.reranked(ds.base, ds.query, ids, k)
             times.append(phases.metrics[phase_time_name("search")])
             distances, ids = _check_search_output(distances, ids, nq, k, plugin.name)
             if first is None:
@@ -302,6 +312,9 @@ def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build) 
         out[phase_time_name("search")] = min(times)
         out[phase_time_stat_name("search", "median")] = float(np.median(times))
         out["search_repeats"] = repeats
+        if factor:
+            out["rerank_factor"] = factor
+            out["rerank_bytes_per_vector"] = int(ds.base.shape[1] * ds.base.dtype.itemsize)
         out["qps"] = nq / max(min(times), 1e-12)
         out.update(_recalls(ds, first, recall_at, k_recalls))
         out["peak_rss_bytes"] = max(int(build.get("build_peak_rss_bytes") or 0),
