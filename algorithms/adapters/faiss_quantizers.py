@@ -342,38 +342,20 @@ class FaissOPQ(FaissProductIndex):
             equal_bounds(self.dim, self.M)
 
 
-@register("faiss_ivfpq")
-class FaissIVFPQ(FaissProductIndex):
-    """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited (and at
-    most ``max_codes`` codes scanned per query, the last list cut; None: no limit)."""
+class InvertedFileSearch:
+    """The search side of a faiss inverted-file plugin: nlist cells, ``nprobe`` visited per
+    query and at most ``max_codes`` codes scanned (the last list cut; None: no limit), both
+    search parameters; the scan statistics of the last search; the 64-bit id stored beside
+    each code. A plugin lists it before its index base and calls
+    :meth:`_set_inverted_file` in its constructor."""
 
     metric_specs = IVF_SEARCH_METRICS
 
-    def __init__(self, M: int = 8, nbits: int = 8, nlist: int = 256, nprobe: int = 16,
-                 max_codes: int | None = None, seed: int | None = None):
-        super().__init__(M, nbits, seed)
+    def _set_inverted_file(self, nlist: int, nprobe: int, max_codes: int | None) -> None:
         self.nlist = check_positive_int(nlist, "nlist")
         self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
         self.max_codes = None if max_codes in (None, 0) else \
             check_positive_int(max_codes, "max_codes")
-
-    def _ivf_pq(self, dim):
-        """A new IndexIVFPQ with this plugin's settings."""
-        coarse = faiss.IndexFlatL2(dim)
-        index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits)
-        self._coarse = coarse
-        index.nprobe = self.nprobe
-        index.max_codes = self.max_codes or 0
-        if self.seed is not None:
-            index.cp.seed = int(self.seed)
-            index.pq.cp.seed = int(self.seed)
-        return index
-
-    def _build(self, dim):
-        return self._ivf_pq(dim)
-
-    def _min_train(self) -> int:
-        return max(self.nlist, 2 ** self.nbits)
 
     def search(self, queries, k):
         index = self.filled()
@@ -407,6 +389,35 @@ class FaissIVFPQ(FaissProductIndex):
 
     def extra_metrics(self) -> dict:
         return dict(getattr(self, "last_search", {}))
+
+
+@register("faiss_ivfpq")
+class FaissIVFPQ(InvertedFileSearch, FaissProductIndex):
+    """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited (and at
+    most ``max_codes`` codes scanned per query, the last list cut; None: no limit)."""
+
+    def __init__(self, M: int = 8, nbits: int = 8, nlist: int = 256, nprobe: int = 16,
+                 max_codes: int | None = None, seed: int | None = None):
+        super().__init__(M, nbits, seed)
+        self._set_inverted_file(nlist, nprobe, max_codes)
+
+    def _ivf_pq(self, dim):
+        """A new IndexIVFPQ with this plugin's settings."""
+        coarse = faiss.IndexFlatL2(dim)
+        index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits)
+        self._coarse = coarse
+        index.nprobe = self.nprobe
+        index.max_codes = self.max_codes or 0
+        if self.seed is not None:
+            index.cp.seed = int(self.seed)
+            index.pq.cp.seed = int(self.seed)
+        return index
+
+    def _build(self, dim):
+        return self._ivf_pq(dim)
+
+    def _min_train(self) -> int:
+        return max(self.nlist, 2 ** self.nbits)
 
 
 @register("faiss_ivfopq")
