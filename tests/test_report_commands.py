@@ -17,6 +17,7 @@ import pytest
 from benchpq import registry
 from benchpq.metric_table import known, lookup, plugin_metrics, spec
 from benchpq.report.cli import build_parser, main, names
+from benchpq.report.load import parse_floors
 from benchpq.report.pareto import default_axes
 from benchpq.store.records import record_path, write_record
 
@@ -85,6 +86,8 @@ def sweep_for(args, tmp_path: Path) -> None:
         "recall@1", "recall@10", "recall@100", "mse", "train_s", "search_s", "qps", "code_bits",
         "mean_candidates"}
     params = [c for c in columns if not known(c, DECLARED)]
+    floors = parse_floors(names(args.floor)) if args.floor else {}  # met by half the runs
+    metrics |= set(floors)
     datasets = ["siftsmall", "sift1m"] if "dataset" in names(args.rows) + names(args.cols) \
         else ["siftsmall"]
     for path in args.paths:
@@ -101,8 +104,9 @@ def sweep_for(args, tmp_path: Path) -> None:
                             "algorithm": algorithm, "dataset": dataset, "task": "search",
                             "params": {"M": 8, **{p: setting for p in params}},
                             "seed": seed, "threads": 1, "simd": "avx2",
-                            "metrics": {m: value(m, seed, a) * (1 + setting / 100)
-                                        for m in sorted(metrics)},
+                            "metrics": {**{m: value(m, seed, a) * (1 + setting / 100)
+                                           for m in sorted(metrics)},
+                                        **(floors if setting == 8 else {})},
                             "metric_specs": {m: DECLARED[m] for m in metrics if m in DECLARED},
                             "config": {"name": folder.name},
                             "provenance": {"started_at": "2026-01-01T00:00:00+00:00"},
