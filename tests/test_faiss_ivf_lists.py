@@ -5,9 +5,9 @@ import subprocess
 import sys
 import textwrap
 
-import faiss
 import numpy as np
 import pytest
+from faiss_lists import inverted_lists
 
 from benchpq import registry
 from benchpq.algorithms.adapters.faiss_ivf_lists import fill_inverted_lists
@@ -33,20 +33,6 @@ def make(name):
     return registry.create({"name": name, **SETTINGS[name]})
 
 
-def lists_of(plugin):
-    """Every inverted list of the plugin's index as (ids, codes) numpy copies."""
-    ivf = plugin._ivf()
-    lists = faiss.downcast_InvertedLists(ivf.invlists)
-    out = []
-    for c in range(ivf.nlist):
-        size = lists.list_size(c)
-        ids = faiss.rev_swig_ptr(lists.get_ids(c), size).copy() if size else np.empty(0)
-        codes = faiss.rev_swig_ptr(lists.get_codes(c), size * lists.code_size).copy() \
-            if size else np.empty(0)
-        out.append((ids, codes))
-    return out
-
-
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_lists_filled_from_blocks_equal_faiss_add(name, mixture):
     x, q = mixture
@@ -58,7 +44,8 @@ def test_lists_filled_from_blocks_equal_faiss_add(name, mixture):
     plugin.finish_add()
     reference.index.add(x)
     assert plugin.index.ntotal == reference.index.ntotal == x.shape[0]
-    for (ids, codes), (ref_ids, ref_codes) in zip(lists_of(plugin), lists_of(reference)):
+    for (ids, codes), (ref_ids, ref_codes) in zip(inverted_lists(plugin._ivf()),
+                                                  inverted_lists(reference._ivf())):
         np.testing.assert_array_equal(ids, ref_ids)
         np.testing.assert_array_equal(codes, ref_codes)
     for a, b in zip(plugin.search(q, 10), reference.search(q, 10)):

@@ -7,6 +7,7 @@ import faiss
 import numpy as np
 import pytest
 import yaml
+from faiss_lists import inverted_lists
 
 from benchpq import registry
 from benchpq.algorithms.adapters.faiss_rabitq import FaissRaBitQIndex
@@ -77,19 +78,6 @@ def test_bad_parameters_are_refused_naming_them(name, mixture):
         plugin.search(q[:, :64], 5)
     with pytest.raises(InputError, match="NaN"):
         plugin.add(np.full((2, 128), np.nan, np.float32))
-
-
-def inverted_lists(ivf):
-    """Every inverted list of a faiss IndexIVF as (ids, codes) numpy copies."""
-    lists = faiss.downcast_InvertedLists(ivf.invlists)
-    out = []
-    for c in range(ivf.nlist):
-        size = lists.list_size(c)
-        ids = faiss.rev_swig_ptr(lists.get_ids(c), size).copy() if size else np.empty(0)
-        codes = faiss.rev_swig_ptr(lists.get_codes(c), size * lists.code_size).copy() \
-            if size else np.empty(0)
-        out.append((ids, codes))
-    return out
 
 
 @pytest.mark.parametrize("nb_bits", [1, 3])

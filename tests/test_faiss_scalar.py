@@ -7,6 +7,7 @@ import faiss
 import numpy as np
 import pytest
 import yaml
+from faiss_lists import inverted_lists
 
 from benchpq import registry
 from benchpq.algorithms.adapters.faiss_scalar import QTYPES, FaissIVFSQ, FaissSQ
@@ -152,20 +153,6 @@ def test_8bit_codes_equal_a_hand_computation(siftsmall):
     assert mse == pytest.approx(5.318, rel=1e-3)
 
 
-def lists_of(plugin):
-    """Every inverted list of the plugin's index as (ids, codes) numpy copies."""
-    ivf = plugin._ivf()
-    lists = faiss.downcast_InvertedLists(ivf.invlists)
-    out = []
-    for c in range(ivf.nlist):
-        size = lists.list_size(c)
-        ids = faiss.rev_swig_ptr(lists.get_ids(c), size).copy() if size else np.empty(0)
-        codes = faiss.rev_swig_ptr(lists.get_codes(c), size * lists.code_size).copy() \
-            if size else np.empty(0)
-        out.append((ids, codes))
-    return out
-
-
 @pytest.mark.parametrize("by_residual", [True, False])
 @pytest.mark.parametrize("qtype", sorted(QTYPES))
 def test_lists_filled_from_codes_equal_faiss_add(qtype, by_residual, mixture):
@@ -178,7 +165,8 @@ def test_lists_filled_from_codes_equal_faiss_add(qtype, by_residual, mixture):
         plugin.add(block)
     plugin.finish_add()
     reference.index.add(x)
-    for (ids, codes), (ref_ids, ref_codes) in zip(lists_of(plugin), lists_of(reference)):
+    for (ids, codes), (ref_ids, ref_codes) in zip(inverted_lists(plugin._ivf()),
+                                                  inverted_lists(reference._ivf())):
         np.testing.assert_array_equal(ids, ref_ids)
         np.testing.assert_array_equal(codes, ref_codes)
     for a, b in zip(plugin.search(q, 10), reference.index.search(q, 10)):
