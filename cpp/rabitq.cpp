@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
-#include <queue>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -54,73 +53,150 @@ Factors read_factors(const uint8_t* row, int64_t code_bytes) {
 }
 
 // The code of one rotated residual r (dp,): the levels m_j >= 0 (|y_j| = m_j + 1/2)
-// maximising cos(y, r) over the rescalings t (the critical values t = (m + 1) / |o_j|
-// visited in increasing order, ties by dimension), written as bit-planes and factors.
+// maximising cos(y, r) over the rescalings t, written as bit-planes and factors.
+//
+// At rescaling t the level of dimension j is min(top, floor(t |o_j|)), o = r / |r|: it
+// reaches m when t passes the critical value m / |o_j|, m = 1 .. top. cos(y, r) is
+// constant between critical values, so the best code is the best prefix of the critical
+// values in increasing order; the search takes them as u = |o_j| / m = 1 / t in
+// decreasing order, ties by dimension, and keeps the first best prefix. It visits every
+// critical value once: bucketed by u, each bucket's sums of <y, o> and |y|^2 give the
+// state at every bucket boundary, and over a bucket the cosine is at most <y, o> at its
+// end over |y| at its start. Only the buckets whose bound reaches the best boundary
+// cosine are sorted and walked value by value. Exact: the same code as walking every
+// critical value in order.
 class RowQuantizer {
  public:
-  RowQuantizer(int64_t dp, int64_t bits) : dp_(dp), bits_(bits), level_(dp), mag_(dp) {}
+  RowQuantizer(int64_t dp, int64_t bits)
+      : dp_(dp), bits_(bits), top_((1 << (bits - 1)) - 1), level_(dp), mag_(dp),
+        inverse_(top_ + 1),
+        buckets_(kBuckets),
+        count_(buckets_) {
+    for (int32_t m = 1; m <= top_; ++m) inverse_[m] = 1.0 / m;
+  }
 
   void operator()(const float* r, uint8_t* row) {
     double n2r = 0.0;
     for (int64_t j = 0; j < dp_; ++j) n2r += static_cast<double>(r[j]) * r[j];
     const double norm = std::sqrt(n2r);
+    const int64_t plane_bytes = dp_ / 8, half = int64_t(1) << (bits_ - 1);
+    std::memset(row, 0, plane_bytes * bits_);
+    double ip = 0.0, n2 = 0.0;
+    if (top_ == 0) {  // one bit: y = sign(r) / 2, <y, o> = sum |r_j| / (2 |r|)
+      double l1 = 0.0;
+      for (int64_t j = 0; j < dp_; ++j) {
+        l1 += std::fabs(static_cast<double>(r[j]));
+        row[j / 8] |= uint8_t((r[j] >= 0.0f ? 1u : 0u) << (j % 8));
+      }
+      ip = norm > 0 ? 0.5 * l1 / norm : 0.0;
+      n2 = 0.25 * static_cast<double>(dp_);
+      write_factors(norm, ip, n2, row + plane_bytes);
+      return;
+    }
     for (int64_t j = 0; j < dp_; ++j) mag_[j] = norm > 0 ? std::fabs(r[j]) / norm : 0.0;
     std::fill(level_.begin(), level_.end(), 0);
-    const int32_t top = (1 << (bits_ - 1)) - 1;  // the largest level
-    if (top > 0 && norm > 0) search_levels(top);
-    double ip = 0.0, n2 = 0.0;
+    if (norm > 0) search_levels();
     for (int64_t j = 0; j < dp_; ++j) {
       const double y = level_[j] + 0.5;
       ip += y * mag_[j];
       n2 += y * y;
+      const int64_t u = r[j] >= 0.0f ? half + level_[j] : half - 1 - level_[j];
+      for (int64_t p = 0; p < bits_; ++p)
+        row[p * plane_bytes + j / 8] |= uint8_t(((u >> (bits_ - 1 - p)) & 1) << (j % 8));
     }
+    write_factors(norm, ip, n2, row + plane_bytes * bits_);
+  }
+
+ private:
+  // norm |r|, cos <y, o> / |y| (1 for r = 0), ynorm |y|, from ip = <y, o> and n2 = |y|^2.
+  static void write_factors(double norm, double ip, double n2, uint8_t* out) {
     const double ynorm = std::sqrt(n2);
     const float factors[kFactors] = {static_cast<float>(norm),
                                      norm > 0 ? static_cast<float>(ip / ynorm) : 1.0f,
                                      static_cast<float>(ynorm)};
-    const int64_t plane_bytes = dp_ / 8, half = int64_t(1) << (bits_ - 1);
-    std::memset(row, 0, plane_bytes * bits_);
-    for (int64_t j = 0; j < dp_; ++j) {
-      const int64_t u = r[j] >= 0.0f ? half + level_[j] : half - 1 - level_[j];
-      for (int64_t p = 0; p < bits_; ++p)
-        if ((u >> (bits_ - 1 - p)) & 1) row[p * plane_bytes + j / 8] |= uint8_t(1u << (j % 8));
-    }
-    std::memcpy(row + plane_bytes * bits_, factors, sizeof(factors));
+    std::memcpy(out, factors, sizeof(factors));
   }
 
- private:
-  void search_levels(int32_t top) {
-    using Event = std::pair<double, int64_t>;  // (t, dimension)
-    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> heap;
-    for (int64_t j = 0; j < dp_; ++j)
-      if (mag_[j] > 0) heap.emplace(1.0 / mag_[j], j);
-    double ip = 0.0, n2 = 0.25 * static_cast<double>(dp_);
-    for (int64_t j = 0; j < dp_; ++j) ip += 0.5 * mag_[j];
-    double best = ip / std::sqrt(n2);
-    size_t best_events = 0;
+  struct Event {
+    double u;  // |o_j| (1 / m)
+    int32_t j, m, bucket;
+    bool operator<(const Event& e) const { return u > e.u || (u == e.u && j < e.j); }
+  };
+
+  void search_levels() {
+    double largest = 0.0;
+    for (int64_t j = 0; j < dp_; ++j) largest = std::max(largest, mag_[j]);
+    // Counting sort of the critical values into buckets of u below the largest (bucket 0
+    // holds the largest u), then each bucket sorted as it is walked.
+    const int64_t key_of_largest = key(largest);
+    std::fill(count_.begin(), count_.begin() + used_, 0);
     events_.clear();
-    while (!heap.empty()) {
-      const int64_t j = heap.top().second;
-      heap.pop();
-      const int32_t m = ++level_[j];
-      ip += mag_[j];
-      n2 += 2.0 * m;  // (m + 1/2)^2 - (m - 1/2)^2
-      events_.push_back(j);
-      if (m < top) heap.emplace((m + 1) / mag_[j], j);
-      const double value = ip / std::sqrt(n2);
-      if (value > best) {
-        best = value;
-        best_events = events_.size();
+    int32_t used = 0;  // buckets 0 .. used - 1 hold critical values
+    for (int64_t j = 0; j < dp_; ++j) {
+      if (mag_[j] <= 0) continue;
+      for (int32_t m = 1; m <= top_; ++m) {
+        const double u = mag_[j] * inverse_[m];
+        const int32_t b = static_cast<int32_t>(std::min(buckets_ - 1, key_of_largest - key(u)));
+        events_.push_back({u, static_cast<int32_t>(j), m, b});
+        ++count_[b];
+        used = std::max(used, b + 1);
       }
     }
-    std::fill(level_.begin(), level_.end(), 0);
-    for (size_t e = 0; e < best_events; ++e) ++level_[events_[e]];
+    used_ = used;
+    int64_t offset = 0;
+    for (int64_t b = 0; b < used; ++b) {
+      const int64_t c = count_[b];
+      count_[b] = offset;
+      offset += c;
+    }
+    sorted_.resize(events_.size());
+    for (const Event& e : events_) sorted_[count_[e.bucket]++] = e;
+    // walk in order; count_[b] is now the end of bucket b
+    double ip = 0.0, n2 = 0.25 * static_cast<double>(dp_);
+    for (int64_t j = 0; j < dp_; ++j) ip += 0.5 * mag_[j];
+    double best = ip * ip / n2;  // the squared cosine
+    Event chosen{0.0, -1, 0, 0};
+    auto first = sorted_.begin();
+    for (int64_t b = 0; b < used; ++b) {
+      const auto last = sorted_.begin() + count_[b];
+      if (last - first > 1) std::sort(first, last);
+      for (; first != last; ++first) {
+        ip += mag_[first->j];
+        n2 += 2.0 * static_cast<double>(first->m);  // (m + 1/2)^2 - (m - 1/2)^2
+        const double value = ip * ip / n2;
+        if (value > best) {
+          best = value;
+          chosen = *first;
+        }
+      }
+    }
+    if (chosen.j < 0) return;  // the 1-bit code is the best
+    for (int64_t j = 0; j < dp_; ++j) {
+      int32_t level = 0;  // the critical values of j up to the chosen one, in the walk's order
+      while (level < top_ &&
+             !(chosen < Event{mag_[j] * inverse_[level + 1], static_cast<int32_t>(j), 0, 0}))
+        ++level;
+      level_[j] = mag_[j] > 0 ? level : 0;
+    }
   }
 
+  // A monotone key of a positive double: its exponent and first log2(kSteps) mantissa bits.
+  static int64_t key(double v) {
+    int64_t bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    return bits >> (52 - kStepBits);
+  }
+
+  static constexpr int kStepBits = 6;                   // 64 buckets per octave of u
+  static constexpr int64_t kBuckets = 24 << kStepBits;  // 24 octaves; smaller u share the last
   int64_t dp_, bits_;
+  int32_t top_;
   std::vector<int32_t> level_;
-  std::vector<double> mag_;
-  std::vector<int64_t> events_;
+  std::vector<double> mag_, inverse_;  // inverse_[m] = 1 / m
+  int64_t buckets_;
+  std::vector<int64_t> count_;  // per bucket: its count, then its end in sorted_
+  int32_t used_ = 0;             // buckets count_ holds values for
+  std::vector<Event> events_, sorted_;
 };
 
 // A query rotated once, its squared norm and the table of signed sums

@@ -88,16 +88,17 @@ def test_codes_are_bit_planes_of_the_rotated_residual_and_its_factors(bits):
     np.testing.assert_allclose(decoded, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("bits", [2, 4, 8])
-def test_the_rescaling_search_finds_the_best_code(bits):
+@pytest.mark.parametrize("bits, n, d", [(2, 12, 64), (4, 12, 64), (8, 12, 64), (3, 200, 128),
+                                         (5, 40, 200)])
+def test_the_rescaling_search_finds_the_best_code(bits, n, d):
     """The code's cos(y, o) equals the best over every critical rescaling (brute force)."""
-    x = gaussian(12, 64, bits)
+    x = gaussian(n, d, bits)
     model = RaBitQ(bits=bits, seed=bits).fit(x)
     cos = model.factors(model.encode(x))[:, 1]
     r = (x.astype(np.float64) - model.centre) @ model.rotation.astype(np.float64)
     best = [levels_by_brute_force(row / np.linalg.norm(row), bits) for row in r]
     np.testing.assert_allclose(cos, best, rtol=2e-6)
-    one_bit = np.abs(r).sum(1) / (8 * np.linalg.norm(r, axis=1))  # |y| = sqrt(64) / 2
+    one_bit = np.abs(r).sum(1) / (np.sqrt(model.dp) * np.linalg.norm(r, axis=1))  # y = sign / 2
     assert np.all(cos > one_bit)
 
 
