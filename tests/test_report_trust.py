@@ -94,12 +94,16 @@ def test_threads_1_and_2_make_two_rows_and_a_warning(tmp_path):
 
 @pytest.mark.parametrize("column, values", [
     ("simd", ("avx2", "avx512")), ("machine", ("CPU A", "CPU B")),
-    ("code_stamp", ("aaaa" * 4, "bbbb" * 4)), ("dataset_fingerprint", ("1" * 16, "2" * 16))])
+    ("code_stamp", ("aaaa" * 4, "bbbb" * 4)), ("dataset_fingerprint", ("1" * 16, "2" * 16)),
+    ("rerank_factor", (None, 10))])
 def test_every_condition_splits_rows(tmp_path, column, values):
     for i, value in enumerate(values):
         rec = record(f"r{i}", cpu=value if column == "machine" else "CPU A")
         if column == "dataset_fingerprint":
             rec["config"]["dataset_fingerprint"] = value
+        elif column == "rerank_factor":  # a search re-ranked by exact distances, or not
+            if value is not None:
+                rec["metrics"][column] = value
         elif column != "machine":
             rec[column] = value
         write(tmp_path, rec)
