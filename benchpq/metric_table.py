@@ -412,6 +412,23 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
                unit="queries/s", direction="max", display="QPS", kind="rate", scope="search",
                is_time=True, ratio=True),
         PHASE_TIME, PHASE_TIME_STAT,
+        Metric("latency_mean_s", "Mean seconds per query searched one at a time "
+               "(task.query_mode single; each query's median over the passes).", unit="s",
+               direction="min", display="Latency mean (s)", kind="time", scope="search",
+               is_time=True, ratio=True),
+        Metric("latency_median_s", "Median seconds per query searched one at a time.",
+               unit="s", direction="min", display="Latency p50 (s)", kind="time",
+               scope="search", is_time=True, ratio=True),
+        Metric("latency_p95_s", "95th percentile of the seconds per query searched one at a "
+               "time.", unit="s", direction="min", display="Latency p95 (s)", kind="time",
+               scope="search", is_time=True, ratio=True),
+        Metric("latency_p99_s", "99th percentile of the seconds per query searched one at a "
+               "time, with its 95% bootstrap interval over queries.", unit="s",
+               direction="min", display="Latency p99 (s)", kind="time", scope="search",
+               is_time=True, ratio=True),
+        Metric("latency_max_s", "The slowest query searched one at a time (seconds).",
+               unit="s", direction="min", display="Latency max (s)", kind="time",
+               scope="search", is_time=True, ratio=True),
         Metric("search_repeats", "How many times the queries were searched at each setting "
                "(search_s is the fastest pass).", display="Search passes", kind="count",
                scope="search"),

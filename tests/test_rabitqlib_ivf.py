@@ -45,6 +45,7 @@ def test_registered_and_configured():
     assert isinstance(plugin, RaBitQLibIVF) and isinstance(plugin, Searcher)
     assert not isinstance(plugin, Quantizer)  # the library has no decoder
     assert (plugin.nbits, plugin.nlist, plugin.nprobe) == (4, 1024, 16)
+    assert RaBitQLibIVF(nlist=1).nprobe == 1  # one cell: the flat index, searched whole
 
 
 def test_bad_parameters_are_refused_naming_them():

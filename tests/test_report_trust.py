@@ -95,12 +95,14 @@ def test_threads_1_and_2_make_two_rows_and_a_warning(tmp_path):
 @pytest.mark.parametrize("column, values", [
     ("simd", ("avx2", "avx512")), ("machine", ("CPU A", "CPU B")),
     ("code_stamp", ("aaaa" * 4, "bbbb" * 4)), ("dataset_fingerprint", ("1" * 16, "2" * 16)),
-    ("rerank_factor", (None, 10))])
+    ("rerank_factor", (None, 10)), ("query_mode", ("batch", "single"))])
 def test_every_condition_splits_rows(tmp_path, column, values):
     for i, value in enumerate(values):
         rec = record(f"r{i}", cpu=value if column == "machine" else "CPU A")
         if column == "dataset_fingerprint":
             rec["config"]["dataset_fingerprint"] = value
+        elif column == "query_mode":  # all queries in one call, or one call per query
+            rec["config"]["task"] = {"name": "search", "query_mode": value}
         elif column == "rerank_factor":  # a search re-ranked by exact distances, or not
             if value is not None:
                 rec["metrics"][column] = value

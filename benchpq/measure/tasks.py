@@ -35,7 +35,7 @@ from ..metric_table import (
 )
 from ..store.mapped import codes_in_files, release_pages
 from ..store.records import json_safe
-from . import codec, diagnostics, metrics, rerank, search_grid, uncertainty
+from . import codec, diagnostics, latency, metrics, rerank, search_grid, uncertainty
 from .memory import PeakTracker
 from .search_grid import check_search_options
 
@@ -173,10 +173,12 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     """The search task: build the model once, then search at every setting.
 
     ``task`` keys: k, recall_at (list), k_recall (list), mse (bool),
-    search_repeats (int, default 3), block_mb (MiB of float32 base rows per block, default
-    256) and codes_in_ram_mb (default 1024; see :func:`build_search_model`). ``settings``
-    are search-time parameter settings (:mod:`benchpq.measure.search_grid`; default one
-    empty setting). ``store`` is an optional trained-model cache entry (:class:`BuildStore`).
+    search_repeats (int, default 3), rerank (:mod:`benchpq.measure.rerank`), query_mode
+    (``batch`` or ``single``: :mod:`benchpq.measure.latency`), block_mb (MiB of float32
+    base rows per block, default 256) and codes_in_ram_mb (default 1024; see
+    :func:`build_search_model`). ``settings`` are search-time parameter settings
+    (:mod:`benchpq.measure.search_grid`; default one empty setting). ``store`` is an
+    optional trained-model cache entry (:class:`BuildStore`).
 
     Returns ``{"build": metrics of the build, "build_cached": bool, "points":
     [one result per setting]}``; a point is ``{"search": setting, "status":
@@ -189,6 +191,7 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     repeats = check_positive_int(task.get("search_repeats", 3), "task.search_repeats")
     recall_at, k_recalls = check_search_options(task, k)
     factor = rerank.rerank_factor(task)
+    mode = latency.query_mode(task)
     codec_columns = codec.groundtruth_columns(task.get("codec")) \
         if codec.enabled(plugin, task.get("codec")) else 1
     ensure_groundtruth(ds, max([*k_recalls, codec_columns]))
@@ -199,7 +202,7 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     points = []
     for setting in settings:
         points.append(_search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats,
-                                    build, factor))
+                                    build, factor, mode))
     return {"build": build, "build_cached": cached, "points": points}
 
 
@@ -280,25 +283,36 @@ def _built(plugin, ds, task, store):
 
 
 def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build,
-                  factor: int = 0) -> dict:
+                  factor: int = 0, mode: str = "batch") -> dict:
     """Search the queries ``repeats`` times at one setting; recall from the first pass.
     With a re-ranking ``factor``, the plugin is asked for factor x k candidates, which are
-    re-ranked by exact distances inside the timed search (:mod:`benchpq.measure.rerank`)."""
+    re-ranked by exact distances inside the timed search (:mod:`benchpq.measure.rerank`).
+    In ``single`` mode each query is its own call (re-ranked in it) and the latencies
+    are recorded: each query's median over the passes (:mod:`benchpq.measure.latency`)."""
     point = {"search": setting, "status": "ok", "message": "", "metrics": {}}
     out = point["metrics"]
     try:
         search_grid.apply(plugin, setting)
-        phases, times, first = Phases(), [], None
+        phases, times, first, passes = Phases(), [], None, []
         nq = ds.query.shape[0]
         asked = min(k * factor, ds.base.shape[0]) if factor else k
+
+        def search(queries, n_results):
+            distances, ids = plugin.search(queries, asked)
+            if factor:
+                with clock.untimed():
+                    distances, ids = _check_search_output(distances, ids, len(queries), asked,
+                                                          plugin.name)
+                distances, ids = rerank.reranked(ds.base, queries, ids, n_results)
+            return distances, ids
+
         for _ in range(repeats):
             with phases("search") as clock:
-                distances, ids = plugin.search(ds.query, asked)
-                if factor:
-                    with clock.untimed():
-                        distances, ids = _check_search_output(distances, ids, nq, asked,
-                                                              plugin.name)
-                    distances, ids = rerank.reranked(ds.base, ds.query, ids, k)
+                if mode == "single":
+                    distances, ids, seconds = latency.one_at_a_time(search, ds.query, k, clock)
+                    passes.append(seconds)
+                else:
+                    distances, ids = search(ds.query, k)
             times.append(phases.metrics[phase_time_name("search")])
             distances, ids = _check_search_output(distances, ids, nq, k, plugin.name)
             if first is None:
@@ -312,6 +326,8 @@ def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build,
         out[phase_time_name("search")] = min(times)
         out[phase_time_stat_name("search", "median")] = float(np.median(times))
         out["search_repeats"] = repeats
+        if passes:
+            out.update(latency.latency_metrics(np.median(passes, axis=0)))
         if factor:
             out["rerank_factor"] = factor
             out["rerank_bytes_per_vector"] = int(ds.base.shape[1] * ds.base.dtype.itemsize)

@@ -1,9 +1,10 @@
 """Run records -> one pandas DataFrame, one row per run.
 
 Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, task,
-seed, threads, simd`` (the native core's SIMD path; None in records older than it),
-``machine`` (the CPU model), ``code_stamp`` (the plugin's code) and
-``dataset_fingerprint`` (the content of the data read), then one column per algorithm
+query_mode`` (a search's ``batch`` or ``single``), ``seed, threads, simd`` (the native
+core's SIMD path; None in records older than it), ``machine`` (the CPU model),
+``code_stamp`` (the plugin's code) and ``dataset_fingerprint`` (the content of the data
+read), then one column per algorithm
 param (``M``, ``nbits``, ...), one per metric (``recall@10``, ``mse``, ...), then
 ``build_id, build_cached`` (the build a run searched, and whether it came from the
 model cache, so its build metrics were measured by an earlier run), ``wall_s,
@@ -33,11 +34,13 @@ from ..store.records import read_record, records_dir
 from .names import better_direction, is_known_metric
 
 BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
-                "seed", "threads", "simd", "machine", "code_stamp", "dataset_fingerprint")
+                "query_mode", "seed", "threads", "simd", "machine", "code_stamp",
+                "dataset_fingerprint")
 TAIL_COLUMNS = ("build_id", "build_cached", "wall_s", "started_at", "path", "per_query")
 # Where a record keeps the columns that are not top-level keys of its own name.
 NESTED_COLUMNS = {"machine": ("provenance", "cpu_model"),
-                  "dataset_fingerprint": ("config", "dataset_fingerprint")}
+                  "dataset_fingerprint": ("config", "dataset_fingerprint"),
+                  "query_mode": ("config", "task", "query_mode")}
 # Key of a run's metrics holding per-query values (benchpq.measure.uncertainty.search_uncertainty):
 # not a metric column; kept as a dict in the ``per_query`` column for paired tests.
 PER_QUERY_KEY = "per_query"
@@ -259,9 +262,12 @@ def _field(record: dict, name: str):
     """A record's value of column ``name``: its own key, or where :data:`NESTED_COLUMNS` says."""
     if name not in NESTED_COLUMNS:
         return record.get(name)
-    section, key = NESTED_COLUMNS[name]
-    part = record.get(section)
-    return part.get(key) if isinstance(part, dict) else None
+    value = record
+    for key in NESTED_COLUMNS[name]:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None and name == "query_mode" and record.get("task") == "search":
+        return "batch"  # searches recorded before the option sent every query in one call
+    return value
 
 
 def _scalar(value):

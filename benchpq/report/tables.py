@@ -21,8 +21,8 @@ from .load import ReportError, param_columns
 AGGREGATIONS = ("mean", "median", "min", "max")
 # Columns that define what a run measures and where (besides its params): runs that differ
 # in any of them are never averaged together. Seed is not one of them.
-DEFINING_COLUMNS = ("dataset", "task", "algorithm", "threads", "rerank_factor", "simd", "machine",
-                    "code_stamp", "dataset_fingerprint")
+DEFINING_COLUMNS = ("dataset", "task", "query_mode", "algorithm", "threads", "rerank_factor",
+                    "simd", "machine", "code_stamp", "dataset_fingerprint")
 # Defining columns holding digests: shown by their first characters when they split rows.
 DIGEST_COLUMNS = ("code_stamp", "dataset_fingerprint")
 DIGEST_CHARS = 8
@@ -209,8 +209,8 @@ def _sortable_keys(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def defining_columns(df: pd.DataFrame) -> list[str]:
-    """Columns that say what a run measures: dataset, task, algorithm, threads, exact
-    re-ranking, params."""
+    """Columns that say what a run measures: dataset, task, query mode, algorithm, threads,
+    exact re-ranking, params."""
     return [c for c in (*DEFINING_COLUMNS, *param_columns(df)) if c in df.columns]
 
 

@@ -56,7 +56,8 @@ ENTRY_FILES = (STATE_FILE, ARRAYS_FILE)
 FORMAT = 2
 
 #: task keys that only change how the built model is searched
-SEARCH_ONLY_TASK_KEYS = ("k", "recall_at", "k_recall", "search_repeats", "rerank")
+SEARCH_ONLY_TASK_KEYS = ("k", "recall_at", "k_recall", "search_repeats", "rerank",
+                         "query_mode")
 #: dataset keys that only change the queries and their ground truth
 SEARCH_ONLY_DATASET_KEYS = ("n_query", "groundtruth_k")
 
