@@ -56,3 +56,20 @@ def test_fixed_settings_may_differ_but_swept_params_must_match(tmp_path):
     df = with_ratios(load_records(tmp_path), {"pq": "nanopq_pq"})
     assert dict(zip(df.M, df["train_s ratio"])) == {4: 0.1, 8: 0.05}
     assert "baseline" not in df.attrs.get("param_columns", [])
+
+
+def write(folder, rec):
+    write_record(record_path(folder, rec["run_id"]), rec)
+
+
+def test_a_baseline_with_several_configurations_is_refused_unless_one_is_named(tmp_path):
+    """Two faiss_pq runs under the same conditions that differ in nbits would be averaged
+    into one denominator; naming one ('faiss_pq[nbits=8]') pairs with it alone."""
+    write(tmp_path, record("ours", "pq", 8, 1, 2.0, 1.0))
+    write(tmp_path, record("b8", "faiss_pq", 8, 1, 4.0, 1.0, params={"nbits": 8}))
+    write(tmp_path, record("b4", "faiss_pq", 8, 1, 1.0, 1.0, params={"nbits": 4}))
+    df = load_records(tmp_path)
+    with pytest.raises(ReportError, match=r"faiss_pq paired with run ours differ in nbits"):
+        with_ratios(df, parse_baselines(["pq=faiss_pq"]))
+    (row,) = with_ratios(df, parse_baselines(["pq=faiss_pq[nbits=8]"])).to_dict("records")
+    assert row["train_s ratio"] == 0.5 and row["baseline"] == "faiss_pq[nbits=8]"

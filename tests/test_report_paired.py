@@ -142,3 +142,54 @@ def test_every_latex_table_is_well_formed(sweep, tmp_path, capsys):
     assert main([str(sweep), "--compare", "better=base", "--format", "latex"]) == 0
     out = capsys.readouterr().out
     assert latex_problems(out[out.index(r"\begin{tabular}"):]) == []
+
+
+# ----------------------------------------------------------- one configuration per side
+
+@pytest.fixture
+def bits_sweep(tmp_path):
+    """'ours' at bits 1 and 4 against 'theirs' at nb_bits 1 and 4, 3 seeds: the two name
+    their bits differently, so nothing pairs 1 bit with 1 bit unless the user says so."""
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        for bits, hit in ((1, 0.3), (4, 0.9)):
+            ranks = np.where(rng.random(N_QUERIES) < hit, 0, -1)
+            for name, key in (("ours", "bits"), ("theirs", "nb_bits")):
+                rid = f"{name}{bits}-{seed}"
+                rec = record(rid, name, seed, ranks, 10.0 / bits)
+                rec["params"] = {key: bits}
+                write_record(record_path(tmp_path, rid), rec)
+    return tmp_path
+
+
+def test_sides_with_several_configurations_are_refused_naming_the_param(bits_sweep):
+    df = load_records(bits_sweep)
+    with pytest.raises(ReportError, match=r"runs of ours .* differ in bits \(1, 4\).*ours\[bits="):
+        paired_comparison(df, "ours", "theirs")
+
+
+def test_a_configuration_named_in_brackets_pairs_like_with_like(bits_sweep, capsys):
+    df = load_records(bits_sweep)
+    (one, four) = parse_pairs(["ours[bits=1]=theirs[nb_bits=1]", "ours[bits=4]=theirs[nb_bits=4]"])
+    for pair, recall in ((one, 0.3), (four, 0.9)):
+        frame = paired_comparison(df, *pair).set_index("metric")
+        assert frame.loc["recall@10", "diff"] == 0.0  # the same hits on both sides
+        assert abs(frame.loc["recall@10", "mean A"] - recall) < 0.06
+        assert frame.loc["mse", "mean A"] == frame.loc["mse", "mean B"]
+    assert main([str(bits_sweep), "--compare", "ours[bits=4]=theirs[nb_bits=4],"
+                 "ours[bits=1]=theirs[nb_bits=1]", "--values", "recall@10"]) == 0
+    out = capsys.readouterr().out
+    assert "ours[bits=4] vs theirs[nb_bits=4]" in out and "ours[bits=1] vs theirs" in out
+    assert main([str(bits_sweep), "--compare", "ours=theirs"]) == 2
+    assert "differ in bits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("ours[bits=1=theirs", "without its ']'"),
+    ("ours[bits]=theirs", "'bits' is not param=value"),
+    ("ours[M=8]=theirs", "'M' is not a param of 'ours'"),
+    ("ours[bits=2]=theirs", "no ok run of ours\\[bits=2\\]")])
+def test_bad_configuration_names_are_named(bits_sweep, spec, message):
+    df = load_records(bits_sweep)
+    with pytest.raises(ReportError, match=message):
+        paired_comparison(df, *parse_pairs([spec])[0])

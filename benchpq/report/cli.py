@@ -51,6 +51,7 @@ from .pareto import default_axes, pareto_table, plot_pareto
 from .references import merge_references, reference_table, references_from_file, render_references
 from .scaling import DEFAULT_X as SCALING_X
 from .scaling import SCALING_NOTE, plot_scaling, render_scaling, scaling_fits
+from .selectors import split_top_level
 from .tables import AGGREGATIONS
 
 PROG = "benchpq-report"
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def names(values: list[str] | None) -> list[str]:
     """Flatten repeated and comma-separated option values: ['a,b', 'c'] -> ['a', 'b', 'c']."""
-    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+    return [n.strip() for v in values or [] for n in split_top_level(v, ",") if n.strip()]
 
 
 def output_format(args: argparse.Namespace) -> str:

@@ -18,6 +18,7 @@ import pandas as pd
 from ..metric_table import RATIO_SUFFIX as _SUFFIX
 from .load import ReportError, metric_columns, param_columns
 from .names import column_order, has_ratio, interval_bound_of, is_known_metric
+from .selectors import parse_pair, parse_selector, require_one_configuration, select
 from .summary import KEY_METRICS
 
 RATIO_SUFFIX = _SUFFIX
@@ -41,13 +42,12 @@ def ratio_metrics(df: pd.DataFrame) -> list[str]:
 
 
 def parse_baselines(specs: list[str]) -> dict[str, str]:
-    """['pq=faiss_pq', 'opq=faiss_opq'] -> {'pq': 'faiss_pq', 'opq': 'faiss_opq'}."""
+    """['pq=faiss_pq', 'opq=faiss_opq'] -> {'pq': 'faiss_pq', 'opq': 'faiss_opq'}; a side may
+    name one configuration, 'rabitq[bits=4]' (:mod:`.selectors`)."""
     pairs = {}
     for spec in specs:
-        ours, sep, base = spec.partition("=")
-        if not sep or not ours.strip() or not base.strip():
-            raise ReportError(f"baseline {spec!r}: expected ALGORITHM=BASELINE, e.g. pq=faiss_pq")
-        pairs[ours.strip()] = base.strip()
+        ours, base = parse_pair(spec, "ALGORITHM=BASELINE")
+        pairs[str(ours)] = str(base)
     return pairs
 
 
@@ -71,11 +71,8 @@ def with_ratios(df: pd.DataFrame, baselines: dict[str, str]) -> pd.DataFrame:
     params = param_columns(df)
     out = []
     for ours, base in baselines.items():
-        mine, theirs = df[df.algorithm == ours], df[df.algorithm == base]
-        for name, runs in ((ours, mine), (base, theirs)):
-            if runs.empty:
-                raise ReportError(f"no ok run of {name!r} to compare "
-                                  f"(algorithms: {', '.join(sorted(df.algorithm.unique()))})")
+        ours, base = parse_selector(ours), parse_selector(base)
+        mine, theirs = select(df, ours), select(df, base)
         swept = [p for p in params if mine[p].nunique(dropna=True) > 1]
         for _, run in mine.iterrows():
             match = theirs[[all(_same(r[c], run[c]) for c in SAME_CONDITIONS if c in df)
@@ -85,10 +82,12 @@ def with_ratios(df: pd.DataFrame, baselines: dict[str, str]) -> pd.DataFrame:
             for p in shared:
                 match = match[match[p] == run[p]]
             if match.empty:
-                raise ReportError(f"run {run.run_id} of {ours!r} has no {base!r} run under the "
-                                  f"same conditions ({', '.join(SAME_CONDITIONS)}, {shared})")
+                raise ReportError(f"run {run.run_id} of {str(ours)!r} has no {str(base)!r} run "
+                                  f"under the same conditions ({', '.join(SAME_CONDITIONS)}, "
+                                  f"{shared})")
+            require_one_configuration(match, base, f"paired with run {run.run_id}")
             row = run.copy()
-            row["baseline"] = base
+            row["baseline"] = str(base)
             for m in metrics:
                 denominator = match[m].mean()
                 row[m + RATIO_SUFFIX] = run[m] / denominator if denominator else float("nan")

@@ -29,6 +29,7 @@ from .pareto import plot_pareto
 from .plots import MARKERS, averaged_over, axis_label, is_bits, legend_outside, save_png
 from .references import check_reference, reference_grid, reference_table
 from .scaling import SCALING_NOTE, plot_scaling, render_scaling, scaling_fits
+from .selectors import Selector, parse_selector
 from .summary import describe_failure, summary_tables, table_footnote
 from .tables import SplitRowsWarning, Table, defining_columns, pivot
 
@@ -147,11 +148,16 @@ def _part_page(runs, table: Table | None, name: str, out: Path, compare, referen
         parts += ["<h2>Growth with the data size</h2>", render_scaling(fits, "html"),
                   HTML.note(SCALING_NOTE)]
     for a, b in compare:
-        if not {a, b} <= set(ok["algorithm"]):
+        a, b = (s if isinstance(s, Selector) else parse_selector(s) for s in (a, b))
+        if not {a.name, b.name} <= set(ok["algorithm"]):
             continue
-        frame = paired_comparison(ok, a, b)
-        parts += [f"<h2>Paired comparison: {_e(a)} vs {_e(b)}</h2>",
-                  render_paired(frame, "html"), HTML.note(PAIRED_NOTE)]
+        parts.append(f"<h2>Paired comparison: {_e(str(a))} vs {_e(str(b))}</h2>")
+        try:
+            frame = paired_comparison(ok, a, b)
+        except ReportError as exc:  # e.g. a side with several configurations here
+            parts.append(HTML.note(f"Not compared on this page: {exc}"))
+            continue
+        parts += [render_paired(frame, "html"), HTML.note(PAIRED_NOTE)]
     if len(references):
         parts += ["<h2>Published figures beside ours</h2>", _references_html(references)]
     parts += ["<h2>Runs</h2>", _runs_html(runs)]

@@ -27,6 +27,7 @@ from .formatting import format_key, format_number
 from .load import ReportError, param_columns
 from .names import base_name, better_direction, recall_rank, with_declared_metrics
 from .output import Grid, output
+from .selectors import Selector, parse_pair, parse_selector, require_one_configuration, select
 
 # Metrics compared by default, after the recalls present (in this order).
 COMPARED = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "search_s",
@@ -34,15 +35,10 @@ COMPARED = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "searc
 CONDITIONS = ("dataset", "task", "threads")
 
 
-def parse_pairs(specs: list[str]) -> list[tuple[str, str]]:
-    """['pq=faiss_pq'] -> [('pq', 'faiss_pq')]."""
-    pairs = []
-    for spec in specs:
-        a, sep, b = spec.partition("=")
-        if not sep or not a.strip() or not b.strip():
-            raise ReportError(f"comparison {spec!r}: expected A=B, e.g. pq=faiss_pq")
-        pairs.append((a.strip(), b.strip()))
-    return pairs
+def parse_pairs(specs: list[str]) -> list[tuple[Selector, Selector]]:
+    """['pq=faiss_pq', 'rabitq[bits=4]=faiss_rabitq[nb_bits=4]'] -> pairs of
+    :class:`~benchpq.report.selectors.Selector`."""
+    return [parse_pair(spec) for spec in specs]
 
 
 def compared_metrics(df: pd.DataFrame) -> list[str]:
@@ -65,11 +61,8 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, metrics=None,
     Raises ReportError if either has no ok run or no run of A has a B run to pair with.
     """
     ok = df[df["status"] == "ok"] if "status" in df else df
-    runs_a, runs_b = ok[ok.algorithm == a], ok[ok.algorithm == b]
-    for name, runs in ((a, runs_a), (b, runs_b)):
-        if runs.empty:
-            raise ReportError(f"no ok run of {name!r} to compare (algorithms: "
-                              f"{', '.join(sorted(map(str, ok.algorithm.unique())))})")
+    a, b = (s if isinstance(s, Selector) else parse_selector(s) for s in (a, b))
+    runs_a, runs_b = select(ok, a), select(ok, b)
     metrics = list(metrics) if metrics else compared_metrics(ok)
     keys = _condition_keys(ok, runs_a, runs_b)
     rows = []
@@ -82,6 +75,9 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, metrics=None,
         seeds = sorted(set(group_a.seed.dropna()) & set(group_b.seed.dropna()))
         if not seeds:
             continue
+        where = "at " + ", ".join(f"{c}={format_key(v)}" for c, v in zip(keys, key))
+        require_one_configuration(group_a, a, where)
+        require_one_configuration(group_b, b, where)
         for metric in metrics:
             if metric not in ok.columns:
                 raise ReportError(f"unknown metric {metric!r} to compare")
@@ -89,7 +85,7 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, metrics=None,
             if result is None:
                 continue
             paired, unit = result
-            rows.append({**dict(zip(keys, key)), "metric": metric, "A": a, "B": b,
+            rows.append({**dict(zip(keys, key)), "metric": metric, "A": str(a), "B": str(b),
                          "mean A": paired.mean_a, "mean B": paired.mean_b,
                          "diff": paired.diff, "ci_low": paired.low, "ci_high": paired.high,
                          "p": paired.p, "p_wilcoxon": paired.p_wilcoxon, "n": paired.n,
@@ -97,7 +93,7 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, metrics=None,
                          "verdict": uncertainty.verdict(paired, better_direction(metric), a, b,
                                                         alpha)})
     if not rows:
-        raise ReportError(f"no run of {a!r} has a run of {b!r} with the same "
+        raise ReportError(f"no run of {str(a)!r} has a run of {str(b)!r} with the same "
                           f"{', '.join(keys)} and seed to pair with")
     return pd.DataFrame(rows)
 
