@@ -429,6 +429,10 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
         Metric("latency_max_s", "The slowest query searched one at a time (seconds).",
                unit="s", direction="min", display="Latency max (s)", kind="time",
                scope="search", is_time=True, ratio=True),
+        Metric("rerank_s", "Seconds of the exact re-ranking inside search_s (gathering the "
+               "candidates' stored rows and their exact distances; task.rerank), in the "
+               "fastest pass.", unit="s", direction="min", display="Re-ranking (s)",
+               kind="time", scope="search", is_time=True, ratio=True),
         Metric("search_repeats", "How many times the queries were searched at each setting "
                "(search_s is the fastest pass).", display="Search passes", kind="count",
                scope="search"),
@@ -539,6 +543,10 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
                "(task.rerank) reads: the base's stored row (d x its dtype's size), kept beside "
                "the codes (on disk or in RAM).", unit="bytes", display="Re-ranking bytes per "
                "vector", scope="search"),
+        Metric("rerank_vectors_read", "Stored base vectors exact re-ranking read in one pass "
+               "over the queries: the candidates the searcher returned (at most nq x "
+               "rerank_factor x k).", display="Re-ranked vectors read", kind="count",
+               scope="search"),
         Metric("rerank_factor", "Candidates per result the searcher was asked for and "
                "re-ranked by exact distance (task.rerank; absent: no re-ranking); a setting, "
                "never bolded.", display="Re-ranking factor", kind="count", scope="search"),

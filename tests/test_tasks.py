@@ -149,7 +149,9 @@ def test_exact_reranking_orders_the_candidates_by_true_distance(dataset, tmp_pat
     assert reranked["recall@1"] == pytest.approx(np.mean(best == dataset.groundtruth[:, 0]))
     assert reranked["recall@1"] > plain["recall@1"]
     assert reranked["rerank_factor"] == 10 and reranked["rerank_bytes_per_vector"] == 16 * 4
-    assert "rerank_factor" not in plain
+    assert reranked["rerank_vectors_read"] == 20 * 50  # 20 queries x 10 x k candidates
+    assert 0 < reranked["rerank_s"] < reranked["search_s"]
+    assert "rerank_factor" not in plain and "rerank_s" not in plain
 
 
 @pytest.mark.parametrize("value", [1, -2, "ten"])
