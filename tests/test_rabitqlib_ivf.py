@@ -29,7 +29,9 @@ def mixture(dim, n=3000, seed=5):
 
 
 def make(**kw):
-    plugin = RaBitQLibIVF(**{"nlist": 16, "nprobe": 4, "seed": 3, **kw})
+    nprobe = kw.pop("nprobe", 4)
+    plugin = RaBitQLibIVF(**{"nlist": 16, "seed": 3, **kw})
+    plugin.set_search_params(nprobe=nprobe)
     plugin.set_threads(1)
     return plugin
 
@@ -151,7 +153,8 @@ def test_small_dimension_is_zero_padded():
     (7, 16, 0.95, 0.99)])
 def test_recall_on_siftsmall(nbits, nprobe, floor_1, floor_10, siftsmall):
     base, queries, gt = siftsmall
-    plugin = RaBitQLibIVF(nbits=nbits, nlist=64, nprobe=nprobe, seed=1)
+    plugin = RaBitQLibIVF(nbits=nbits, nlist=64, seed=1)
+    plugin.set_search_params(nprobe=nprobe)
     plugin.set_threads(1)
     plugin.fit(base)
     plugin.add(base)

@@ -8,6 +8,7 @@ plots are written, and a Pareto command gets the axes its comment promises.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from pathlib import Path
@@ -19,6 +20,7 @@ from benchpq.metric_table import known, lookup, plugin_metrics, spec
 from benchpq.report.cli import build_parser, main, names
 from benchpq.report.load import parse_floors
 from benchpq.report.pareto import default_axes
+from benchpq.report.selectors import parse_pair
 from benchpq.store.records import record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,15 +79,19 @@ def value(name: str, seed: int, algorithm: int) -> float:
 
 def sweep_for(args, tmp_path: Path) -> None:
     """Write the records a command reads: its algorithms x 3 seeds, every named column."""
-    pairs = [spec.split("=", 1) for spec in names(args.baseline) + names(args.compare)]
-    algorithms = list(dict.fromkeys(a for pair in pairs for a in pair)) or ["pq", "faiss_pq"]
+    sides = [s for spec in names(args.baseline) + names(args.compare) for s in parse_pair(spec)]
+    algorithms = list(dict.fromkeys(s.name for s in sides)) or ["pq", "faiss_pq"]
+    # the configurations a command names in brackets (rabitq[bits=4]), per algorithm
+    configs = {name: [s.params for s in sides if s.name == name and s.params] or [{}]
+               for name in algorithms}
+    named = {key for s in sides for key in s.params}
     columns = [c for c in names(args.rows) + names(args.cols) + names(args.values)
                + names(args.by) + [args.x, args.y] if c and c not in FIXED]
     columns = [c[:-len(" ratio")] if c.endswith(" ratio") else c for c in columns]
     metrics = {c for c in columns if known(c, DECLARED)} | {
         "recall@1", "recall@10", "recall@100", "mse", "train_s", "search_s", "qps", "code_bits",
         "mean_candidates"}
-    params = [c for c in columns if not known(c, DECLARED)]
+    params = [c for c in columns if not known(c, DECLARED) and c not in named]
     floors = parse_floors(names(args.floor)) if args.floor else {}  # met by half the runs
     metrics |= set(floors)
     datasets = ["siftsmall", "sift1m"] if "dataset" in names(args.rows) + names(args.cols) \
@@ -95,22 +101,24 @@ def sweep_for(args, tmp_path: Path) -> None:
         n = 0
         for dataset in datasets:
             for a, algorithm in enumerate(algorithms):
-                for setting in (2, 8):
-                    for seed in range(3):
-                        n += 1
-                        rid = f"{n:04d}"
-                        write_record(record_path(folder, rid), {
-                            "run_id": rid, "status": "ok", "message": "",
-                            "algorithm": algorithm, "dataset": dataset, "task": "search",
-                            "params": {"M": 8, **{p: setting for p in params}},
-                            "seed": seed, "threads": 1, "simd": "avx2",
-                            "metrics": {**{m: value(m, seed, a) * (1 + setting / 100)
-                                           for m in sorted(metrics)},
-                                        **(floors if setting == 8 else {})},
-                            "metric_specs": {m: DECLARED[m] for m in metrics if m in DECLARED},
-                            "config": {"name": folder.name},
-                            "provenance": {"started_at": "2026-01-01T00:00:00+00:00"},
-                            "wall_s": 1.0})
+                for config, setting, seed in itertools.product(configs[algorithm], (2, 8),
+                                                               range(3)):
+                    n += 1
+                    rid = f"{n:04d}"
+                    write_record(record_path(folder, rid), {
+                        "run_id": rid, "status": "ok", "message": "",
+                        "algorithm": algorithm, "dataset": dataset, "task": "search",
+                        "params": {"M": 8, **{p: setting for p in params},
+                                   **{k: int(v) if v.isdigit() else v
+                                      for k, v in config.items()}},
+                        "seed": seed, "threads": 1, "simd": "avx2",
+                        "metrics": {**{m: value(m, seed, a) * (1 + setting / 100)
+                                       for m in sorted(metrics)},
+                                    **(floors if setting == 8 else {})},
+                        "metric_specs": {m: DECLARED[m] for m in metrics if m in DECLARED},
+                        "config": {"name": folder.name},
+                        "provenance": {"started_at": "2026-01-01T00:00:00+00:00"},
+                        "wall_s": 1.0})
 
 
 @pytest.mark.parametrize("source, command, comment", COMMANDS,

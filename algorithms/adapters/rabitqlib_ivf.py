@@ -49,7 +49,7 @@ PAD = 32
 BLOCK_FACTOR_BYTES, ID_BYTES = 12, 4
 #: bytes of the extra-bit factors of a vector (nbits > 1): two floats
 EXTRA_FACTOR_BYTES = 8
-#: cells visited per query unless the search says otherwise
+#: cells visited per query until the search sets nprobe (at most nlist)
 DEFAULT_NPROBE = 16
 #: the id the library returns where a query has fewer than k candidates
 MISSING_ID = np.iinfo(np.uint32).max
@@ -68,20 +68,19 @@ class RaBitQLibIVF(FittedGuard, Searcher):
         nbits: bits per coordinate, 1 .. 9 (1: RaBitQ; more: extended RaBitQ).
         nlist: k-means cells; niter: k-means iterations (faiss's Kmeans, at most 256
             training vectors per centroid, as faiss's IVF indexes).
-        nprobe: cells visited per query (1 .. nlist), a search parameter (None: 16, or
-            every cell when there are fewer).
+        (search parameter, :meth:`set_search_params`) nprobe: cells visited per query,
+            1 .. nlist; 16 until set, or every cell when there are fewer.
         seed: k-means seed (None: faiss's); the library's rotation is not seeded.
     """
 
     fitted_attribute, fitted_action = "centroids", "adding or searching"
 
     def __init__(self, nbits: int = 4, nlist: int = 1024, niter: int = 25,
-                 nprobe: int | None = None, seed: int | None = None):
+                 seed: int | None = None):
         self.nbits = check_positive_int(nbits, "nbits", *NBITS_RANGE)
         self.nlist = check_positive_int(nlist, "nlist")
         self.niter = check_positive_int(niter, "niter")
-        nprobe = min(DEFAULT_NPROBE, self.nlist) if nprobe is None else nprobe
-        self.nprobe = check_positive_int(nprobe, "nprobe", 1, self.nlist)
+        self.nprobe = min(DEFAULT_NPROBE, self.nlist)
         self.seed = seed
         self.threads = 1
         self.dim = None
