@@ -53,5 +53,6 @@ def reranked(base: np.ndarray, queries: np.ndarray, ids: np.ndarray,
         out_d[start:start + step] = np.take_along_axis(d, order, 1)
         picked = np.take_along_axis(chunk, order, 1)
         out_i[start:start + step] = np.where(np.isfinite(out_d[start:start + step]), picked, -1)
-    release_pages(base)
+    if nq * m * base.shape[1] * base.dtype.itemsize >= GATHER_BYTES:
+        release_pages(base)  # a large gather's pages leave the process; a query's few stay
     return out_d, out_i
