@@ -397,6 +397,12 @@ def ratio_name(metric: str) -> str:
     return f"{metric}{RATIO_SUFFIX}"
 
 
+def search_seconds(name: str, text: str, display: str) -> Metric:
+    """A time measured at each search setting: seconds, lower is better, a ratio."""
+    return Metric(name, text, unit="s", direction="min", display=display, kind="time",
+                  scope="search", is_time=True, ratio=True)
+
+
 # ------------------------------------------------------------------------- the table
 
 #: Concrete core metrics and families by section, in the order the report shows them.
@@ -412,27 +418,21 @@ SECTIONS: tuple[tuple[str, tuple], ...] = (
                unit="queries/s", direction="max", display="QPS", kind="rate", scope="search",
                is_time=True, ratio=True),
         PHASE_TIME, PHASE_TIME_STAT,
-        Metric("latency_mean_s", "Mean seconds per query searched one at a time "
-               "(task.query_mode single; each query's median over the passes).", unit="s",
-               direction="min", display="Latency mean (s)", kind="time", scope="search",
-               is_time=True, ratio=True),
-        Metric("latency_median_s", "Median seconds per query searched one at a time.",
-               unit="s", direction="min", display="Latency p50 (s)", kind="time",
-               scope="search", is_time=True, ratio=True),
-        Metric("latency_p95_s", "95th percentile of the seconds per query searched one at a "
-               "time.", unit="s", direction="min", display="Latency p95 (s)", kind="time",
-               scope="search", is_time=True, ratio=True),
-        Metric("latency_p99_s", "99th percentile of the seconds per query searched one at a "
-               "time, with its 95% bootstrap interval over queries.", unit="s",
-               direction="min", display="Latency p99 (s)", kind="time", scope="search",
-               is_time=True, ratio=True),
-        Metric("latency_max_s", "The slowest query searched one at a time (seconds).",
-               unit="s", direction="min", display="Latency max (s)", kind="time",
-               scope="search", is_time=True, ratio=True),
-        Metric("rerank_s", "Seconds of the exact re-ranking inside search_s (gathering the "
-               "candidates' stored rows and their exact distances; task.rerank), in the "
-               "fastest pass.", unit="s", direction="min", display="Re-ranking (s)",
-               kind="time", scope="search", is_time=True, ratio=True),
+        search_seconds("latency_mean_s", "Mean seconds per query searched one at a time "
+                       "(task.query_mode single; each query's median over the passes).",
+                       "Latency mean (s)"),
+        search_seconds("latency_median_s", "Median seconds per query searched one at a time.",
+                       "Latency p50 (s)"),
+        search_seconds("latency_p95_s", "95th percentile of the seconds per query searched "
+                       "one at a time.", "Latency p95 (s)"),
+        search_seconds("latency_p99_s", "99th percentile of the seconds per query searched "
+                       "one at a time, with its 95% bootstrap interval over queries.",
+                       "Latency p99 (s)"),
+        search_seconds("latency_max_s", "The slowest query searched one at a time (seconds).",
+                       "Latency max (s)"),
+        search_seconds("rerank_s", "Seconds of the exact re-ranking inside search_s "
+                       "(gathering the candidates' stored rows and their exact distances; "
+                       "task.rerank), in the fastest pass.", "Re-ranking (s)"),
         Metric("search_repeats", "How many times the queries were searched at each setting "
                "(search_s is the fastest pass).", display="Search passes", kind="count",
                scope="search"),
