@@ -59,19 +59,21 @@ Factors read_factors(const uint8_t* row, int64_t code_bytes) {
 // reaches m when t passes the critical value m / |o_j|, m = 1 .. top. cos(y, r) is
 // constant between critical values, so the best code is the best prefix of the critical
 // values in increasing order; the search takes them as u = |o_j| / m = 1 / t in
-// decreasing order, ties by dimension, and keeps the first best prefix. It visits every
-// critical value once: bucketed by u, each bucket's sums of <y, o> and |y|^2 give the
-// state at every bucket boundary, and over a bucket the cosine is at most <y, o> at its
-// end over |y| at its start. Only the buckets whose bound reaches the best boundary
-// cosine are sorted and walked value by value. Exact: the same code as walking every
-// critical value in order.
+// decreasing order, ties by dimension, and keeps the first best prefix.
+//
+// Most prefixes are ruled out without being ordered: the critical values are put in
+// buckets of u (64 per octave), whose sums of |o_j| and of the |y|^2 increments give the
+// state <y, o>, |y|^2 at every bucket boundary. Inside a bucket both only grow, so no
+// prefix ending in it has a squared cosine above <y, o>^2 at its end over |y|^2 at its
+// start. Only the buckets whose bound reaches the best boundary are sorted and walked one
+// critical value at a time; every other bucket holds no prefix as good as that boundary.
+// The result is the walk over every critical value (up to the rounding of the sums).
 class RowQuantizer {
  public:
   RowQuantizer(int64_t dp, int64_t bits)
       : dp_(dp), bits_(bits), top_((1 << (bits - 1)) - 1), level_(dp), mag_(dp),
-        inverse_(top_ + 1),
-        buckets_(kBuckets),
-        count_(buckets_) {
+        inverse_(top_ + 1), bucket_of_(dp * top_), ip_sum_(kBuckets),
+        n2_sum_(kBuckets), ip_before_(kBuckets), n2_before_(kBuckets), walk_(kBuckets) {
     for (int32_t m = 1; m <= top_; ++m) inverse_[m] = 1.0 / m;
   }
 
@@ -117,86 +119,144 @@ class RowQuantizer {
     std::memcpy(out, factors, sizeof(factors));
   }
 
+  // A critical value in the walk's order: larger u first, ties by the smaller dimension.
   struct Event {
-    double u;  // |o_j| (1 / m)
-    int32_t j, m, bucket;
+    double u;  // |o_j| / m
+    int32_t j, m;
     bool operator<(const Event& e) const { return u > e.u || (u == e.u && j < e.j); }
   };
 
   void search_levels() {
     double largest = 0.0;
     for (int64_t j = 0; j < dp_; ++j) largest = std::max(largest, mag_[j]);
-    // Counting sort of the critical values into buckets of u below the largest (bucket 0
-    // holds the largest u), then each bucket sorted as it is walked.
+    // Each critical value's bucket (bucket 0 holds the largest u; -1: |o_j| = 0, none), then
+    // each bucket's sums of |o_j| and of the |y|^2 increments (m + 1/2)^2 - (m - 1/2)^2 = 2 m.
     const int64_t key_of_largest = key(largest);
-    std::fill(count_.begin(), count_.begin() + used_, 0);
-    events_.clear();
+    std::fill(ip_sum_.begin(), ip_sum_.begin() + used_, 0.0);
+    std::fill(n2_sum_.begin(), n2_sum_.begin() + used_, 0.0);
     int32_t used = 0;  // buckets 0 .. used - 1 hold critical values
-    for (int64_t j = 0; j < dp_; ++j) {
-      if (mag_[j] <= 0) continue;
-      for (int32_t m = 1; m <= top_; ++m) {
-        const double u = mag_[j] * inverse_[m];
-        const int32_t b = static_cast<int32_t>(std::min(buckets_ - 1, key_of_largest - key(u)));
-        events_.push_back({u, static_cast<int32_t>(j), m, b});
-        ++count_[b];
+    for (int32_t m = 1; m <= top_; ++m) {
+      const double inverse = inverse_[m], increment = 2.0 * m;
+      int32_t* bucket = bucket_of_.data() + (m - 1) * dp_;
+      for (int64_t j = 0; j < dp_; ++j) {
+        const int64_t b = std::min(kBuckets - 1, key_of_largest - key(mag_[j] * inverse));
+        bucket[j] = mag_[j] > 0 ? static_cast<int32_t>(b) : -1;
+      }
+      for (int64_t j = 0; j < dp_; ++j) {
+        const int32_t b = bucket[j];
+        if (b < 0) continue;
+        ip_sum_[b] += mag_[j];
+        n2_sum_[b] += increment;
         used = std::max(used, b + 1);
       }
     }
     used_ = used;
-    int64_t offset = 0;
-    for (int64_t b = 0; b < used; ++b) {
-      const int64_t c = count_[b];
-      count_[b] = offset;
-      offset += c;
-    }
-    sorted_.resize(events_.size());
-    for (const Event& e : events_) sorted_[count_[e.bucket]++] = e;
-    // walk in order; count_[b] is now the end of bucket b
+    // <y, o> and |y|^2 at every bucket boundary (the first: the 1-bit code), and the best
+    // squared cosine among them.
     double ip = 0.0, n2 = 0.25 * static_cast<double>(dp_);
     for (int64_t j = 0; j < dp_; ++j) ip += 0.5 * mag_[j];
-    double best = ip * ip / n2;  // the squared cosine
-    Event chosen{0.0, -1, 0, 0};
-    auto first = sorted_.begin();
-    for (int64_t b = 0; b < used; ++b) {
-      const auto last = sorted_.begin() + count_[b];
-      if (last - first > 1) std::sort(first, last);
-      for (; first != last; ++first) {
-        ip += mag_[first->j];
-        n2 += 2.0 * static_cast<double>(first->m);  // (m + 1/2)^2 - (m - 1/2)^2
-        const double value = ip * ip / n2;
-        if (value > best) {
-          best = value;
-          chosen = *first;
-        }
+    const double ip_start = ip, n2_start = n2;
+    double best_ip2 = ip * ip, best_n2 = n2;  // compared as ip^2 / n2 by cross products
+    for (int32_t b = 0; b < used; ++b) {
+      ip_before_[b] = ip;
+      n2_before_[b] = n2;
+      ip += ip_sum_[b];
+      n2 += n2_sum_[b];
+      if (ip * ip * best_n2 > best_ip2 * n2) {
+        best_ip2 = ip * ip;
+        best_n2 = n2;
+      }
+    }
+    const double best_boundary = best_ip2 / best_n2;
+    // A bucket may hold a better prefix only if its bound reaches that boundary. Each of
+    // its critical values adds |o_j| = m u to <y, o> and 2 m to |y|^2: at most h / 2 per
+    // unit of |y|^2, h the bucket's upper edge of u. A prefix that adds s to |y|^2 has
+    // <y, o> <= min(A + s h / 2, E) (A, E: the bucket's start and end), so its squared
+    // cosine is at most E^2 / (N + 2 (E - A) / h), N the start's |y|^2.
+    const double best = best_boundary * (1.0 - kBoundSlack);
+    events_.clear();
+    bool any = false;
+    for (int32_t b = 0; b < used; ++b) {
+      walk_[b] = 0;
+      if (n2_sum_[b] == 0) continue;  // no critical value
+      const double half_edge = 0.5 * upper_edge(key_of_largest - b);
+      const double start = ip_before_[b], end = start + ip_sum_[b];
+      walk_[b] = end * end * half_edge >= best * (n2_before_[b] * half_edge + (end - start));
+      any = any || walk_[b];
+    }
+    if (!any) return;  // no bucket reaches the 1-bit code, the first boundary: it is the best
+    for (int32_t m = 1; m <= top_; ++m) {
+      const int32_t* bucket = bucket_of_.data() + (m - 1) * dp_;
+      for (int64_t j = 0; j < dp_; ++j)
+        if (bucket[j] >= 0 && walk_[bucket[j]])
+          events_.push_back({mag_[j] * inverse_[m], static_cast<int32_t>(j), m});
+    }
+    std::sort(events_.begin(), events_.end());
+    // Walk the chosen buckets in order, each from its start state; keep the first best.
+    double walked_best = ip_start * ip_start / n2_start;
+    Event chosen{0.0, -1, 0};
+    int32_t b = -1;  // the bucket of the last critical value walked
+    for (const Event& e : events_) {
+      const int32_t eb = b_of(e);
+      if (eb != b) {  // the first critical value of a walked bucket: start from its sums
+        b = eb;
+        ip = ip_before_[b];
+        n2 = n2_before_[b];
+      }
+      ip += mag_[e.j];
+      n2 += 2.0 * static_cast<double>(e.m);
+      const double value = ip * ip / n2;
+      if (value > walked_best) {
+        walked_best = value;
+        chosen = e;
       }
     }
     if (chosen.j < 0) return;  // the 1-bit code is the best
-    for (int64_t j = 0; j < dp_; ++j) {
-      int32_t level = 0;  // the critical values of j up to the chosen one, in the walk's order
-      while (level < top_ &&
-             !(chosen < Event{mag_[j] * inverse_[level + 1], static_cast<int32_t>(j), 0, 0}))
-        ++level;
-      level_[j] = mag_[j] > 0 ? level : 0;
+    // level_j: the critical values of j up to the chosen one in the walk's order, that is
+    // those in earlier buckets and those of the chosen one's bucket that precede it
+    const uint32_t chosen_bucket = static_cast<uint32_t>(b_of(chosen));
+    for (int32_t m = 1; m <= top_; ++m) {
+      const int32_t* bucket = bucket_of_.data() + (m - 1) * dp_;
+      for (int64_t j = 0; j < dp_; ++j)  // -1 (no critical value) compares as the largest
+        level_[j] += static_cast<uint32_t>(bucket[j]) < chosen_bucket;
+      for (int64_t j = 0; j < dp_; ++j)
+        if (static_cast<uint32_t>(bucket[j]) == chosen_bucket &&
+            !(chosen < Event{mag_[j] * inverse_[m], static_cast<int32_t>(j), m}))
+          ++level_[j];
     }
   }
 
-  // A monotone key of a positive double: its exponent and first log2(kSteps) mantissa bits.
+  int32_t b_of(const Event& e) const { return bucket_of_[(e.m - 1) * dp_ + e.j]; }
+
+  // A monotone key of a positive double: its exponent and first kStepBits mantissa bits.
   static int64_t key(double v) {
     int64_t bits;
     std::memcpy(&bits, &v, sizeof(bits));
     return bits >> (52 - kStepBits);
   }
 
-  static constexpr int kStepBits = 6;                   // 64 buckets per octave of u
+  // The smallest double above every value of the given key.
+  static double upper_edge(int64_t key_value) {
+    const int64_t bits = (key_value + 1) << (52 - kStepBits);
+    double v;
+    std::memcpy(&v, &bits, sizeof(v));
+    return v;
+  }
+
+  static constexpr int kStepBits = 5;                   // 32 buckets per octave of u
+  // Relative slack of the bucket bound: it covers the rounding of the bucket sums.
+  static constexpr double kBoundSlack = 1e-9;
   static constexpr int64_t kBuckets = 24 << kStepBits;  // 24 octaves; smaller u share the last
   int64_t dp_, bits_;
   int32_t top_;
   std::vector<int32_t> level_;
   std::vector<double> mag_, inverse_;  // inverse_[m] = 1 / m
-  int64_t buckets_;
-  std::vector<int64_t> count_;  // per bucket: its count, then its end in sorted_
-  int32_t used_ = 0;             // buckets count_ holds values for
-  std::vector<Event> events_, sorted_;
+  std::vector<int32_t> bucket_of_;     // (top, dp): the bucket of critical value m of j, or -1
+  std::vector<double> ip_sum_, n2_sum_;  // per bucket: sums of |o_j| and of 2 m
+  std::vector<double> ip_before_, n2_before_;  // per bucket: <y, o> and |y|^2 at its start
+  std::vector<char> walk_;             // per bucket: walked one critical value at a time
+  int32_t used_ = 0;                   // buckets the sums hold values for
+  std::vector<Event> events_;          // the critical values of the walked buckets
 };
 
 // A query rotated once, its squared norm and the table of signed sums
