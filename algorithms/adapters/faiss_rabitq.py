@@ -19,9 +19,11 @@ scalar quantizer if ``centered``.
 faiss leaves RaBitQ's random rotation to the caller (its factory's ``RR{d},`` prefix):
 ``rotate`` multiplies every vector by a seeded random orthogonal matrix first, as the paper
 prescribes (on siftsmall it lifts exhaustive 1-bit recall@10 from 0.75 to 0.88). The plugin
-rotates in fixed blocks of ``ROTATION_ROWS`` rows, so that a vector's rotation, hence its
-code and its factors, do not depend on the batch it came in (faiss's IndexPreTransform
-rotates each call's rows with one BLAS product, whose rounding depends on the call's size).
+rotates with our native row product (``cpp/itq.h`` ``itq_project``, every output summed in
+one fixed order), so that a vector's rotation, hence its code and its factors, do not
+depend on the batch it came in nor on its place in it (faiss's IndexPreTransform rotates
+each call's rows with one BLAS product, and an sgemm's rounding of a row can depend on the
+call's size and on the row's place in the tile: measured on an AVX-512 machine).
 ``refine`` keeps every added vector as float32 too (IndexRefineFlat around the index, in the
 rotated frame, where distances are the same), so that the search parameter ``rerank`` = k'
 re-ranks the k' best estimates with exact distances.
@@ -36,6 +38,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from benchpq import native
 from benchpq.api import UNSET
 from benchpq.checks import (
     InputError,
@@ -48,7 +51,8 @@ from benchpq.registry import register
 
 from ..primitives.checks import check_flag, plugin_seed
 from ..primitives.codes import appended_rows
-from ..primitives.rotations import blas_for, random_rotation
+from ..own.itq import ITQ_CALLS
+from ..primitives.rotations import random_rotation
 from .faiss_quantizers import IVF_SEARCH_METRICS, FaissIndexPlugin
 
 #: bits per coordinate faiss's RaBitQuantizer takes (1: RaBitQ; more: extended RaBitQ)
@@ -57,23 +61,12 @@ NB_BITS_RANGE = (1, 9)
 QB_MAX = 8
 #: vectors per SIMD block of the fast-scan indexes
 FAST_SCAN_BLOCK = 32
-#: rows per rotation product: every product has this shape (the last block padded with zeros)
-ROTATION_ROWS = 256
-
-
-def rotated_in_blocks(x: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """x (n, d) float32 times R (d, d) float32, ``ROTATION_ROWS`` rows per product (serial
-    BLAS): a row's result is the same whatever the rows around it."""
+def rotated_rows(x: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """x (n, d) float32 times R (d, d') float32 by our native product: a row's result is the
+    same whatever the rows around it, on every SIMD path and thread count."""
     out = np.empty((x.shape[0], R.shape[1]), np.float32)
-    block = np.zeros((ROTATION_ROWS, x.shape[1]), np.float32)
-    product = np.empty((ROTATION_ROWS, R.shape[1]), np.float32)
-    with blas_for(ROTATION_ROWS * R.size):
-        for start in range(0, x.shape[0], ROTATION_ROWS):
-            rows = x[start:start + ROTATION_ROWS]
-            block[:rows.shape[0]] = rows
-            block[rows.shape[0]:] = 0
-            np.matmul(block, R, out=product)
-            out[start:start + rows.shape[0]] = product[:rows.shape[0]]
+    ITQ_CALLS.call(native.load(), "itq_project", x, x.shape[0], x.shape[1],
+                   np.zeros(x.shape[1], np.float32), R, R.shape[1], out)
     return out
 
 
@@ -93,6 +86,11 @@ class FaissRaBitQIndex(FaissIndexPlugin):
     """
 
     fast_scan = False
+
+    def set_threads(self, threads: int) -> None:
+        """faiss's threads and our native core's, which rotates the vectors."""
+        super().set_threads(threads)
+        native.set_num_threads(int(threads))
 
     def __init__(self, nb_bits: int = 1, rotate: bool = True, refine: bool = False,
                  qb: int = 4, centered: bool = False, rerank: int = 0,
@@ -124,7 +122,7 @@ class FaissRaBitQIndex(FaissIndexPlugin):
 
     def _rotated(self, x: np.ndarray) -> np.ndarray:
         """x in the frame the RaBitQ index quantizes (x itself unless ``rotate``)."""
-        return x if self.rotation is None else rotated_in_blocks(x, self.rotation)
+        return x if self.rotation is None else rotated_rows(x, self.rotation)
 
     def fit(self, x):
         x = as_matrix(x, "learn")
@@ -166,7 +164,7 @@ class FaissRaBitQIndex(FaissIndexPlugin):
                           finite=False)
         x = core.sa_decode(codes)
         return x if self.rotation is None else \
-            rotated_in_blocks(x, np.ascontiguousarray(self.rotation.T))
+            rotated_rows(x, np.ascontiguousarray(self.rotation.T))
 
     # -- Searcher -----------------------------------------------------------
     def add(self, x):
