@@ -14,7 +14,8 @@ Every plugin reports ``code_bits`` (bits per encoded vector) and
 ``model_bytes`` (codebooks, rotations, coarse quantizers).
 
 Arrays: vectors are float32 of shape (n, d), C-contiguous; ids are int64;
-distances are float32 squared L2. The task checks shapes, dtypes and finiteness
+distances are float32 squared L2, or inner products (largest first) for a searcher set to
+``ip`` (:meth:`Searcher.set_metric`). The task checks shapes, dtypes and finiteness
 before calling a plugin, so a plugin may rely on them.
 """
 from __future__ import annotations
@@ -137,6 +138,24 @@ class Quantizer(Algorithm):
 class Searcher(Algorithm):
     """Indexes a database and answers k-nearest-neighbour queries."""
 
+    #: the metrics this searcher ranks by (:mod:`benchpq.datasets.metric`): ``l2``, and
+    #: ``ip`` where it implements inner-product search (``cosine`` is ``ip`` on the
+    #: normalised vectors a cosine dataset holds)
+    search_metrics: tuple[str, ...] = ("l2",)
+    #: the metric in force, set by :meth:`set_metric` before fit
+    metric: str = "l2"
+
+    def set_metric(self, metric: str) -> None:
+        """Rank by ``metric`` (``l2`` or ``ip``) from the next :meth:`fit` on; the task calls
+        it before training. A metric outside :attr:`search_metrics` is refused, naming both.
+        Under ``ip``, :meth:`search` returns inner products, largest first."""
+        if metric not in self.search_metrics:
+            raise InputError(f"algorithm {self.name or type(self).__name__!r} searches by "
+                             f"{', '.join(self.search_metrics)} only, not by {metric!r} (the "
+                             f"dataset's metric); choose an algorithm that declares {metric!r} "
+                             f"in search_metrics, or a dataset of its metric")
+        self.metric = metric
+
     def add(self, x: np.ndarray) -> None:
         """Add database vectors (n, d) float32; ids are 0..n-1 in order of addition.
 
@@ -150,7 +169,8 @@ class Searcher(Algorithm):
         A plugin must also search correctly if it is never called. Default: nothing."""
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (distances (nq, k) float32, ids (nq, k) int64), nearest first.
+        """Return (distances (nq, k) float32, ids (nq, k) int64), nearest first: squared
+        distances ascending, or under ``ip`` inner products descending.
 
         Missing results (fewer than k candidates) have id -1.
         """

@@ -88,6 +88,11 @@ void ProductQuantizer::subspace_table(const float* sub, int64_t m, float* out) c
   for (int64_t j = 0; j < Ks_; ++j) out[j] = l2sqr(sub, c + j * dsub_, dsub_);
 }
 
+void ProductQuantizer::subspace_ip_table(const float* sub, int64_t m, float* out) const {
+  const float* c = codewords_.data() + m * Ks_ * dsub_;
+  for (int64_t j = 0; j < Ks_; ++j) out[j] = -inner(sub, c + j * dsub_, dsub_);
+}
+
 void ProductQuantizer::train(const float* x, int64_t n, int niter, int init, uint64_t seed,
                              int64_t max_points_per_centroid, double* objective) {
   if (n < Ks_ || niter < 1) throw std::invalid_argument("ProductQuantizer::train: need n >= Ks, niter >= 1");
@@ -190,11 +195,15 @@ void ProductQuantizer::adc_tables(const float* queries, int64_t nq, float* table
 
 template <typename CodeT>
 void ProductQuantizer::search_adc(const float* queries, int64_t nq, const CodeT* codes, int64_t n,
-                                  int64_t k, float* distances, int64_t* ids) const {
+                                  int64_t k, float* distances, int64_t* ids,
+                                  bool inner_product) const {
   search_rows(nq, codes, n, M_, Ks_, k, distances, ids,
               [&](int64_t q, float* scratch, const float** rows) {
                 for (int64_t m = 0; m < M_; ++m) {
-                  subspace_table(queries + q * D_ + m * dsub_, m, scratch + m * Ks_);
+                  if (inner_product)
+                    subspace_ip_table(queries + q * D_ + m * dsub_, m, scratch + m * Ks_);
+                  else
+                    subspace_table(queries + q * D_ + m * dsub_, m, scratch + m * Ks_);
                   rows[m] = scratch + m * Ks_;
                 }
               });
@@ -232,11 +241,21 @@ void ProductQuantizer::sum_by_code_u16(const float* y, int64_t n, int64_t d, con
 
 void ProductQuantizer::search_adc_u8(const float* queries, int64_t nq, const uint8_t* codes,
                                      int64_t n, int64_t k, float* distances, int64_t* ids) const {
-  search_adc(queries, nq, codes, n, k, distances, ids);
+  search_adc(queries, nq, codes, n, k, distances, ids, false);
 }
 void ProductQuantizer::search_adc_u16(const float* queries, int64_t nq, const uint16_t* codes,
                                       int64_t n, int64_t k, float* distances, int64_t* ids) const {
-  search_adc(queries, nq, codes, n, k, distances, ids);
+  search_adc(queries, nq, codes, n, k, distances, ids, false);
+}
+void ProductQuantizer::search_adc_ip_u8(const float* queries, int64_t nq, const uint8_t* codes,
+                                        int64_t n, int64_t k, float* distances,
+                                        int64_t* ids) const {
+  search_adc(queries, nq, codes, n, k, distances, ids, true);
+}
+void ProductQuantizer::search_adc_ip_u16(const float* queries, int64_t nq, const uint16_t* codes,
+                                         int64_t n, int64_t k, float* distances,
+                                         int64_t* ids) const {
+  search_adc(queries, nq, codes, n, k, distances, ids, true);
 }
 void ProductQuantizer::search_sdc_u8(const uint8_t* query_codes, int64_t nq, const uint8_t* codes,
                                      int64_t n, int64_t k, float* distances, int64_t* ids) const {

@@ -74,6 +74,14 @@ class ProductQuantizer {
   void search_adc_u16(const float* queries, int64_t nq, const uint16_t* codes, int64_t n,
                       int64_t k, float* distances, int64_t* ids) const;
 
+  /// Maximum inner-product search through the same tables, each entry the negated inner
+  /// product of a query sub-vector and a codeword: distances (nq, k) are -<q, decoded x>,
+  /// ascending (the largest inner products first), ties by the smaller id.
+  void search_adc_ip_u8(const float* queries, int64_t nq, const uint8_t* codes, int64_t n,
+                        int64_t k, float* distances, int64_t* ids) const;
+  void search_adc_ip_u16(const float* queries, int64_t nq, const uint16_t* codes, int64_t n,
+                         int64_t k, float* distances, int64_t* ids) const;
+
   /// Symmetric distance search: queries given by their codes (nq, M); the
   /// distance is the sum of codeword-to-codeword squared distances.
   void search_sdc_u8(const uint8_t* query_codes, int64_t nq, const uint8_t* codes, int64_t n,
@@ -98,11 +106,12 @@ class ProductQuantizer {
   void sum_by_code(const float* y, int64_t n, int64_t d, const CodeT* codes, double* out) const;
   template <typename CodeT>
   void search_adc(const float* queries, int64_t nq, const CodeT* codes, int64_t n, int64_t k,
-                  float* distances, int64_t* ids) const;
+                  float* distances, int64_t* ids, bool inner_product) const;
   template <typename CodeT>
   void search_sdc(const CodeT* query_codes, int64_t nq, const CodeT* codes, int64_t n, int64_t k,
                   float* distances, int64_t* ids) const;
   void subspace_table(const float* sub, int64_t m, float* out) const;
+  void subspace_ip_table(const float* sub, int64_t m, float* out) const;  // -<sub, c_j>
 
   int64_t D_, M_, Ks_, dsub_;
   std::vector<float> codewords_;          // (M, Ks, Ds)

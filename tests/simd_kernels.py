@@ -50,6 +50,7 @@ def pq_outputs(out: dict) -> None:
         out[f"{key}.adc.distances"], out[f"{key}.adc.ids"] = pq.search(q, 11)
         out[f"{key}.adc1.distances"], out[f"{key}.adc1.ids"] = pq.search(q[:1], 11)
         out[f"{key}.sdc.distances"], out[f"{key}.sdc.ids"] = pq.search_sdc(q, 7)
+        out[f"{key}.ip.distances"], out[f"{key}.ip.ids"] = pq.search_by(q, 11, "ip")
 
 
 def kmeans_outputs(out: dict) -> None:

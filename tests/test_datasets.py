@@ -322,10 +322,10 @@ def test_ann_hdf5_loader(tmp_path):
     angular_nbrs, _ = ground_truth(*unit, 10, use_cache=False)  # the neighbours it ships
     write_ann_hdf5(tmp_path / "toy-angular.hdf5", train, test, angular_nbrs, distance="angular")
     cfg["path"] = "toy-angular.hdf5"
-    with pytest.raises(InputError, match="distance is 'angular'.*normalize: true"):
-        load_dataset(cfg, data_dir=tmp_path, cache_dir=tmp_path)
-    ds = load_dataset(dict(cfg, normalize=True), data_dir=tmp_path, cache_dir=tmp_path)
+    ds = load_dataset(cfg, data_dir=tmp_path, cache_dir=tmp_path)  # read as cosine
+    assert ds.metric == "cosine"
     np.testing.assert_allclose(np.linalg.norm(ds.base, axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(ds.groundtruth, angular_nbrs)
 
 
 # ---- missing files and downloads ----------------------------------------------------------

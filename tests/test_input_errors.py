@@ -149,9 +149,9 @@ CASES = [
     ("hdf5 group", lambda t: read_hdf5(hdf5_with_group(t), "grp"), "is a group, not a dataset"),
     ("hdf5 neighbors shape", lambda t: read_ann_hdf5(ann_file(t, neighbors=np.zeros((3, 2)))),
      "'neighbors' has shape"),
-    ("angular without normalize", lambda t: load_dataset(
-        {"loader": "ann_hdf5", "name": "a", "path": str(ann_file(t, distance="angular"))},
-        data_dir=t, cache_dir=t), "normalize: true"),
+    ("metric against the file's", lambda t: load_dataset(
+        {"loader": "ann_hdf5", "name": "a", "path": str(ann_file(t, distance="angular")),
+         "metric": "ip"}, data_dir=t, cache_dir=t), "metric 'ip' contradicts its file"),
     ("unsupported distance", lambda t: load_dataset(
         {"loader": "ann_hdf5", "name": "a", "path": str(ann_file(t, distance="jaccard"))},
         data_dir=t, cache_dir=t), "'jaccard' is not supported"),
@@ -186,7 +186,7 @@ CASES = [
     # benchpq/datasets/splits.py, synthetic.py, texmex.py
     ("test_size kind", lambda t: shuffle_split(10, 1.5), "expected a fraction in (0, 1)"),
     ("test_size leaves none", lambda t: shuffle_split(10, 10), "leaves 0 of 10 rows"),
-    ("synthetic kind", lambda t: generate("normal", 10), "must be 'uniform' or 'sift'"),
+    ("synthetic kind", lambda t: generate("normal", 10), "must be one of uniform, sift, mips"),
     ("synthetic split", lambda t: generate("sift", 10, split="train"), "synthetic split must be"),
     ("texmex learn", lambda t: load_dataset({"loader": "texmex", "folder": "siftsmall",
                                              "prefix": "siftsmall", "learn": "train"},

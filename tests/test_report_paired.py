@@ -73,7 +73,8 @@ def test_rendering_bolds_only_significant_winners(sweep):
     latex = render_paired(frame, "latex")
     assert latex.count(r"\textbf{") == 1 and r"\toprule" in latex
     assert "<0" not in latex.replace("$<$", "")      # a bare < is not a less-than in text mode
-    assert render_paired(frame, "csv").startswith("dataset,task,threads,metric")
+    assert render_paired(frame, "csv").startswith(
+        "dataset,dataset_metric,task,threads,build_threads,metric")
 
 
 def test_errors_are_clear(sweep, capsys):

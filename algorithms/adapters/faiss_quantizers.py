@@ -124,6 +124,10 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
     def _restore(self, index) -> None:
         """Re-attach Python handles to the parts of a deserialised index."""
 
+    def _faiss_metric(self) -> int:
+        """faiss's metric constant for the metric in force (:meth:`set_metric`)."""
+        return faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2
+
     # -- pickling: the index through faiss.serialize_index -----------------
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("index", "_parts",
@@ -290,10 +294,13 @@ class FaissProductIndex(FaissIndexPlugin):
 
 @register("faiss_pq")
 class FaissPQ(FaissProductIndex):
-    """faiss IndexPQ: M sub-quantizers of 2**nbits codewords, exhaustive ADC search."""
+    """faiss IndexPQ: M sub-quantizers of 2**nbits codewords, exhaustive ADC search (squared
+    L2, or METRIC_INNER_PRODUCT under ``ip``)."""
+
+    search_metrics = ("l2", "ip")
 
     def _build(self, dim):
-        index = faiss.IndexPQ(dim, self.M, self.nbits)
+        index = faiss.IndexPQ(dim, self.M, self.nbits, self._faiss_metric())
         if self.seed is not None:
             index.pq.cp.seed = int(self.seed)
         return index
@@ -307,6 +314,8 @@ class FaissOPQ(FaissProductIndex):
     iterations inside each (faiss defaults 50 and 4).
     """
 
+    search_metrics = ("l2", "ip")
+
     def __init__(self, M: int = 8, nbits: int = 8, niter: int = 50, niter_pq: int = 4,
                  seed: int | None = None):
         super().__init__(M, nbits, seed)
@@ -316,7 +325,7 @@ class FaissOPQ(FaissProductIndex):
     def _build(self, dim):
         opq = faiss.OPQMatrix(dim, self.M)
         opq.niter, opq.niter_pq = self.niter, self.niter_pq
-        pq = faiss.IndexPQ(dim, self.M, self.nbits)
+        pq = faiss.IndexPQ(dim, self.M, self.nbits, self._faiss_metric())
         if self.seed is not None:
             pq.pq.cp.seed = int(self.seed)
         index = faiss.IndexPreTransform(opq, pq)

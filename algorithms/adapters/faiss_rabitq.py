@@ -49,9 +49,9 @@ from benchpq.checks import (
 )
 from benchpq.registry import register
 
+from ..own.itq import ITQ_CALLS
 from ..primitives.checks import check_flag, plugin_seed
 from ..primitives.codes import appended_rows
-from ..own.itq import ITQ_CALLS
 from ..primitives.rotations import random_rotation
 from .faiss_quantizers import IVF_SEARCH_METRICS, FaissIndexPlugin
 

@@ -27,16 +27,20 @@ from benchpq.registry import register
 from ..primitives.mixins import FittedGuard, PQCodeBits, StoredCodes
 
 
-def top_k(dists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(k,) smallest of a (n,) distance vector, nearest first (ties by smaller id)."""
-    part = np.argpartition(dists, k - 1)[:k] if k < dists.size else np.arange(dists.size)
-    order = np.lexsort((part, dists[part]))
+def top_k(dists: np.ndarray, k: int, largest: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(k,) smallest (``largest``: largest) of a (n,) vector, best first (ties by smaller id)."""
+    ranking = -dists if largest else dists
+    part = np.argpartition(ranking, k - 1)[:k] if k < dists.size else np.arange(dists.size)
+    order = np.lexsort((part, ranking[part]))
     ids = part[order]
     return dists[ids].astype(np.float32), ids.astype(np.int64)
 
 
 class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
-    """Encode/decode/ADC search shared by the nanopq PQ and OPQ adapters."""
+    """Encode/decode/ADC search shared by the nanopq PQ and OPQ adapters; under ``ip`` the
+    model is nanopq's ``metric="dot"`` and search returns inner products, largest first."""
+
+    search_metrics = ("l2", "ip")
 
     fitted_attribute, fitted_action = "model", "using the model"
     #: the library's models, rebuilt from their arrays by the model cache
@@ -77,8 +81,12 @@ class NanoPQBase(FittedGuard, StoredCodes, PQCodeBits, Quantizer, Searcher):
         distances = np.empty((queries.shape[0], k), np.float32)
         ids = np.empty((queries.shape[0], k), np.int64)
         for i, q in enumerate(queries):
-            distances[i], ids[i] = top_k(self._dtable(q).adist(self.codes), k)
+            distances[i], ids[i] = top_k(self._dtable(q).adist(self.codes), k,
+                                         largest=self.metric == "ip")
         return distances, ids
+
+    def _nanopq_metric(self) -> str:
+        return "dot" if self.metric == "ip" else "l2"
 
     @property
     def model_bytes(self) -> int:
@@ -97,7 +105,7 @@ class NanoPQ(NanoPQBase):
 
     def fit(self, x):
         x = self._check_fit(x)
-        self.model = nanopq.PQ(M=self.M, Ks=self.Ks, verbose=False)
+        self.model = nanopq.PQ(M=self.M, Ks=self.Ks, metric=self._nanopq_metric(), verbose=False)
         self.model.fit(x, iter=self.iter, seed=int(self.seed or 0))
         return self
 
@@ -114,7 +122,8 @@ class NanoOPQ(NanoPQBase):
 
     def fit(self, x):
         x = self._check_fit(x)
-        self.model = nanopq.OPQ(M=self.M, Ks=self.Ks, verbose=False)
+        self.model = nanopq.OPQ(M=self.M, Ks=self.Ks, metric=self._nanopq_metric(),
+                                verbose=False)
         self.model.fit(x, parametric_init=self.parametric_init, pq_iter=self.iter,
                        rotation_iter=self.rotation_iter, seed=int(self.seed or 0))
         return self

@@ -131,6 +131,7 @@ class OPQ(NativeProductCodes, StoredCodes, Quantizer, Searcher):
 
     model_arrays = ("pq", "rotation")
     fitted_attribute = "pq"
+    search_metrics = ("l2", "ip")
 
     def __init__(self, M: int = 8, Ks: int = 256, niter: int = 50, niter_pq: int = 2,
                  niter_pq_0: int = 10, iter: int = 25, init: str = "identity",
@@ -255,9 +256,11 @@ class OPQ(NativeProductCodes, StoredCodes, Quantizer, Searcher):
         self.trained().codes = value
 
     def search(self, queries, k):
-        """ADC k-NN of the rotated queries: (distances (nq, k) float32, ids (nq, k) int64)."""
+        """ADC k-NN of the rotated queries: (distances (nq, k) float32, ids (nq, k) int64);
+        under ``ip`` inner products, largest first (the rotation is orthogonal: it keeps them)."""
         pq = self.trained()
-        return pq.search(rotate(as_matrix(queries, "query", dim=pq.dim), self.rotation), k)
+        return pq.search_by(rotate(as_matrix(queries, "query", dim=pq.dim), self.rotation), k,
+                            self.metric)
 
     # -- faiss interop ----------------------------------------------------------
     def to_faiss(self):

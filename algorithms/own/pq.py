@@ -58,6 +58,8 @@ def _pq_calls() -> dict:
             "decode_" + suffix: Call((codes, S("n"), A("x", f32, ("n", "d"), out=True))),
             "search_adc_" + suffix: Call((A("query", f32, ("nq", "d")), S("nq"), codes, S("n"),
                                           S("k"), dist, ids)),
+            "search_adc_ip_" + suffix: Call((A("query", f32, ("nq", "d")), S("nq"), codes,
+                                             S("n"), S("k"), dist, ids)),
             "search_sdc_" + suffix: Call((A("query", dtype, ("nq", "M")), S("nq"), codes, S("n"),
                                           S("k"), dist, ids)),
             "sum_by_code_" + suffix: Call((x, S("n"), S("d"), codes,
@@ -77,7 +79,8 @@ PQ_CALLS = NativeTable("ProductQuantizer", _pq_calls(), constructor=("d", "M", "
 
 @register("pq")
 class PQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
-    """Product quantizer with ADC and SDC exhaustive search (C++ core).
+    """Product quantizer with ADC and SDC exhaustive search (C++ core); ADC by squared L2
+    or by inner product (``search_metrics``).
 
     Args:
         M: sub-quantizers; must divide the dimension D (1 <= M <= D).
@@ -93,6 +96,8 @@ class PQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
     (M, iter) float64 k-means objective per sub-space and iteration; after
     add: ``codes`` (n, M).
     """
+
+    search_metrics = ("l2", "ip")
 
     def __init__(self, M: int = 8, Ks: int = 256, iter: int = 25, seed: int | None = None,
                  max_points_per_centroid: int | None = 256, init: str = "random",
@@ -225,8 +230,18 @@ class PQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         return distances, ids
 
     def search(self, queries, k):
-        """ADC k-NN: (distances (nq, k) float32, ids (nq, k) int64), nearest first."""
-        return self._search("adc", queries, k)
+        """ADC k-NN: (distances (nq, k) float32, ids (nq, k) int64), nearest first; under
+        the ``ip`` metric, inner products with the decoded vectors, largest first."""
+        return self.search_by(queries, k, self.metric)
+
+    def search_by(self, queries, k, metric: str):
+        """ADC k-NN by ``metric``: ``l2`` (squared distances ascending) or ``ip`` (inner
+        products of the queries and the decoded vectors, descending; the tables hold
+        -<q_m, c_mj>, summed and ranked as distances, ties by the smaller id)."""
+        if metric == "l2":
+            return self._search("adc", queries, k)
+        distances, ids = self._search("adc_ip", queries, k)
+        return np.negative(distances, out=distances), ids
 
     def search_sdc(self, queries, k):
         """SDC k-NN: queries are encoded first; same outputs as :meth:`search`."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..checks import InputError, check_finite, check_positive_int
+from .metric import check_metric
 
 
 def as_float32(x):
@@ -48,12 +49,15 @@ class Dataset:
             the very same object as ``base`` (datasets without a learn set, e.g. siftsmall).
         base: (n_base, d) database vectors, float32 or kept uint8 / int8.
         query: (nq, d) float32 query vectors.
-        groundtruth: (nq, k) int64 ids into ``base``, nearest first (squared
-            L2, ties by smaller id), k usually >= 100; None until computed
+        groundtruth: (nq, k) int64 ids into ``base``, nearest first by ``metric``
+            (ties by smaller id), k usually >= 100; None until computed
             (see :func:`benchpq.datasets.ensure_groundtruth`).
         labels: (n_base,) int64 class labels of the base vectors (for
             clustering metrics), or None.
         info: free-form description: ``source``, ``split``, ``groundtruth``...
+        metric: what "nearest" means (:mod:`benchpq.datasets.metric`): ``l2``
+            (default), ``ip`` (largest inner product) or ``cosine`` (the vectors are
+            held normalised: :func:`benchpq.datasets.load_dataset` normalises them).
 
     Base and learn vectors of type uint8 or int8 are kept as they are (memory maps
     stay mapped; a task converts them block by block); every other type, and the
@@ -68,6 +72,7 @@ class Dataset:
     groundtruth: np.ndarray | None = None
     labels: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    metric: str = "l2"
 
     def __post_init__(self):
         same = self.learn is self.base
@@ -87,7 +92,7 @@ class Dataset:
     def __repr__(self) -> str:
         gt = None if self.groundtruth is None else self.groundtruth.shape
         return (f"Dataset({self.name!r}, learn={self.learn.shape}, base={self.base.shape}, "
-                f"query={self.query.shape}, groundtruth={gt}, "
+                f"query={self.query.shape}, metric={self.metric!r}, groundtruth={gt}, "
                 f"labels={'yes' if self.labels is not None else 'no'})")
 
     def validate(self) -> Dataset:
@@ -98,6 +103,7 @@ class Dataset:
                 "dataset 'x': dimension mismatch: learn has 128, query has 64".
         """
         where = f"dataset {self.name!r}"
+        check_metric(self.metric, f"{where}: metric")
         arrays = {"learn": self.learn, "base": self.base, "query": self.query}
         for part, x in arrays.items():
             if not isinstance(x, np.ndarray) or x.ndim != 2:

@@ -9,9 +9,10 @@ scikit-learn's ``train_test_split`` (learn = base = train, query = test).
 
 ``ann_hdf5`` keys: ``path`` of an ann-benchmarks file (learn = base = train,
 query = test, groundtruth = neighbors); ``url`` to download it when missing
-(no checksum is published: the file is only checked by reading its layout);
-``normalize: true`` to accept an ``angular`` file (rows are L2-normalised, so
-squared L2 ranks as the angular distance did).
+(no checksum is published: the file is only checked by reading its layout). The file's
+``distance`` gives the dataset's metric (:data:`ANN_DISTANCES`): ``euclidean`` is ``l2``,
+``angular`` is ``cosine`` (the vectors are then normalised), ``dot`` is ``ip``; its
+``neighbors`` were computed with it, so a config's ``metric`` must agree.
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ from .hdf5 import read_ann_hdf5
 from .locate import DatasetNotFoundError, Source, locate_files
 from .registry import register_loader
 from .splits import shuffle_split
+
+#: ann-benchmarks' ``distance`` attribute -> benchpq's metric
+ANN_DISTANCES = {"euclidean": "l2", "l2": "l2", "angular": "cosine", "cosine": "cosine",
+                 "dot": "ip", "ip": "ip"}
 
 
 def _read_part(ctx: LoadContext, part: str, spec, key: str | None) -> np.ndarray:
@@ -82,25 +87,21 @@ def load_files(ctx: LoadContext, base: str, query: str | None = None, learn: str
 
 
 @register_loader("ann_hdf5")
-def load_ann_hdf5(ctx: LoadContext, path: str, url: str | None = None,
-                  normalize: bool = False) -> Dataset:
-    """Load an ann-benchmarks .hdf5 file (see the module doc)."""
+def load_ann_hdf5(ctx: LoadContext, path: str, url: str | None = None) -> Dataset:
+    """Load an ann-benchmarks .hdf5 file (see the module doc); the dataset's metric is the
+    file's (``info["file_metric"]``)."""
     rel = Path(str(path)).expanduser()
     source = Source(url, files={rel.name: Expected()}, archive=False) if url else None
     file = locate_files(ctx, rel.parent, [rel.name], source)[rel.name]
     data = read_ann_hdf5(file)
     train, test, gt = data["train"], data["test"], data["neighbors"]
     distance = data["distance"]
-    if distance == "angular":
-        if not normalize:
-            raise InputError(f"{file}: ann-benchmarks distance is 'angular' but benchpq measures "
-                             f"squared L2; set normalize: true to L2-normalise the vectors")
-        train, test = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
-                       for x in (np.asarray(train, np.float32), np.asarray(test, np.float32)))
-    elif distance not in ("euclidean", "l2"):
+    if distance not in ANN_DISTANCES:
         raise InputError(f"{file}: ann-benchmarks distance {distance!r} is not supported "
-                         f"(euclidean, or angular with normalize: true)")
+                         f"(one of {', '.join(ANN_DISTANCES)})")
+    metric = ANN_DISTANCES[distance]
     return Dataset(name=ctx.name, learn=train, base=train, query=test, groundtruth=gt,
+                   metric=metric,
                    info={"source": f"ann-benchmarks {file.name} ({distance})",
-                         "split": "learn = base = train, query = test",
+                         "split": "learn = base = train, query = test", "file_metric": metric,
                          "groundtruth": "neighbors" if gt is not None else "computed on demand"})

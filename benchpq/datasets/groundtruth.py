@@ -1,11 +1,15 @@
-"""Exact k-nearest-neighbour ground truth (squared L2), chunked and cached.
+"""Exact k-nearest-neighbour ground truth (squared L2, inner product), chunked and cached.
 
-Method: the base is centred on its mean (distances do not change, float32
+Metric (:mod:`benchpq.datasets.metric`): ``l2`` ranks by squared distance, ``ip`` (and
+``cosine``, whose vectors the dataset holds normalised) by inner product, largest first;
+internally both rank smaller first (the negated inner product), ties by the smaller id.
+
+Method: under ``l2`` the base is centred on its mean (distances do not change, float32
 cancellation shrinks), then for blocks of base rows and of queries the
-float32 distances ``||x||^2 - 2 q.x + ||q||^2`` (numpy BLAS, its threads) keep
-the best ``k + max(k, 16)`` candidates per query. The candidates are re-ranked
-with exact float64 distances computed from the original vectors, ties broken by
-the smaller id. A query is redone exactly over the whole base when the float32
+float32 distances ``||x||^2 - 2 q.x + ||q||^2`` (under ``ip``: ``-q.x``, uncentred; numpy
+BLAS, its threads) keep the best ``k + max(k, 16)`` candidates per query. The candidates
+are re-ranked with exact float64 distances computed from the original vectors, ties
+broken by the smaller id. A query is redone exactly over the whole base when the float32
 error bound could have let a true top-k vector (or a tie at the k-th distance)
 fall out of its candidates, so the result is exact, not approximate.
 
@@ -17,7 +21,7 @@ that is killed resumes from the furthest one that verifies when asked again, and
 removed when the result is cached.
 
 Results are cached in ``<cache_dir>/groundtruth/<hash>.npz`` where the hash is
-a blake2b of the bytes, shapes and dtypes of base and query, and of k. When
+a blake2b of the bytes, shapes and dtypes of base and query, of k and of the metric. When
 several processes ask for the same ground truth at once, one computes it under
 a file lock and the others read its file (see :mod:`benchpq.store.cachefiles`).
 """
@@ -36,6 +40,7 @@ from ..store import sealing
 from ..store.cachefiles import entry_lock
 from ..store.mapped import release_pages
 from .context import resolve_cache_dir
+from .metric import kernel_metric, metric_values, ranking_distances
 
 log = logging.getLogger(__name__)
 
@@ -70,27 +75,30 @@ def _gather(base: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return rows.reshape(ids.shape + (base.shape[1],))
 
 
-def _exact64(base: np.ndarray, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Float64 squared L2 from query i to base[ids[i, j]]; inf where ids < 0."""
+def _exact64(base: np.ndarray, query: np.ndarray, ids: np.ndarray,
+             metric: str = "l2") -> np.ndarray:
+    """Float64 ranking distances (:func:`~benchpq.datasets.metric.ranking_distances`: squared
+    L2, or the negated inner product) from query i to base[ids[i, j]]; inf where ids < 0."""
     out = np.full(ids.shape, np.inf)
     block = max(1, (1 << 22) // max(1, ids.shape[1] * base.shape[1]))
     for s in range(0, ids.shape[0], block):
         ii = ids[s:s + block]
         valid = ii >= 0
         rows = _gather(base, np.where(valid, ii, 0))
-        diff = rows - np.asarray(query[s:s + block], dtype=np.float64)[:, None, :]
-        d = np.einsum("ijk,ijk->ij", diff, diff)
+        d = ranking_distances(rows, np.asarray(query[s:s + block], dtype=np.float64), metric)
         out[s:s + block] = np.where(valid, d, np.inf)
     return out
 
 
-def exact_distances(base, query, ids) -> np.ndarray:
-    """Exact squared L2 distances from each query to the given base ids.
+def exact_distances(base, query, ids, metric: str = "l2") -> np.ndarray:
+    """Exact ranking distances from each query to the given base ids: squared L2 under
+    ``l2``, the negated inner product under ``ip`` and ``cosine`` (smaller is nearer).
 
     Args:
         base: (n_base, d) vectors.
         query: (nq, d) vectors.
         ids: (nq, k) integer ids into base; -1 marks a missing result.
+        metric: ``l2``, ``ip`` or ``cosine`` (:mod:`benchpq.datasets.metric`).
 
     Returns:
         (nq, k) float32 distances (computed in float64); inf where ids is -1.
@@ -102,7 +110,8 @@ def exact_distances(base, query, ids) -> np.ndarray:
     if ids.size and (ids.max() >= base.shape[0] or ids.min() < -1):
         raise InputError(f"ids: values must be in [-1, {base.shape[0]}), found "
                          f"[{int(ids.min())}, {int(ids.max())}]")
-    return _exact64(base, query, ids.astype(np.int64, copy=False)).astype(np.float32)
+    return _exact64(base, query, ids.astype(np.int64, copy=False),
+                    kernel_metric(metric)).astype(np.float32)
 
 
 def _topk_sorted(d: np.ndarray, ids: np.ndarray, k: int):
@@ -111,13 +120,13 @@ def _topk_sorted(d: np.ndarray, ids: np.ndarray, k: int):
     return np.take_along_axis(ids, order, 1), np.take_along_axis(d, order, 1)
 
 
-def _exact_row(base: np.ndarray, q: np.ndarray, k: int):
+def _exact_row(base: np.ndarray, q: np.ndarray, k: int, metric: str = "l2"):
     """Exact top-k of one query over the whole base, in float64."""
-    q = np.asarray(q, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)[None]
     d = np.empty(base.shape[0])
     for s in range(0, base.shape[0], _BASE_BLOCK):
-        diff = np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float64) - q
-        d[s:s + _BASE_BLOCK] = np.einsum("ij,ij->i", diff, diff)
+        rows = np.asarray(base[s:s + _BASE_BLOCK], dtype=np.float64)[None]
+        d[s:s + _BASE_BLOCK] = ranking_distances(rows, q, metric)[0]
         release_pages(base[s:s + _BASE_BLOCK])
     kth = np.partition(d, k - 1)[k - 1]
     cand = np.flatnonzero(d <= kth)
@@ -134,8 +143,10 @@ def _base_mean(base: np.ndarray) -> np.ndarray:
     return (mu / base.shape[0]).astype(np.float32)
 
 
-def _candidates(base: np.ndarray, query: np.ndarray, c: int, checkpoint: Path | None = None):
-    """Best ``c`` ids per query by float32 distance; also their worst distance and error bound.
+def _candidates(base: np.ndarray, query: np.ndarray, c: int, checkpoint: Path | None = None,
+                metric: str = "l2"):
+    """Best ``c`` ids per query by float32 ranking distance; also their worst distance and
+    error bound.
 
     With ``checkpoint``, the state after a block of base rows is saved there (sealed)
     when :data:`CHECKPOINT_S` seconds have passed since the last save, and a computation
@@ -144,8 +155,9 @@ def _candidates(base: np.ndarray, query: np.ndarray, c: int, checkpoint: Path | 
     nb, dim = base.shape
     state = _resume(checkpoint, query.shape[0], c, dim) if checkpoint is not None else None
     saves = 0
-    if state is None:
-        state = {"mu": _base_mean(base), "start": np.int64(0), "xn_max": np.float64(0.0),
+    if state is None:  # centring changes inner products: only l2 is centred
+        mu = _base_mean(base) if metric == "l2" else np.zeros(dim, np.float32)
+        state = {"mu": mu, "start": np.int64(0), "xn_max": np.float64(0.0),
                  "best_d": np.full((query.shape[0], c), np.inf, dtype=np.float32),
                  "best_i": np.full((query.shape[0], c), -1, dtype=np.int64)}
     mu, best_d, best_i = state["mu"], state["best_d"], state["best_i"]
@@ -163,9 +175,12 @@ def _candidates(base: np.ndarray, query: np.ndarray, c: int, checkpoint: Path | 
         xn = xn64.astype(np.float32)
         for t in range(0, q.shape[0], _QUERY_BLOCK):
             d = q[t:t + _QUERY_BLOCK] @ xb.T
-            d *= -2
-            d += xn
-            d += qn[t:t + _QUERY_BLOCK, None].astype(np.float32)
+            if metric == "l2":
+                d *= -2
+                d += xn
+                d += qn[t:t + _QUERY_BLOCK, None].astype(np.float32)
+            else:
+                np.negative(d, out=d)
             if d.shape[1] > c:  # shrink the block to its own best c first
                 part = np.argpartition(d, c - 1, axis=1)[:, :c]
                 d, ids = np.take_along_axis(d, part, 1), part + s
@@ -221,29 +236,31 @@ def _read_slot(path: Path, nq: int, c: int, dim: int) -> dict | None:
     return state
 
 
-def _compute(base: np.ndarray, query: np.ndarray, k: int, checkpoint: Path | None = None):
+def _compute(base: np.ndarray, query: np.ndarray, k: int, checkpoint: Path | None = None,
+             metric: str = "l2"):
     """The ground truth of ``query``: :func:`_exact_topk` (a cache miss computes this)."""
-    return _exact_topk(base, query, k, checkpoint)
+    return _exact_topk(base, query, k, checkpoint, metric)
 
 
-def _exact_topk(base: np.ndarray, query: np.ndarray, k: int, checkpoint: Path | None = None):
-    """Exact top-k (ids int64, squared distances float64) of every query."""
+def _exact_topk(base: np.ndarray, query: np.ndarray, k: int, checkpoint: Path | None = None,
+                metric: str = "l2"):
+    """Exact top-k (ids int64, ranking distances float64) of every query."""
     nb = base.shape[0]
     c = min(nb, k + max(k, 16))
-    cand, worst, tol = _candidates(base, query, c, checkpoint)
-    ids, dist = _topk_sorted(_exact64(base, query, cand), cand, k)
+    cand, worst, tol = _candidates(base, query, c, checkpoint, metric)
+    ids, dist = _topk_sorted(_exact64(base, query, cand, metric), cand, k)
     # exact unless a dropped vector could be as close as the k-th: redo those
     redo = np.flatnonzero(dist[:, -1] >= worst - tol) if c < nb else []
     for i in redo:
-        ids[i], dist[i] = _exact_row(base, query[i], k)
+        ids[i], dist[i] = _exact_row(base, query[i], k, metric)
     if len(redo):
         log.info("ground truth: %d of %d queries recomputed exhaustively", len(redo), len(ids))
     return ids, dist
 
 
 def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = True,
-                 refresh: bool = False):
-    """Exact k nearest neighbours of each query in base (squared L2).
+                 refresh: bool = False, metric: str = "l2"):
+    """Exact k nearest neighbours of each query in base, by ``metric``.
 
     Args:
         base: (n_base, d) float32 (or numeric) vectors; may be a memory map.
@@ -253,36 +270,40 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
             ``~/.cache/benchpq``); results go to ``<cache_dir>/groundtruth/``.
         use_cache: read and write the cache.
         refresh: compute again and replace the cached file (``force=true``).
+        metric: ``l2`` (squared distance), ``ip`` (inner product, largest first) or
+            ``cosine`` (``ip``; the caller gives normalised vectors).
 
     A cached file is used only if its seal verifies (:mod:`benchpq.store.sealing`) and
     it passes :func:`check_groundtruth`; otherwise it is computed again.
 
     Returns:
         ids (nq, k) int64 nearest first, ties broken by the smaller id;
-        dist (nq, k) float32 squared distances.
+        dist (nq, k) float32 squared distances (``l2``) or inner products (``ip``).
     """
+    metric = kernel_metric(metric)
     if not isinstance(base, np.ndarray) or base.ndim != 2:
         base = as_matrix(base, "base", finite=False)
     query = as_matrix(query, "query", dim=base.shape[1])
     k = check_k(k, base.shape[0])
     if not use_cache:
-        ids, dist = _compute(base, query, k)
-        return ids, dist.astype(np.float32)
-    key = content_hash(base, query, extra=GT_VERSION + f"|k={k}".encode())
+        ids, dist = _compute(base, query, k, metric=metric)
+        return ids, metric_values(dist, metric).astype(np.float32)
+    named = f"|k={k}" + (f"|metric={metric}" if metric != "l2" else "")
+    key = content_hash(base, query, extra=GT_VERSION + named.encode())
     path = resolve_cache_dir(cache_dir) / "groundtruth" / f"{key}.npz"
-    cached = None if refresh else _read_cache(path, base, query, k)
+    cached = None if refresh else _read_cache(path, base, query, k, metric)
     if cached is not None:
         return cached
     # One process computes; the others wait for its file instead of computing it again.
     with entry_lock(path, required=False) as locked:
-        cached = _read_cache(path, base, query, k) if locked and not refresh else None
+        cached = _read_cache(path, base, query, k, metric) if locked and not refresh else None
         if cached is not None:
             return cached
-        log.info("computing ground truth: %d queries, top-%d of %d base vectors -> %s",
-                 query.shape[0], k, base.shape[0], path)
+        log.info("computing ground truth: %d queries, top-%d of %d base vectors (%s) -> %s",
+                 query.shape[0], k, base.shape[0], metric, path)
         checkpoint = path.with_name(f"{key}.partial.npz")
-        ids, dist = _compute(base, query, k, checkpoint)
-        dist = dist.astype(np.float32)
+        ids, dist = _compute(base, query, k, checkpoint, metric)
+        dist = metric_values(dist, metric).astype(np.float32)
         _save(path, ids=ids, dist=dist)
         for slot in _slots(checkpoint):
             try:
@@ -292,7 +313,7 @@ def ground_truth(base, query, k: int = 100, cache_dir=None, use_cache: bool = Tr
     return ids, dist
 
 
-def _read_cache(path: Path, base, query, k: int):
+def _read_cache(path: Path, base, query, k: int, metric: str = "l2"):
     """(ids int64, dist float32) from a sealed cache file that checks out, else None."""
     if not path.exists():
         return None
@@ -302,7 +323,8 @@ def _read_cache(path: Path, base, query, k: int):
             ids, dist = f["ids"], f["dist"]
         if ids.shape != (query.shape[0], k) or dist.shape != ids.shape:
             raise InputError(f"shape {ids.shape}, expected {(query.shape[0], k)}")
-        check_groundtruth(base, query, ids, what=f"cached ground truth {path.name}")
+        check_groundtruth(base, query, ids, what=f"cached ground truth {path.name}",
+                          metric=metric)
     except (sealing.UntrustedEntry, InputError, OSError, ValueError, KeyError) as exc:
         log.warning("cached ground truth %s is not used (%s): computing it again", path, exc)
         return None
@@ -331,9 +353,11 @@ def ensure_groundtruth(ds, k: int = 100, cache_dir=None, refresh: bool = False):
     gt = ds.groundtruth
     if gt is not None and gt.shape[0] == ds.query.shape[0] and gt.shape[1] >= k:
         return ds
-    ids, _ = ground_truth(ds.base, ds.query, k, cache_dir, refresh=refresh)
+    ids, _ = ground_truth(ds.base, ds.query, k, cache_dir, refresh=refresh, metric=ds.metric)
     ds.groundtruth = ids
-    ds.info["groundtruth"] = f"computed: exact squared L2, top-{k}, ties by smaller id"
+    by = {"l2": "squared L2", "ip": "inner product, largest first",
+          "cosine": "cosine (inner product of the normalised vectors), largest first"}
+    ds.info["groundtruth"] = f"computed: exact {by[ds.metric]}, top-{k}, ties by smaller id"
     return ds
 
 
@@ -352,16 +376,17 @@ def check_queries(n_query: int, n_base: int, dim: int) -> int:
 
 
 def check_groundtruth(base, query, ids, n_queries: int | None = None, seed: int = CHECK_SEED,
-                      rtol: float = 1e-4, what: str = "ground truth") -> None:
+                      rtol: float = 1e-4, what: str = "ground truth",
+                      metric: str = "l2") -> None:
     """Check ground-truth ids against brute force on a seeded sample of queries.
 
     For ``n_queries`` queries (default :func:`check_queries`) drawn with
     ``seed`` (all of them when there are fewer), over the whole top-k of each:
-    the listed ids' exact squared distances must not decrease along the row,
-    and must equal the exact top-k distances of that query over the whole base
-    (so ids may differ only among ties). ``rtol`` (relative to the row's
-    largest distance) absorbs the float32 rounding of files written by other
-    tools.
+    the listed ids' exact squared distances (under ``ip`` and ``cosine``: inner
+    products) must not increase (decrease) along the row, and must equal the exact
+    top-k values of that query over the whole base (so ids may differ only among ties).
+    ``rtol`` (relative to the row's largest distance) absorbs the float32 rounding of files
+    written by other tools.
 
     Args:
         base: (n_base, d) vectors; query: (nq, d); ids: (nq, k) integers.
@@ -380,20 +405,23 @@ def check_groundtruth(base, query, ids, n_queries: int | None = None, seed: int 
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(nq, size=min(n_queries, nq), replace=False))
     sample = np.ascontiguousarray(query[rows])
-    listed = _exact64(base, sample, np.ascontiguousarray(ids[rows], dtype=np.int64))
-    _, exact = _exact_topk(base, sample, k)
+    metric = kernel_metric(metric)
+    listed = _exact64(base, sample, np.ascontiguousarray(ids[rows], dtype=np.int64), metric)
+    _, exact = _exact_topk(base, sample, k, metric=metric)
+    value = "squared distance" if metric == "l2" else "inner product"
     for row, got, want in zip(rows, listed, exact):
         tol = rtol * max(float(np.abs(want).max()), float(np.abs(got).max()), 1e-30)
         falls = np.flatnonzero(np.diff(got) < -tol)
         if falls.size:
             at = int(falls[0]) + 1
-            raise InputError(f"{what}: query {int(row)} is not sorted by distance (rank {at} is "
+            raise InputError(f"{what}: query {int(row)} is not sorted by {value} (rank {at} is "
                              f"nearer than rank {at - 1}): it does not match these base and "
                              f"query vectors")
         off = np.flatnonzero(np.abs(got - want) > tol)
         if off.size:
             at = int(off[0])
+            shown = metric_values(np.array([got[at], want[at]]), metric)
             raise InputError(f"{what}: query {int(row)} lists at rank {at} a neighbour at "
-                             f"squared distance {got[at]:.6g}, but the exact rank-{at} distance "
-                             f"is {want[at]:.6g}: it does not match these base and query "
+                             f"{value} {shown[0]:.6g}, but the exact rank-{at} {value} "
+                             f"is {shown[1]:.6g}: it does not match these base and query "
                              f"vectors")

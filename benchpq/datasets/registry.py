@@ -21,6 +21,8 @@ key                default  meaning
 ``groundtruth_k``  100      fill ground truth up to k columns (null: don't)
 ``validate``       true     run :meth:`Dataset.validate`
 ``description``    none     free text, copied to ``Dataset.info``
+``metric``         l2       ``l2``, ``ip`` or ``cosine`` (:mod:`.metric`; a file
+                            that names its metric, ann-benchmarks', sets it)
 =================  =======  ===================================================
 """
 from __future__ import annotations
@@ -36,10 +38,11 @@ from ..suggest import did_you_mean
 from .context import LoadContext, resolve_cache_dir, resolve_data_dir
 from .dataset import Dataset
 from .groundtruth import check_groundtruth, ensure_groundtruth
+from .metric import check_metric, normalized
 
 ENTRY_POINT_GROUP = "benchpq.datasets"
 COMMON_KEYS = ("n_learn", "n_base", "n_query", "download", "groundtruth_k", "validate",
-               "description")
+               "description", "metric")
 Loader = Callable[..., Dataset]
 
 _LOADERS: dict[str, Loader] = {}
@@ -146,6 +149,30 @@ def dataset_config(name: str, **keys) -> dict:
                                   resolve=True)
 
 
+def with_metric(ds: Dataset, metric: str | None) -> Dataset:
+    """``ds`` searched by ``metric`` (None: the loader's, ``l2`` unless its files name
+    another). A file's metric (``info["file_metric"]``: its shipped neighbours were found
+    with it) cannot be overridden. Under ``cosine`` the learn, base and query vectors are
+    replaced by float32 copies normalised to unit length (said in ``info["metric"]``)."""
+    where = f"dataset {ds.name!r}"
+    given = ds.info.get("file_metric")
+    if metric is not None and given is not None and metric != given:
+        raise InputError(f"{where}: metric {metric!r} contradicts its file, whose neighbours "
+                         f"are by {given!r}; leave metric out or set it to {given!r}")
+    if metric is not None and metric != ds.metric and ds.groundtruth is not None:
+        ds.groundtruth = None  # shipped for the loader's metric: recomputed for this one
+        ds.info["groundtruth"] = f"shipped for {ds.metric}: recomputed for {metric}"
+    ds.metric = metric or ds.metric
+    if ds.metric == "cosine":
+        same = ds.learn is ds.base
+        ds.base = normalized(ds.base)
+        ds.learn = ds.base if same else normalized(ds.learn)
+        ds.query = normalized(ds.query)
+        ds.info["metric"] = ("cosine: learn, base and query normalised to unit L2 norm (float32) "
+                             "and searched by inner product")
+    return ds
+
+
 def load_dataset(cfg: Mapping | str, data_dir=None, cache_dir=None, refresh: bool = False,
                  **keys) -> Dataset:
     """Load the dataset described by ``cfg``.
@@ -193,15 +220,18 @@ def load_dataset(cfg: Mapping | str, data_dir=None, cache_dir=None, refresh: boo
     ctx = LoadContext(name=name, data_dir=resolve_data_dir(data_dir),
                       cache_dir=resolve_cache_dir(cache_dir),
                       download=bool(common.get("download", True)))
+    metric = None if common.get("metric") is None else check_metric(common["metric"],
+                                                                      f"{where}: metric")
     ds = loader(ctx, **params)
     ds.name = name
     if common.get("description"):
         ds.info["description"] = str(common["description"])
-    ds = ds.subset(common.get("n_learn"), common.get("n_base"), common.get("n_query"))
+    ds = with_metric(ds.subset(common.get("n_learn"), common.get("n_base"),
+                               common.get("n_query")), metric)
     if common.get("validate", True):
         ds.validate()
         if ds.groundtruth is not None:
-            check_groundtruth(ds.base, ds.query, ds.groundtruth,
+            check_groundtruth(ds.base, ds.query, ds.groundtruth, metric=ds.metric,
                               what=f"dataset {name!r}: shipped ground truth")
     k = common.get("groundtruth_k", 100)
     if k:

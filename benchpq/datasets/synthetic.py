@@ -1,4 +1,5 @@
-"""Synthetic datasets: ``synthetic_uniform`` and ``synthetic_sift`` (SIFT-like).
+"""Synthetic datasets: ``synthetic_uniform``, ``synthetic_sift`` (SIFT-like) and
+``synthetic_mips`` (embedding-like, for inner-product search).
 
 * uniform: i.i.d. U[0, 1)^dim float32, as in the nanopq / pqkmeans examples.
 * SIFT-like: a Gaussian mixture shaped like SIFT descriptors -- values are
@@ -7,6 +8,11 @@
   the mean, anisotropic cluster covariances (rank-8 factor plus diagonal, so
   components are elongated ellipsoids) and heavy tails (each vector's
   deviation is scaled as a Student-t with 4 degrees of freedom).
+* MIPS: embedding-like vectors whose norms vary, so that the largest inner product,
+  the smallest distance and the largest cosine pick different neighbours: directions
+  from a mixture of ``n_components`` Gaussian clusters (centres N(0, I), spread 0.7 per
+  dimension) normalised to unit length, times a log-normal norm exp(norm_sigma z),
+  z ~ N(0, 1). Searched by ``ip`` by default (the dataset's ``metric``).
 
 Generation is deterministic and chunked: chunk ``i`` of split ``s`` is drawn
 from ``np.random.default_rng([seed, s, i])`` with a fixed chunk size, so the
@@ -36,6 +42,8 @@ GENERATOR_VERSION = 1
 CHUNK_ROWS = 65536
 SPLITS = {"learn": 1, "base": 2, "query": 3}
 _RANK, _DF = 8, 4.0
+_MIPS_SPREAD = 0.7
+KINDS = ("uniform", "sift", "mips")
 
 log = logging.getLogger(__name__)
 
@@ -71,36 +79,63 @@ def _sift_chunk(model: dict, rng: np.random.Generator, n: int, dim: int) -> np.n
     return np.rint(x, out=x)
 
 
+def _mips_model(dim: int, n_components: int, seed: int) -> dict:
+    """Cluster centres (C, D) and weights (C,) of the MIPS set's directions."""
+    rng = np.random.default_rng([seed, 0])
+    return {"weights": rng.dirichlet(np.full(n_components, 2.0)),
+            "means": rng.standard_normal((n_components, dim)).astype(np.float32)}
+
+
+def _mips_chunk(model: dict, rng: np.random.Generator, n: int, dim: int,
+                norm_sigma: float) -> np.ndarray:
+    comp = rng.choice(len(model["weights"]), size=n, p=model["weights"])
+    x = model["means"][comp] + _MIPS_SPREAD * rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x *= np.exp(norm_sigma * rng.standard_normal((n, 1))).astype(np.float32)
+    return x
+
+
 def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "base",
-             n_components: int = 64, out: np.ndarray | None = None) -> np.ndarray:
+             n_components: int = 64, out: np.ndarray | None = None,
+             norm_sigma: float = 0.5) -> np.ndarray:
     """Generate ``n`` vectors of a synthetic distribution, chunk by chunk.
 
     Args:
-        kind: ``uniform`` or ``sift``.
+        kind: ``uniform``, ``sift`` or ``mips``.
         n, dim: output shape (n, dim).
         seed: base seed; same parameters give the same bytes.
         split: ``learn``, ``base`` or ``query`` (independent streams).
-        n_components: mixture components (``sift`` only).
+        n_components: mixture components (``sift`` and ``mips``).
         out: optional (n, dim) array to fill (e.g. a .npy memmap; float32, or uint8 for
             sift).
+        norm_sigma: spread of the log-normal norms (``mips`` only), > 0.
 
     Returns:
-        (n, dim) float32: U[0,1) for uniform, integers 0..255 for sift.
+        (n, dim) float32: U[0,1) for uniform, integers 0..255 for sift, vectors of
+        log-normal norms for mips.
     """
-    if kind not in ("uniform", "sift"):
-        raise InputError(f"synthetic kind must be 'uniform' or 'sift', got {kind!r}")
+    if kind not in KINDS:
+        raise InputError(f"synthetic kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if split not in SPLITS:
         raise InputError(f"synthetic split must be one of {list(SPLITS)}, got {split!r}")
     n, dim = check_positive_int(n, "n"), check_positive_int(dim, "dim")
     seed = check_positive_int(seed, "seed", minimum=0)
-    model = _sift_model(dim, check_positive_int(n_components, "n_components"), seed) \
-        if kind == "sift" else None
+    components = check_positive_int(n_components, "n_components")
+    if kind == "mips" and not (isinstance(norm_sigma, (int, float)) and
+                               not isinstance(norm_sigma, bool) and 0 < norm_sigma <= 4):
+        raise InputError(f"synthetic norm_sigma must be a number in (0, 4], got {norm_sigma!r}")
+    model = {"sift": lambda: _sift_model(dim, components, seed),
+             "mips": lambda: _mips_model(dim, components, seed)}.get(kind, lambda: None)()
     out = np.empty((n, dim), dtype=np.float32) if out is None else out
     for i, start in enumerate(range(0, n, CHUNK_ROWS)):
         rows = min(CHUNK_ROWS, n - start)
         rng = np.random.default_rng([seed, SPLITS[split], i])
-        out[start:start + rows] = (rng.random((rows, dim), dtype=np.float32) if model is None
-                                   else _sift_chunk(model, rng, rows, dim))
+        if kind == "uniform":
+            out[start:start + rows] = rng.random((rows, dim), dtype=np.float32)
+        elif kind == "sift":
+            out[start:start + rows] = _sift_chunk(model, rng, rows, dim)
+        else:
+            out[start:start + rows] = _mips_chunk(model, rng, rows, dim, float(norm_sigma))
     return out
 
 
@@ -148,26 +183,34 @@ def _fill_npy(path: Path, n: int, dim: int, fill, dtype: np.dtype) -> None:
 
 
 def _cached(cache_dir: Path, kind: str, n: int, dim: int, seed: int, split: str,
-            n_components: int, dtype: np.dtype) -> np.ndarray:
+            n_components: int, dtype: np.dtype, norm_sigma: float = 0.5) -> np.ndarray:
     """``generate(...)`` stored once as .npy under cache_dir/synthetic, then memory-mapped."""
     tag = f"{kind}-v{GENERATOR_VERSION}-d{dim}-seed{seed}" + (
-        f"-c{n_components}" if kind == "sift" else "")
+        f"-c{n_components}" if kind in ("sift", "mips") else "") + (
+        f"-s{norm_sigma!r}" if kind == "mips" else "")
     return cached_array(cache_dir, tag, split, n, dim,
-                        lambda out: generate(kind, n, dim, seed, split, n_components, out=out),
+                        lambda out: generate(kind, n, dim, seed, split, n_components, out=out,
+                                             norm_sigma=norm_sigma),
                         dtype)
 
 
 def _load(ctx: LoadContext, kind: str, n_learn: int, n_base: int, n_query: int, dim: int,
-          seed: int, n_components: int, cache_min_rows: int, dtype: str) -> Dataset:
+          seed: int, n_components: int, cache_min_rows: int, dtype: str,
+          norm_sigma: float = 0.5) -> Dataset:
     sizes = {"learn": n_learn, "base": n_base, "query": n_query}
     stored = stored_dtype(dtype, f"dataset {ctx.name!r}", integers_0_255=kind == "sift")
     cache = n_base >= cache_min_rows
-    parts = {split: (_cached(ctx.cache_dir, kind, n, dim, seed, split, n_components, stored)
+    parts = {split: (_cached(ctx.cache_dir, kind, n, dim, seed, split, n_components, stored,
+                             norm_sigma)
                      if cache else
-                     generate(kind, n, dim, seed, split, n_components).astype(stored, copy=False))
+                     generate(kind, n, dim, seed, split, n_components,
+                              norm_sigma=norm_sigma).astype(stored, copy=False))
              for split, n in sizes.items()}
-    what = "U[0,1)" if kind == "uniform" else f"SIFT-like mixture of {n_components}"
+    what = {"uniform": "U[0,1)", "sift": f"SIFT-like mixture of {n_components}",
+            "mips": f"embedding-like mixture of {n_components} directions, log-normal norms "
+                    f"(sigma {norm_sigma})"}[kind]
     return Dataset(name=ctx.name, learn=parts["learn"], base=parts["base"], query=parts["query"],
+                   metric="ip" if kind == "mips" else "l2",
                    info={"source": f"synthetic {what}, dim {dim}, seed {seed}, "
                                    f"generator v{GENERATOR_VERSION}",
                          "split": "learn, base and query drawn independently",
@@ -192,3 +235,15 @@ def load_synthetic_sift(ctx: LoadContext, n_learn: int = 10000, n_base: int = 20
     run), see the module doc."""
     return _load(ctx, "sift", n_learn, n_base, n_query, dim, seed, n_components, cache_min_rows,
                  dtype)
+
+
+@register_loader("synthetic_mips")
+def load_synthetic_mips(ctx: LoadContext, n_learn: int = 10000, n_base: int = 20000,
+                        n_query: int = 200, dim: int = 64, n_components: int = 32,
+                        norm_sigma: float = 0.5, seed: int = 0,
+                        cache_min_rows: int = 200_000) -> Dataset:
+    """Embedding-like float32 learn / base / query sets whose norms vary (log-normal,
+    ``norm_sigma``), searched by inner product unless the config's ``metric`` says
+    otherwise (``cosine``: the same directions, norms ignored); see the module doc."""
+    return _load(ctx, "mips", n_learn, n_base, n_query, dim, seed, n_components,
+                 cache_min_rows, "float32", norm_sigma)

@@ -38,13 +38,14 @@ def k_recall_at_k(ids: np.ndarray, result_true_dist: np.ndarray, gt_dist: np.nda
     """Mean fraction of the k returned items that are true top-k neighbours, ties included.
 
     A returned item counts as a hit when its exact distance to the query is at
-    most the k-th true distance (times 1 + rel_eps, as ann-benchmarks does), so
-    an equally near item in place of a true neighbour is not a miss.
+    most the k-th true distance (plus rel_eps of its magnitude, as ann-benchmarks
+    does), so an equally near item in place of a true neighbour is not a miss.
 
     Args:
         ids: (nq, >=k) int returned ids (-1 for missing, never a hit).
-        result_true_dist: (nq, >=k) exact squared distances of those ids.
-        gt_dist: (nq, >=k) exact squared distances of the true neighbours, ascending.
+        result_true_dist: (nq, >=k) exact ranking distances of those ids (squared L2, or
+            negated inner products: :func:`benchpq.datasets.exact_distances`).
+        gt_dist: (nq, >=k) exact ranking distances of the true neighbours, ascending.
     """
     return float(k_recall_hits(ids, result_true_dist, gt_dist, k, rel_eps).mean() / k)
 
@@ -57,7 +58,8 @@ def k_recall_hits(ids: np.ndarray, result_true_dist: np.ndarray, gt_dist: np.nda
     """
     if ids.shape[1] < k or gt_dist.shape[1] < k:
         raise InputError(f"{k}-recall@{k} needs {k} results and {k} true distances per query")
-    threshold = gt_dist[:, k - 1:k] * (1 + rel_eps) + 1e-6
+    kth = gt_dist[:, k - 1:k]
+    threshold = kth + rel_eps * np.abs(kth) + 1e-6
     hits = (result_true_dist[:, :k] <= threshold) & (ids[:, :k] >= 0)
     return hits.sum(axis=1).astype(np.int64)
 

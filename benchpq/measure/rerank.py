@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import InputError, check_positive_int
+from ..datasets.metric import metric_values, ranking_distances
 from ..store.mapped import release_pages
 
 #: bytes of float32 candidate rows gathered at a time
@@ -27,15 +28,17 @@ def rerank_factor(task: dict) -> int:
 
 
 def reranked(base: np.ndarray, queries: np.ndarray, ids: np.ndarray,
-             k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k candidates of each query nearest by exact squared distance.
+             k: int, metric: str = "l2") -> tuple[np.ndarray, np.ndarray]:
+    """The k candidates of each query nearest by the exact ``metric``.
 
     Args:
         base: (n, d) the stored vectors (any dtype; rows gathered and converted to float32).
         queries: (nq, d) float32. ids: (nq, m) int64 candidates (-1: none), m >= k.
+        metric: ``l2``, ``ip`` or ``cosine`` (:mod:`benchpq.datasets.metric`).
 
     Returns (distances (nq, k) float32, ids (nq, k) int64), nearest first (ties: the
-    searcher's order); missing results are (inf, -1).
+    searcher's order): squared distances, or inner products largest first; missing
+    results are (inf, -1), under ``ip`` (-inf, -1).
     """
     nq, m = ids.shape
     out_d = np.full((nq, k), np.inf, np.float32)
@@ -46,13 +49,13 @@ def reranked(base: np.ndarray, queries: np.ndarray, ids: np.ndarray,
         valid = chunk >= 0
         rows = np.asarray(base[np.where(valid, chunk, 0).ravel()], np.float32)
         rows = rows.reshape(chunk.shape + (base.shape[1],))
-        diff = rows - queries[start:start + step, None, :]
-        d = np.einsum("qmd,qmd->qm", diff, diff)
+        d = ranking_distances(rows, queries[start:start + step], metric)
         d[~valid] = np.inf
         order = np.argsort(d, axis=1, kind="stable")[:, :k]
-        out_d[start:start + step] = np.take_along_axis(d, order, 1)
+        best = np.take_along_axis(d, order, 1)
+        out_d[start:start + step] = metric_values(best, metric)
         picked = np.take_along_axis(chunk, order, 1)
-        out_i[start:start + step] = np.where(np.isfinite(out_d[start:start + step]), picked, -1)
+        out_i[start:start + step] = np.where(np.isfinite(best), picked, -1)
     if nq * m * base.shape[1] * base.dtype.itemsize >= GATHER_BYTES:
         release_pages(base)  # a large gather's pages leave the process; a query's few stay
     return out_d, out_i

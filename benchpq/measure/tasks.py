@@ -25,6 +25,7 @@ from .. import metric_table
 from ..api import Algorithm, Clusterer, Quantizer, Searcher, capabilities
 from ..checks import InputError, check_k, check_labels, check_positive_int
 from ..datasets import Dataset, ensure_groundtruth, exact_distances, resolve_cache_dir
+from ..datasets.metric import kernel_metric
 from ..metric_table import (
     k_recall_name,
     phase_delta_name,
@@ -38,6 +39,7 @@ from ..store.records import json_safe
 from . import codec, diagnostics, latency, metrics, rerank, search_grid, uncertainty
 from .memory import PeakTracker
 from .search_grid import check_search_options
+from .threads import apply_in_process, search_thread_counts, searching_with
 
 CHUNK_ROWS = 65536
 #: MiB of float32 base rows converted at a time when the task does not say (task.block_mb)
@@ -174,7 +176,9 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
 
     ``task`` keys: k, recall_at (list), k_recall (list), mse (bool),
     search_repeats (int, default 3), rerank (:mod:`benchpq.measure.rerank`), query_mode
-    (``batch`` or ``single``: :mod:`benchpq.measure.latency`), block_mb (MiB of float32
+    (``batch`` or ``single``: :mod:`benchpq.measure.latency`), search_threads (the same
+    build searched at each of these thread counts, each point saying its ``threads``:
+    :func:`benchpq.measure.threads.search_thread_counts`), block_mb (MiB of float32
     base rows per block, default 256) and codes_in_ram_mb (default 1024; see
     :func:`build_search_model`). ``settings`` are search-time parameter settings
     (:mod:`benchpq.measure.search_grid`; default one empty setting). ``store`` is an
@@ -194,15 +198,28 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
     mode = latency.query_mode(task)
     codec_columns = codec.groundtruth_columns(task.get("codec")) \
         if codec.enabled(plugin, task.get("codec")) else 1
+    plugin.set_metric(kernel_metric(ds.metric))  # before anything is trained
     ensure_groundtruth(ds, max([*k_recalls, codec_columns]))
 
+    counts = search_thread_counts(task, threads)
     plugin.set_threads(threads)
     plugin, build, cached = _built(plugin, ds, task, store)
     plugin.set_threads(threads)
+    plugin.set_metric(kernel_metric(ds.metric))  # a model from the cache is set again
     points = []
     for setting in settings:
-        points.append(_search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats,
-                                    build, factor, mode))
+        if counts is None:
+            points.append(_search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats,
+                                        build, factor, mode))
+            continue
+        for count in counts:
+            with searching_with(plugin, count):
+                point = _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats,
+                                      build, factor, mode)
+            points.append({**point, "threads": count})
+    if counts is not None:
+        plugin.set_threads(threads)
+        apply_in_process(threads)
     return {"build": build, "build_cached": cached, "points": points}
 
 
@@ -307,7 +324,7 @@ def _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats, build,
                                                           plugin.name)
                     reranking["read"] += int((ids >= 0).sum())
                 start = time.perf_counter()
-                distances, ids = rerank.reranked(ds.base, queries, ids, n_results)
+                distances, ids = rerank.reranked(ds.base, queries, ids, n_results, ds.metric)
                 reranking["s"] += time.perf_counter() - start
             return distances, ids
 
@@ -360,8 +377,8 @@ def _recalls(ds, ids, recall_at, k_recalls) -> dict:
     k_hits = {}
     if k_recalls:
         kmax = max(k_recalls)
-        returned = exact_distances(ds.base, ds.query, ids[:, :kmax])
-        true = exact_distances(ds.base, ds.query, ds.groundtruth[:, :kmax])
+        returned = exact_distances(ds.base, ds.query, ids[:, :kmax], ds.metric)
+        true = exact_distances(ds.base, ds.query, ds.groundtruth[:, :kmax], ds.metric)
         for kk in k_recalls:
             out[k_recall_name(kk)] = metrics.k_recall_at_k(ids, returned, true, kk)
             k_hits[kk] = metrics.k_recall_hits(ids, returned, true, kk)

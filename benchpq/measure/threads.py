@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from threadpoolctl import threadpool_limits
 
+from ..checks import InputError, check_positive_int
 from ..store.provenance import THREAD_VARIABLES
 
 
@@ -44,3 +45,37 @@ def serial_blas():
     measured 50 times slower than on one thread.
     """
     return threadpool_limits(1, user_api="blas")
+
+
+def search_thread_counts(task: dict, threads: int) -> list[int] | None:
+    """``task.search_threads``: the thread counts one build is searched at, each search a
+    record of its own (thread scaling), or None (the default: search at ``threads``).
+
+    Each count is at most ``threads``: the run's process starts with ``threads`` threads
+    for OpenMP and BLAS, and builds its model with them. Repeated counts are dropped.
+    """
+    counts = task.get("search_threads")
+    if counts is None:
+        return None
+    if isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)) or not counts:
+        raise InputError(f"task.search_threads: expected a list of thread counts, e.g. [1, 2], "
+                         f"or null, got {counts!r}")
+    out = []
+    for count in counts:
+        count = check_positive_int(count, "task.search_threads")
+        if count > threads:
+            raise InputError(f"task.search_threads: {count} is above threads={threads}: the run "
+                             f"starts OpenMP and BLAS with `threads` threads and builds with "
+                             f"them; set threads={max(int(c) for c in counts)}")
+        if count not in out:
+            out.append(count)
+    return out
+
+
+@contextmanager
+def searching_with(plugin, threads: int):
+    """Context: ``plugin`` (and BLAS, and faiss) on ``threads`` threads while it searches."""
+    plugin.set_threads(threads)
+    apply_in_process(threads)
+    with threadpool_limits(threads, user_api="blas"):
+        yield

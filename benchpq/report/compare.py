@@ -23,8 +23,8 @@ from .summary import KEY_METRICS
 
 RATIO_SUFFIX = _SUFFIX
 # Conditions a run and its baseline must share (params shared by both are added).
-SAME_CONDITIONS = ("dataset", "task", "threads", "seed", "simd", "machine",
-                   "dataset_fingerprint")
+SAME_CONDITIONS = ("dataset", "dataset_metric", "task", "threads", "build_threads", "seed", "simd",
+                   "machine", "dataset_fingerprint")
 
 
 def ratio_metrics(df: pd.DataFrame) -> list[str]:

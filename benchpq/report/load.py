@@ -1,8 +1,11 @@
 """Run records -> one pandas DataFrame, one row per run.
 
-Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, task,
-query_mode`` (a search's ``batch`` or ``single``), ``seed, threads, simd`` (the native
-core's SIMD path; None in records older than it), ``machine`` (the CPU model),
+Columns, in order: ``run_id, sweep, status, message, algorithm, dataset, dataset_metric``
+(what "nearest" meant: ``l2``, ``ip`` or ``cosine``), ``task, query_mode`` (a search's ``batch``
+or ``single``), ``seed, threads`` (a search's threads),
+``build_threads`` (the model's: other than ``threads`` where one build was searched at
+several thread counts, ``task.search_threads``), ``simd`` (the native core's SIMD path; None
+in records older than it), ``machine`` (the CPU model),
 ``code_stamp`` (the plugin's code) and ``dataset_fingerprint`` (the content of the data
 read), then one column per algorithm
 param (``M``, ``nbits``, ...), one per metric (``recall@10``, ``mse``, ...), then
@@ -33,9 +36,9 @@ import pandas as pd
 from ..store.records import read_record, records_dir
 from .names import better_direction, is_known_metric
 
-BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "task",
-                "query_mode", "seed", "threads", "simd", "machine", "code_stamp",
-                "dataset_fingerprint")
+BASE_COLUMNS = ("run_id", "sweep", "status", "message", "algorithm", "dataset", "dataset_metric",
+                "task", "query_mode", "seed", "threads", "build_threads", "simd", "machine",
+                "code_stamp", "dataset_fingerprint")
 TAIL_COLUMNS = ("build_id", "build_cached", "wall_s", "started_at", "path", "per_query")
 # Where a record keeps the columns that are not top-level keys of its own name.
 NESTED_COLUMNS = {"machine": ("provenance", "cpu_model"),
@@ -261,12 +264,18 @@ def _row(record: dict, path, sweep, param_col: dict, metric_col: dict) -> dict:
 def _field(record: dict, name: str):
     """A record's value of column ``name``: its own key, or where :data:`NESTED_COLUMNS` says."""
     if name not in NESTED_COLUMNS:
-        return record.get(name)
-    value = record
-    for key in NESTED_COLUMNS[name]:
-        value = value.get(key) if isinstance(value, dict) else None
+        value = record.get(name)
+    else:
+        value = record
+        for key in NESTED_COLUMNS[name]:
+            value = value.get(key) if isinstance(value, dict) else None
     if value is None and name == "query_mode" and record.get("task") == "search":
         return "batch"  # searches recorded before the option sent every query in one call
+    if value is None and name == "dataset_metric" and record.get("task") in ("search", None):
+        dataset = (record.get("config") or {}).get("dataset") or {}
+        return dataset.get("metric") or "l2"  # records before metrics: squared L2
+    if value is None and name == "build_threads":
+        return record.get("threads")  # records before the option: built and searched alike
     return value
 
 

@@ -32,7 +32,7 @@ from .selectors import Selector, parse_pair, parse_selector, require_one_configu
 # Metrics compared by default, after the recalls present (in this order).
 COMPARED = ("mse", "error", "nmi", "ari", "train_s", "encode_s", "add_s", "search_s",
             "search_s_median", "cluster_s")
-CONDITIONS = ("dataset", "task", "threads")
+CONDITIONS = ("dataset", "dataset_metric", "task", "threads", "build_threads")
 
 
 def parse_pairs(specs: list[str]) -> list[tuple[Selector, Selector]]:

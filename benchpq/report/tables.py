@@ -21,8 +21,9 @@ from .load import ReportError, param_columns
 AGGREGATIONS = ("mean", "median", "min", "max")
 # Columns that define what a run measures and where (besides its params): runs that differ
 # in any of them are never averaged together. Seed is not one of them.
-DEFINING_COLUMNS = ("dataset", "task", "query_mode", "algorithm", "threads", "rerank_factor",
-                    "simd", "machine", "code_stamp", "dataset_fingerprint")
+DEFINING_COLUMNS = ("dataset", "dataset_metric", "task", "query_mode", "algorithm", "threads",
+                    "build_threads", "rerank_factor", "simd", "machine", "code_stamp",
+                    "dataset_fingerprint")
 # Defining columns holding digests: shown by their first characters when they split rows.
 DIGEST_COLUMNS = ("code_stamp", "dataset_fingerprint")
 DIGEST_CHARS = 8

@@ -57,7 +57,7 @@ FORMAT = 2
 
 #: task keys that only change how the built model is searched
 SEARCH_ONLY_TASK_KEYS = ("k", "recall_at", "k_recall", "search_repeats", "rerank",
-                         "query_mode")
+                         "query_mode", "search_threads")
 #: dataset keys that only change the queries and their ground truth
 SEARCH_ONLY_DATASET_KEYS = ("n_query", "groundtruth_k")
 

@@ -8,12 +8,14 @@ A sweep directory holds ``records/<run_id>.json``. A record is a dict::
       "status": "ok" | "error" | "crashed" | "timeout" | "interrupted",
       "message": str,            # error text, "" when ok
       "algorithm": str, "dataset": str, "task": str,
+      "dataset_metric": str,     # the dataset's metric: l2, ip or cosine (None if not loaded)
       "params": {...},           # the algorithm's config (without "name"), search setting included
       "search": {...},           # the search setting of this record ({} for none)
       "build_cached": bool,      # the model came from the trained-model cache
       "code_stamp": str,         # the plugin's code (benchpq.sweep.code_stamp.code_version)
       "metric_specs": {...},     # the plugin's own metrics, declared (benchpq.metric_table)
-      "seed": int, "threads": int,
+      "seed": int, "threads": int, # threads: of the search (task.search_threads) or the run
+      "build_threads": int,      # the threads the model was built with
       "simd": str,               # SIMD path of the native core: scalar, avx2, avx512, native
       "metrics": {...},          # names as in docs/metrics.md: "recall@10", "mse", "train_s", ...
       "config": {...},           # the full resolved config

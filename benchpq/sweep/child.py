@@ -42,6 +42,7 @@ def run(config: dict, settings: list[dict] | None = None) -> dict:
     store = _model_store(config, ds, plugin)
     result = run_task(plugin, ds, config["task"], threads, settings, store)
     result["model_key"] = store.key if store is not None else None
+    result["metric"] = ds.metric  # the dataset's, which its files may set
     from .code_stamp import code_version
     result["code_stamp"] = code_version(type(plugin))
     return result

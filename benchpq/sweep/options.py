@@ -15,6 +15,7 @@ import math
 
 from ..checks import InputError, check_path_part, check_positive_int
 from ..measure.search_grid import check_search_options
+from ..measure.threads import search_thread_counts
 from ..native import simd
 from ..suggest import did_you_mean
 
@@ -52,6 +53,7 @@ def check_run_options(config: dict) -> None:
     check_path_part(config["dataset"].get("name"), "dataset.name")
     if config["task"].get("name") == "search":
         check_search_options(config["task"])
+        search_thread_counts(config["task"], int(config.get("threads", 1)))
 
 
 def composition_hint(exc: BaseException) -> str | None:

@@ -27,7 +27,7 @@ from .. import registry
 from ..checks import InputError
 from ..datasets.fingerprint import dataset_fingerprint
 from ..measure import search_grid
-from ..measure.threads import thread_environment
+from ..measure.threads import search_thread_counts, thread_environment
 from ..native import simd
 from ..store import provenance
 from ..store.model_cache import SEARCH_ONLY_TASK_KEYS
@@ -71,9 +71,12 @@ def execute(config: dict, label: str = "", done_label=None) -> list[dict]:
     except InputError as exc:
         return [_write(out_dir, config, {}, {"status": "error", "message": str(exc)},
                        provenance.collect(seed=config.get("seed")), 0.0, None, label)]
-    points = [(setting, point_config(config, setting)) for setting in settings]
+    counts = (search_thread_counts(config["task"], int(config.get("threads", 1)))
+              if config["task"].get("name") == "search" else None) or [None]
+    points = [(setting, count, point_config(config, setting, count))
+              for setting in settings for count in counts]
     records, pending = {}, []
-    for setting, cfg in points:
+    for setting, count, cfg in points:
         rid = run_id(cfg)
         done = None if config.get("force", False) else find_completed(out_dir, rid)
         if done is not None:
@@ -84,27 +87,32 @@ def execute(config: dict, label: str = "", done_label=None) -> list[dict]:
             done["skipped"] = True
             records[rid] = done
         else:
-            pending.append((setting, cfg, rid))
+            pending.append((setting, count, cfg, rid))
     if pending:
         log.info("%s%s on %s: %s%s", f"{label} " if label else "", config["algorithm"].get("name"),
                  config["dataset"].get("name"),
                  f"{len(pending)} search setting{'s' if len(pending) > 1 else ''}"
-                 if any(setting for setting, _, _ in pending) else "running",
+                 if any(setting for setting, _, _, _ in pending) else "running",
                  f" ({len(points) - len(pending)} already recorded)"
                  if len(pending) < len(points) else "")
         threads = int(config.get("threads", 1))
         started = provenance.collect(seed=config.get("seed"), threads=threads)
         log_path = out_dir / "logs" / f"{build_id(config)}.log"
         t0 = time.perf_counter()
-        result = run_in_child(config, [setting for setting, _, _ in pending],
-                              float(config.get("timeout_s", 3600)), threads, log_path, label)
+        unique = []
+        for setting, _, _, _ in pending:
+            if setting not in unique:
+                unique.append(setting)
+        result = run_in_child(config, unique, float(config.get("timeout_s", 3600)), threads,
+                              log_path, label)
         wall_s = time.perf_counter() - t0
         finished = done_label() if done_label is not None else label
-        varying = _varying_keys([setting for setting, _ in points])
-        by_setting = {json.dumps(p["search"], sort_keys=True): p
+        varying = _varying_keys([setting for setting, _, _ in points])
+        # a point searched at one of task.search_threads says its thread count
+        by_setting = {json.dumps([p["search"], p.get("threads")], sort_keys=True): p
                       for p in result.get("points", [])}
-        for setting, cfg, rid in pending:
-            point = by_setting.get(json.dumps(setting, sort_keys=True))
+        for setting, count, cfg, rid in pending:
+            point = by_setting.get(json.dumps([setting, count], sort_keys=True))
             if result["status"] != "ok" or point is None:
                 outcome = {k: v for k, v in result.items() if k in ("status", "message",
                                                                      "traceback")}
@@ -116,6 +124,7 @@ def execute(config: dict, label: str = "", done_label=None) -> list[dict]:
                            "metrics": {**result.get("build", {}), **point["metrics"]},
                            "build_cached": bool(result.get("build_cached")),
                            "model_key": result.get("model_key"),
+                           "metric": result.get("metric"),
                            "code_stamp": result.get("code_stamp"),
                            "metric_specs": result.get("metric_specs") or {}}
             runtime = result.get("runtime", {})
@@ -126,7 +135,7 @@ def execute(config: dict, label: str = "", done_label=None) -> list[dict]:
             if result["signal"] == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(128 + int(result["signal"]))
-    return [records[run_id(cfg)] for _, cfg in points]
+    return [records[run_id(cfg)] for _, _, cfg in points]
 
 
 def with_simd_path(config: dict) -> dict:
@@ -155,13 +164,18 @@ def with_dataset_fingerprint(config: dict) -> dict:
     return {**config, "dataset_fingerprint": fingerprint}
 
 
-def point_config(config: dict, setting: dict) -> dict:
-    """The config of one search setting: the grid replaced by the setting itself."""
+def point_config(config: dict, setting: dict, threads: int | None = None) -> dict:
+    """The config of one search setting: the grid replaced by the setting itself. With
+    ``threads`` (one of ``task.search_threads``), ``threads`` is the search's thread count
+    and ``build_threads`` the run's, that the model was built with."""
     out = copy.deepcopy(config)
     algorithm = out["algorithm"]
     algorithm.pop(search_grid.SEARCH_KEY, None)
     if setting:
         algorithm[search_grid.SEARCH_KEY] = dict(setting)
+    if threads is not None:
+        out["build_threads"] = int(out.get("threads", 1))
+        out["threads"] = int(threads)
     return out
 
 
@@ -173,6 +187,8 @@ def build_id(config: dict) -> str:
     """
     out = point_config(config, {})
     out["task"] = {k: v for k, v in out["task"].items() if k not in SEARCH_ONLY_TASK_KEYS}
+    if "build_threads" in out:  # one of the searches of task.search_threads
+        out["threads"] = out.pop("build_threads")
     return run_id(out)
 
 
@@ -191,11 +207,14 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
         "message": outcome.get("message", ""),
         "algorithm": algorithm.get("name"),
         "dataset": cfg["dataset"].get("name"),
+        # what "nearest" meant: the loaded dataset's metric, else the config's
+        "dataset_metric": outcome.get("metric") or cfg["dataset"].get("metric"),
         "task": cfg["task"].get("name"),
         "params": params,
         "search": dict(setting),
         "seed": cfg.get("seed"),
         "threads": int(cfg.get("threads", 1)),
+        "build_threads": int(cfg.get("build_threads", cfg.get("threads", 1))),
         "simd": cfg.get("simd"),
         "metrics": outcome.get("metrics", {}),
         "build_cached": outcome.get("build_cached", False),

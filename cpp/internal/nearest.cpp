@@ -122,4 +122,13 @@ float l2sqr(const float* a, const float* b, int64_t d) {
   return s;
 }
 
+float inner(const float* a, const float* b, int64_t d) {
+  v8 acc = {};
+  int64_t t = 0;
+  for (; t + 8 <= d; t += 8) acc += load8(a + t) * load8(b + t);
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; t < d; ++t) s += a[t] * b[t];
+  return s;
+}
+
 }  // namespace benchpq

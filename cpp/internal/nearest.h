@@ -40,4 +40,7 @@ class NearestCodeword {
 /// Squared L2 distance between two d-vectors (plain loop, vectorised by the compiler).
 float l2sqr(const float* a, const float* b, int64_t d);
 
+/// Inner product of two d-vectors, with l2sqr's lanes and order of sums.
+float inner(const float* a, const float* b, int64_t d);
+
 }  // namespace benchpq

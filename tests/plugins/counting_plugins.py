@@ -8,7 +8,8 @@ different ids (a non-deterministic search). When ``$HOLD_STORE`` names a file,
 storing its model writes its process id there and then stalls, so a test can kill a run while its
 model is written (an environment variable, so that the build's cache key is the
 same with and without it); likewise ``$HOLD_FIT`` stalls fitting for the seed
-``$HOLD_FIT_SEED``.
+``$HOLD_FIT_SEED``. Each search appends the thread count it was set to
+(``set_threads``) to the file ``log + ".searches"``.
 """
 import os
 import time
@@ -28,6 +29,10 @@ class Counting(Searcher):
         self.log, self.budget, self.shuffle, self.seed = log, budget, shuffle, seed
         self.base = None
         self.calls = 0
+        self.threads = None
+
+    def set_threads(self, threads):
+        self.threads = threads
 
     def fit(self, x):
         with open(self.log, "a") as f:
@@ -52,6 +57,8 @@ class Counting(Searcher):
         d = ((queries[:, None, :] - base[None, :, :]) ** 2).sum(-1)
         ids = np.argsort(d, axis=1, kind="stable")[:, :k]
         self.calls += 1
+        with open(self.log + ".searches", "a") as f:
+            f.write(f"{self.threads}\n")
         if self.shuffle and self.calls > 1:
             ids = ids[:, ::-1].copy()
         return np.take_along_axis(d, ids, 1).astype(np.float32), ids.astype(np.int64)
