@@ -14,6 +14,8 @@ from benchpq.measure import metrics, rerank
 from benchpq.measure.tasks import run_search
 from benchpq.registry import create
 
+from optional import requires
+
 TASK = {"name": "search", "k": 10, "recall_at": [1, 10], "k_recall": [10], "mse": False,
         "codec": {"enabled": False}, "search_repeats": 1}
 
@@ -255,3 +257,21 @@ def test_records_say_the_metric_and_reports_keep_metrics_apart(tmp_path):
     assert sorted(df["dataset_metric"]) == ["cosine", "ip", "l2"]
     table = pivot(df, rows=["algorithm", "dataset_metric"], values=["recall@10"])
     assert len(table.mean) == 3
+
+
+def test_scann_searches_by_dot_product_under_ip(mips_dataset):
+    requires("scann")
+    plugin = create({"name": "scann", "dims_per_block": 2, "exact_reorder": True, "seed": 0})
+    plugin.set_metric("ip")
+    plugin.fit(mips_dataset.learn)
+    plugin.add(mips_dataset.base)
+    plugin.set_search_params(reorder=4000)  # every row re-scored exactly: the true top k
+    values, ids = plugin.search(mips_dataset.query, 10)
+    want, want_values = brute_force(mips_dataset.base, mips_dataset.query, "ip", 10)
+    assert (ids == want).mean() > 0.99
+    np.testing.assert_allclose(values, want_values, rtol=1e-4, atol=1e-4)
+    plugin.set_search_params(reorder=0)  # the anisotropic codes' own estimates
+    approx, approx_ids = plugin.search(mips_dataset.query, 10)
+    assert np.all(np.diff(approx, axis=1) <= 1e-6)  # largest first
+    recall = np.mean([len(set(a) & set(w)) / 10 for a, w in zip(approx_ids, want)])
+    assert recall > 0.5

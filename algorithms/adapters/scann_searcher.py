@@ -27,8 +27,10 @@ training assignment (95 % of the rows in the same leaf, recall@10 within 0.005).
 
 Search: queries (nq, d) float32 -> (distances (nq, k) float32, ids (nq, k) int64). ScaNN's
 ``squared_l2`` scores are squared L2 distances: estimates from int8 lookup tables without
-re-scoring, exact float32 with it. Fewer than k candidates (a tree's leaves searched hold
-fewer rows) leave id -1 and distance inf.
+re-scoring, exact float32 with it. Under the ``ip`` metric the searcher is built with
+``dot_product`` (the measure anisotropic quantization was made for) and returns inner
+products, largest first. Fewer than k candidates (a tree's leaves searched hold fewer rows)
+leave id -1 and distance inf (-inf under ``ip``).
 
 What ``serialize`` writes (and what a pickle carries, as bytes):
 
@@ -154,6 +156,7 @@ class ScannAH(FittedGuard, Searcher):
     """
 
     fitted_attribute, fitted_action = "searcher", "searching"
+    search_metrics = ("l2", "ip")
 
     def __init__(self, dims_per_block: int = 2,
                  anisotropic_quantization_threshold: float | None = 0.2,
@@ -197,7 +200,8 @@ class ScannAH(FittedGuard, Searcher):
     def _config(self, learn: np.ndarray) -> str:
         """ScaNN's text configuration for this plugin's settings, with the seeds set."""
         threshold = self.anisotropic_quantization_threshold
-        builder = self._tree(scann.scann_ops_pybind.builder(learn, 10, "squared_l2"))
+        measure = "dot_product" if self.metric == "ip" else "squared_l2"
+        builder = self._tree(scann.scann_ops_pybind.builder(learn, 10, measure))
         builder = builder.score_ah(
             self.dims_per_block,
             anisotropic_quantization_threshold=float("nan") if threshold is None else threshold,
@@ -278,11 +282,12 @@ class ScannAH(FittedGuard, Searcher):
         ids, distances = search(queries, k, candidates, self._leaves_to_search())
         ids, distances = np.asarray(ids, np.int64), np.asarray(distances, np.float32)
         missing = np.isnan(distances)
-        ids[missing], distances[missing] = -1, np.inf
+        worst = -np.inf if self.metric == "ip" else np.inf
+        ids[missing], distances[missing] = -1, worst
         if ids.shape[1] < k:  # ScaNN pads to k; this keeps the contract if it does not
             pad = ((0, 0), (0, k - ids.shape[1]))
             ids = np.pad(ids, pad, constant_values=-1)
-            distances = np.pad(distances, pad, constant_values=np.inf)
+            distances = np.pad(distances, pad, constant_values=worst)
         return distances, ids
 
     # -- sizes --------------------------------------------------------------------
