@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from optional import requires
 
 from benchpq.checks import InputError
 from benchpq.datasets import Dataset, exact_distances, ground_truth, load_dataset, write_ann_hdf5
@@ -13,8 +14,6 @@ from benchpq.datasets.synthetic import generate
 from benchpq.measure import metrics, rerank
 from benchpq.measure.tasks import run_search
 from benchpq.registry import create
-
-from optional import requires
 
 TASK = {"name": "search", "k": 10, "recall_at": [1, 10], "k_recall": [10], "mse": False,
         "codec": {"enabled": False}, "search_repeats": 1}
