@@ -193,6 +193,13 @@ void ProductQuantizer::adc_tables(const float* queries, int64_t nq, float* table
       subspace_table(queries + q * D_ + m * dsub_, m, tables + (q * M_ + m) * Ks_);
 }
 
+void ProductQuantizer::adc_ip_tables(const float* queries, int64_t nq, float* tables) const {
+#pragma omp parallel for schedule(static)
+  for (int64_t q = 0; q < nq; ++q)
+    for (int64_t m = 0; m < M_; ++m)
+      subspace_ip_table(queries + q * D_ + m * dsub_, m, tables + (q * M_ + m) * Ks_);
+}
+
 template <typename CodeT>
 void ProductQuantizer::search_adc(const float* queries, int64_t nq, const CodeT* codes, int64_t n,
                                   int64_t k, float* distances, int64_t* ids,

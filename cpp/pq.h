@@ -66,6 +66,9 @@ class ProductQuantizer {
 
   /// ADC lookup tables (nq, M, Ks): squared distance of each query sub-vector to each codeword.
   void adc_tables(const float* queries, int64_t nq, float* tables) const;
+  /// Inner-product tables (nq, M, Ks): the negated inner product of each query sub-vector
+  /// and each codeword (summed and ranked as distances: the largest inner products first).
+  void adc_ip_tables(const float* queries, int64_t nq, float* tables) const;
 
   /// Asymmetric distance search: the k nearest of the n codes for each query
   /// (nq, D); distances, ids out (nq, k). Requires 1 <= k <= n.

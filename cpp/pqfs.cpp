@@ -489,7 +489,7 @@ void pqfs_quantize_tables(const float* tables, int64_t nq, int64_t M, uint8_t* q
 
 void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
                  const uint8_t* blocks, int64_t n, int64_t k, int64_t k_factor, int simd,
-                 float* distances, int64_t* ids) {
+                 int inner_product, float* distances, int64_t* ids) {
   check_pq(pq, "pqfs_search");
   if (nq < 1 || n < 1 || k < 1 || k > n || k_factor < 1 || n > int64_t(kIdMask))
     throw std::invalid_argument("pqfs_search: need nq >= 1, 1 <= k <= n < 2^40, k_factor >= 1");
@@ -502,7 +502,10 @@ void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
 
   std::vector<float> tables(nq * M * 16), scale(nq), offset(nq);
   std::vector<uint8_t> qtables(nq * M * 16);
-  pq.adc_tables(queries, nq, tables.data());
+  if (inner_product)
+    pq.adc_ip_tables(queries, nq, tables.data());
+  else
+    pq.adc_tables(queries, nq, tables.data());
   pqfs_quantize_tables(tables.data(), nq, M, qtables.data(), scale.data(), offset.data());
 
   // The best keys of query q -> its k results (quantized, or re-ranked by the float tables).

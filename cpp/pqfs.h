@@ -60,11 +60,13 @@ void pqfs_quantize_tables(const float* tables, int64_t nq, int64_t M, uint8_t* q
 /// k-NN of queries (nq, D) over the n codes held in blocks: distances, ids (nq, k),
 /// nearest first. k_factor = 1: quantized distances; k_factor > 1: the
 /// min(n, k_factor * k) best by quantized distance re-ranked by float ADC
-/// distance. simd: a PqfsSimd (modes.h). Parallel over queries, or over the blocks when
+/// distance. inner_product != 0: the tables are ProductQuantizer::adc_ip_tables, the
+/// distances negated inner products (the largest inner products first). simd: a PqfsSimd
+/// (modes.h). Parallel over queries, or over the blocks when
 /// there are fewer queries than threads; the result does not depend on the
 /// number of threads. Requires 1 <= k <= n < 2^40.
 void pqfs_search(const ProductQuantizer& pq, const float* queries, int64_t nq,
                  const uint8_t* blocks, int64_t n, int64_t k, int64_t k_factor, int simd,
-                 float* distances, int64_t* ids);
+                 int inner_product, float* distances, int64_t* ids);
 
 }  // namespace benchpq

@@ -123,10 +123,11 @@ def pqfs_outputs(out: dict) -> None:
         for level in ("scalar", "avx2", "avx512"):
             if not simd_supported(level):
                 continue  # a build runs its own level's scan and the ones below it
-            for k_factor in (1, 4):
+            for k_factor, metric in ((1, "l2"), (4, "l2"), (1, "ip"), (4, "ip")):
                 fs.set_search_params(k_factor=k_factor, simd=level)
+                fs.set_metric(metric)
                 d, i = fs.search(q, 10)
-                key = f"pqfs_M{M}.k{k_factor}"
+                key = f"pqfs_M{M}.k{k_factor}" + ("" if metric == "l2" else ".ip")
                 if f"{key}.distances" in out:  # every scan of one build gives the same
                     assert np.array_equal(out[f"{key}.distances"], d), (key, level)
                     assert np.array_equal(out[f"{key}.ids"], i), (key, level)

@@ -274,3 +274,25 @@ def test_scann_searches_by_dot_product_under_ip(mips_dataset):
     assert np.all(np.diff(approx, axis=1) <= 1e-6)  # largest first
     recall = np.mean([len(set(a) & set(w)) / 10 for a, w in zip(approx_ids, want)])
     assert recall > 0.5
+
+
+def test_fast_scan_under_ip_ranks_by_its_quantized_inner_product_tables(mips_dataset):
+    plugin = create({"name": "pqfs", "M": 8, "seed": 0})
+    plugin.set_metric("ip")
+    plugin.fit(mips_dataset.learn)
+    plugin.add(mips_dataset.base)
+    decoded = plugin.decode(plugin.encode(mips_dataset.base)).astype(np.float64)
+    exact_ip = mips_dataset.query.astype(np.float64) @ decoded.T
+    tables, _, scale, _ = plugin.lookup_tables(mips_dataset.query)
+    values, ids = plugin.search(mips_dataset.query, 10)  # quantized tables
+    assert np.all(np.diff(values, axis=1) <= 1e-6)  # largest first
+    bound = (8 / (2 * scale))[:, None] + 1e-4  # the tables' rounding, M / (2 scale)
+    assert np.all(np.abs(values - np.take_along_axis(exact_ip, ids, 1)) <= bound)
+    best = np.sort(exact_ip, axis=1)[:, ::-1][:, :10]
+    assert np.all(values >= best[:, -1:] - 2 * bound)
+    plugin.set_search_params(k_factor=len(mips_dataset.base) // 10)  # all re-ranked by floats
+    values, ids = plugin.search(mips_dataset.query, 10)
+    np.testing.assert_allclose(values, best, rtol=1e-4, atol=1e-4)
+    sub = mips_dataset.query.reshape(len(mips_dataset.query), 8, -1)
+    np.testing.assert_allclose(tables, -np.einsum("qmd,mjd->qmj", sub, plugin.codewords),
+                               rtol=1e-5, atol=1e-5)  # the negated inner products

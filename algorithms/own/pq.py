@@ -50,6 +50,7 @@ def _pq_calls() -> dict:
         "get_codewords": Call((A("codewords", f32, codewords, out=True),), quick=True),
         "set_codewords": Call((A("codewords", f32, codewords),)),
         "adc_tables": Call((x, S("n"), A("tables", f32, ("n", "M", "Ks"), out=True))),
+        "adc_ip_tables": Call((x, S("n"), A("tables", f32, ("n", "M", "Ks"), out=True))),
     }
     for suffix, dtype in (("u8", np.uint8), ("u16", np.uint16)):
         codes = A("codes", dtype, ("n", "M"))

@@ -57,13 +57,14 @@ PQFS_CALLS = NativeTable(None, {
                                   A("scale", _F32, ("nq",), out=True),
                                   A("offset", _F32, ("nq",), out=True))),
     "pqfs_search": Call((Object("pq"), A("query", _F32, ("nq", "d")), S("nq"), _BLOCKS, S("n"),
-                         S("k"), S("k_factor"), S("simd"),
+                         S("k"), S("k_factor"), S("simd"), S("inner_product"),
                          A("distances", _F32, ("nq", "k"), out=True),
                          A("ids", np.int64, ("nq", "k"), out=True))),
     "pqfs_blocks_bytes": Call((S("n"), S("M")), quick=True),
     "pqfs_simd_supported": Call((S("simd"),), quick=True),
 }, warm=dict(n=2, d=2, M=2, half=1, nblocks=1, width=BLOCK, nq=2, k=1, k_factor=1,
-             simd=SIMD_LEVELS["scalar"], pq=lambda ns: ns.ProductQuantizer(2, 2, KS)))
+             simd=SIMD_LEVELS["scalar"], inner_product=0,
+             pq=lambda ns: ns.ProductQuantizer(2, 2, KS)))
 
 
 def _block_dims(n: int, M: int) -> dict:
@@ -112,6 +113,7 @@ class PQFastScan(NativeThreads, FittedGuard, ModelArrays, Quantizer, Searcher):
     """
 
     model_arrays = ("pq",)
+    search_metrics = ("l2", "ip")
 
     def __init__(self, M: int = 16, iter: int = 25, seed: int | None = None,
                  max_points_per_centroid: int | None = 256, init: str = "random"):
@@ -215,7 +217,9 @@ class PQFastScan(NativeThreads, FittedGuard, ModelArrays, Quantizer, Searcher):
         self.ntotal += codes.shape[0]
 
     def search(self, queries, k):
-        """k-NN: (distances (nq, k) float32, ids (nq, k) int64), nearest first."""
+        """k-NN: (distances (nq, k) float32, ids (nq, k) int64), nearest first; under the
+        ``ip`` metric, estimated inner products, largest first (the tables hold the negated
+        inner products of the query's sub-vectors and the codewords)."""
         cpp = self._quantizer()
         if self.blocks is None:
             raise InputError(f"{self.name or 'pqfs'}: add() vectors before searching")
@@ -226,24 +230,26 @@ class PQFastScan(NativeThreads, FittedGuard, ModelArrays, Quantizer, Searcher):
         nq = queries.shape[0]
         distances = np.empty((nq, k), np.float32)
         ids = np.empty((nq, k), np.int64)
+        inner = int(self.metric == "ip")
         PQFS_CALLS.call(native.load(), "pqfs_search", cpp, queries, nq, self.blocks, self.ntotal,
-                        k, self.k_factor, SIMD_LEVELS[self.simd], distances, ids, d=self.dim,
-                        **_block_dims(self.ntotal, self.M))
-        return distances, ids
+                        k, self.k_factor, SIMD_LEVELS[self.simd], inner, distances, ids,
+                        d=self.dim, **_block_dims(self.ntotal, self.M))
+        return (np.negative(distances, out=distances) if inner else distances), ids
 
     def lookup_tables(self, queries):
         """The tables a search uses for queries (nq, D).
 
-        Returns float ADC tables (nq, M, 16) float32, their uint8 quantization
-        (nq, M, 16), and scale, offset (nq,) float32: a sum s of quantized
-        entries stands for the distance offset + s / scale, within M / (2 scale)
-        of the float ADC distance.
+        Returns float ADC tables (nq, M, 16) float32 (under ``ip``: negated inner
+        products), their uint8 quantization (nq, M, 16), and scale, offset (nq,) float32: a
+        sum s of quantized entries stands for the distance offset + s / scale, within
+        M / (2 scale) of the float ADC distance.
         """
         cpp = self._quantizer()
         queries = as_matrix(queries, "query", dim=self.dim)
         nq = queries.shape[0]
         tables = np.empty((nq, self.M, KS), np.float32)
-        PQ_CALLS.call(cpp, "adc_tables", queries, nq, tables, d=self.dim, M=self.M, Ks=KS)
+        PQ_CALLS.call(cpp, "adc_ip_tables" if self.metric == "ip" else "adc_tables", queries, nq,
+                      tables, d=self.dim, M=self.M, Ks=KS)
         qtables = np.empty(tables.shape, np.uint8)
         scale, offset = np.empty(nq, np.float32), np.empty(nq, np.float32)
         PQFS_CALLS.call(native.load(), "pqfs_quantize_tables", tables, nq, self.M, qtables, scale,
