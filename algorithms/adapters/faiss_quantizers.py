@@ -475,7 +475,10 @@ class FaissIVFOPQ(FaissIVFPQ):
 
 @register("faiss_pqfs")
 class FaissPQFastScan(FaissProductIndex):
-    """faiss IndexPQFastScan: 4-bit PQ codes scanned with SIMD in-register tables."""
+    """faiss IndexPQFastScan: 4-bit PQ codes scanned with SIMD in-register tables (squared L2,
+    or METRIC_INNER_PRODUCT under ``ip``)."""
+
+    search_metrics = ("l2", "ip")
 
     def __init__(self, M: int = 16, nbits: int = 4, seed: int | None = None):
         if nbits != 4:
@@ -483,7 +486,7 @@ class FaissPQFastScan(FaissProductIndex):
         super().__init__(M, nbits, seed)
 
     def _build(self, dim):
-        index = faiss.IndexPQFastScan(dim, self.M, self.nbits)
+        index = faiss.IndexPQFastScan(dim, self.M, self.nbits, self._faiss_metric())
         if self.seed is not None:
             index.pq.cp.seed = int(self.seed)
         return index
