@@ -235,6 +235,8 @@ def _write(out_dir: Path, cfg: dict, setting: dict, outcome: dict, prov: dict, w
     path = write_record(record_path(out_dir, rid), record)
     level = logging.INFO if record["status"] == "ok" else logging.WARNING
     shown = {k: v for k, v in setting.items() if shown_keys is None or k in shown_keys}
+    if "build_threads" in cfg:  # one of task.search_threads: name its thread count
+        shown["threads"] = record["threads"]
     log.log(level, "%s", finished_line(record, shown, _shown_path(out_dir, path), label))
     return record
 
