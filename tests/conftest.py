@@ -168,3 +168,16 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         f"{len(skipped)} reference checks skipped for missing data ({', '.join(folders)}); "
         f"set BENCHPQ_DATA, or {REQUIRE_DATA_VARIABLE}=1 to make them fail", yellow=True)
+
+
+@pytest.fixture()
+def test_plugins(monkeypatch):
+    """The test plugins (tests/plugins) importable here and in the runs' child processes."""
+    import sys
+
+    from compose import TEST_PLUGINS
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(TEST_PLUGINS), os.environ.get("PYTHONPATH")])))
+    sys.path.insert(0, str(TEST_PLUGINS))
+    yield TEST_PLUGINS
+    sys.path.remove(str(TEST_PLUGINS))

@@ -26,17 +26,10 @@ from benchpq.store import model_state, sealing
 from benchpq.store.model_cache import ARRAYS_FILE, STATE_FILE, ModelCache
 from benchpq.sweep import runner
 
-from compose import TEST_PLUGINS
-
 
 @pytest.fixture(autouse=True)
-def _plugins_on_path(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(TEST_PLUGINS), os.environ.get("PYTHONPATH")])))
+def _plugins_on_path(test_plugins, monkeypatch):
     monkeypatch.delenv(sealing.SHARED_ENV, raising=False)
-    sys.path.insert(0, str(TEST_PLUGINS))
-    yield
-    sys.path.remove(str(TEST_PLUGINS))
 
 
 @pytest.fixture

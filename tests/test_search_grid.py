@@ -24,14 +24,9 @@ SMALL = ["dataset=synthetic", "++dataset.n_learn=2000", "++dataset.n_base=2000",
 
 
 @pytest.fixture(autouse=True)
-def _plugins_on_path(monkeypatch):
+def _plugins_on_path(test_plugins, monkeypatch):
     """Child processes import the test plugins from tests/plugins."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(TEST_PLUGINS), os.environ.get("PYTHONPATH")])))
     monkeypatch.delenv("HOLD_STORE", raising=False)
-    sys.path.insert(0, str(TEST_PLUGINS))
-    yield
-    sys.path.remove(str(TEST_PLUGINS))
 
 
 # A small LOPQ whose training takes a fraction of a second (what it searches is under

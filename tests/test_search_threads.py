@@ -1,8 +1,6 @@
 """task.search_threads: one build searched at several thread counts, each search a record
 whose ``threads`` is its count and ``build_threads`` the build's; reports keep the counts
 apart; bad counts are named before anything is trained."""
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,24 +10,14 @@ from benchpq.report.load import load_records
 from benchpq.report.tables import pivot
 from benchpq.sweep import runner
 
-from compose import TEST_PLUGINS, compose_config
+from compose import compose_config
 
-SMALL = ["dataset=synthetic", "++dataset.n_learn=2000", "++dataset.n_base=2000",
-         "++dataset.n_query=30"]
-
-
-@pytest.fixture(autouse=True)
-def _plugins_on_path(monkeypatch):
-    """Child processes import the test plugins from tests/plugins."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(TEST_PLUGINS), os.environ.get("PYTHONPATH")])))
-    sys.path.insert(0, str(TEST_PLUGINS))
-    yield
-    sys.path.remove(str(TEST_PLUGINS))
+pytestmark = pytest.mark.usefixtures("test_plugins")
 
 
 def config_for(tmp_path, *overrides, search=None):
-    config = compose_config([*SMALL, "algorithm=faiss_pq", f"results_dir={tmp_path / 'results'}",
+    config = compose_config(["dataset=synthetic", "++dataset.n_base=2000", "++dataset.n_query=30",
+                             "algorithm=faiss_pq", f"results_dir={tmp_path / 'results'}",
                              f"cache_dir={tmp_path / 'cache'}", *overrides])
     config["algorithm"] = {"name": "test_counting", "log": str(tmp_path / "fits.log"),
                            **({"search": search} if search else {})}

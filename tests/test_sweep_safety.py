@@ -31,13 +31,7 @@ SMALL = ["dataset=synthetic", "++dataset.n_learn=2000", "++dataset.n_base=2000",
 PLUGIN_CONF = f"hydra.searchpath=[file://{TEST_PLUGINS / 'conf'}]"
 
 
-@pytest.fixture(autouse=True)
-def _plugins_on_path(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(TEST_PLUGINS), os.environ.get("PYTHONPATH")])))
-    sys.path.insert(0, str(TEST_PLUGINS))
-    yield
-    sys.path.remove(str(TEST_PLUGINS))
+pytestmark = pytest.mark.usefixtures("test_plugins")
 
 
 def cli(tmp_path, *args, **popen):
