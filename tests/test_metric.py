@@ -156,7 +156,9 @@ def points(result):
                                           ("opq", {"M": 8, "Ks": 64, "niter": 4}),
                                           ("faiss_pq", {"M": 8, "nbits": 6}),
                                           ("faiss_opq", {"M": 8, "nbits": 6, "niter": 4}),
-                                          ("nanopq_pq", {"M": 8, "Ks": 64})])
+                                          ("nanopq_pq", {"M": 8, "Ks": 64}),
+                                          ("nanopq_opq", {"M": 8, "Ks": 64,
+                                                          "rotation_iter": 2})])
 def test_declared_plugins_search_by_inner_product_with_the_decoded_vectors(
         mips_dataset, name, params):
     plugin = create({"name": name, "seed": 0, **params})

@@ -126,6 +126,9 @@ class NanoOPQ(NanoPQBase):
                                 verbose=False)
         self.model.fit(x, parametric_init=self.parametric_init, pq_iter=self.iter,
                        rotation_iter=self.rotation_iter, seed=int(self.seed or 0))
+        # nanopq (0.2.2) OPQ.fit replaces its PQ by one built without the metric it was given:
+        # its tables would be squared distances, ranked here as inner products
+        self.model.pq.metric = self._nanopq_metric()
         return self
 
     @property
