@@ -158,7 +158,11 @@ def points(result):
                                           ("faiss_opq", {"M": 8, "nbits": 6, "niter": 4}),
                                           ("nanopq_pq", {"M": 8, "Ks": 64}),
                                           ("nanopq_opq", {"M": 8, "Ks": 64,
-                                                          "rotation_iter": 2})])
+                                                          "rotation_iter": 2}),
+                                          ("faiss_ivfpq", {"M": 8, "nbits": 6, "nlist": 16,
+                                                           "nprobe": 16}),
+                                          ("faiss_ivfopq", {"M": 8, "nbits": 6, "nlist": 16,
+                                                            "nprobe": 16, "niter": 4})])
 def test_declared_plugins_search_by_inner_product_with_the_decoded_vectors(
         mips_dataset, name, params):
     plugin = create({"name": name, "seed": 0, **params})

@@ -403,7 +403,11 @@ class InvertedFileSearch:
 @register("faiss_ivfpq")
 class FaissIVFPQ(InvertedFileSearch, FaissProductIndex):
     """faiss IndexIVFPQ: nlist coarse cells, PQ on residuals, nprobe cells visited (and at
-    most ``max_codes`` codes scanned per query, the last list cut; None: no limit)."""
+    most ``max_codes`` codes scanned per query, the last list cut; None: no limit). Under
+    ``ip`` the cells are an IndexFlatIP (a query visits the nprobe cells of largest inner
+    product) and the scan ranks by <q, centre> + <q, residual code>."""
+
+    search_metrics = ("l2", "ip")
 
     def __init__(self, M: int = 8, nbits: int = 8, nlist: int = 256, nprobe: int = 16,
                  max_codes: int | None = None, seed: int | None = None):
@@ -412,8 +416,9 @@ class FaissIVFPQ(InvertedFileSearch, FaissProductIndex):
 
     def _ivf_pq(self, dim):
         """A new IndexIVFPQ with this plugin's settings."""
-        coarse = faiss.IndexFlatL2(dim)
-        index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits)
+        coarse = faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
+        index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits,
+                                 self._faiss_metric())
         self._coarse = coarse
         index.nprobe = self.nprobe
         index.max_codes = self.max_codes or 0
