@@ -65,6 +65,7 @@ def test_reports_keep_thread_counts_and_builds_apart(tmp_path):
 
 @pytest.mark.parametrize("counts, message", [
     ("[3]", "3 is above threads=2"),
+    ("[3,x]", "task.search_threads"),  # every count checked before the bound
     ("[0]", "task.search_threads"),
     ("[]", "expected a list of thread counts"),
     ("2", "expected a list of thread counts"),

@@ -124,8 +124,8 @@ def generate(kind: str, n: int, dim: int = 128, seed: int = 0, split: str = "bas
     if kind == "mips" and not (isinstance(norm_sigma, (int, float)) and
                                not isinstance(norm_sigma, bool) and 0 < norm_sigma <= 4):
         raise InputError(f"synthetic norm_sigma must be a number in (0, 4], got {norm_sigma!r}")
-    model = {"sift": lambda: _sift_model(dim, components, seed),
-             "mips": lambda: _mips_model(dim, components, seed)}.get(kind, lambda: None)()
+    model = (_sift_model(dim, components, seed) if kind == "sift" else
+             _mips_model(dim, components, seed) if kind == "mips" else None)
     out = np.empty((n, dim), dtype=np.float32) if out is None else out
     for i, start in enumerate(range(0, n, CHUNK_ROWS)):
         rows = min(CHUNK_ROWS, n - start)

@@ -39,7 +39,7 @@ from ..store.records import json_safe
 from . import codec, diagnostics, latency, metrics, rerank, search_grid, uncertainty
 from .memory import PeakTracker
 from .search_grid import check_search_options
-from .threads import apply_in_process, search_thread_counts, searching_with
+from .threads import search_thread_counts, searching_with
 
 CHUNK_ROWS = 65536
 #: MiB of float32 base rows converted at a time when the task does not say (task.block_mb)
@@ -213,13 +213,10 @@ def run_search(plugin: Algorithm, ds: Dataset, task: dict, threads: int,
                                         build, factor, mode))
             continue
         for count in counts:
-            with searching_with(plugin, count):
+            with searching_with(plugin, count, then=threads):
                 point = _search_point(plugin, ds, setting, k, recall_at, k_recalls, repeats,
                                       build, factor, mode)
             points.append({**point, "threads": count})
-    if counts is not None:
-        plugin.set_threads(threads)
-        apply_in_process(threads)
     return {"build": build, "build_cached": cached, "points": points}
 
 

@@ -60,22 +60,23 @@ def search_thread_counts(task: dict, threads: int) -> list[int] | None:
     if isinstance(counts, (str, bytes)) or not isinstance(counts, (list, tuple)) or not counts:
         raise InputError(f"task.search_threads: expected a list of thread counts, e.g. [1, 2], "
                          f"or null, got {counts!r}")
-    out = []
-    for count in counts:
-        count = check_positive_int(count, "task.search_threads")
-        if count > threads:
-            raise InputError(f"task.search_threads: {count} is above threads={threads}: the run "
-                             f"starts OpenMP and BLAS with `threads` threads and builds with "
-                             f"them; set threads={max(int(c) for c in counts)}")
-        if count not in out:
-            out.append(count)
-    return out
+    checked = [check_positive_int(count, "task.search_threads") for count in counts]
+    if max(checked) > threads:
+        raise InputError(f"task.search_threads: {max(checked)} is above threads={threads}: the "
+                         f"run starts OpenMP and BLAS with `threads` threads and builds with "
+                         f"them; set threads={max(checked)}")
+    return list(dict.fromkeys(checked))
 
 
 @contextmanager
-def searching_with(plugin, threads: int):
-    """Context: ``plugin`` (and BLAS, and faiss) on ``threads`` threads while it searches."""
+def searching_with(plugin, threads: int, then: int):
+    """Context: ``plugin`` (and BLAS, and faiss) on ``threads`` threads while it searches,
+    back on ``then`` threads after."""
     plugin.set_threads(threads)
     apply_in_process(threads)
-    with threadpool_limits(threads, user_api="blas"):
-        yield
+    try:
+        with threadpool_limits(threads, user_api="blas"):
+            yield
+    finally:
+        plugin.set_threads(then)
+        apply_in_process(then)
