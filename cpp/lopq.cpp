@@ -130,6 +130,35 @@ void LOPQ::project_half(const float* x, int64_t s, int64_t c, float* out) const 
   }
 }
 
+void LOPQ::rotate_half(const float* x, int64_t s, int64_t c, float* out) const {
+  const float* R = rotations_.data() + (s * V_ + c) * h_ * h_;
+  std::fill(out, out + h_, 0.0f);
+  for (int64_t t = 0; t < h_; ++t) {
+    const float* row = R + t * h_;
+    for (int64_t j = 0; j < h_; ++j) out[j] = fmadd(x[t], row[j], out[j]);
+  }
+}
+
+void LOPQ::half_table(const float* y, int64_t s, int64_t c, bool inner_product, float* frame,
+                      float* table) const {
+  const int64_t Mh = M_ / 2;
+  if (!inner_product) {
+    project_half(y, s, c, frame);
+    for (int64_t m = 0; m < Mh; ++m)
+      fine_nearest_[s * Mh + m].distances(frame + m * dsub_, table + m * Ks_);
+    return;
+  }
+  rotate_half(y, s, c, frame);
+  for (int64_t m = 0; m < Mh; ++m) {
+    const float* cw = codewords_.data() + (s * Mh + m) * Ks_ * dsub_;
+    float* t = table + m * Ks_;
+    for (int64_t j = 0; j < Ks_; ++j) t[j] = -inner(frame + m * dsub_, cw + j * dsub_, dsub_);
+  }
+  const float offset = inner(y, coarse_.data() + (s * V_ + c) * h_, h_) +
+                       inner(y, means_.data() + (s * V_ + c) * h_, h_);
+  for (int64_t j = 0; j < Ks_; ++j) table[j] -= offset;
+}
+
 void LOPQ::project(const float* x, int64_t n, const int32_t* coarse, float* out) const {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i)
@@ -283,21 +312,22 @@ void LOPQ::get_offsets(int64_t* out) const {
 }
 
 void LOPQ::search(const float* queries, int64_t nq, int64_t k, int64_t quota, int64_t max_cells,
-                  bool exact_quota, float* distances, int64_t* ids, int64_t* candidates,
-                  int64_t* cells) const {
+                  bool exact_quota, bool inner_product, float* distances, int64_t* ids,
+                  int64_t* candidates, int64_t* cells) const {
   if (k < 1) throw std::invalid_argument("LOPQ::search: need k >= 1");
   if (Ks_ <= 256)
-    search_impl(lists_.codes8(), queries, nq, k, quota, max_cells, exact_quota, distances,
-                ids, candidates, cells);
+    search_impl(lists_.codes8(), queries, nq, k, quota, max_cells, exact_quota, inner_product,
+                distances, ids, candidates, cells);
   else
-    search_impl(lists_.codes16(), queries, nq, k, quota, max_cells, exact_quota, distances,
-                ids, candidates, cells);
+    search_impl(lists_.codes16(), queries, nq, k, quota, max_cells, exact_quota, inner_product,
+                distances, ids, candidates, cells);
 }
 
 template <typename FineT>
 void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq, int64_t k,
-                       int64_t quota, int64_t max_cells, bool exact_quota, float* distances,
-                       int64_t* ids, int64_t* candidates, int64_t* cells) const {
+                       int64_t quota, int64_t max_cells, bool exact_quota,
+                       bool inner_product, float* distances, int64_t* ids,
+                       int64_t* candidates, int64_t* cells) const {
   const int64_t Mh = M_ / 2, table_size = Mh * Ks_;
   const auto list_id = [this](int64_t i) { return lists_.id(i); };
 #pragma omp parallel
@@ -311,8 +341,10 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
     for (int64_t q = 0; q < nq; ++q) {
       const float* y = queries + q * D_;
       for (int64_t v = 0; v < V_; ++v) {
-        d0[v] = l2sqr(y, coarse_.data() + v * h_, h_);
-        d1[v] = l2sqr(y + h_, coarse_.data() + (V_ + v) * h_, h_);
+        const float* c0 = coarse_.data() + v * h_;
+        const float* c1 = coarse_.data() + (V_ + v) * h_;
+        d0[v] = inner_product ? -inner(y, c0, h_) : l2sqr(y, c0, h_);
+        d1[v] = inner_product ? -inner(y + h_, c1, h_) : l2sqr(y + h_, c1, h_);
       }
       ms.reset(d0.data(), V_, d1.data(), V_);
       TopK<float> best(distances + q * k, ids + q * k, k);
@@ -333,10 +365,8 @@ void LOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq
           slot[s][c[s]] = static_cast<int32_t>(used.size());
           used.emplace_back(s, c[s]);
           tables.resize(used.size() * table_size);
-          project_half(y + s * h_, s, c[s], frame.data());
-          float* t = tables.data() + (used.size() - 1) * table_size;
-          for (int64_t m = 0; m < Mh; ++m)
-            fine_nearest_[s * Mh + m].distances(frame.data() + m * dsub_, t + m * Ks_);
+          half_table(y + s * h_, s, c[s], inner_product, frame.data(),
+                     tables.data() + (used.size() - 1) * table_size);
         }
         for (int s = 0; s < 2; ++s) {
           const float* t = tables.data() + slot[s][c[s]] * table_size;

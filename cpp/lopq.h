@@ -112,21 +112,32 @@ class LOPQ {
   /// frame against the fine codes). Writes distances, ids (nq, k) (missing:
   /// +inf, -1), candidates (nq,) codes scanned and cells (nq,) cells
   /// traversed. Parallel over queries.
+  ///
+  /// With inner_product, the same search for the largest inner products:
+  /// cells are visited in decreasing <y_0, C[0][c0]> + <y_1, C[1][c1]> and
+  /// candidates ranked by -<y, x_hat>, x_hat the reconstruction, which is
+  /// sum_s <y_s, C[s][c_s] + mu[s][c_s]> + <y_s R[s][c_s], q_s> (R orthogonal):
+  /// one table of -<(y_s R)_m, codeword> per visited centroid and half, with
+  /// the cell's constant folded into its first sub-table. distances are then
+  /// -<y, x_hat>, ascending.
   void search(const float* queries, int64_t nq, int64_t k, int64_t quota, int64_t max_cells,
-              bool exact_quota, float* distances, int64_t* ids, int64_t* candidates,
-              int64_t* cells) const;
+              bool exact_quota, bool inner_product, float* distances, int64_t* ids,
+              int64_t* candidates, int64_t* cells) const;
 
  private:
   void prepare_fine();
   void project_half(const float* x, int64_t s, int64_t c, float* out) const;
+  void rotate_half(const float* x, int64_t s, int64_t c, float* out) const;
+  void half_table(const float* y, int64_t s, int64_t c, bool inner_product, float* frame,
+                  float* table) const;
   void nearest_cells(const float* x, int64_t nb, int32_t* cells) const;
   template <typename CodeT> void encode(const float* x, int64_t n, CodeT* codes) const;
   template <typename CodeT> void decode(const CodeT* codes, int64_t n, float* x) const;
   template <typename CodeT> void fill_index(const CodeT* codes, int64_t m, int64_t first);
   template <typename FineT>
   void search_impl(const FineT* list_codes, const float* queries, int64_t nq, int64_t k,
-                   int64_t quota, int64_t max_cells, bool exact_quota, float* distances,
-                   int64_t* ids, int64_t* candidates, int64_t* cells) const;
+                   int64_t quota, int64_t max_cells, bool exact_quota, bool inner_product,
+                   float* distances, int64_t* ids, int64_t* candidates, int64_t* cells) const;
 
   int64_t D_, V_, M_, Ks_, h_, dsub_;
   std::vector<float> coarse_;     // (2, V, h)

@@ -83,6 +83,8 @@ def opq_lopq_itq_outputs(out: dict) -> None:
         out[f"lopq_M{M}.decoded"] = lopq.decode(codes)
         lopq.add(x)
         out[f"lopq_M{M}.distances"], out[f"lopq_M{M}.ids"] = lopq.search(q, 9)
+        lopq.set_metric("ip")
+        out[f"lopq_M{M}.ip.distances"], out[f"lopq_M{M}.ip.ids"] = lopq.search(q, 9)
     x, q = gaussian(2503, 72, 72), gaussian(29, 72, 73)
     for bits in (17, 64):
         itq = ITQ(num_bit=bits, niter=5, seed=bits).fit(x)

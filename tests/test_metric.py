@@ -162,7 +162,10 @@ def points(result):
                                           ("faiss_ivfpq", {"M": 8, "nbits": 6, "nlist": 16,
                                                            "nprobe": 16}),
                                           ("faiss_ivfopq", {"M": 8, "nbits": 6, "nlist": 16,
-                                                            "nprobe": 16, "niter": 4})])
+                                                            "nprobe": 16, "niter": 4}),
+                                          ("lopq", {"V": 4, "M": 8, "Ks": 64, "quota": 10 ** 6}),
+                                          ("lopq", {"V": 4, "M": 8, "Ks": 64, "quota": 10 ** 6,
+                                                    "pca_dim": 24})])
 def test_declared_plugins_search_by_inner_product_with_the_decoded_vectors(
         mips_dataset, name, params):
     plugin = create({"name": name, "seed": 0, **params})
@@ -177,6 +180,27 @@ def test_declared_plugins_search_by_inner_product_with_the_decoded_vectors(
     assert np.all(np.diff(values, axis=1) <= 1e-6)  # largest first
     best = np.sort(exact_ip, axis=1)[:, ::-1][:, :10]
     np.testing.assert_allclose(values, best, rtol=1e-4, atol=1e-4)
+
+
+def test_lopq_under_ip_visits_the_cell_of_the_largest_coarse_inner_product(mips_dataset):
+    lopq = create({"name": "lopq", "V": 8, "M": 4, "Ks": 16, "max_cells": 1, "quota": 10 ** 6,
+                   "seed": 0})
+    lopq.set_metric("ip")
+    lopq.fit(mips_dataset.learn)
+    lopq.add(mips_dataset.base)
+    query = mips_dataset.query.astype(np.float64)
+    h = query.shape[1] // 2
+    c0, c1 = lopq.coarse_centroids
+    score = (query[:, :h] @ c0.T)[:, :, None] + (query[:, h:] @ c1.T)[:, None, :]  # (nq, V, V)
+    best = score.reshape(len(query), -1).argmax(axis=1)
+    nearest = (((query[:, None, :h] - c0) ** 2).sum(-1)[:, :, None]
+               + ((query[:, None, h:] - c1) ** 2).sum(-1)[:, None, :]).reshape(len(query), -1)
+    assert np.mean(best != nearest.argmin(axis=1)) > 0.2  # the two metrics pick other cells
+    _, ids = lopq.search(mips_dataset.query, 5)
+    cells = lopq.codes[:, 0].astype(np.int64) * 8 + lopq.codes[:, 1]
+    for q in range(len(query)):
+        found = ids[q][ids[q] >= 0]
+        assert np.all(cells[found] == best[q])
 
 
 def test_own_pq_under_ip_finds_what_faiss_and_nanopq_find(mips_dataset, tmp_path, monkeypatch):
@@ -197,10 +221,10 @@ def test_own_pq_under_ip_finds_what_faiss_and_nanopq_find(mips_dataset, tmp_path
 def test_a_plugin_without_inner_product_is_refused_before_training(mips_dataset, tmp_path,
                                                                    monkeypatch):
     monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
-    plugin = create({"name": "lopq", "V": 4, "M": 4, "Ks": 16})
+    plugin = create({"name": "itq", "num_bit": 16})
     trained = []
     monkeypatch.setattr(type(plugin), "fit", lambda self, x: trained.append(1))
-    with pytest.raises(InputError, match="'lopq' searches by l2 only, not by 'ip'"):
+    with pytest.raises(InputError, match="'itq' searches by l2 only, not by 'ip'"):
         run_search(plugin, mips_dataset, TASK, 1)
     assert trained == []
 
@@ -254,9 +278,9 @@ def test_records_say_the_metric_and_reports_keep_metrics_apart(tmp_path):
         assert record["status"] == "ok", record["message"]
         assert record["dataset_metric"] == metric
         results.append(record)
-    lopq = compose_config(["dataset=synthetic_mips", "++dataset.n_base=2000", "algorithm=lopq",
-                           f"results_dir={tmp_path / 'results'}", f"cache_dir={tmp_path / 'c'}"])
-    (refused,) = runner.execute(lopq)
+    itq = compose_config(["dataset=synthetic_mips", "++dataset.n_base=2000", "algorithm=itq",
+                          f"results_dir={tmp_path / 'results'}", f"cache_dir={tmp_path / 'c'}"])
+    (refused,) = runner.execute(itq)
     assert refused["status"] == "error" and "searches by l2 only, not by 'ip'" in refused["message"]
     df = load_records(tmp_path / "results")
     assert sorted(df["dataset_metric"]) == ["cosine", "ip", "l2"]

@@ -43,10 +43,17 @@ cells (empty ones included, as faiss's nprobe) were traversed; candidates are
 ranked by the asymmetric distance of the query's residual in each cell's local
 frame (one lookup table per visited coarse centroid and half), which equals
 ||q - x_hat||^2 exactly since the rotations are orthogonal (with ``pca_dim`` <
-D: the distance in the PCA space). ``extra_metrics`` reports the mean number
-of candidates scanned (``mean_candidates``) and cells traversed per query of
-the last search. ``set_search_params(quota=..., max_cells=...)`` changes them
-without retraining.
+D: the distance in the PCA space).
+
+By inner product (a dataset of metric ``ip``, :meth:`set_metric`): cells are visited in
+decreasing <q_0, C_0[c0]> + <q_1, C_1[c1]> and candidates ranked by the inner product
+with their reconstruction, <q_s, C_s + mu_s> + <q_s R_s, q_hat_s> summed over the halves
+(one table per visited centroid and half, as for L2); :meth:`search` returns <q, x_hat>,
+largest first.
+
+``extra_metrics`` reports the mean number of candidates scanned (``mean_candidates``)
+and cells traversed per query of the last search. ``set_search_params(quota=...,
+max_cells=...)`` changes them without retraining.
 
 Every input is checked here, before any C++ call; bad input raises
 :class:`benchpq.checks.InputError`.
@@ -129,7 +136,7 @@ def _lopq_calls() -> dict:
     calls["end_index"] = Call(())
     calls["get_offsets"] = Call((A("offsets", i64, ("cells",), out=True),), quick=True)
     calls["search"] = Call((A("query", f32, ("nq", "D")), S("nq"), S("k"), S("quota"),
-                            S("max_cells"), S("exact_quota"),
+                            S("max_cells"), S("exact_quota"), S("inner_product"),
                             A("distances", f32, ("nq", "k"), out=True),
                             A("ids", i64, ("nq", "k"), out=True),
                             A("candidates", i64, ("nq",), out=True),
@@ -142,7 +149,8 @@ def _lopq_calls() -> dict:
 LOPQ_CALLS = NativeTable("LOPQ", _lopq_calls(), constructor=("D", "V", "M", "Ks"),
                          warm=dict(D=4, V=2, M=2, Ks=2, h=2, ds=2, n=3, w=4, cells=5, ncells=4,
                                    iter=1, init=INITS["random"], seed=0, mppc=0, nq=3, k=1,
-                                   quota=1, max_cells=0, exact_quota=False, first=0, m=1))
+                                   quota=1, max_cells=0, exact_quota=False, inner_product=False,
+                                   first=0, m=1))
 
 #: cpp/lopq.h multisequence_order: the cells of two halves in order of summed distance
 MULTISEQUENCE_CALLS = NativeTable(None, {
@@ -253,6 +261,7 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
 
     metric_specs = declare(FINE_BITS, CELL_BITS, TOTAL_BITS, MEAN_CANDIDATES, MAX_CANDIDATES,
                            MEAN_CELLS)
+    search_metrics = ("l2", "ip")
 
     def __init__(self, V: int = 16, M: int = 8, Ks: int = 256, quota: int = 1000,
                  max_cells: int | None = None, exact_quota: bool = False,
@@ -494,13 +503,22 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
     def search(self, queries, k):
         """Multi-index search: (distances (nq, k) float32, ids (nq, k) int64), nearest first.
 
-        Fewer than k candidates within the quota leave (+inf, -1) at the end of a row.
+        By the ``l2`` metric squared distances (in the PCA space, with PCA); by ``ip`` the
+        inner products <q, x_hat>, largest first. Fewer than k candidates within the
+        quota leave (+inf, -1) at the end of a row (-inf by ``ip``).
         """
         self._model()
         if self.codes is None:
             raise InputError(f"{self.name or 'lopq'}: add() vectors before searching")
         k = check_k(k, self.codes.shape[0])
-        y = self._project_pca(as_matrix(queries, "query", dim=self.dim))
+        queries = as_matrix(queries, "query", dim=self.dim)
+        inner_product = self.metric == "ip"
+        if inner_product and self.pca_matrix is not None:
+            # <q, mean + y_hat P^T> = <q, mean> + <q P, y_hat>: the query is rotated, not
+            # centred, and its constant <q, mean> added back to the distances below
+            y = rotate(np.ascontiguousarray(queries), self.pca_matrix)
+        else:
+            y = self._project_pca(queries)
         cpp = self._index()
         nq = y.shape[0]
         distances = np.empty((nq, k), np.float32)
@@ -508,7 +526,12 @@ class LOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         candidates = np.empty(nq, np.int64)
         cells = np.empty(nq, np.int64)
         LOPQ_CALLS.call(cpp, "search", y, nq, k, self.quota, self.max_cells or 0,
-                        self.exact_quota, distances, ids, candidates, cells, **self._dims())
+                        self.exact_quota, inner_product, distances, ids, candidates, cells,
+                        **self._dims())
+        if inner_product:
+            np.negative(distances, out=distances)
+            if self.pca_matrix is not None:
+                distances += (queries @ self.pca_mean)[:, None].astype(np.float32)
         self.last_search = search_stats(candidates, cells)
         return distances, ids
 
