@@ -73,7 +73,7 @@ def test_site_pages_and_images_all_exist(tmp_path):
     assert len(images) >= 3 and all((out / t).stat().st_size > 1000 for t in images)
     assert FAIL in search and "Traceback: line 1" in search          # failed run, message
     assert "abc123" in search and "&quot;name&quot;: &quot;toy&quot;" in search  # provenance
-    assert "Paired comparison: pq vs faiss_pq" in search and "queries (2 seeds)" in search
+    assert "Paired comparison: pq vs faiss_pq" in search and "queries x 2 seeds" in search
     assert "paper Z" in search and "±" in search                     # references, intervals
     assert ">paper on another set</td>" not in search  # another dataset's figure: index only
     assert ">paper on another set</td>" in index.read_text()

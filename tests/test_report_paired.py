@@ -43,7 +43,8 @@ def test_paired_by_query_and_by_seed(sweep):
     df = load_records(sweep)
     same = paired_comparison(df, "same", "base").set_index("metric")
     assert list(same.index) == ["recall@10", "mse", "train_s"]
-    assert same.loc["recall@10", "unit"] == "query" and same.loc["recall@10", "n"] == N_QUERIES
+    assert same.loc["recall@10", "unit"] == "query x seed"
+    assert same.loc["recall@10", "n"] == 5 * N_QUERIES
     assert same.loc["recall@10", "verdict"] == "no significant difference"
     assert same.loc["mse", "unit"] == "seed" and same.loc["mse", "n"] == 5
     assert same.loc["mse", "diff"] == pytest.approx(5, abs=1.5)

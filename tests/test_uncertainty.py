@@ -10,6 +10,7 @@ from benchpq.measure.uncertainty import (
     N_RESAMPLES,
     bootstrap_interval,
     paired_by_query,
+    paired_by_query_and_seed,
     paired_by_seed,
     per_query_values,
     search_uncertainty,
@@ -127,6 +128,50 @@ def test_paired_by_seed_t_test_and_wilcoxon():
     assert paired_by_seed([2.0, 3.0], [1.0, 2.0]).p == 0.0
     single = paired_by_seed([1.0], [2.0])
     assert math.isnan(single.p) and verdict(single, "min", "a", "b") == "not tested (1 pair)"
+
+
+def test_paired_by_query_and_seed_counts_the_spread_between_seeds():
+    # every query gains the same in a seed, but the seeds disagree: +0.2, -0.1, +0.05
+    rng = np.random.default_rng(4)
+    b = (rng.random((3, 500)) < 0.5).astype(float)
+    a = b + np.array([[0.2], [-0.1], [0.05]])
+    crossed = paired_by_query_and_seed(a, b)
+    assert crossed.diff == pytest.approx(0.05) and crossed.n == 1500
+    assert crossed.p > 0.3 and crossed.low < -0.3 and crossed.high > 0.4
+    assert verdict(crossed, "max", "A", "B") == "no significant difference"
+    # averaging each query over the seeds first hides that spread: +0.05 for every query
+    assert paired_by_query(a.mean(axis=0), b.mean(axis=0)).p < 1e-6
+    # the interval by hand: MS_seed = Q var(seed means), MS_query = S var(query means) = 0
+    ms_seed = 500 * np.var([0.2, -0.1, 0.05], ddof=1)
+    half = 4.302653 * math.sqrt(ms_seed / 1500)  # t(0.975, 2): the seeds' 2 dof
+    assert (crossed.low, crossed.high) == pytest.approx((0.05 - half, 0.05 + half), rel=1e-5)
+
+
+def test_paired_by_query_and_seed_covers_the_true_difference_95_percent_of_the_time():
+    # crossed seed and query effects around a true difference of 0.02
+    rng = np.random.default_rng(5)
+    covered, rejected = 0, 0
+    for _ in range(400):
+        seed_effect = rng.normal(0, 0.03, (4, 1))
+        query_effect = rng.normal(0, 0.2, (1, 300))
+        d = 0.02 + seed_effect + query_effect + rng.normal(0, 0.1, (4, 300))
+        result = paired_by_query_and_seed(d, np.zeros_like(d))
+        covered += result.low <= 0.02 <= result.high
+        null = paired_by_query_and_seed(d - 0.02, np.zeros_like(d))
+        rejected += null.p < 0.05
+    assert 0.93 <= covered / 400 <= 1.0
+    assert rejected / 400 <= 0.07
+
+
+def test_paired_by_query_and_seed_refuses_bad_shapes_and_values():
+    with pytest.raises(InputError, match=r"seeds >= 2, queries >= 2\), got \(1, 5\)"):
+        paired_by_query_and_seed(np.zeros((1, 5)), np.zeros((1, 5)))
+    with pytest.raises(InputError, match="got \\(2, 5\\) and \\(2, 4\\)"):
+        paired_by_query_and_seed(np.zeros((2, 5)), np.zeros((2, 4)))
+    with pytest.raises(InputError, match="NaN or infinite"):
+        paired_by_query_and_seed(np.full((2, 3), np.nan), np.zeros((2, 3)))
+    same = paired_by_query_and_seed(np.ones((2, 3)), np.ones((2, 3)))
+    assert same.p == 1.0 and same.low == same.high == 0.0
 
 
 def test_documented_resample_count():

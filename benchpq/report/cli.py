@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(ours / baseline) for times and memory; repeatable")
     p.add_argument("--compare", action="append", metavar="A=B", help="paired comparison of "
                    "A with B run under the same conditions and seeds: A - B per metric with a "
-                   "95%% interval, p-value and verdict (recalls paired by query when the runs "
-                   "recorded per-query values, else by seed); repeatable")
+                   "95%% interval, p-value and verdict (recalls paired by query, and by query and "
+                   "seed over several seeds, when the runs recorded per-query values, else by "
+                   "seed); repeatable")
     p.add_argument("--references", action="append", metavar="FILE", help="also compare with "
                    "the report.references of this experiment YAML (for records made before "
                    "they were added); repeatable")

@@ -5,10 +5,11 @@ conditions (dataset, task, threads and the params that vary among A's runs and t
 too, as :mod:`.compare` does) and with the same seed, then, for each metric:
 
 - recall@R and k-recall@k, when every paired run recorded its per-query values
-  (``per_query``, see :func:`benchpq.measure.uncertainty.search_uncertainty`): paired by query,
-  each query's value averaged over the seeds; bootstrap interval, sign-flip p-value.
-  Training randomness is held at the seeds run: the test asks whether these models
-  differ on this query sample's population.
+  (``per_query``, see :func:`benchpq.measure.uncertainty.search_uncertainty`): with one
+  seed, paired by query (bootstrap interval, sign-flip p-value: do these two models differ
+  on this query sample's population?); with several, paired by query and seed, a crossed
+  design whose interval counts the seed-to-seed spread of training as well as the query
+  sample (do the two methods differ?).
 - otherwise (mse, error, times, recalls without per-query values): paired by seed; t
   interval and p-value, Wilcoxon signed-rank p-value beside it.
 
@@ -57,7 +58,7 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, metrics=None,
 
     Columns: the condition keys, ``metric``, ``A``, ``B`` (the names), ``mean A``,
     ``mean B``, ``diff`` (A - B), ``ci_low``, ``ci_high`` (95%), ``p``, ``p_wilcoxon``,
-    ``n`` (pairs), ``unit`` ('query' or 'seed'), ``seeds``, ``verdict``.
+    ``n`` (pairs), ``unit`` ('query', 'query x seed' or 'seed'), ``seeds``, ``verdict``.
     Raises ReportError if either has no ok run or no run of A has a B run to pair with.
     """
     ok = df[df["status"] == "ok"] if "status" in df else df
@@ -112,10 +113,13 @@ def _missing(value) -> bool:
 
 
 def _compare(group_a, group_b, seeds, metric):
-    """(Paired, 'query' | 'seed') for one metric, or None if a side has no value."""
+    """(Paired, 'query' | 'query x seed' | 'seed') for one metric, or None if a side has no
+    value."""
     per_query = _per_query(group_a, seeds, metric), _per_query(group_b, seeds, metric)
     if all(v is not None for v in per_query) and per_query[0].shape == per_query[1].shape:
-        return uncertainty.paired_by_query(*per_query), "query"
+        if len(seeds) == 1:
+            return uncertainty.paired_by_query(per_query[0][0], per_query[1][0]), "query"
+        return uncertainty.paired_by_query_and_seed(*per_query), "query x seed"
     values = [pd.to_numeric(g[metric], errors="coerce").groupby(g.seed).mean()
               .reindex(seeds) for g in (group_a, group_b)]
     both = values[0].notna() & values[1].notna()
@@ -125,20 +129,23 @@ def _compare(group_a, group_b, seeds, metric):
 
 
 def _per_query(group, seeds, metric) -> np.ndarray | None:
-    """(nq,) per-query values averaged over the runs of ``seeds``, or None if one lacks them."""
+    """(seeds, nq) per-query values, a seed's runs averaged, or None if one lacks them."""
     if "per_query" not in group.columns:
         return None
     rows = []
     for seed in seeds:
-        runs = group[group.seed == seed]
-        for per_query in runs["per_query"]:
+        runs = []
+        for per_query in group[group.seed == seed]["per_query"]:
             values = uncertainty.per_query_values(per_query, base_name(metric))
             if values is None:
                 return None
-            rows.append(values)
+            runs.append(values)
+        if len({r.shape for r in runs}) != 1:
+            return None
+        rows.append(np.mean(runs, axis=0))
     if len({r.shape for r in rows}) != 1:
         return None
-    return np.mean(rows, axis=0)
+    return np.stack(rows)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -167,8 +174,9 @@ def display_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[
         def num(v, m=m):
             return format_number(m, v) if not (isinstance(v, float) and math.isnan(v)) else ""
         interval = f"[{num(r.ci_low)}, {num(r.ci_high)}]" if num(r.ci_low) else ""
-        paired_by = (f"{r.n} queries ({r.seeds} seed{'s' if r.seeds != 1 else ''})"
-                     if r.unit == "query" else f"{r.n} seeds")
+        paired_by = {"query": f"{r.n} queries (1 seed)",
+                     "query x seed": f"{r.n // max(r.seeds, 1)} queries x {r.seeds} seeds"
+                     }.get(r.unit, f"{r.n} seeds")
         rows.append([*(format_key(r[k]) for k in keys), m, num(r["mean A"]), num(r["mean B"]),
                      _signed(num(r["diff"])), interval, format_p(r.p), format_p(r.p_wilcoxon),
                      paired_by, r.verdict])
