@@ -177,15 +177,15 @@ void IVFLOPQ::get_offsets(int64_t* out) const {
 // -- search -------------------------------------------------------------------------
 
 void IVFLOPQ::search(const float* queries, int64_t nq, int64_t k, int64_t nprobe, int64_t quota,
-                     bool exact_quota, float* distances, int64_t* ids, int64_t* candidates,
-                     int64_t* cells) const {
+                     bool exact_quota, bool inner_product, float* distances, int64_t* ids,
+                     int64_t* candidates, int64_t* cells) const {
   if (k < 1) throw std::invalid_argument("IVFLOPQ::search: need k >= 1");
   if (Ks_ <= 256)
-    search_impl(lists_.codes8(), queries, nq, k, nprobe, quota, exact_quota, distances, ids,
-                candidates, cells);
+    search_impl(lists_.codes8(), queries, nq, k, nprobe, quota, exact_quota, inner_product,
+                distances, ids, candidates, cells);
   else
-    search_impl(lists_.codes16(), queries, nq, k, nprobe, quota, exact_quota, distances, ids,
-                candidates, cells);
+    search_impl(lists_.codes16(), queries, nq, k, nprobe, quota, exact_quota, inner_product,
+                distances, ids, candidates, cells);
 }
 
 namespace {
@@ -206,8 +206,9 @@ constexpr int64_t kVisits = 1 << 20;         // visits listed at once (12 MiB)
 // each table just before its list.
 template <typename FineT>
 void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t nq, int64_t k,
-                          int64_t nprobe, int64_t quota, bool exact_quota, float* distances,
-                          int64_t* ids, int64_t* candidates, int64_t* cells) const {
+                          int64_t nprobe, int64_t quota, bool exact_quota,
+                          bool inner_product, float* distances, int64_t* ids,
+                          int64_t* candidates, int64_t* cells) const {
   const auto list_id = [this](int64_t i) { return lists_.id(i); };
   const int64_t limit = nprobe > 0 ? std::min(nprobe, nlist_) : nlist_;
   const int64_t block = std::max<int64_t>(1, std::min({nq, kQueryBlock, kVisits / limit}));
@@ -229,7 +230,8 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
       for (int64_t i = 0; i < nb; ++i) {
         const float* y = queries + (q0 + i) * D_;
         for (int64_t c = 0; c < nlist_; ++c)
-          coarse_dist[c] = l2sqr(y, coarse_.data() + c * D_, D_);
+          coarse_dist[c] = inner_product ? -inner(y, coarse_.data() + c * D_, D_)
+                                         : l2sqr(y, coarse_.data() + c * D_, D_);
         std::iota(order.begin(), order.end(), int64_t(0));
         // cells by coarse distance, ties by the smaller cell id
         const auto closer = [&](int64_t a, int64_t b) {
@@ -291,7 +293,10 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
             const int64_t ng = std::min<int64_t>(kRotateRows, cell_start[c + 1] - g);
             for (int64_t p = 0; p < ng; ++p) {
               const float* y = queries + (q0 + by_cell[2 * (g + p)]) * D_;
-              for (int64_t t = 0; t < D_; ++t) res[p * D_ + t] = y[t] - cen[t] - mu[t];
+              if (inner_product)  // <y, x_hat> = <y, C + mu> + <y R, q>: y itself is rotated
+                std::copy(y, y + D_, res.data() + p * D_);
+              else
+                for (int64_t t = 0; t < D_; ++t) res[p * D_ + t] = y[t] - cen[t] - mu[t];
             }
             if (ng == kRotateRows)
               rows_times<kRotateRows>(res.data(), D_, R, D_, D_, frames.data(), D_);
@@ -301,9 +306,19 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
             for (int64_t p = 0; p < ng; ++p) {
               const int64_t i = by_cell[2 * (g + p)], j = by_cell[2 * (g + p) + 1];
               float* table = tables.data() + (table_of[i - ia] + j) * table_floats;
+              const float* frame = frames.data() + p * D_;
+              if (!inner_product) {
+                for (int64_t m = 0; m < M_; ++m)
+                  fine_nearest_[c * M_ + m].distances(frame + m * dsub_, table + m * Ks_);
+                continue;
+              }
+              const float* cw = codewords_.data() + c * M_ * Ks_ * dsub_;
               for (int64_t m = 0; m < M_; ++m)
-                fine_nearest_[c * M_ + m].distances(frames.data() + p * D_ + m * dsub_,
-                                                    table + m * Ks_);
+                for (int64_t u = 0; u < Ks_; ++u)
+                  table[m * Ks_ + u] = -inner(frame + m * dsub_, cw + (m * Ks_ + u) * dsub_, dsub_);
+              const float* y = queries + (q0 + i) * D_;
+              const float offset = inner(y, cen, D_) + inner(y, mu, D_);
+              for (int64_t u = 0; u < Ks_; ++u) table[u] -= offset;
             }
           }
         }

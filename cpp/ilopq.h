@@ -63,9 +63,14 @@ class IVFLOPQ {
   /// asymmetric distance in their cell's local frame (one table per visited
   /// cell). distances, ids (nq, k) (missing: +inf, -1); candidates (nq,) codes
   /// scanned; cells (nq,) cells visited. Parallel over queries.
+  ///
+  /// With inner_product, the search for the largest inner products: cells in
+  /// decreasing <y, C[c]>, candidates ranked by -<y, x_hat> = -<y, C[c] + mu[c]>
+  /// - <y R[c], q> (one table of -<(y R[c])_m, codeword> per visit, the cell's
+  /// constant folded into its first sub-table); distances are -<y, x_hat>.
   void search(const float* queries, int64_t nq, int64_t k, int64_t nprobe, int64_t quota,
-              bool exact_quota, float* distances, int64_t* ids, int64_t* candidates,
-              int64_t* cells) const;
+              bool exact_quota, bool inner_product, float* distances, int64_t* ids,
+              int64_t* candidates, int64_t* cells) const;
 
  private:
   void project_one(const float* x, int64_t c, float* out) const;
@@ -74,8 +79,8 @@ class IVFLOPQ {
   template <typename CodeT> void fill_index(const CodeT* codes, int64_t m, int64_t first);
   template <typename FineT>
   void search_impl(const FineT* list_codes, const float* queries, int64_t nq, int64_t k,
-                   int64_t nprobe, int64_t quota, bool exact_quota, float* distances,
-                   int64_t* ids, int64_t* candidates, int64_t* cells) const;
+                   int64_t nprobe, int64_t quota, bool exact_quota, bool inner_product,
+                   float* distances, int64_t* ids, int64_t* candidates, int64_t* cells) const;
 
   int64_t D_, nlist_, M_, Ks_, dsub_;
   std::vector<float> coarse_;     // (nlist, D)

@@ -113,6 +113,9 @@ def ilopq_outputs(out: dict) -> None:
                                             "exact_quota": True})):
             model.set_search_params(**setting)
             out[f"{key}.{name}.distances"], out[f"{key}.{name}.ids"] = model.search(q, 9)
+            model.set_metric("ip")
+            out[f"{key}.{name}.ip.distances"], out[f"{key}.{name}.ip.ids"] = model.search(q, 9)
+            model.set_metric("l2")
 
 
 def pqfs_outputs(out: dict) -> None:

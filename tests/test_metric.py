@@ -165,7 +165,11 @@ def points(result):
                                                             "nprobe": 16, "niter": 4}),
                                           ("lopq", {"V": 4, "M": 8, "Ks": 64, "quota": 10 ** 6}),
                                           ("lopq", {"V": 4, "M": 8, "Ks": 64, "quota": 10 ** 6,
-                                                    "pca_dim": 24})])
+                                                    "pca_dim": 24}),
+                                          ("ilopq", {"nlist": 4, "M": 8, "Ks": 64,
+                                                     "min_cell_rows": 300}),
+                                          ("ilopq", {"nlist": 4, "M": 8, "Ks": 300,
+                                                     "min_cell_rows": 300, "local": "opq"})])
 def test_declared_plugins_search_by_inner_product_with_the_decoded_vectors(
         mips_dataset, name, params):
     plugin = create({"name": name, "seed": 0, **params})

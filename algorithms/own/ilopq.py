@@ -30,7 +30,8 @@ Ks <= 256, else uint16. ``decode``: x_hat = C[c] + mu_c + q R_c^T. Search visits
 increasing coarse distance, ``nprobe`` of them (None: all) or until ``quota`` codes were
 gathered (whole cells; exactly ``quota`` with ``exact_quota``, as faiss's max_codes), and
 ranks every candidate by its exact asymmetric distance in its cell's local frame (one
-distance table per visited cell). Bits: ``code_bits`` counts the fine code, as faiss_ivfpq's;
+distance table per visited cell). By inner product (a dataset of metric ``ip``): cells in
+decreasing <q, C[c]>, candidates by <q, x_hat> = <q, C[c] + mu_c> + <q R_c, q_hat>. Bits: ``code_bits`` counts the fine code, as faiss_ivfpq's;
 ``extra_metrics`` adds the cell bits, the training time of each stage and the number of
 cells that got their own parameters.
 
@@ -98,7 +99,8 @@ def _ilopq_calls() -> dict:
         "end_index": Call(()),
         "get_offsets": Call((A("offsets", i64, ("offsets",), out=True),), quick=True),
         "search": Call((A("query", f32, ("nq", "D")), S("nq"), S("k"), S("nprobe"), S("quota"),
-                        S("exact_quota"), A("distances", f32, ("nq", "k"), out=True),
+                        S("exact_quota"), S("inner_product"),
+                        A("distances", f32, ("nq", "k"), out=True),
                         A("ids", i64, ("nq", "k"), out=True),
                         A("candidates", i64, ("nq",), out=True),
                         A("cells", i64, ("nq",), out=True))),
@@ -119,7 +121,7 @@ def _ilopq_calls() -> dict:
 ILOPQ_CALLS = NativeTable("IVFLOPQ", _ilopq_calls(), constructor=("D", "nlist", "M", "Ks"),
                           warm=dict(D=2, nlist=2, M=1, Ks=2, ds=2, w=2, n=2, m=1, first=0,
                                     offsets=3, nq=1, k=1, nprobe=1, quota=0,
-                                    exact_quota=False))
+                                    exact_quota=False, inner_product=False))
 
 #: the largest quota the C++ search takes (an int64 count of candidates)
 MAX_QUOTA = 2 ** 62
@@ -164,6 +166,7 @@ class ILOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         Metric("local_cells", "Cells with their own local parameters (at least min_cell_rows "
                "training residuals); the others use the pooled ones.",
                display="Cells with own parameters", kind="count"))
+    search_metrics = ("l2", "ip")
 
     model_arrays = ("coarse_centroids", "local_means", "local_rotations", "codewords")
 
@@ -403,8 +406,9 @@ class ILOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
             self.exact_quota = check_flag(exact_quota, "exact_quota")
 
     def search(self, queries, k):
-        """(distances (nq, k) float32, ids (nq, k) int64), nearest first; fewer than k
-        candidates leave (+inf, -1) at the end of a row."""
+        """(distances (nq, k) float32, ids (nq, k) int64), nearest first; by the ``ip``
+        metric the inner products <q, x_hat>, largest first (cells in decreasing <q, C[c]>).
+        Fewer than k candidates leave (+inf, -1) at the end of a row (-inf by ``ip``)."""
         self._model()
         if self.codes is None:
             raise InputError(f"{self.name or 'ilopq'}: add() vectors before searching")
@@ -416,8 +420,12 @@ class ILOPQ(NativeProductCodes, CheckedCodes, Quantizer, Searcher):
         ids = np.empty((nq, k), np.int64)
         candidates = np.empty(nq, np.int64)
         cells = np.empty(nq, np.int64)
+        inner_product = self.metric == "ip"
         ILOPQ_CALLS.call(cpp, "search", queries, nq, k, self.nprobe or 0, self.quota or 0,
-                         self.exact_quota, distances, ids, candidates, cells, **self._dims())
+                         self.exact_quota, inner_product, distances, ids, candidates, cells,
+                         **self._dims())
+        if inner_product:
+            np.negative(distances, out=distances)
         self.last_search = search_stats(candidates, cells)
         return distances, ids
 
