@@ -202,9 +202,11 @@ def render_paired(frame: pd.DataFrame, fmt: str = "markdown") -> str:
                                   text_cols={len(header) - 2, len(header) - 1}))
 
 
-PAIRED_NOTE = ("Paired by query: per-query values averaged over the seeds both ran; 95% paired "
-               f"bootstrap interval ({uncertainty.N_RESAMPLES} resamples) and exact sign-flip "
-               "p-value. Paired by seed: "
+PAIRED_NOTE = ("Paired by query (1 seed): 95% paired bootstrap interval "
+               f"({uncertainty.N_RESAMPLES} resamples) and exact sign-flip p-value. Paired by "
+               "queries x seeds: t interval and p-value over the crossed design, counting the "
+               "spread between seeds' trained models as well as the query sample "
+               "(Satterthwaite's degrees of freedom). Paired by seed: "
                "95% paired t interval and p-value (Wilcoxon signed-rank p beside it: with 5 "
                "seeds it cannot go below 0.0625). Verdict at the 5% level; bold: the "
                "significantly better one.")
