@@ -169,7 +169,16 @@ def points(result):
                                           ("ilopq", {"nlist": 4, "M": 8, "Ks": 64,
                                                      "min_cell_rows": 300}),
                                           ("ilopq", {"nlist": 4, "M": 8, "Ks": 300,
-                                                     "min_cell_rows": 300, "local": "opq"})])
+                                                     "min_cell_rows": 300, "local": "opq"}),
+                                          ("faiss_sq", {"qtype": "8bit"}),
+                                          ("faiss_sq", {"qtype": "4bit"}),
+                                          ("faiss_ivfsq", {"qtype": "8bit", "nlist": 16,
+                                                           "nprobe": 16}),
+                                          ("faiss_rq", {"M": 4, "nbits": 6}),
+                                          ("faiss_lsq", {"M": 4, "nbits": 6, "train_iters": 4}),
+                                          ("faiss_prq", {"nsplits": 2, "M": 2, "nbits": 6}),
+                                          ("faiss_plsq", {"nsplits": 2, "M": 2, "nbits": 6,
+                                                          "train_iters": 4})])
 def test_declared_plugins_search_by_inner_product_with_the_decoded_vectors(
         mips_dataset, name, params):
     plugin = create({"name": name, "seed": 0, **params})

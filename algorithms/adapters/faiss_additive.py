@@ -291,6 +291,8 @@ class FastScanIndex:
 class FaissRQ(ResidualTraining, FaissAdditiveIndex):
     """faiss IndexResidualQuantizer: M codebooks of 2**nbits codewords, beam-search encoding."""
 
+    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
+
     search_types = (*L2_SEARCH_TYPES, "norm_from_LUT")
 
     def __init__(self, M: int = 8, nbits: int = 8, max_beam_size: int = 5, niter: int = 10,
@@ -299,7 +301,7 @@ class FaissRQ(ResidualTraining, FaissAdditiveIndex):
         self._residual_options(max_beam_size, niter)
 
     def _new_index(self, dim, search_type):
-        return faiss.IndexResidualQuantizer(dim, self.M, self.nbits, faiss.METRIC_L2,
+        return faiss.IndexResidualQuantizer(dim, self.M, self.nbits, self._faiss_metric(),
                                             search_type)
 
 
@@ -308,6 +310,8 @@ class FaissLSQ(LocalSearchEncoding, FaissAdditiveIndex):
     """faiss IndexLocalSearchQuantizer: M codebooks of 2**nbits codewords, iterated local
     search encoding."""
 
+    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
+
     def __init__(self, M: int = 8, nbits: int = 8, train_iters: int = 25,
                  encode_ils_iters: int = 16, search_type: str = "norm_qint8",
                  seed: int | None = None):
@@ -315,13 +319,15 @@ class FaissLSQ(LocalSearchEncoding, FaissAdditiveIndex):
         self._local_search_options(train_iters, encode_ils_iters)
 
     def _new_index(self, dim, search_type):
-        return faiss.IndexLocalSearchQuantizer(dim, self.M, self.nbits, faiss.METRIC_L2,
+        return faiss.IndexLocalSearchQuantizer(dim, self.M, self.nbits, self._faiss_metric(),
                                                search_type)
 
 
 @register("faiss_prq")
 class FaissPRQ(ResidualTraining, FaissAdditiveIndex):
     """faiss IndexProductResidualQuantizer: nsplits blocks, each an RQ of M codebooks."""
+
+    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
 
     def __init__(self, nsplits: int = 2, M: int = 4, nbits: int = 8, max_beam_size: int = 5,
                  niter: int = 10, search_type: str = "norm_qint8", seed: int | None = None):
@@ -330,12 +336,14 @@ class FaissPRQ(ResidualTraining, FaissAdditiveIndex):
 
     def _new_index(self, dim, search_type):
         return faiss.IndexProductResidualQuantizer(dim, self.nsplits, self.M, self.nbits,
-                                                   faiss.METRIC_L2, search_type)
+                                                   self._faiss_metric(), search_type)
 
 
 @register("faiss_plsq")
 class FaissPLSQ(LocalSearchEncoding, FaissAdditiveIndex):
     """faiss IndexProductLocalSearchQuantizer: nsplits blocks, each an LSQ of M codebooks."""
+
+    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
 
     def __init__(self, nsplits: int = 2, M: int = 4, nbits: int = 8, train_iters: int = 25,
                  encode_ils_iters: int = 16, search_type: str = "norm_qint8",
@@ -345,7 +353,7 @@ class FaissPLSQ(LocalSearchEncoding, FaissAdditiveIndex):
 
     def _new_index(self, dim, search_type):
         return faiss.IndexProductLocalSearchQuantizer(dim, self.nsplits, self.M, self.nbits,
-                                                      faiss.METRIC_L2, search_type)
+                                                      self._faiss_metric(), search_type)
 
 
 @register("faiss_rqfs")

@@ -26,7 +26,8 @@ scalar quantization): ``qtype`` names one of faiss's
 Vectors are float32 (n, d); codes are faiss's standalone codes (``sa_encode``), uint8
 (n, sa_code_size): for ``faiss_ivfsq`` the list number on ``coarse_code_size`` bytes, then
 the code of the vector (``by_residual``: of its residual to the list's centroid).
-Distances are squared L2 between the query and the decoded vector.
+Distances are squared L2 between the query and the decoded vector; under ``ip`` (both
+plugins) faiss's inner products with it, largest first.
 """
 from __future__ import annotations
 
@@ -114,17 +115,21 @@ class FaissScalarIndex(FaissIndexPlugin):
 
 @register("faiss_sq")
 class FaissSQ(FaissScalarIndex):
-    """faiss IndexScalarQuantizer: every component coded by ``qtype``, exhaustive search."""
+    """faiss IndexScalarQuantizer: every component coded by ``qtype``, exhaustive search
+    (METRIC_INNER_PRODUCT under ``ip``)."""
+
+    search_metrics = ("l2", "ip")
 
     def _build(self, dim):
-        return faiss.IndexScalarQuantizer(dim, QTYPES[self.qtype], faiss.METRIC_L2)
+        return faiss.IndexScalarQuantizer(dim, QTYPES[self.qtype], self._faiss_metric())
 
 
 @register("faiss_ivfsq")
 class FaissIVFSQ(InvertedFileSearch, FaissScalarIndex):
     """faiss IndexIVFScalarQuantizer: nlist k-means cells, the vector (``by_residual``: its
     residual to the cell's centroid) coded by ``qtype``; nprobe cells visited per query, at
-    most ``max_codes`` codes scanned (the last list cut; None: no limit).
+    most ``max_codes`` codes scanned (the last list cut; None: no limit). Under ``ip`` the
+    cells are an IndexFlatIP and the scan ranks by inner product (METRIC_INNER_PRODUCT).
 
     ``code_bits`` counts the code in the lists (as ``faiss_ivfpq``'s, not the list number);
     ``codes_bytes`` the codes and the 64-bit id beside each; ``model_bytes`` also the
@@ -132,6 +137,7 @@ class FaissIVFSQ(InvertedFileSearch, FaissScalarIndex):
     """
 
     stores_lists = True
+    search_metrics = ("l2", "ip")
 
     def __init__(self, qtype: str = "8bit", nlist: int = 1024, nprobe: int = 16,
                  max_codes: int | None = None, by_residual: bool = True,
@@ -141,9 +147,9 @@ class FaissIVFSQ(InvertedFileSearch, FaissScalarIndex):
         self.by_residual = check_flag(by_residual, "by_residual")
 
     def _build(self, dim):
-        coarse = faiss.IndexFlatL2(dim)
+        coarse = faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
         index = faiss.IndexIVFScalarQuantizer(coarse, dim, self.nlist, QTYPES[self.qtype],
-                                              faiss.METRIC_L2, self.by_residual)
+                                              self._faiss_metric(), self.by_residual)
         self._coarse = coarse  # keep the Python wrapper alive with the index
         index.nprobe, index.max_codes = self.nprobe, self.max_codes or 0
         if self.seed is not None:
