@@ -373,7 +373,7 @@ void rabitq_decode(const uint8_t* codes, int64_t n, int64_t d, const float* cent
 
 void rabitq_search(const uint8_t* codes, int64_t n, int64_t bits, const float* queries,
                    int64_t nq, int64_t d, const float* centre, const float* R, int64_t dp,
-                   int64_t k, float* distances, int64_t* ids) {
+                   int64_t k, bool inner_product, float* distances, int64_t* ids) {
   check_shape(dp, bits, "rabitq_search");
   if (k < 1 || k > n) throw std::invalid_argument("rabitq_search: need 1 <= k <= n");
   const int64_t row_bytes = rabitq_row_bytes(dp, bits);
@@ -385,7 +385,8 @@ void rabitq_search(const uint8_t* codes, int64_t n, int64_t bits, const float* q
       table.prepare(queries + q * d, centre, R);
       TopK<float> top(distances + q * k, ids + q * k, k);
       for (int64_t i = 0; i < n; ++i) {
-        const float dist = table.estimate(codes + i * row_bytes).second;
+        const auto est = table.estimate(codes + i * row_bytes);
+        const float dist = inner_product ? -est.first : est.second;
         if (dist < top.threshold()) top.push(dist, i);
       }
       top.finish();

@@ -56,9 +56,13 @@ void rabitq_decode(const uint8_t* codes, int64_t n, int64_t d, const float* cent
 /// The k codes of least estimated squared distance to each query (nq, d):
 /// distances (nq, k) float32, ids (nq, k) int64, nearest first, ties by the
 /// smaller id. Parallel over queries. Requires 1 <= k <= n.
+/// With inner_product, the k codes of largest estimated inner product
+/// <x - c, q - centre> instead, distances its negation, ascending; called with
+/// a zero centre (q' = q R), that is the estimate of <x - c, q> (the caller
+/// adds <c, q>).
 void rabitq_search(const uint8_t* codes, int64_t n, int64_t bits, const float* queries,
                    int64_t nq, int64_t d, const float* centre, const float* R, int64_t dp,
-                   int64_t k, float* distances, int64_t* ids);
+                   int64_t k, bool inner_product, float* distances, int64_t* ids);
 
 /// The estimator for given (query, code) pairs: for query i and code ids[i, j],
 /// inner[i, j] the estimated <x - c, q - c> and distances[i, j] the estimated

@@ -177,6 +177,9 @@ def rabitq_outputs(out: dict) -> None:
         out[f"{key}.decoded"] = model.decode(codes)
         model.add(x)
         out[f"{key}.distances"], out[f"{key}.ids"] = model.search(q, 9)
+        model.set_metric("ip")
+        out[f"{key}.ip.distances"], out[f"{key}.ip.ids"] = model.search(q, 9)
+        model.set_metric("l2")
         pairs = np.arange(29 * 7).reshape(29, 7) % 1031
         out[f"{key}.inner"] = model.estimates(q, pairs).inner
 

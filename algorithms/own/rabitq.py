@@ -26,7 +26,9 @@ the projection of the vector on its quantized direction.
 search: exhaustive, by the unbiased estimator of the paper,
 <x - c, q - c> ~ norm <y, q'> / (cos ynorm) with q' = (q - c) R and <y, q'>
 summed exactly in float (the query is not quantized), and the estimated
-squared distance norm^2 + |q'|^2 - 2 <x - c, q - c> (not clamped at 0).
+squared distance norm^2 + |q'|^2 - 2 <x - c, q - c> (not clamped at 0). By inner
+product (a dataset of metric ``ip``): <x, q> = <x - c, q> + <c, q>, whose first term is
+the same estimator with q' = q R (the query not centred).
 Distances float32, ids int64, nearest first, ties by the smaller id; the same
 bits on every SIMD path and thread count. :meth:`RaBitQ.estimates`
 exposes the estimator and the paper's error bound per (query, vector) pair.
@@ -69,7 +71,8 @@ RABITQ_CALLS = NativeTable(None, {
     "rabitq_search": Call((A("codes", _U8, ("n", "w")), S("n"), S("bits"),
                            A("queries", _F32, ("nq", "d")), S("nq"), S("d"),
                            A("centre", _F32, ("d",)), A("rotation", _F32, ("d", "dp")), S("dp"),
-                           S("k"), A("distances", _F32, ("nq", "k"), out=True),
+                           S("k"), S("inner_product"),
+                           A("distances", _F32, ("nq", "k"), out=True),
                            A("ids", _I64, ("nq", "k"), out=True))),
     "rabitq_estimate": Call((A("codes", _U8, ("n", "w")), S("n"), S("bits"),
                              A("queries", _F32, ("nq", "d")), S("nq"), S("d"),
@@ -77,7 +80,7 @@ RABITQ_CALLS = NativeTable(None, {
                              S("dp"), A("ids", _I64, ("nq", "m")), S("m"),
                              A("inner", _F32, ("nq", "m"), out=True),
                              A("distances", _F32, ("nq", "m"), out=True))),
-}, warm=dict(n=2, d=2, dp=64, bits=1, w=20, nq=2, k=1, m=1))
+}, warm=dict(n=2, d=2, dp=64, bits=1, w=20, nq=2, k=1, m=1, inner_product=False))
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class RaBitQ(NativeThreads, FittedGuard, ModelArrays, CheckedCodes, Quantizer, S
 
     model_arrays = ("centre", "rotation")
     transient: dict = {}
+    search_metrics = ("l2", "ip")
 
     def __init__(self, bits: int = 1, seed: int | None = None):
         self.bits = check_positive_int(bits, "bits", 1, 8)
@@ -231,14 +235,21 @@ class RaBitQ(NativeThreads, FittedGuard, ModelArrays, CheckedCodes, Quantizer, S
 
     def search(self, queries, k):
         """Exhaustive k-NN by estimated squared distance: (distances (nq, k) float32,
-        ids (nq, k) int64), nearest first, ties by the smaller id."""
+        ids (nq, k) int64), nearest first, ties by the smaller id. By the ``ip`` metric the
+        estimated inner products, largest first: <x, q> = <x - c, q> + <c, q>, the first
+        term the same unbiased estimator with the query rotated uncentred (q R)."""
         queries = self._queries(queries)
         n, nq = self.codes.shape[0], queries.shape[0]
         k = check_k(k, n)
         distances, ids = np.empty((nq, k), _F32), np.empty((nq, k), _I64)
+        inner_product = self.metric == "ip"
+        centre = np.zeros_like(self.centre) if inner_product else self.centre
         RABITQ_CALLS.call(native.load(), "rabitq_search", self.codes, n, self.bits, queries, nq,
-                          self.dim, self.centre, self.rotation, self.dp, k, distances, ids,
-                          **self._dims())
+                          self.dim, centre, self.rotation, self.dp, k, inner_product,
+                          distances, ids, **self._dims())
+        if inner_product:
+            np.negative(distances, out=distances)
+            distances += (queries @ self.centre)[:, None]
         return distances, ids
 
     def estimates(self, queries, ids, epsilon_0: float = EPSILON_0) -> RaBitQEstimates:
