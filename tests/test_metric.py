@@ -244,6 +244,31 @@ def test_rabitq_under_ip_ranks_by_its_unbiased_inner_product_estimate(mips_datas
     assert recall > (0.7 if bits == 1 else 0.93), recall  # measured 0.80, 0.978
 
 
+@pytest.mark.parametrize("name, params", [
+    ("faiss_rabitq", {}), ("faiss_rabitqfs", {}),
+    ("faiss_ivfrabitq", {"nlist": 8, "nprobe": 8}),
+    ("faiss_ivfrabitqfs", {"nlist": 8, "nprobe": 8})])
+def test_faiss_rabitq_under_ip_estimates_inner_products_and_reranks_them_exactly(
+        mips_dataset, name, params):
+    query, base = mips_dataset.query, mips_dataset.base
+    exact = query.astype(np.float64) @ base.T.astype(np.float64)
+    truth = np.argsort(-exact, axis=1)[:, :10]
+    plugin = create({"name": name, "nb_bits": 4, "refine": True, "seed": 0, **params})
+    plugin.set_metric("ip")
+    plugin.fit(mips_dataset.learn)
+    plugin.add(base)
+    values, ids = plugin.search(query, 10)
+    recall = np.mean([len(set(i) & set(t)) / 10 for i, t in zip(ids, truth)])
+    assert recall > 0.8, recall  # estimates of the inner products, not distances
+    error = values - np.take_along_axis(exact, ids, 1)
+    assert np.abs(error).mean() < 0.1 * np.abs(values).mean()
+    plugin.set_search_params(rerank=100)  # exact inner products of the 100 best estimates
+    values, ids = plugin.search(query, 10)
+    np.testing.assert_allclose(values, np.take_along_axis(exact, ids, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(values, np.sort(exact, axis=1)[:, ::-1][:, :10], rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_own_pq_under_ip_finds_what_faiss_and_nanopq_find(mips_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
     recall = {}

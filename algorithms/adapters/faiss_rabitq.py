@@ -86,6 +86,9 @@ class FaissRaBitQIndex(FaissIndexPlugin):
     """
 
     fast_scan = False
+    #: faiss's RaBitQ indexes estimate inner products too (METRIC_INNER_PRODUCT; the IVF
+    #: cells an IndexFlatIP); the rotation, being orthogonal, keeps them
+    search_metrics = ("l2", "ip")
 
     def set_threads(self, threads: int) -> None:
         """faiss's threads and our native core's, which rotates the vectors."""
@@ -271,7 +274,7 @@ class FaissIVFRaBitQIndex(FaissRaBitQIndex):
         super().__init__(nb_bits, rotate, refine, qb, centered, rerank, seed)
 
     def _coarse_index(self, dim):
-        self._coarse = faiss.IndexFlatL2(dim)
+        self._coarse = faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
         return self._coarse
 
     def _seeded(self, index):
@@ -328,7 +331,7 @@ class FaissRaBitQ(FaissRaBitQIndex):
     scan of the distance estimates."""
 
     def _core(self, dim):
-        return faiss.IndexRaBitQ(dim, faiss.METRIC_L2, self.nb_bits)
+        return faiss.IndexRaBitQ(dim, self._faiss_metric(), self.nb_bits)
 
 
 @register("faiss_ivfrabitq")
@@ -337,7 +340,7 @@ class FaissIVFRaBitQ(FaissIVFRaBitQIndex):
 
     def _core(self, dim):
         return self._seeded(faiss.IndexIVFRaBitQ(self._coarse_index(dim), dim, self.nlist,
-                                                 faiss.METRIC_L2, True, self.nb_bits))
+                                                 self._faiss_metric(), True, self.nb_bits))
 
 
 @register("faiss_rabitqfs")
@@ -353,7 +356,8 @@ class FaissRaBitQFastScan(FaissRaBitQIndex):
         super().__init__(nb_bits, rotate, refine, qb, centered, rerank, seed)
 
     def _core(self, dim):
-        return faiss.IndexRaBitQFastScan(dim, faiss.METRIC_L2, FAST_SCAN_BLOCK, self.nb_bits)
+        return faiss.IndexRaBitQFastScan(dim, self._faiss_metric(), FAST_SCAN_BLOCK,
+                                         self.nb_bits)
 
     def _core_params(self):
         # IndexRaBitQFastScan.search refuses search parameters: its own fields are set
@@ -380,7 +384,7 @@ class FaissIVFRaBitQFastScan(FaissIVFRaBitQIndex):
 
     def _core(self, dim):
         return self._seeded(faiss.IndexIVFRaBitQFastScan(
-            self._coarse_index(dim), dim, self.nlist, faiss.METRIC_L2, FAST_SCAN_BLOCK, True,
+            self._coarse_index(dim), dim, self.nlist, self._faiss_metric(), FAST_SCAN_BLOCK, True,
             self.nb_bits))
 
     def _scan_stats(self, stats) -> dict:
