@@ -31,9 +31,11 @@ increasing coarse distance, ``nprobe`` of them (None: all) or until ``quota`` co
 gathered (whole cells; exactly ``quota`` with ``exact_quota``, as faiss's max_codes), and
 ranks every candidate by its exact asymmetric distance in its cell's local frame (one
 distance table per visited cell). By inner product (a dataset of metric ``ip``): cells in
-decreasing <q, C[c]>, candidates by <q, x_hat> = <q, C[c] + mu_c> + <q R_c, q_hat>. Bits: ``code_bits`` counts the fine code, as faiss_ivfpq's;
-``extra_metrics`` adds the cell bits, the training time of each stage and the number of
-cells that got their own parameters.
+decreasing <q, C[c]>, candidates by <q, x_hat> = <q, C[c] + mu_c> + <q R_c, q_hat>.
+
+Bits: ``code_bits`` counts the fine code, as faiss_ivfpq's; ``extra_metrics`` adds the
+cell bits, the training time of each stage and the number of cells that got their own
+parameters.
 
 Every input is checked here, before any C++ call; bad input raises
 :class:`benchpq.checks.InputError`.
