@@ -186,6 +186,25 @@ def test_a_configuration_named_in_brackets_pairs_like_with_like(bits_sweep, caps
     assert "differ in bits" in capsys.readouterr().err
 
 
+def test_param_default_names_the_runs_that_left_it_unset(tmp_path):
+    # 'ours' ran with its default bits (not recorded) and with bits=4: the default is named
+    rng = np.random.default_rng(2)
+    for seed in range(2):
+        for bits, hit in ((None, 0.3), (4, 0.9)):
+            ranks = np.where(rng.random(N_QUERIES) < hit, 0, -1)
+            for name in ("ours", "theirs"):
+                rid = f"{name}{bits}-{seed}"
+                rec = record(rid, name, seed, ranks, 1.0)
+                rec["params"] = {} if bits is None else {"bits": bits}
+                write_record(record_path(tmp_path, rid), rec)
+    df = load_records(tmp_path)
+    frame = paired_comparison(df, "ours[bits=default]", "theirs[bits=default]")
+    row = frame.set_index("metric").loc["recall@10"]
+    assert abs(row["mean A"] - 0.3) < 0.06 and row["diff"] == 0.0
+    four = paired_comparison(df, "ours[bits=4]", "ours[bits=default]").set_index("metric")
+    assert four.loc["recall@10", "diff"] == pytest.approx(0.6, abs=0.06)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("ours[bits=1=theirs", "without its ']'"),
     ("ours[bits]=theirs", "'bits' is not param=value"),

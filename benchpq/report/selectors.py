@@ -6,7 +6,8 @@ against ``faiss_rabitq`` at nb_bits 1 and 4: the two name their bits differently
 them would compare unlike runs, so the comparison is refused, naming the params that
 differ, and a side names its configuration with params in brackets:
 ``rabitq[bits=4]=faiss_rabitq[nb_bits=4]``, several separated by commas
-(``pq[M=8,Ks=256]``).
+(``pq[M=8,Ks=256]``). ``param=default`` names the runs that did not set the param (which
+ran with the plugin's default): ``opq[niter=default]=opq[niter=9]``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import pandas as pd
 
 from .formatting import format_key
 from .load import ReportError, param_columns
+
+#: the value that selects runs which left a param unset
+DEFAULT = "default"
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,10 @@ def parse_selector(text: str) -> Selector:
 
 
 def _matches(column: pd.Series, value: str) -> pd.Series:
-    """Cells of ``column`` equal to ``value`` (given as text): numbers compared as numbers."""
+    """Cells of ``column`` equal to ``value`` (given as text): numbers compared as numbers;
+    :data:`DEFAULT` matches the unset cells."""
+    if value == DEFAULT:
+        return column.isna()
     number = pd.to_numeric(pd.Series([value]), errors="coerce").iat[0]
     if pd.notna(number):
         return pd.to_numeric(column, errors="coerce") == number
