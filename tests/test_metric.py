@@ -269,6 +269,21 @@ def test_faiss_rabitq_under_ip_estimates_inner_products_and_reranks_them_exactly
                                atol=1e-4)
 
 
+def test_ilopq_under_ip_visits_the_cell_of_the_largest_inner_product(mips_dataset):
+    model = create({"name": "ilopq", "nlist": 8, "M": 4, "Ks": 16, "nprobe": 1,
+                    "min_cell_rows": 100, "seed": 0})
+    model.set_metric("ip")
+    model.fit(mips_dataset.learn)
+    model.add(mips_dataset.base)
+    query, centroids = mips_dataset.query, model.coarse_centroids
+    best = (query @ centroids.T).argmax(axis=1)
+    nearest = ((query[:, None] - centroids) ** 2).sum(-1).argmin(axis=1)
+    assert np.mean(best != nearest) > 0.2  # the two metrics pick other cells
+    _, ids = model.search(query, 5)
+    for row, cell in zip(ids, best):
+        assert np.all(model.codes[row[row >= 0], 0] == cell)
+
+
 def test_own_pq_under_ip_finds_what_faiss_and_nanopq_find(mips_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHPQ_CACHE", str(tmp_path))
     recall = {}
