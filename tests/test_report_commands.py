@@ -20,7 +20,7 @@ from benchpq.metric_table import known, lookup, plugin_metrics, spec
 from benchpq.report.cli import build_parser, main, names
 from benchpq.report.load import parse_floors
 from benchpq.report.pareto import default_axes
-from benchpq.report.selectors import parse_pair
+from benchpq.report.selectors import DEFAULT, parse_pair
 from benchpq.store.records import record_path, write_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ def sweep_for(args, tmp_path: Path) -> None:
                         "algorithm": algorithm, "dataset": dataset, "task": "search",
                         "params": {"M": 8, **{p: setting for p in params},
                                    **{k: int(v) if v.isdigit() else v
-                                      for k, v in config.items()}},
+                                      for k, v in config.items() if v != DEFAULT}},
                         "seed": seed, "threads": 1, "simd": "avx2",
                         "metrics": {**{m: value(m, seed, a) * (1 + setting / 100)
                                        for m in sorted(metrics)},
