@@ -312,11 +312,10 @@ void IVFLOPQ::search_impl(const FineT* list_codes, const float* queries, int64_t
                   fine_nearest_[c * M_ + m].distances(frame + m * dsub_, table + m * Ks_);
                 continue;
               }
-              const float* cw = codewords_.data() + c * M_ * Ks_ * dsub_;
               for (int64_t m = 0; m < M_; ++m)
-                for (int64_t u = 0; u < Ks_; ++u)
-                  table[m * Ks_ + u] =
-                      -inner(frame + m * dsub_, cw + (m * Ks_ + u) * dsub_, dsub_);
+                negated_inner_products(frame + m * dsub_,
+                                       codewords_.data() + (c * M_ + m) * Ks_ * dsub_, Ks_,
+                                       dsub_, table + m * Ks_);
               const float* y = queries + (q0 + i) * D_;
               const float offset = inner(y, cen, D_) + inner(y, mu, D_);
               for (int64_t u = 0; u < Ks_; ++u) table[u] -= offset;

@@ -117,25 +117,17 @@ void LOPQ::get_local(float* means, float* rotations) const {
   std::memcpy(rotations, rotations_.data(), rotations_.size() * sizeof(float));
 }
 
-// out (h) = (x_s - C[s][c] - mu[s][c]) R[s][c]; x points at half s of a vector.
-void LOPQ::project_half(const float* x, int64_t s, int64_t c, float* out) const {
+// out (h) = (x_s - C[s][c] - mu[s][c]) R[s][c], or x_s R[s][c] when not centred; x
+// points at half s of a vector.
+void LOPQ::project_half(const float* x, int64_t s, int64_t c, float* out, bool centred) const {
   const float* cen = coarse_.data() + (s * V_ + c) * h_;
   const float* mu = means_.data() + (s * V_ + c) * h_;
   const float* R = rotations_.data() + (s * V_ + c) * h_ * h_;
   std::fill(out, out + h_, 0.0f);
   for (int64_t t = 0; t < h_; ++t) {
-    const float r = x[t] - cen[t] - mu[t];
+    const float r = centred ? x[t] - cen[t] - mu[t] : x[t];
     const float* row = R + t * h_;
     for (int64_t j = 0; j < h_; ++j) out[j] = fmadd(r, row[j], out[j]);
-  }
-}
-
-void LOPQ::rotate_half(const float* x, int64_t s, int64_t c, float* out) const {
-  const float* R = rotations_.data() + (s * V_ + c) * h_ * h_;
-  std::fill(out, out + h_, 0.0f);
-  for (int64_t t = 0; t < h_; ++t) {
-    const float* row = R + t * h_;
-    for (int64_t j = 0; j < h_; ++j) out[j] = fmadd(x[t], row[j], out[j]);
   }
 }
 
@@ -148,12 +140,10 @@ void LOPQ::half_table(const float* y, int64_t s, int64_t c, bool inner_product, 
       fine_nearest_[s * Mh + m].distances(frame + m * dsub_, table + m * Ks_);
     return;
   }
-  rotate_half(y, s, c, frame);
-  for (int64_t m = 0; m < Mh; ++m) {
-    const float* cw = codewords_.data() + (s * Mh + m) * Ks_ * dsub_;
-    float* t = table + m * Ks_;
-    for (int64_t j = 0; j < Ks_; ++j) t[j] = -inner(frame + m * dsub_, cw + j * dsub_, dsub_);
-  }
+  project_half(y, s, c, frame, /*centred=*/false);
+  for (int64_t m = 0; m < Mh; ++m)
+    negated_inner_products(frame + m * dsub_, codewords_.data() + (s * Mh + m) * Ks_ * dsub_,
+                           Ks_, dsub_, table + m * Ks_);
   const float offset = inner(y, coarse_.data() + (s * V_ + c) * h_, h_) +
                        inner(y, means_.data() + (s * V_ + c) * h_, h_);
   for (int64_t j = 0; j < Ks_; ++j) table[j] -= offset;

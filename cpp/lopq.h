@@ -126,8 +126,8 @@ class LOPQ {
 
  private:
   void prepare_fine();
-  void project_half(const float* x, int64_t s, int64_t c, float* out) const;
-  void rotate_half(const float* x, int64_t s, int64_t c, float* out) const;
+  void project_half(const float* x, int64_t s, int64_t c, float* out,
+                    bool centred = true) const;
   void half_table(const float* y, int64_t s, int64_t c, bool inner_product, float* frame,
                   float* table) const;
   void nearest_cells(const float* x, int64_t nb, int32_t* cells) const;

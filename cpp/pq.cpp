@@ -89,8 +89,7 @@ void ProductQuantizer::subspace_table(const float* sub, int64_t m, float* out) c
 }
 
 void ProductQuantizer::subspace_ip_table(const float* sub, int64_t m, float* out) const {
-  const float* c = codewords_.data() + m * Ks_ * dsub_;
-  for (int64_t j = 0; j < Ks_; ++j) out[j] = -inner(sub, c + j * dsub_, dsub_);
+  negated_inner_products(sub, codewords_.data() + m * Ks_ * dsub_, Ks_, dsub_, out);
 }
 
 void ProductQuantizer::train(const float* x, int64_t n, int niter, int init, uint64_t seed,

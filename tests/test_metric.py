@@ -210,6 +210,7 @@ def test_lopq_under_ip_visits_the_cell_of_the_largest_coarse_inner_product(mips_
                + ((query[:, None, h:] - c1) ** 2).sum(-1)[:, None, :]).reshape(len(query), -1)
     assert np.mean(best != nearest.argmin(axis=1)) > 0.2  # the two metrics pick other cells
     _, ids = lopq.search(mips_dataset.query, 5)
+    assert np.mean(ids[:, 0] >= 0) > 0.9  # the visited cell holds results (measured 0.98)
     cells = lopq.codes[:, 0].astype(np.int64) * 8 + lopq.codes[:, 1]
     for q in range(len(query)):
         found = ids[q][ids[q] >= 0]
@@ -280,6 +281,9 @@ def test_ilopq_under_ip_visits_the_cell_of_the_largest_inner_product(mips_datase
     nearest = ((query[:, None] - centroids) ** 2).sum(-1).argmin(axis=1)
     assert np.mean(best != nearest) > 0.2  # the two metrics pick other cells
     _, ids = model.search(query, 5)
+    # the visited cell holds results for most queries (measured 0.72: vectors join their
+    # nearest cell, so the cell of largest <q, C> can be empty)
+    assert np.mean(ids[:, 0] >= 0) > 0.6
     for row, cell in zip(ids, best):
         assert np.all(model.codes[row[row >= 0], 0] == cell)
 

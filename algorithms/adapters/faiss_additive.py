@@ -105,6 +105,8 @@ class FaissAdditiveIndex(FaissIndexPlugin):
 
     #: the search types the index takes
     search_types: tuple[str, ...] = L2_SEARCH_TYPES
+    #: by inner product: faiss's METRIC_INNER_PRODUCT look-up tables
+    search_metrics = ("l2", "ip")
     #: the only nbits the index takes (None: 1 .. 16)
     fixed_nbits: int | None = None
 
@@ -260,6 +262,8 @@ class FastScanIndex:
 
     search_types = FAST_SCAN_NORMS
     fixed_nbits = 4
+    #: the norm code and the query norm added back serve L2 only
+    search_metrics = ("l2",)
 
     def _fast_scan_options(self, rescale_norm) -> None:
         self.rescale_norm = check_flag(rescale_norm, "rescale_norm")
@@ -291,8 +295,6 @@ class FastScanIndex:
 class FaissRQ(ResidualTraining, FaissAdditiveIndex):
     """faiss IndexResidualQuantizer: M codebooks of 2**nbits codewords, beam-search encoding."""
 
-    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
-
     search_types = (*L2_SEARCH_TYPES, "norm_from_LUT")
 
     def __init__(self, M: int = 8, nbits: int = 8, max_beam_size: int = 5, niter: int = 10,
@@ -310,8 +312,6 @@ class FaissLSQ(LocalSearchEncoding, FaissAdditiveIndex):
     """faiss IndexLocalSearchQuantizer: M codebooks of 2**nbits codewords, iterated local
     search encoding."""
 
-    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
-
     def __init__(self, M: int = 8, nbits: int = 8, train_iters: int = 25,
                  encode_ils_iters: int = 16, search_type: str = "norm_qint8",
                  seed: int | None = None):
@@ -327,8 +327,6 @@ class FaissLSQ(LocalSearchEncoding, FaissAdditiveIndex):
 class FaissPRQ(ResidualTraining, FaissAdditiveIndex):
     """faiss IndexProductResidualQuantizer: nsplits blocks, each an RQ of M codebooks."""
 
-    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
-
     def __init__(self, nsplits: int = 2, M: int = 4, nbits: int = 8, max_beam_size: int = 5,
                  niter: int = 10, search_type: str = "norm_qint8", seed: int | None = None):
         super().__init__(M, nbits, search_type, nsplits, seed)
@@ -342,8 +340,6 @@ class FaissPRQ(ResidualTraining, FaissAdditiveIndex):
 @register("faiss_plsq")
 class FaissPLSQ(LocalSearchEncoding, FaissAdditiveIndex):
     """faiss IndexProductLocalSearchQuantizer: nsplits blocks, each an LSQ of M codebooks."""
-
-    search_metrics = ("l2", "ip")  # METRIC_INNER_PRODUCT: look-up tables of inner products
 
     def __init__(self, nsplits: int = 2, M: int = 4, nbits: int = 8, train_iters: int = 25,
                  encode_ils_iters: int = 16, search_type: str = "norm_qint8",

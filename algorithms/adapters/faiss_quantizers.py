@@ -128,6 +128,11 @@ class FaissIndexPlugin(FittedGuard, Quantizer, Searcher):
         """faiss's metric constant for the metric in force (:meth:`set_metric`)."""
         return faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2
 
+    def _flat_cells(self, dim: int):
+        """A new exact index of an inverted file's cell centroids under the metric in force:
+        IndexFlatIP (a query visits the cells of largest inner product) or IndexFlatL2."""
+        return faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
+
     # -- pickling: the index through faiss.serialize_index -----------------
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("index", "_parts",
@@ -416,7 +421,7 @@ class FaissIVFPQ(InvertedFileSearch, FaissProductIndex):
 
     def _ivf_pq(self, dim):
         """A new IndexIVFPQ with this plugin's settings."""
-        coarse = faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
+        coarse = self._flat_cells(dim)
         index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.M, self.nbits,
                                  self._faiss_metric())
         self._coarse = coarse

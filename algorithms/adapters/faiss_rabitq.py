@@ -274,7 +274,7 @@ class FaissIVFRaBitQIndex(FaissRaBitQIndex):
         super().__init__(nb_bits, rotate, refine, qb, centered, rerank, seed)
 
     def _coarse_index(self, dim):
-        self._coarse = faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
+        self._coarse = self._flat_cells(dim)
         return self._coarse
 
     def _seeded(self, index):

@@ -147,7 +147,7 @@ class FaissIVFSQ(InvertedFileSearch, FaissScalarIndex):
         self.by_residual = check_flag(by_residual, "by_residual")
 
     def _build(self, dim):
-        coarse = faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
+        coarse = self._flat_cells(dim)
         index = faiss.IndexIVFScalarQuantizer(coarse, dim, self.nlist, QTYPES[self.qtype],
                                               self._faiss_metric(), self.by_residual)
         self._coarse = coarse  # keep the Python wrapper alive with the index

@@ -175,7 +175,7 @@ def display_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[
             return format_number(m, v) if not (isinstance(v, float) and math.isnan(v)) else ""
         interval = f"[{num(r.ci_low)}, {num(r.ci_high)}]" if num(r.ci_low) else ""
         paired_by = {"query": f"{r.n} queries (1 seed)",
-                     "query x seed": f"{r.n // max(r.seeds, 1)} queries x {r.seeds} seeds"
+                     "query x seed": f"{r.n // r.seeds} queries x {r.seeds} seeds"
                      }.get(r.unit, f"{r.n} seeds")
         rows.append([*(format_key(r[k]) for k in keys), m, num(r["mean A"]), num(r["mean B"]),
                      _signed(num(r["diff"])), interval, format_p(r.p), format_p(r.p_wilcoxon),

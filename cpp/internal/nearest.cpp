@@ -131,4 +131,9 @@ float inner(const float* a, const float* b, int64_t d) {
   return s;
 }
 
+void negated_inner_products(const float* x, const float* codewords, int64_t k, int64_t d,
+                            float* out) {
+  for (int64_t j = 0; j < k; ++j) out[j] = -inner(x, codewords + j * d, d);
+}
+
 }  // namespace benchpq

@@ -43,4 +43,9 @@ float l2sqr(const float* a, const float* b, int64_t d);
 /// Inner product of two d-vectors, with l2sqr's lanes and order of sums.
 float inner(const float* a, const float* b, int64_t d);
 
+/// out[j] = -inner(x, c_j, d) for the k codewords (k, d) row-major: an inner-product
+/// table row, summed and ranked as distances (the largest inner products first).
+void negated_inner_products(const float* x, const float* codewords, int64_t k, int64_t d,
+                            float* out);
+
 }  // namespace benchpq
